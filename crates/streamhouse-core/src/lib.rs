@@ -1,0 +1,18 @@
+//! Shared vocabulary of StreamHouse: records, topic names and configuration,
+//! and the error kinds every crate maps its own errors onto.
+//!
+//! This crate does no I/O. Everything here is plain data and validation, so
+//! the metadata store, the storage engine and the protocol servers agree on
+//! what a valid topic or record is.
+
+mod error;
+mod record;
+mod topic;
+
+pub use error::{ErrorKind, ValidationError};
+pub use record::{Header, Record};
+pub use topic::{
+    CleanupPolicy, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_RETENTION_MS, MAX_PARTITIONS,
+    MAX_TOPIC_NAME_LEN, TopicConfig, TopicPartition,
+    validate_partition_count, validate_topic_name,
+};

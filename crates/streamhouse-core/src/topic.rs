@@ -1,0 +1,332 @@
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use crate::error::ValidationError;
+
+/// Kafka's limit on topic name length.
+pub const MAX_TOPIC_NAME_LEN: usize = 249;
+/// Upper bound on partitions per topic, to keep one request from creating an
+/// unbounded number of metadata rows.
+pub const MAX_PARTITIONS: i32 = 10_000;
+/// Kafka's default `max.message.bytes` (1 MiB plus record batch overhead).
+pub const DEFAULT_MAX_MESSAGE_BYTES: i32 = 1_048_588;
+/// Kafka's default `retention.ms`: seven days.
+pub const DEFAULT_RETENTION_MS: i64 = 7 * 24 * 60 * 60 * 1000;
+
+/// Checks a topic name against Kafka's rules: 1 to 249 characters of
+/// `[a-zA-Z0-9._-]`, and not `.` or `..`.
+pub fn validate_topic_name(name: &str) -> Result<(), ValidationError> {
+    let invalid = |reason| {
+        Err(ValidationError::InvalidTopicName {
+            name: name.to_string(),
+            reason,
+        })
+    };
+    if name.is_empty() {
+        return invalid("must not be empty");
+    }
+    if name.len() > MAX_TOPIC_NAME_LEN {
+        return invalid("must be at most 249 characters");
+    }
+    if name == "." || name == ".." {
+        return invalid("must not be '.' or '..'");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        return invalid("may contain only ASCII letters, digits, '.', '_' and '-'");
+    }
+    Ok(())
+}
+
+/// Checks a requested partition count.
+pub fn validate_partition_count(count: i64) -> Result<i32, ValidationError> {
+    if (1..=i64::from(MAX_PARTITIONS)).contains(&count) {
+        // The range check above makes the conversion lossless.
+        Ok(count as i32)
+    } else {
+        Err(ValidationError::InvalidPartitionCount {
+            count,
+            max: MAX_PARTITIONS,
+        })
+    }
+}
+
+/// A topic name and partition number.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicPartition {
+    pub topic: Arc<str>,
+    pub partition: i32,
+}
+
+impl TopicPartition {
+    pub fn new(topic: impl Into<Arc<str>>, partition: i32) -> Self {
+        Self {
+            topic: topic.into(),
+            partition,
+        }
+    }
+}
+
+impl fmt::Display for TopicPartition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.topic, self.partition)
+    }
+}
+
+/// What happens to old data of a topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CleanupPolicy {
+    Delete,
+    Compact,
+    CompactDelete,
+}
+
+impl CleanupPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CleanupPolicy::Delete => "delete",
+            CleanupPolicy::Compact => "compact",
+            CleanupPolicy::CompactDelete => "compact,delete",
+        }
+    }
+}
+
+/// Kafka topic configuration names that StreamHouse accepts and stores.
+/// Those with a typed accessor on [`TopicConfig`] change StreamHouse's
+/// behaviour; the others are kept so that tools which set them work.
+const KNOWN_CONFIGS: &[&str] = &[
+    "cleanup.policy",
+    "compression.type",
+    "delete.retention.ms",
+    "file.delete.delay.ms",
+    "flush.messages",
+    "flush.ms",
+    "index.interval.bytes",
+    "max.compaction.lag.ms",
+    "max.message.bytes",
+    "message.downconversion.enable",
+    "message.format.version",
+    "message.timestamp.after.max.ms",
+    "message.timestamp.before.max.ms",
+    "message.timestamp.difference.max.ms",
+    "message.timestamp.type",
+    "min.cleanable.dirty.ratio",
+    "min.compaction.lag.ms",
+    "min.insync.replicas",
+    "preallocate",
+    "retention.bytes",
+    "retention.ms",
+    "segment.bytes",
+    "segment.index.bytes",
+    "segment.jitter.ms",
+    "segment.ms",
+    "unclean.leader.election.enable",
+];
+
+/// A topic's configuration overrides, keyed by Kafka config name.
+///
+/// Only overrides are stored; the typed accessors fall back to Kafka's
+/// defaults. Values are validated when the config is built, so a stored
+/// config always parses.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct TopicConfig {
+    overrides: BTreeMap<String, String>,
+}
+
+impl TopicConfig {
+    /// Builds a config from name/value pairs, rejecting unknown names and
+    /// values that do not parse.
+    pub fn from_pairs<I, K, V>(pairs: I) -> Result<Self, ValidationError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        let mut config = TopicConfig::default();
+        for (key, value) in pairs {
+            config.set(key.into(), value.into())?;
+        }
+        Ok(config)
+    }
+
+    /// Sets one override after validating it.
+    pub fn set(&mut self, key: String, value: String) -> Result<(), ValidationError> {
+        if !KNOWN_CONFIGS.contains(&key.as_str()) {
+            return Err(ValidationError::UnknownConfig { key });
+        }
+        validate_value(&key, &value)?;
+        self.overrides.insert(key, value);
+        Ok(())
+    }
+
+    /// Removes an override, restoring the default.
+    pub fn remove(&mut self, key: &str) -> Option<String> {
+        self.overrides.remove(key)
+    }
+
+    /// The overrides, for storage and for DescribeConfigs.
+    pub fn overrides(&self) -> &BTreeMap<String, String> {
+        &self.overrides
+    }
+
+    /// The value a config has, explicit or default, as Kafka reports it.
+    pub fn effective(&self, key: &str) -> Option<String> {
+        if let Some(value) = self.overrides.get(key) {
+            return Some(value.clone());
+        }
+        match key {
+            "retention.ms" => Some(DEFAULT_RETENTION_MS.to_string()),
+            "retention.bytes" => Some("-1".to_string()),
+            "cleanup.policy" => Some("delete".to_string()),
+            "max.message.bytes" => Some(DEFAULT_MAX_MESSAGE_BYTES.to_string()),
+            _ => None,
+        }
+    }
+
+    /// `retention.ms`; `None` means keep forever (-1).
+    pub fn retention_ms(&self) -> Option<i64> {
+        let value = self.int("retention.ms").unwrap_or(DEFAULT_RETENTION_MS);
+        (value >= 0).then_some(value)
+    }
+
+    /// `retention.bytes` per partition; `None` means unbounded (-1).
+    pub fn retention_bytes(&self) -> Option<i64> {
+        let value = self.int("retention.bytes").unwrap_or(-1);
+        (value >= 0).then_some(value)
+    }
+
+    pub fn max_message_bytes(&self) -> i32 {
+        self.int("max.message.bytes")
+            .and_then(|v| i32::try_from(v).ok())
+            .unwrap_or(DEFAULT_MAX_MESSAGE_BYTES)
+    }
+
+    pub fn cleanup_policy(&self) -> CleanupPolicy {
+        match self.overrides.get("cleanup.policy").map(String::as_str) {
+            Some(value) => parse_cleanup_policy(value).unwrap_or(CleanupPolicy::Delete),
+            None => CleanupPolicy::Delete,
+        }
+    }
+
+    fn int(&self, key: &str) -> Option<i64> {
+        self.overrides.get(key).and_then(|v| v.trim().parse().ok())
+    }
+}
+
+fn parse_cleanup_policy(value: &str) -> Option<CleanupPolicy> {
+    let mut parts: Vec<&str> = value.split(',').map(str::trim).collect();
+    parts.sort_unstable();
+    parts.dedup();
+    match parts.as_slice() {
+        ["delete"] => Some(CleanupPolicy::Delete),
+        ["compact"] => Some(CleanupPolicy::Compact),
+        ["compact", "delete"] => Some(CleanupPolicy::CompactDelete),
+        _ => None,
+    }
+}
+
+fn validate_value(key: &str, value: &str) -> Result<(), ValidationError> {
+    let invalid = |reason| {
+        Err(ValidationError::InvalidConfigValue {
+            key: key.to_string(),
+            value: value.to_string(),
+            reason,
+        })
+    };
+    match key {
+        "retention.ms" | "retention.bytes" => match value.trim().parse::<i64>() {
+            Ok(v) if v >= -1 => Ok(()),
+            _ => invalid("must be an integer >= -1"),
+        },
+        "max.message.bytes" => match value.trim().parse::<i32>() {
+            Ok(v) if v > 0 => Ok(()),
+            _ => invalid("must be a positive 32-bit integer"),
+        },
+        "cleanup.policy" => match parse_cleanup_policy(value) {
+            Some(_) => Ok(()),
+            None => invalid("must be delete, compact or compact,delete"),
+        },
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_valid_topic_names() {
+        for name in ["a", "orders", "my.topic_v2-eu", &"x".repeat(249), "..."] {
+            assert_eq!(validate_topic_name(name), Ok(()), "{name}");
+        }
+    }
+
+    #[test]
+    fn rejects_invalid_topic_names() {
+        for name in ["", ".", "..", "has space", "slash/", "ü", &"x".repeat(250)] {
+            assert!(
+                matches!(
+                    validate_topic_name(name),
+                    Err(ValidationError::InvalidTopicName { .. })
+                ),
+                "{name:?} should be rejected"
+            );
+        }
+    }
+
+    #[test]
+    fn partition_count_bounds() {
+        assert_eq!(validate_partition_count(1), Ok(1));
+        assert_eq!(validate_partition_count(10_000), Ok(10_000));
+        assert!(validate_partition_count(0).is_err());
+        assert!(validate_partition_count(-3).is_err());
+        assert!(validate_partition_count(10_001).is_err());
+    }
+
+    #[test]
+    fn config_defaults_and_overrides() {
+        let config = TopicConfig::default();
+        assert_eq!(config.retention_ms(), Some(DEFAULT_RETENTION_MS));
+        assert_eq!(config.retention_bytes(), None);
+        assert_eq!(config.max_message_bytes(), DEFAULT_MAX_MESSAGE_BYTES);
+        assert_eq!(config.cleanup_policy(), CleanupPolicy::Delete);
+
+        let config = TopicConfig::from_pairs([
+            ("retention.ms", "-1"),
+            ("retention.bytes", "1000"),
+            ("max.message.bytes", "512"),
+            ("cleanup.policy", "delete,compact"),
+            ("min.insync.replicas", "2"),
+        ])
+        .expect("valid config");
+        assert_eq!(config.retention_ms(), None);
+        assert_eq!(config.retention_bytes(), Some(1000));
+        assert_eq!(config.max_message_bytes(), 512);
+        assert_eq!(config.cleanup_policy(), CleanupPolicy::CompactDelete);
+        assert_eq!(config.effective("min.insync.replicas").as_deref(), Some("2"));
+    }
+
+    #[test]
+    fn config_rejects_bad_values_and_unknown_names() {
+        assert!(matches!(
+            TopicConfig::from_pairs([("retention.ms", "soon")]),
+            Err(ValidationError::InvalidConfigValue { .. })
+        ));
+        assert!(matches!(
+            TopicConfig::from_pairs([("max.message.bytes", "0")]),
+            Err(ValidationError::InvalidConfigValue { .. })
+        ));
+        assert!(matches!(
+            TopicConfig::from_pairs([("cleanup.policy", "shred")]),
+            Err(ValidationError::InvalidConfigValue { .. })
+        ));
+        assert!(matches!(
+            TopicConfig::from_pairs([("no.such.config", "1")]),
+            Err(ValidationError::UnknownConfig { .. })
+        ));
+    }
+}

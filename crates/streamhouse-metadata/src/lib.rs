@@ -1,0 +1,23 @@
+//! The metadata store: topics, partitions, the segment index and consumer
+//! offsets, behind one async trait with SQLite and PostgreSQL backends.
+//!
+//! The invariant that matters: the metadata store is the sequencer. A flush
+//! becomes visible, and gets its offsets, only inside
+//! [`MetadataStore::commit_flush`]'s single transaction, so any number of
+//! agents can write the same partition without leases or leaders.
+
+mod error;
+mod open;
+mod sql;
+mod store;
+pub mod testing;
+mod types;
+
+pub use error::{MetadataError, Result};
+pub use open::open;
+pub use sql::{PostgresStore, SqliteStore};
+pub use store::MetadataStore;
+pub use types::{
+    CommittedOffset, FlushCommit, NewTopic, OffsetCommit, PartitionInfo, PendingSegment,
+    SegmentInfo, SegmentOutcome, Topic, TopicDescription,
+};

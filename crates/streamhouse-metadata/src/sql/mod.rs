@@ -1,0 +1,625 @@
+//! SQL backends. Both speak the same SQL for everything except the flush
+//! commit, whose batching is backend-specific; the shared statements live
+//! here and are compiled into each backend by [`impl_shared_queries!`], so
+//! there is one copy of each query and of the row mapping.
+
+mod postgres;
+mod sqlite;
+
+use std::collections::BTreeMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use streamhouse_core::TopicConfig;
+
+use crate::error::{MetadataError, Result};
+use crate::types::{CommittedOffset, FlushCommit, PendingSegment, SegmentInfo, SegmentOutcome, Topic};
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+pub(crate) const INSERT_TOPIC: &str = "INSERT INTO topics (name, topic_id, partition_count, config, created_at) \
+     VALUES ($1, $2, $3, $4, $5)";
+
+/// Inserts partitions `$2 .. $3` of topic `$1` in one statement.
+pub(crate) const INSERT_PARTITION_RANGE: &str = "INSERT INTO partitions (topic, partition_id) \
+     WITH RECURSIVE seq(n) AS ( \
+         SELECT CAST($2 AS INTEGER) \
+         UNION ALL SELECT n + 1 FROM seq WHERE n + 1 < CAST($3 AS INTEGER) \
+     ) SELECT $1, n FROM seq";
+
+pub(crate) const SELECT_TOPICS: &str =
+    "SELECT name, topic_id, partition_count, config, created_at FROM topics ORDER BY name";
+
+pub(crate) const SELECT_TOPIC: &str =
+    "SELECT name, topic_id, partition_count, config, created_at FROM topics WHERE name = $1";
+
+pub(crate) const SELECT_PARTITIONS: &str = "SELECT partition_id, high_watermark, log_start_offset \
+     FROM partitions WHERE topic = $1 ORDER BY partition_id";
+
+pub(crate) const SELECT_PARTITION: &str = "SELECT partition_id, high_watermark, log_start_offset \
+     FROM partitions WHERE topic = $1 AND partition_id = $2";
+
+pub(crate) const DELETE_TOPIC: &str = "DELETE FROM topics WHERE name = $1";
+
+pub(crate) const GROW_TOPIC: &str =
+    "UPDATE topics SET partition_count = $3 WHERE name = $1 AND partition_count = $2";
+
+pub(crate) const SELECT_SEGMENTS: &str = "SELECT id, topic, partition_id, base_offset, end_offset, \
+     record_count, size_bytes, s3_bucket, s3_key, byte_offset, byte_length, min_timestamp, \
+     max_timestamp, created_at \
+     FROM segments WHERE topic = $1 AND partition_id = $2 AND end_offset >= $3 \
+     ORDER BY base_offset LIMIT $4";
+
+pub(crate) const SELECT_OBJECT_SEGMENTS: &str =
+    "SELECT topic, partition_id, base_offset, end_offset, byte_offset \
+     FROM segments WHERE s3_bucket = $1 AND s3_key = $2";
+
+pub(crate) const UPSERT_OFFSET: &str = "INSERT INTO consumer_offsets \
+     (group_id, topic, partition_id, committed_offset, metadata, committed_at) \
+     VALUES ($1, $2, $3, $4, $5, $6) \
+     ON CONFLICT (group_id, topic, partition_id) DO UPDATE SET \
+     committed_offset = excluded.committed_offset, metadata = excluded.metadata, \
+     committed_at = excluded.committed_at";
+
+pub(crate) const PARTITION_EXISTS: &str =
+    "SELECT COUNT(*) FROM partitions WHERE topic = $1 AND partition_id = $2";
+
+pub(crate) const SELECT_GROUP_OFFSETS: &str = "SELECT group_id, topic, partition_id, committed_offset, \
+     metadata, committed_at FROM consumer_offsets WHERE group_id = $1 \
+     ORDER BY topic, partition_id";
+
+pub(crate) const SELECT_GROUPS: &str =
+    "SELECT DISTINCT group_id FROM consumer_offsets ORDER BY group_id";
+
+pub(crate) const DELETE_GROUP: &str = "DELETE FROM consumer_offsets WHERE group_id = $1";
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct TopicRow {
+    name: String,
+    topic_id: String,
+    partition_count: i32,
+    config: String,
+    created_at: i64,
+}
+
+impl TopicRow {
+    pub(crate) fn into_topic(self) -> Result<Topic> {
+        let config: TopicConfig =
+            serde_json::from_str(&self.config).map_err(|e| MetadataError::CorruptRow {
+                what: "topic config",
+                detail: format!("topic {}: {e}", self.name),
+            })?;
+        Ok(Topic {
+            name: self.name,
+            topic_id: self.topic_id,
+            partition_count: self.partition_count,
+            config,
+            created_at: self.created_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct PartitionRow {
+    partition_id: i32,
+    high_watermark: i64,
+    log_start_offset: i64,
+}
+
+impl From<PartitionRow> for crate::types::PartitionInfo {
+    fn from(row: PartitionRow) -> Self {
+        Self {
+            partition: row.partition_id,
+            high_watermark: row.high_watermark,
+            log_start_offset: row.log_start_offset,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct SegmentRow {
+    id: i64,
+    topic: String,
+    partition_id: i32,
+    base_offset: i64,
+    end_offset: i64,
+    record_count: i64,
+    size_bytes: i64,
+    s3_bucket: String,
+    s3_key: String,
+    byte_offset: i64,
+    byte_length: i64,
+    min_timestamp: i64,
+    max_timestamp: i64,
+    created_at: i64,
+}
+
+impl From<SegmentRow> for SegmentInfo {
+    fn from(row: SegmentRow) -> Self {
+        Self {
+            id: row.id,
+            topic: row.topic,
+            partition: row.partition_id,
+            base_offset: row.base_offset,
+            end_offset: row.end_offset,
+            record_count: row.record_count,
+            size_bytes: row.size_bytes,
+            bucket: row.s3_bucket,
+            key: row.s3_key,
+            byte_offset: row.byte_offset,
+            byte_length: row.byte_length,
+            min_timestamp: row.min_timestamp,
+            max_timestamp: row.max_timestamp,
+            created_at: row.created_at,
+        }
+    }
+}
+
+/// A segment row of an object that was committed before, found when a
+/// commit is retried.
+#[derive(sqlx::FromRow)]
+pub(crate) struct CommittedRow {
+    topic: String,
+    partition_id: i32,
+    base_offset: i64,
+    end_offset: i64,
+    byte_offset: i64,
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct OffsetRow {
+    group_id: String,
+    topic: String,
+    partition_id: i32,
+    committed_offset: i64,
+    metadata: Option<String>,
+    committed_at: i64,
+}
+
+impl From<OffsetRow> for CommittedOffset {
+    fn from(row: OffsetRow) -> Self {
+        Self {
+            group: row.group_id,
+            topic: row.topic,
+            partition: row.partition_id,
+            offset: row.committed_offset,
+            metadata: row.metadata,
+            committed_at: row.committed_at,
+        }
+    }
+}
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+pub(crate) fn validate_flush(flush: &FlushCommit) -> Result<()> {
+    let invalid = |reason: String| {
+        Err(MetadataError::InvalidArgument {
+            what: "flush commit",
+            reason,
+        })
+    };
+    if flush.key.is_empty() {
+        return invalid("object key is empty".into());
+    }
+    for segment in &flush.segments {
+        if segment.record_count < 1 {
+            return invalid(format!(
+                "segment of {}-{} has {} records",
+                segment.topic, segment.partition, segment.record_count
+            ));
+        }
+        if segment.byte_offset < 0 || segment.byte_length < 0 {
+            return invalid(format!(
+                "segment of {}-{} has a negative byte range",
+                segment.topic, segment.partition
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The outcomes of a flush that committed before, rebuilt from its rows.
+pub(crate) fn outcomes_from_committed(
+    segments: &[PendingSegment],
+    rows: Vec<CommittedRow>,
+) -> Vec<SegmentOutcome> {
+    let committed: BTreeMap<(&str, i32, i64), (i64, i64)> = rows
+        .iter()
+        .map(|r| {
+            (
+                (r.topic.as_str(), r.partition_id, r.byte_offset),
+                (r.base_offset, r.end_offset),
+            )
+        })
+        .collect();
+    segments
+        .iter()
+        .map(|s| {
+            match committed.get(&(s.topic.as_str(), s.partition, s.byte_offset)) {
+                Some(&(base_offset, end_offset)) => SegmentOutcome::Committed {
+                    base_offset,
+                    end_offset,
+                },
+                None => SegmentOutcome::PartitionNotFound,
+            }
+        })
+        .collect()
+}
+
+/// Offsets assigned to a flush, given the current high watermark of every
+/// partition that exists.
+pub(crate) struct Assignment {
+    pub outcomes: Vec<SegmentOutcome>,
+    /// New high watermark per partition, sorted by (topic, partition).
+    pub watermarks: Vec<(String, i32, i64)>,
+}
+
+pub(crate) fn assign_offsets(
+    segments: &[PendingSegment],
+    current: &BTreeMap<(String, i32), i64>,
+) -> Assignment {
+    let mut next: BTreeMap<(String, i32), i64> = BTreeMap::new();
+    let outcomes = segments
+        .iter()
+        .map(|s| {
+            let key = (s.topic.clone(), s.partition);
+            let Some(&high_watermark) = current.get(&key) else {
+                return SegmentOutcome::PartitionNotFound;
+            };
+            let base_offset = *next.entry(key.clone()).or_insert(high_watermark);
+            let end_offset = base_offset + s.record_count - 1;
+            next.insert(key, end_offset + 1);
+            SegmentOutcome::Committed {
+                base_offset,
+                end_offset,
+            }
+        })
+        .collect();
+    Assignment {
+        outcomes,
+        watermarks: next.into_iter().map(|((t, p), hw)| (t, p, hw)).collect(),
+    }
+}
+
+/// The distinct partitions a flush touches, sorted, so that locks are
+/// always taken in the same order.
+pub(crate) fn flush_partitions(segments: &[PendingSegment]) -> Vec<(String, i32)> {
+    let mut partitions: Vec<(String, i32)> = segments
+        .iter()
+        .map(|s| (s.topic.clone(), s.partition))
+        .collect();
+    partitions.sort();
+    partitions.dedup();
+    partitions
+}
+
+fn limit_to_i64(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+/// Implements the queries both backends share. The backend provides
+/// `self.pool`, `begin_write()` and `commit_flush_tx()`.
+macro_rules! impl_shared_queries {
+    ($store:ty, $db:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::store::MetadataStore for $store {
+            fn backend(&self) -> &'static str {
+                Self::BACKEND
+            }
+
+            async fn ping(&self) -> $crate::Result<()> {
+                sqlx::query("SELECT 1")
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| MetadataError::from_sqlx("ping", e))?;
+                Ok(())
+            }
+
+            async fn create_topic(&self, topic: $crate::NewTopic) -> $crate::Result<$crate::Topic> {
+                const OP: &str = "create topic";
+                streamhouse_core::validate_topic_name(&topic.name)?;
+                let partition_count = streamhouse_core::validate_partition_count(topic.partitions)?;
+                let config = serde_json::to_string(&topic.config).map_err(|e| {
+                    MetadataError::InvalidArgument {
+                        what: "topic config",
+                        reason: e.to_string(),
+                    }
+                })?;
+                let created = $crate::Topic {
+                    name: topic.name,
+                    topic_id: uuid::Uuid::new_v4().to_string(),
+                    partition_count,
+                    config: topic.config,
+                    created_at: $crate::sql::now_ms(),
+                };
+                let mut tx = self.begin_write(OP).await?;
+                let inserted = sqlx::query($crate::sql::INSERT_TOPIC)
+                    .bind(&created.name)
+                    .bind(&created.topic_id)
+                    .bind(partition_count)
+                    .bind(&config)
+                    .bind(created.created_at)
+                    .execute(&mut *tx)
+                    .await;
+                match inserted {
+                    Ok(_) => {}
+                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                        return Err(MetadataError::TopicAlreadyExists {
+                            topic: created.name,
+                        });
+                    }
+                    Err(e) => return Err(MetadataError::from_sqlx(OP, e)),
+                }
+                sqlx::query($crate::sql::INSERT_PARTITION_RANGE)
+                    .bind(&created.name)
+                    .bind(0_i32)
+                    .bind(partition_count)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| MetadataError::from_sqlx(OP, e))?;
+                tx.commit().await.map_err(|e| MetadataError::from_sqlx(OP, e))?;
+                Ok(created)
+            }
+
+            async fn list_topics(&self) -> $crate::Result<Vec<$crate::Topic>> {
+                sqlx::query_as::<$db, $crate::sql::TopicRow>($crate::sql::SELECT_TOPICS)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(|e| MetadataError::from_sqlx("list topics", e))?
+                    .into_iter()
+                    .map($crate::sql::TopicRow::into_topic)
+                    .collect()
+            }
+
+            async fn get_topic(&self, name: &str) -> $crate::Result<$crate::Topic> {
+                sqlx::query_as::<$db, $crate::sql::TopicRow>($crate::sql::SELECT_TOPIC)
+                    .bind(name)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(|e| MetadataError::from_sqlx("get topic", e))?
+                    .ok_or_else(|| MetadataError::TopicNotFound {
+                        topic: name.to_string(),
+                    })?
+                    .into_topic()
+            }
+
+            async fn describe_topic(&self, name: &str) -> $crate::Result<$crate::TopicDescription> {
+                const OP: &str = "describe topic";
+                let mut tx = self
+                    .pool
+                    .begin()
+                    .await
+                    .map_err(|e| MetadataError::from_sqlx(OP, e))?;
+                let topic = sqlx::query_as::<$db, $crate::sql::TopicRow>($crate::sql::SELECT_TOPIC)
+                    .bind(name)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(|e| MetadataError::from_sqlx(OP, e))?
+                    .ok_or_else(|| MetadataError::TopicNotFound {
+                        topic: name.to_string(),
+                    })?
+                    .into_topic()?;
+                let partitions =
+                    sqlx::query_as::<$db, $crate::sql::PartitionRow>($crate::sql::SELECT_PARTITIONS)
+                        .bind(name)
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(|e| MetadataError::from_sqlx(OP, e))?
+                        .into_iter()
+                        .map(Into::into)
+                        .collect();
+                tx.commit().await.map_err(|e| MetadataError::from_sqlx(OP, e))?;
+                Ok($crate::TopicDescription { topic, partitions })
+            }
+
+            async fn delete_topic(&self, name: &str) -> $crate::Result<()> {
+                const OP: &str = "delete topic";
+                let mut tx = self.begin_write(OP).await?;
+                let deleted = sqlx::query($crate::sql::DELETE_TOPIC)
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| MetadataError::from_sqlx(OP, e))?;
+                if deleted.rows_affected() == 0 {
+                    return Err(MetadataError::TopicNotFound {
+                        topic: name.to_string(),
+                    });
+                }
+                tx.commit().await.map_err(|e| MetadataError::from_sqlx(OP, e))?;
+                Ok(())
+            }
+
+            async fn add_partitions(&self, topic: &str, total: i64) -> $crate::Result<$crate::Topic> {
+                const OP: &str = "add partitions";
+                let total = streamhouse_core::validate_partition_count(total)?;
+                let mut tx = self.begin_write(OP).await?;
+                let mut current = sqlx::query_as::<$db, $crate::sql::TopicRow>($crate::sql::SELECT_TOPIC)
+                    .bind(topic)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(|e| MetadataError::from_sqlx(OP, e))?
+                    .ok_or_else(|| MetadataError::TopicNotFound {
+                        topic: topic.to_string(),
+                    })?
+                    .into_topic()?;
+                if total <= current.partition_count {
+                    return Err(MetadataError::InvalidArgument {
+                        what: "partition count",
+                        reason: format!(
+                            "topic {topic} has {} partitions; the new count {total} must be larger",
+                            current.partition_count
+                        ),
+                    });
+                }
+                let grown = sqlx::query($crate::sql::GROW_TOPIC)
+                    .bind(topic)
+                    .bind(current.partition_count)
+                    .bind(total)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| MetadataError::from_sqlx(OP, e))?;
+                if grown.rows_affected() != 1 {
+                    return Err(MetadataError::Unavailable {
+                        operation: OP,
+                        source: sqlx::Error::Protocol(
+                            "the partition count changed concurrently".into(),
+                        ),
+                    });
+                }
+                sqlx::query($crate::sql::INSERT_PARTITION_RANGE)
+                    .bind(topic)
+                    .bind(current.partition_count)
+                    .bind(total)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| MetadataError::from_sqlx(OP, e))?;
+                tx.commit().await.map_err(|e| MetadataError::from_sqlx(OP, e))?;
+                current.partition_count = total;
+                Ok(current)
+            }
+
+            async fn get_partition(
+                &self,
+                topic: &str,
+                partition: i32,
+            ) -> $crate::Result<$crate::PartitionInfo> {
+                sqlx::query_as::<$db, $crate::sql::PartitionRow>($crate::sql::SELECT_PARTITION)
+                    .bind(topic)
+                    .bind(partition)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(|e| MetadataError::from_sqlx("get partition", e))?
+                    .map(Into::into)
+                    .ok_or_else(|| MetadataError::PartitionNotFound {
+                        topic: topic.to_string(),
+                        partition,
+                    })
+            }
+
+            async fn commit_flush(
+                &self,
+                flush: &$crate::FlushCommit,
+            ) -> $crate::Result<Vec<$crate::SegmentOutcome>> {
+                const OP: &str = "commit flush";
+                $crate::sql::validate_flush(flush)?;
+                if flush.segments.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut tx = self.begin_write(OP).await?;
+                let previous = sqlx::query_as::<$db, $crate::sql::CommittedRow>(
+                    $crate::sql::SELECT_OBJECT_SEGMENTS,
+                )
+                .bind(&flush.bucket)
+                .bind(&flush.key)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(|e| MetadataError::from_sqlx(OP, e))?;
+                if !previous.is_empty() {
+                    return Ok($crate::sql::outcomes_from_committed(&flush.segments, previous));
+                }
+                let outcomes = Self::commit_flush_tx(&mut tx, flush).await?;
+                tx.commit().await.map_err(|e| MetadataError::from_sqlx(OP, e))?;
+                Ok(outcomes)
+            }
+
+            async fn list_segments(
+                &self,
+                topic: &str,
+                partition: i32,
+                from_offset: i64,
+                limit: usize,
+            ) -> $crate::Result<Vec<$crate::SegmentInfo>> {
+                Ok(
+                    sqlx::query_as::<$db, $crate::sql::SegmentRow>($crate::sql::SELECT_SEGMENTS)
+                        .bind(topic)
+                        .bind(partition)
+                        .bind(from_offset)
+                        .bind($crate::sql::limit_to_i64(limit))
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(|e| MetadataError::from_sqlx("list segments", e))?
+                        .into_iter()
+                        .map(Into::into)
+                        .collect(),
+                )
+            }
+
+            async fn commit_offsets(
+                &self,
+                group: &str,
+                offsets: &[$crate::OffsetCommit],
+            ) -> $crate::Result<()> {
+                const OP: &str = "commit offsets";
+                if group.is_empty() {
+                    return Err(MetadataError::InvalidArgument {
+                        what: "group id",
+                        reason: "must not be empty".into(),
+                    });
+                }
+                let now = $crate::sql::now_ms();
+                let mut tx = self.begin_write(OP).await?;
+                for commit in offsets {
+                    let exists: i64 = sqlx::query_scalar($crate::sql::PARTITION_EXISTS)
+                        .bind(&commit.topic)
+                        .bind(commit.partition)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(|e| MetadataError::from_sqlx(OP, e))?;
+                    if exists == 0 {
+                        return Err(MetadataError::PartitionNotFound {
+                            topic: commit.topic.clone(),
+                            partition: commit.partition,
+                        });
+                    }
+                    sqlx::query($crate::sql::UPSERT_OFFSET)
+                        .bind(group)
+                        .bind(&commit.topic)
+                        .bind(commit.partition)
+                        .bind(commit.offset)
+                        .bind(commit.metadata.as_deref())
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|e| MetadataError::from_sqlx(OP, e))?;
+                }
+                tx.commit().await.map_err(|e| MetadataError::from_sqlx(OP, e))?;
+                Ok(())
+            }
+
+            async fn fetch_offsets(&self, group: &str) -> $crate::Result<Vec<$crate::CommittedOffset>> {
+                Ok(
+                    sqlx::query_as::<$db, $crate::sql::OffsetRow>($crate::sql::SELECT_GROUP_OFFSETS)
+                        .bind(group)
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(|e| MetadataError::from_sqlx("fetch offsets", e))?
+                        .into_iter()
+                        .map(Into::into)
+                        .collect(),
+                )
+            }
+
+            async fn list_groups(&self) -> $crate::Result<Vec<String>> {
+                sqlx::query_scalar::<$db, String>($crate::sql::SELECT_GROUPS)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(|e| MetadataError::from_sqlx("list groups", e))
+            }
+
+            async fn delete_group(&self, group: &str) -> $crate::Result<bool> {
+                let deleted = sqlx::query($crate::sql::DELETE_GROUP)
+                    .bind(group)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| MetadataError::from_sqlx("delete group", e))?;
+                Ok(deleted.rows_affected() > 0)
+            }
+        }
+    };
+}
+
+pub(crate) use impl_shared_queries;

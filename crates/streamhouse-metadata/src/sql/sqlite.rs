@@ -1,0 +1,166 @@
+//! The embedded backend: one SQLite file in WAL mode.
+//!
+//! Write transactions start with `BEGIN IMMEDIATE`, taking SQLite's write
+//! lock up front: a deferred transaction that reads and then writes can fail
+//! with SQLITE_BUSY when another connection wrote in between. Commits use
+//! `synchronous = FULL` so an acknowledged flush survives power loss.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Sqlite, Transaction};
+
+use super::{assign_offsets, flush_partitions, impl_shared_queries};
+use crate::error::{MetadataError, Result};
+use crate::types::{FlushCommit, SegmentOutcome};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+const INSERT_SEGMENT: &str = "INSERT INTO segments (topic, partition_id, base_offset, end_offset, \
+     record_count, size_bytes, s3_bucket, s3_key, byte_offset, byte_length, min_timestamp, \
+     max_timestamp, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    const BACKEND: &'static str = "sqlite";
+
+    /// Opens (creating if needed) the database file at `path` and applies
+    /// the migrations.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| MetadataError::InvalidUrl {
+                url: path.display().to_string(),
+                reason: format!("cannot create directory {}: {e}", parent.display()),
+            })?;
+        }
+        let options = SqliteConnectOptions::new().filename(path);
+        Self::connect_with(options).await
+    }
+
+    /// Opens a `sqlite://PATH` URL.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .ok_or_else(|| MetadataError::InvalidUrl {
+                url: url.to_string(),
+                reason: "expected sqlite://PATH".into(),
+            })?;
+        let path = path.split('?').next().unwrap_or(path);
+        if path.is_empty() {
+            return Err(MetadataError::InvalidUrl {
+                url: url.to_string(),
+                reason: "the path is empty".into(),
+            });
+        }
+        Self::open(path).await
+    }
+
+    async fn connect_with(options: SqliteConnectOptions) -> Result<Self> {
+        let options = options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(|e| MetadataError::from_sqlx("open sqlite", e))?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// Parses a URL into options without connecting; used to validate
+    /// configuration early.
+    pub fn validate_url(url: &str) -> Result<()> {
+        SqliteConnectOptions::from_str(url)
+            .map(|_| ())
+            .map_err(|e| MetadataError::InvalidUrl {
+                url: url.to_string(),
+                reason: e.to_string(),
+            })
+    }
+
+    async fn begin_write(&self, operation: &'static str) -> Result<Transaction<'static, Sqlite>> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| MetadataError::from_sqlx(operation, e))
+    }
+
+    async fn commit_flush_tx(
+        tx: &mut Transaction<'_, Sqlite>,
+        flush: &FlushCommit,
+    ) -> Result<Vec<SegmentOutcome>> {
+        const OP: &str = "commit flush";
+        let mut current = BTreeMap::new();
+        for (topic, partition) in flush_partitions(&flush.segments) {
+            let high_watermark: Option<i64> = sqlx::query_scalar(
+                "SELECT high_watermark FROM partitions WHERE topic = $1 AND partition_id = $2",
+            )
+            .bind(&topic)
+            .bind(partition)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(|e| MetadataError::from_sqlx(OP, e))?;
+            if let Some(high_watermark) = high_watermark {
+                current.insert((topic, partition), high_watermark);
+            }
+        }
+        let assignment = assign_offsets(&flush.segments, &current);
+        for (topic, partition, high_watermark) in &assignment.watermarks {
+            sqlx::query(
+                "UPDATE partitions SET high_watermark = $3 WHERE topic = $1 AND partition_id = $2",
+            )
+            .bind(topic)
+            .bind(partition)
+            .bind(high_watermark)
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| MetadataError::from_sqlx(OP, e))?;
+        }
+        for (segment, outcome) in flush.segments.iter().zip(&assignment.outcomes) {
+            let SegmentOutcome::Committed {
+                base_offset,
+                end_offset,
+            } = *outcome
+            else {
+                continue;
+            };
+            sqlx::query(INSERT_SEGMENT)
+                .bind(&segment.topic)
+                .bind(segment.partition)
+                .bind(base_offset)
+                .bind(end_offset)
+                .bind(segment.record_count)
+                .bind(segment.size_bytes)
+                .bind(&flush.bucket)
+                .bind(&flush.key)
+                .bind(segment.byte_offset)
+                .bind(segment.byte_length)
+                .bind(segment.min_timestamp)
+                .bind(segment.max_timestamp)
+                .bind(flush.created_at)
+                .execute(&mut **tx)
+                .await
+                .map_err(|e| MetadataError::from_sqlx(OP, e))?;
+        }
+        Ok(assignment.outcomes)
+    }
+}
+
+impl_shared_queries!(SqliteStore, Sqlite);

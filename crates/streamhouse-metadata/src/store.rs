@@ -1,0 +1,76 @@
+use async_trait::async_trait;
+
+use crate::error::Result;
+use crate::types::{
+    CommittedOffset, FlushCommit, NewTopic, OffsetCommit, PartitionInfo, SegmentInfo,
+    SegmentOutcome, Topic, TopicDescription,
+};
+
+/// Where StreamHouse keeps everything but the event data.
+///
+/// Every backend passes the same contract suite (`tests/contract.rs`).
+#[async_trait]
+pub trait MetadataStore: Send + Sync + std::fmt::Debug + 'static {
+    /// Short backend name for logs and metrics: `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+
+    /// Succeeds when the database answers a trivial query.
+    async fn ping(&self) -> Result<()>;
+
+    /// Creates a topic and its partitions, each starting at offset 0.
+    async fn create_topic(&self, topic: NewTopic) -> Result<Topic>;
+
+    /// All topics, ordered by name.
+    async fn list_topics(&self) -> Result<Vec<Topic>>;
+
+    async fn get_topic(&self, name: &str) -> Result<Topic>;
+
+    /// The topic and the high watermark and log start offset of every
+    /// partition, read in one snapshot.
+    async fn describe_topic(&self, name: &str) -> Result<TopicDescription>;
+
+    /// Removes the topic, its partitions, its segment rows and the consumer
+    /// offsets committed for it. The objects stay until garbage collection.
+    async fn delete_topic(&self, name: &str) -> Result<()>;
+
+    /// Grows a topic to `total` partitions. Partitions cannot be removed.
+    async fn add_partitions(&self, topic: &str, total: i64) -> Result<Topic>;
+
+    async fn get_partition(&self, topic: &str, partition: i32) -> Result<PartitionInfo>;
+
+    /// Makes one flushed object visible: in ONE transaction, assigns each
+    /// segment's offsets from its partition's high watermark (segments of
+    /// the same partition in the order given), advances the high
+    /// watermarks and inserts the segment rows.
+    ///
+    /// Retrying a commit whose outcome is unknown is safe: if segment rows
+    /// for `flush.key` exist, the flush committed before and the original
+    /// offsets are returned without assigning new ones.
+    ///
+    /// Returns one outcome per segment, in order.
+    async fn commit_flush(&self, flush: &FlushCommit) -> Result<Vec<SegmentOutcome>>;
+
+    /// Segment rows of a partition whose `end_offset >= from_offset`,
+    /// ordered by base offset, at most `limit` of them.
+    async fn list_segments(
+        &self,
+        topic: &str,
+        partition: i32,
+        from_offset: i64,
+        limit: usize,
+    ) -> Result<Vec<SegmentInfo>>;
+
+    /// Stores a consumer group's offsets, replacing earlier commits. Fails
+    /// with `PartitionNotFound` (committing nothing) if any partition is
+    /// unknown.
+    async fn commit_offsets(&self, group: &str, offsets: &[OffsetCommit]) -> Result<()>;
+
+    /// All offsets committed by a group, ordered by topic and partition.
+    async fn fetch_offsets(&self, group: &str) -> Result<Vec<CommittedOffset>>;
+
+    /// Groups that have committed offsets, ordered by name.
+    async fn list_groups(&self) -> Result<Vec<String>>;
+
+    /// Removes every offset of a group; returns whether it had any.
+    async fn delete_group(&self, group: &str) -> Result<bool>;
+}

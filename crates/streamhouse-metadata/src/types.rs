@@ -1,0 +1,135 @@
+use streamhouse_core::TopicConfig;
+
+/// A request to create a topic.
+#[derive(Debug, Clone)]
+pub struct NewTopic {
+    pub name: String,
+    pub partitions: i64,
+    pub config: TopicConfig,
+}
+
+impl NewTopic {
+    pub fn new(name: impl Into<String>, partitions: i64) -> Self {
+        Self {
+            name: name.into(),
+            partitions,
+            config: TopicConfig::default(),
+        }
+    }
+
+    pub fn with_config(mut self, config: TopicConfig) -> Self {
+        self.config = config;
+        self
+    }
+}
+
+/// A topic as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topic {
+    pub name: String,
+    /// A UUID that changes when a topic is deleted and created again.
+    pub topic_id: String,
+    pub partition_count: i32,
+    pub config: TopicConfig,
+    /// Milliseconds since the Unix epoch.
+    pub created_at: i64,
+}
+
+/// The readable range of one partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionInfo {
+    pub partition: i32,
+    /// The next offset to be assigned; readers see offsets below it.
+    pub high_watermark: i64,
+    /// The first offset that can still be read.
+    pub log_start_offset: i64,
+}
+
+/// A topic with the state of each of its partitions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicDescription {
+    pub topic: Topic,
+    pub partitions: Vec<PartitionInfo>,
+}
+
+/// One stored run of consecutive offsets of a partition: a row of the
+/// `segments` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentInfo {
+    pub id: i64,
+    pub topic: String,
+    pub partition: i32,
+    pub base_offset: i64,
+    /// Offset of the last record (inclusive).
+    pub end_offset: i64,
+    pub record_count: i64,
+    /// Uncompressed size of the records' encodings, for accounting.
+    pub size_bytes: i64,
+    pub bucket: String,
+    pub key: String,
+    /// Where the segment sits inside its object.
+    pub byte_offset: i64,
+    pub byte_length: i64,
+    pub min_timestamp: i64,
+    pub max_timestamp: i64,
+    pub created_at: i64,
+}
+
+impl SegmentInfo {
+    pub fn contains(&self, offset: i64) -> bool {
+        self.base_offset <= offset && offset <= self.end_offset
+    }
+}
+
+/// One partition's segment inside a flushed object, not yet committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingSegment {
+    pub topic: String,
+    pub partition: i32,
+    pub record_count: i64,
+    pub size_bytes: i64,
+    pub byte_offset: i64,
+    pub byte_length: i64,
+    pub min_timestamp: i64,
+    pub max_timestamp: i64,
+}
+
+/// Everything one flush makes visible, committed in one transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlushCommit {
+    pub bucket: String,
+    pub key: String,
+    /// Milliseconds since the Unix epoch, stamped on every segment row.
+    pub created_at: i64,
+    pub segments: Vec<PendingSegment>,
+}
+
+/// What happened to one [`PendingSegment`] of a committed flush.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SegmentOutcome {
+    /// Offsets `base_offset..=end_offset` were assigned and are visible.
+    Committed { base_offset: i64, end_offset: i64 },
+    /// The partition does not exist (for example, its topic was deleted
+    /// while the flush was uploading). Nothing was assigned.
+    PartitionNotFound,
+}
+
+/// One consumer-group offset to commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffsetCommit {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub metadata: Option<String>,
+}
+
+/// A committed consumer-group offset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommittedOffset {
+    pub group: String,
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub metadata: Option<String>,
+    pub committed_at: i64,
+}

@@ -1,0 +1,552 @@
+//! The contract every `MetadataStore` backend passes. Each behaviour is one
+//! generic test body, run on SQLite and on PostgreSQL (the latter when
+//! `STREAMHOUSE_TEST_POSTGRES_URL` is set; see `streamhouse_metadata::testing`).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use streamhouse_core::{TopicConfig, ValidationError};
+use streamhouse_metadata::testing::{isolated_postgres, temp_sqlite};
+use streamhouse_metadata::{
+    FlushCommit, MetadataError, MetadataStore, NewTopic, OffsetCommit, PendingSegment,
+    SegmentOutcome,
+};
+
+/// Runs one contract body against every backend.
+macro_rules! contract {
+    ($name:ident) => {
+        mod $name {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let temp = temp_sqlite().await.expect("open sqlite");
+                super::$name(Arc::new(temp.store.clone())).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let Some(store) = isolated_postgres(concat!("contract_", stringify!($name))).await
+                else {
+                    return;
+                };
+                super::$name(Arc::new(store)).await;
+            }
+        }
+    };
+}
+
+contract!(topic_lifecycle);
+contract!(topic_validation);
+contract!(topic_config_round_trip);
+contract!(flush_assigns_contiguous_offsets);
+contract!(flush_rows_carry_every_column);
+contract!(flush_skips_unknown_partitions);
+contract!(flush_retry_is_idempotent);
+contract!(concurrent_flushes_never_share_offsets);
+contract!(list_segments_filters_and_limits);
+contract!(add_partitions_grows_topic);
+contract!(consumer_offsets);
+contract!(delete_topic_removes_its_data);
+
+fn segment(topic: &str, partition: i32, records: i64, byte_offset: i64) -> PendingSegment {
+    PendingSegment {
+        topic: topic.to_string(),
+        partition,
+        record_count: records,
+        size_bytes: records * 100,
+        byte_offset,
+        byte_length: records * 10,
+        min_timestamp: 1_000 + byte_offset,
+        max_timestamp: 2_000 + byte_offset,
+    }
+}
+
+fn flush(key: &str, segments: Vec<PendingSegment>) -> FlushCommit {
+    FlushCommit {
+        bucket: "bucket".into(),
+        key: key.into(),
+        created_at: 1_700_000_000_000,
+        segments,
+    }
+}
+
+fn committed(outcome: &SegmentOutcome) -> (i64, i64) {
+    match *outcome {
+        SegmentOutcome::Committed {
+            base_offset,
+            end_offset,
+        } => (base_offset, end_offset),
+        other => panic!("expected a committed segment, got {other:?}"),
+    }
+}
+
+async fn topic_lifecycle(store: Arc<dyn MetadataStore>) {
+    let created = store
+        .create_topic(NewTopic::new("orders", 3))
+        .await
+        .expect("create");
+    assert_eq!(created.name, "orders");
+    assert_eq!(created.partition_count, 3);
+    assert_eq!(created.topic_id.len(), 36, "a UUID topic id");
+    store
+        .create_topic(NewTopic::new("audit", 1))
+        .await
+        .expect("create second");
+
+    let names: Vec<String> = store
+        .list_topics()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    assert_eq!(names, ["audit", "orders"]);
+
+    assert_eq!(store.get_topic("orders").await.expect("get"), created);
+    let description = store.describe_topic("orders").await.expect("describe");
+    assert_eq!(description.topic, created);
+    assert_eq!(description.partitions.len(), 3);
+    for (i, p) in description.partitions.iter().enumerate() {
+        assert_eq!(p.partition, i as i32);
+        assert_eq!(p.high_watermark, 0);
+        assert_eq!(p.log_start_offset, 0);
+    }
+
+    assert!(matches!(
+        store.create_topic(NewTopic::new("orders", 1)).await,
+        Err(MetadataError::TopicAlreadyExists { topic }) if topic == "orders"
+    ));
+
+    store.delete_topic("orders").await.expect("delete");
+    assert!(matches!(
+        store.get_topic("orders").await,
+        Err(MetadataError::TopicNotFound { .. })
+    ));
+    assert!(matches!(
+        store.describe_topic("orders").await,
+        Err(MetadataError::TopicNotFound { .. })
+    ));
+    assert!(matches!(
+        store.delete_topic("orders").await,
+        Err(MetadataError::TopicNotFound { .. })
+    ));
+    assert!(matches!(
+        store.get_partition("orders", 0).await,
+        Err(MetadataError::PartitionNotFound { .. })
+    ));
+
+    let again = store
+        .create_topic(NewTopic::new("orders", 2))
+        .await
+        .expect("recreate");
+    assert_ne!(again.topic_id, created.topic_id, "a new incarnation");
+    assert_eq!(again.partition_count, 2);
+}
+
+async fn topic_validation(store: Arc<dyn MetadataStore>) {
+    for name in ["", ".", "..", "bad name", "bad/name", &"x".repeat(250)] {
+        assert!(
+            matches!(
+                store.create_topic(NewTopic::new(name, 1)).await,
+                Err(MetadataError::Validation(ValidationError::InvalidTopicName { .. }))
+            ),
+            "{name:?} must be rejected"
+        );
+    }
+    for count in [0, -1, 10_001] {
+        assert!(
+            matches!(
+                store.create_topic(NewTopic::new("t", count)).await,
+                Err(MetadataError::Validation(ValidationError::InvalidPartitionCount { .. }))
+            ),
+            "{count} partitions must be rejected"
+        );
+    }
+    assert!(store.list_topics().await.expect("list").is_empty());
+}
+
+async fn topic_config_round_trip(store: Arc<dyn MetadataStore>) {
+    let config = TopicConfig::from_pairs([
+        ("retention.ms", "60000"),
+        ("retention.bytes", "1048576"),
+        ("max.message.bytes", "2048"),
+    ])
+    .expect("config");
+    store
+        .create_topic(NewTopic::new("configured", 1).with_config(config.clone()))
+        .await
+        .expect("create");
+    let topic = store.get_topic("configured").await.expect("get");
+    assert_eq!(topic.config, config);
+    assert_eq!(topic.config.retention_ms(), Some(60_000));
+    assert_eq!(topic.config.max_message_bytes(), 2048);
+}
+
+async fn flush_assigns_contiguous_offsets(store: Arc<dyn MetadataStore>) {
+    store
+        .create_topic(NewTopic::new("t", 2))
+        .await
+        .expect("create");
+    let outcomes = store
+        .commit_flush(&flush(
+            "batches/1",
+            vec![segment("t", 0, 5, 0), segment("t", 1, 3, 50), segment("t", 0, 2, 80)],
+        ))
+        .await
+        .expect("commit");
+    assert_eq!(
+        outcomes.iter().map(committed).collect::<Vec<_>>(),
+        [(0, 4), (0, 2), (5, 6)]
+    );
+    let outcomes = store
+        .commit_flush(&flush("batches/2", vec![segment("t", 0, 10, 0)]))
+        .await
+        .expect("commit");
+    assert_eq!(committed(&outcomes[0]), (7, 16));
+    assert_eq!(
+        store
+            .get_partition("t", 0)
+            .await
+            .expect("p0")
+            .high_watermark,
+        17
+    );
+    assert_eq!(
+        store
+            .get_partition("t", 1)
+            .await
+            .expect("p1")
+            .high_watermark,
+        3
+    );
+    assert!(
+        store
+            .commit_flush(&flush("batches/3", vec![]))
+            .await
+            .expect("empty flush")
+            .is_empty()
+    );
+}
+
+async fn flush_rows_carry_every_column(store: Arc<dyn MetadataStore>) {
+    store
+        .create_topic(NewTopic::new("t", 1))
+        .await
+        .expect("create");
+    store
+        .commit_flush(&flush("prefix/batches/abc.bin", vec![segment("t", 0, 4, 64)]))
+        .await
+        .expect("commit");
+    let rows = store.list_segments("t", 0, 0, 10).await.expect("list");
+    assert_eq!(rows.len(), 1);
+    let row = &rows[0];
+    assert!(row.id > 0);
+    assert_eq!((row.topic.as_str(), row.partition), ("t", 0));
+    assert_eq!((row.base_offset, row.end_offset, row.record_count), (0, 3, 4));
+    assert_eq!(row.size_bytes, 400);
+    assert_eq!(
+        (row.bucket.as_str(), row.key.as_str()),
+        ("bucket", "prefix/batches/abc.bin")
+    );
+    assert_eq!((row.byte_offset, row.byte_length), (64, 40));
+    assert_eq!((row.min_timestamp, row.max_timestamp), (1_064, 2_064));
+    assert_eq!(row.created_at, 1_700_000_000_000);
+}
+
+async fn flush_skips_unknown_partitions(store: Arc<dyn MetadataStore>) {
+    store
+        .create_topic(NewTopic::new("t", 1))
+        .await
+        .expect("create");
+    let outcomes = store
+        .commit_flush(&flush(
+            "batches/1",
+            vec![
+                segment("t", 0, 2, 0),
+                segment("t", 7, 2, 20),
+                segment("gone", 0, 2, 40),
+            ],
+        ))
+        .await
+        .expect("commit");
+    assert_eq!(committed(&outcomes[0]), (0, 1));
+    assert_eq!(outcomes[1], SegmentOutcome::PartitionNotFound);
+    assert_eq!(outcomes[2], SegmentOutcome::PartitionNotFound);
+    assert_eq!(store.list_segments("t", 0, 0, 10).await.expect("list").len(), 1);
+
+    assert!(matches!(
+        store
+            .commit_flush(&flush("batches/2", vec![segment("t", 0, 0, 0)]))
+            .await,
+        Err(MetadataError::InvalidArgument { .. })
+    ));
+}
+
+async fn flush_retry_is_idempotent(store: Arc<dyn MetadataStore>) {
+    store
+        .create_topic(NewTopic::new("t", 2))
+        .await
+        .expect("create");
+    let request = flush(
+        "batches/retry",
+        vec![segment("t", 0, 3, 0), segment("t", 1, 4, 30), segment("t", 9, 1, 70)],
+    );
+    let first = store.commit_flush(&request).await.expect("first");
+    let second = store.commit_flush(&request).await.expect("retry");
+    assert_eq!(first, second);
+    assert_eq!(
+        store
+            .get_partition("t", 0)
+            .await
+            .expect("p0")
+            .high_watermark,
+        3
+    );
+    assert_eq!(
+        store
+            .get_partition("t", 1)
+            .await
+            .expect("p1")
+            .high_watermark,
+        4
+    );
+    assert_eq!(store.list_segments("t", 0, 0, 10).await.expect("list").len(), 1);
+}
+
+async fn concurrent_flushes_never_share_offsets(store: Arc<dyn MetadataStore>) {
+    store
+        .create_topic(NewTopic::new("t", 4))
+        .await
+        .expect("create");
+    let writers = 8;
+    let flushes_per_writer = 25;
+    let mut tasks = Vec::new();
+    for writer in 0..writers {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut assigned = Vec::new();
+            for i in 0..flushes_per_writer {
+                // Alternate the partition order so that lock ordering matters.
+                let segments = if (writer + i) % 2 == 0 {
+                    vec![segment("t", 0, 3, 0), segment("t", 3, 2, 30)]
+                } else {
+                    vec![segment("t", 3, 2, 0), segment("t", 0, 3, 20)]
+                };
+                let key = format!("batches/{writer}-{i}");
+                let outcomes = loop {
+                    match store.commit_flush(&flush(&key, segments.clone())).await {
+                        Ok(outcomes) => break outcomes,
+                        Err(e) if e.is_retriable() => continue,
+                        Err(e) => panic!("commit failed: {e}"),
+                    }
+                };
+                for (s, outcome) in segments.iter().zip(&outcomes) {
+                    assigned.push((s.partition, committed(outcome)));
+                }
+            }
+            assigned
+        }));
+    }
+    let mut per_partition: std::collections::BTreeMap<i32, Vec<(i64, i64)>> = Default::default();
+    for task in tasks {
+        for (partition, range) in task.await.expect("writer task") {
+            per_partition.entry(partition).or_default().push(range);
+        }
+    }
+    for (partition, per_flush, width) in [(0, 3, 3), (3, 2, 2)] {
+        let mut ranges = per_partition.remove(&partition).expect("ranges");
+        ranges.sort();
+        let total = (writers * flushes_per_writer) as i64;
+        assert_eq!(ranges.len() as i64, total);
+        let mut next = 0;
+        for (base, end) in ranges {
+            assert_eq!(base, next, "partition {partition}: gap or overlap");
+            assert_eq!(end - base + 1, width);
+            next = end + 1;
+        }
+        assert_eq!(next, total * per_flush);
+        let hw = store
+            .get_partition("t", partition)
+            .await
+            .expect("partition")
+            .high_watermark;
+        assert_eq!(hw, next);
+    }
+}
+
+async fn list_segments_filters_and_limits(store: Arc<dyn MetadataStore>) {
+    store
+        .create_topic(NewTopic::new("t", 1))
+        .await
+        .expect("create");
+    for i in 0..5 {
+        store
+            .commit_flush(&flush(&format!("batches/{i}"), vec![segment("t", 0, 10, 0)]))
+            .await
+            .expect("commit");
+    }
+    let bases = |rows: Vec<streamhouse_metadata::SegmentInfo>| {
+        rows.into_iter().map(|r| r.base_offset).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        bases(store.list_segments("t", 0, 0, 100).await.expect("all")),
+        [0, 10, 20, 30, 40]
+    );
+    // A segment is included when it still holds `from_offset`.
+    assert_eq!(
+        bases(store.list_segments("t", 0, 25, 100).await.expect("from 25")),
+        [20, 30, 40]
+    );
+    assert_eq!(
+        bases(store.list_segments("t", 0, 10, 2).await.expect("limit")),
+        [10, 20]
+    );
+    assert!(store.list_segments("t", 0, 50, 10).await.expect("past").is_empty());
+    assert!(store.list_segments("t", 1, 0, 10).await.expect("none").is_empty());
+}
+
+async fn add_partitions_grows_topic(store: Arc<dyn MetadataStore>) {
+    store
+        .create_topic(NewTopic::new("t", 2))
+        .await
+        .expect("create");
+    let grown = store.add_partitions("t", 5).await.expect("grow");
+    assert_eq!(grown.partition_count, 5);
+    let description = store.describe_topic("t").await.expect("describe");
+    assert_eq!(
+        description
+            .partitions
+            .iter()
+            .map(|p| p.partition)
+            .collect::<Vec<_>>(),
+        [0, 1, 2, 3, 4]
+    );
+    assert!(matches!(
+        store.add_partitions("t", 5).await,
+        Err(MetadataError::InvalidArgument { .. })
+    ));
+    assert!(matches!(
+        store.add_partitions("missing", 5).await,
+        Err(MetadataError::TopicNotFound { .. })
+    ));
+}
+
+async fn consumer_offsets(store: Arc<dyn MetadataStore>) {
+    store
+        .create_topic(NewTopic::new("t", 2))
+        .await
+        .expect("create");
+    let commit = |partition, offset, metadata: Option<&str>| OffsetCommit {
+        topic: "t".into(),
+        partition,
+        offset,
+        metadata: metadata.map(str::to_string),
+    };
+    store
+        .commit_offsets("g1", &[commit(0, 5, Some("m")), commit(1, 7, None)])
+        .await
+        .expect("commit");
+    store
+        .commit_offsets("g1", &[commit(0, 9, None)])
+        .await
+        .expect("overwrite");
+    store
+        .commit_offsets("g2", &[commit(1, 1, None)])
+        .await
+        .expect("second group");
+
+    let offsets = store.fetch_offsets("g1").await.expect("fetch");
+    assert_eq!(
+        offsets
+            .iter()
+            .map(|o| (o.partition, o.offset, o.metadata.clone()))
+            .collect::<Vec<_>>(),
+        [(0, 9, None), (1, 7, None)]
+    );
+    assert!(offsets.iter().all(|o| o.group == "g1" && o.committed_at > 0));
+    assert!(store.fetch_offsets("nobody").await.expect("empty").is_empty());
+    assert_eq!(store.list_groups().await.expect("groups"), ["g1", "g2"]);
+
+    assert!(matches!(
+        store.commit_offsets("g1", &[commit(0, 11, None), commit(5, 1, None)]).await,
+        Err(MetadataError::PartitionNotFound { partition: 5, .. })
+    ));
+    assert_eq!(
+        store.fetch_offsets("g1").await.expect("fetch")[0].offset,
+        9,
+        "a failed commit changes nothing"
+    );
+    assert!(matches!(
+        store.commit_offsets("", &[commit(0, 1, None)]).await,
+        Err(MetadataError::InvalidArgument { .. })
+    ));
+
+    assert!(store.delete_group("g1").await.expect("delete"));
+    assert!(!store.delete_group("g1").await.expect("delete again"));
+    assert_eq!(store.list_groups().await.expect("groups"), ["g2"]);
+}
+
+async fn delete_topic_removes_its_data(store: Arc<dyn MetadataStore>) {
+    store
+        .create_topic(NewTopic::new("t", 1))
+        .await
+        .expect("create");
+    store
+        .create_topic(NewTopic::new("keep", 1))
+        .await
+        .expect("create");
+    store
+        .commit_flush(&flush(
+            "batches/1",
+            vec![segment("t", 0, 3, 0), segment("keep", 0, 3, 30)],
+        ))
+        .await
+        .expect("commit");
+    store
+        .commit_offsets(
+            "g",
+            &[
+                OffsetCommit {
+                    topic: "t".into(),
+                    partition: 0,
+                    offset: 2,
+                    metadata: None,
+                },
+                OffsetCommit {
+                    topic: "keep".into(),
+                    partition: 0,
+                    offset: 1,
+                    metadata: None,
+                },
+            ],
+        )
+        .await
+        .expect("offsets");
+    store.delete_topic("t").await.expect("delete");
+    store
+        .create_topic(NewTopic::new("t", 1))
+        .await
+        .expect("recreate");
+    assert!(store.list_segments("t", 0, 0, 10).await.expect("list").is_empty());
+    assert_eq!(
+        store
+            .get_partition("t", 0)
+            .await
+            .expect("partition")
+            .high_watermark,
+        0
+    );
+    let remaining: BTreeSet<String> = store
+        .fetch_offsets("g")
+        .await
+        .expect("offsets")
+        .into_iter()
+        .map(|o| o.topic)
+        .collect();
+    assert_eq!(remaining, BTreeSet::from(["keep".to_string()]));
+    assert_eq!(
+        store.list_segments("keep", 0, 0, 10).await.expect("list").len(),
+        1
+    );
+}
