@@ -307,7 +307,10 @@ mod tests {
         assert_eq!(config.retention_bytes(), Some(1000));
         assert_eq!(config.max_message_bytes(), 512);
         assert_eq!(config.cleanup_policy(), CleanupPolicy::CompactDelete);
-        assert_eq!(config.effective("min.insync.replicas").as_deref(), Some("2"));
+        assert_eq!(
+            config.effective("min.insync.replicas").as_deref(),
+            Some("2")
+        );
     }
 
     #[test]

@@ -15,10 +15,7 @@ pub enum MetadataError {
     #[error("partition {partition} of topic {topic:?} does not exist")]
     PartitionNotFound { topic: String, partition: i32 },
     #[error("invalid {what}: {reason}")]
-    InvalidArgument {
-        what: &'static str,
-        reason: String,
-    },
+    InvalidArgument { what: &'static str, reason: String },
     /// The database could not be reached or the operation may succeed if
     /// retried (connection loss, pool timeout, lock conflict, serialization
     /// failure). The transaction did not commit.

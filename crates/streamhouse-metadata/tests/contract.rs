@@ -149,7 +149,9 @@ async fn topic_validation(store: Arc<dyn MetadataStore>) {
         assert!(
             matches!(
                 store.create_topic(NewTopic::new(name, 1)).await,
-                Err(MetadataError::Validation(ValidationError::InvalidTopicName { .. }))
+                Err(MetadataError::Validation(
+                    ValidationError::InvalidTopicName { .. }
+                ))
             ),
             "{name:?} must be rejected"
         );
@@ -158,7 +160,9 @@ async fn topic_validation(store: Arc<dyn MetadataStore>) {
         assert!(
             matches!(
                 store.create_topic(NewTopic::new("t", count)).await,
-                Err(MetadataError::Validation(ValidationError::InvalidPartitionCount { .. }))
+                Err(MetadataError::Validation(
+                    ValidationError::InvalidPartitionCount { .. }
+                ))
             ),
             "{count} partitions must be rejected"
         );
@@ -191,7 +195,11 @@ async fn flush_assigns_contiguous_offsets(store: Arc<dyn MetadataStore>) {
     let outcomes = store
         .commit_flush(&flush(
             "batches/1",
-            vec![segment("t", 0, 5, 0), segment("t", 1, 3, 50), segment("t", 0, 2, 80)],
+            vec![
+                segment("t", 0, 5, 0),
+                segment("t", 1, 3, 50),
+                segment("t", 0, 2, 80),
+            ],
         ))
         .await
         .expect("commit");
@@ -235,7 +243,10 @@ async fn flush_rows_carry_every_column(store: Arc<dyn MetadataStore>) {
         .await
         .expect("create");
     store
-        .commit_flush(&flush("prefix/batches/abc.bin", vec![segment("t", 0, 4, 64)]))
+        .commit_flush(&flush(
+            "prefix/batches/abc.bin",
+            vec![segment("t", 0, 4, 64)],
+        ))
         .await
         .expect("commit");
     let rows = store.list_segments("t", 0, 0, 10).await.expect("list");
@@ -243,7 +254,10 @@ async fn flush_rows_carry_every_column(store: Arc<dyn MetadataStore>) {
     let row = &rows[0];
     assert!(row.id > 0);
     assert_eq!((row.topic.as_str(), row.partition), ("t", 0));
-    assert_eq!((row.base_offset, row.end_offset, row.record_count), (0, 3, 4));
+    assert_eq!(
+        (row.base_offset, row.end_offset, row.record_count),
+        (0, 3, 4)
+    );
     assert_eq!(row.size_bytes, 400);
     assert_eq!(
         (row.bucket.as_str(), row.key.as_str()),
@@ -273,7 +287,14 @@ async fn flush_skips_unknown_partitions(store: Arc<dyn MetadataStore>) {
     assert_eq!(committed(&outcomes[0]), (0, 1));
     assert_eq!(outcomes[1], SegmentOutcome::PartitionNotFound);
     assert_eq!(outcomes[2], SegmentOutcome::PartitionNotFound);
-    assert_eq!(store.list_segments("t", 0, 0, 10).await.expect("list").len(), 1);
+    assert_eq!(
+        store
+            .list_segments("t", 0, 0, 10)
+            .await
+            .expect("list")
+            .len(),
+        1
+    );
 
     assert!(matches!(
         store
@@ -290,7 +311,11 @@ async fn flush_retry_is_idempotent(store: Arc<dyn MetadataStore>) {
         .expect("create");
     let request = flush(
         "batches/retry",
-        vec![segment("t", 0, 3, 0), segment("t", 1, 4, 30), segment("t", 9, 1, 70)],
+        vec![
+            segment("t", 0, 3, 0),
+            segment("t", 1, 4, 30),
+            segment("t", 9, 1, 70),
+        ],
     );
     let first = store.commit_flush(&request).await.expect("first");
     let second = store.commit_flush(&request).await.expect("retry");
@@ -311,7 +336,14 @@ async fn flush_retry_is_idempotent(store: Arc<dyn MetadataStore>) {
             .high_watermark,
         4
     );
-    assert_eq!(store.list_segments("t", 0, 0, 10).await.expect("list").len(), 1);
+    assert_eq!(
+        store
+            .list_segments("t", 0, 0, 10)
+            .await
+            .expect("list")
+            .len(),
+        1
+    );
 }
 
 async fn concurrent_flushes_never_share_offsets(store: Arc<dyn MetadataStore>) {
@@ -382,7 +414,10 @@ async fn list_segments_filters_and_limits(store: Arc<dyn MetadataStore>) {
         .expect("create");
     for i in 0..5 {
         store
-            .commit_flush(&flush(&format!("batches/{i}"), vec![segment("t", 0, 10, 0)]))
+            .commit_flush(&flush(
+                &format!("batches/{i}"),
+                vec![segment("t", 0, 10, 0)],
+            ))
             .await
             .expect("commit");
     }
@@ -402,8 +437,20 @@ async fn list_segments_filters_and_limits(store: Arc<dyn MetadataStore>) {
         bases(store.list_segments("t", 0, 10, 2).await.expect("limit")),
         [10, 20]
     );
-    assert!(store.list_segments("t", 0, 50, 10).await.expect("past").is_empty());
-    assert!(store.list_segments("t", 1, 0, 10).await.expect("none").is_empty());
+    assert!(
+        store
+            .list_segments("t", 0, 50, 10)
+            .await
+            .expect("past")
+            .is_empty()
+    );
+    assert!(
+        store
+            .list_segments("t", 1, 0, 10)
+            .await
+            .expect("none")
+            .is_empty()
+    );
 }
 
 async fn add_partitions_grows_topic(store: Arc<dyn MetadataStore>) {
@@ -464,12 +511,24 @@ async fn consumer_offsets(store: Arc<dyn MetadataStore>) {
             .collect::<Vec<_>>(),
         [(0, 9, None), (1, 7, None)]
     );
-    assert!(offsets.iter().all(|o| o.group == "g1" && o.committed_at > 0));
-    assert!(store.fetch_offsets("nobody").await.expect("empty").is_empty());
+    assert!(
+        offsets
+            .iter()
+            .all(|o| o.group == "g1" && o.committed_at > 0)
+    );
+    assert!(
+        store
+            .fetch_offsets("nobody")
+            .await
+            .expect("empty")
+            .is_empty()
+    );
     assert_eq!(store.list_groups().await.expect("groups"), ["g1", "g2"]);
 
     assert!(matches!(
-        store.commit_offsets("g1", &[commit(0, 11, None), commit(5, 1, None)]).await,
+        store
+            .commit_offsets("g1", &[commit(0, 11, None), commit(5, 1, None)])
+            .await,
         Err(MetadataError::PartitionNotFound { partition: 5, .. })
     ));
     assert_eq!(
@@ -528,7 +587,13 @@ async fn delete_topic_removes_its_data(store: Arc<dyn MetadataStore>) {
         .create_topic(NewTopic::new("t", 1))
         .await
         .expect("recreate");
-    assert!(store.list_segments("t", 0, 0, 10).await.expect("list").is_empty());
+    assert!(
+        store
+            .list_segments("t", 0, 0, 10)
+            .await
+            .expect("list")
+            .is_empty()
+    );
     assert_eq!(
         store
             .get_partition("t", 0)
@@ -546,7 +611,11 @@ async fn delete_topic_removes_its_data(store: Arc<dyn MetadataStore>) {
         .collect();
     assert_eq!(remaining, BTreeSet::from(["keep".to_string()]));
     assert_eq!(
-        store.list_segments("keep", 0, 0, 10).await.expect("list").len(),
+        store
+            .list_segments("keep", 0, 0, 10)
+            .await
+            .expect("list")
+            .len(),
         1
     );
 }

@@ -1,1 +1,40 @@
+//! StreamHouse's storage engine: segments in object storage, indexed by
+//! the metadata store.
+//!
+//! Write path: appends are encoded into one open segment per partition;
+//! the flusher uploads ONE object holding every partition's segment, then
+//! commits it in ONE metadata transaction that assigns the offsets, and
+//! only then answers the appends. Read path: segment index → segment cache
+//! → ranged GET of just one segment → segment reader.
+//!
+//! The invariant that matters: nothing is acknowledged before its bytes are
+//! in object storage and its metadata transaction has committed, and
+//! nothing uncommitted is ever read.
+
+mod cache;
+mod consumer;
+mod engine;
+mod error;
+mod flusher;
+mod object_storage;
+mod partitioner;
+mod producer;
+mod reader;
 pub mod segment;
+pub mod segment_index;
+pub mod testing;
+mod topics;
+mod watermarks;
+mod writer;
+
+pub use cache::{CacheStats, SegmentCache, SegmentKey};
+pub use consumer::{ConsumedRecord, Consumer, ConsumerConfig, OffsetReset};
+pub use engine::{StorageConfig, StorageEngine};
+pub use error::{Result, StorageError};
+pub use object_storage::{InstrumentedStore, ObjectStorage, ObjectStoreStats};
+pub use partitioner::{murmur2, partition_for_key};
+pub use producer::{Producer, ProducerRecord, RecordMetadata};
+pub use reader::{PartitionReader, ReadResult};
+pub use segment::{Compression, SegmentError, SegmentReader, SegmentWriter};
+pub use segment_index::{IndexedSegment, SegmentIndex, SegmentIndexConfig};
+pub use writer::{AppendResult, FlushConfig};

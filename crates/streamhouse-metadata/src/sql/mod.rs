@@ -12,7 +12,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use streamhouse_core::TopicConfig;
 
 use crate::error::{MetadataError, Result};
-use crate::types::{CommittedOffset, FlushCommit, PendingSegment, SegmentInfo, SegmentOutcome, Topic};
+use crate::types::{
+    CommittedOffset, FlushCommit, PendingSegment, SegmentInfo, SegmentOutcome, Topic,
+};
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -50,8 +52,7 @@ pub(crate) const SELECT_SEGMENTS: &str = "SELECT id, topic, partition_id, base_o
      FROM segments WHERE topic = $1 AND partition_id = $2 AND end_offset >= $3 \
      ORDER BY base_offset LIMIT $4";
 
-pub(crate) const SELECT_OBJECT_SEGMENTS: &str =
-    "SELECT topic, partition_id, base_offset, end_offset, byte_offset \
+pub(crate) const SELECT_OBJECT_SEGMENTS: &str = "SELECT topic, partition_id, base_offset, end_offset, byte_offset \
      FROM segments WHERE s3_bucket = $1 AND s3_key = $2";
 
 pub(crate) const UPSERT_OFFSET: &str = "INSERT INTO consumer_offsets \
@@ -238,15 +239,15 @@ pub(crate) fn outcomes_from_committed(
         .collect();
     segments
         .iter()
-        .map(|s| {
-            match committed.get(&(s.topic.as_str(), s.partition, s.byte_offset)) {
+        .map(
+            |s| match committed.get(&(s.topic.as_str(), s.partition, s.byte_offset)) {
                 Some(&(base_offset, end_offset)) => SegmentOutcome::Committed {
                     base_offset,
                     end_offset,
                 },
                 None => SegmentOutcome::PartitionNotFound,
-            }
-        })
+            },
+        )
         .collect()
 }
 
@@ -361,7 +362,9 @@ macro_rules! impl_shared_queries {
                     .execute(&mut *tx)
                     .await
                     .map_err(|e| MetadataError::from_sqlx(OP, e))?;
-                tx.commit().await.map_err(|e| MetadataError::from_sqlx(OP, e))?;
+                tx.commit()
+                    .await
+                    .map_err(|e| MetadataError::from_sqlx(OP, e))?;
                 Ok(created)
             }
 
@@ -403,16 +406,19 @@ macro_rules! impl_shared_queries {
                         topic: name.to_string(),
                     })?
                     .into_topic()?;
-                let partitions =
-                    sqlx::query_as::<$db, $crate::sql::PartitionRow>($crate::sql::SELECT_PARTITIONS)
-                        .bind(name)
-                        .fetch_all(&mut *tx)
-                        .await
-                        .map_err(|e| MetadataError::from_sqlx(OP, e))?
-                        .into_iter()
-                        .map(Into::into)
-                        .collect();
-                tx.commit().await.map_err(|e| MetadataError::from_sqlx(OP, e))?;
+                let partitions = sqlx::query_as::<$db, $crate::sql::PartitionRow>(
+                    $crate::sql::SELECT_PARTITIONS,
+                )
+                .bind(name)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(|e| MetadataError::from_sqlx(OP, e))?
+                .into_iter()
+                .map(Into::into)
+                .collect();
+                tx.commit()
+                    .await
+                    .map_err(|e| MetadataError::from_sqlx(OP, e))?;
                 Ok($crate::TopicDescription { topic, partitions })
             }
 
@@ -429,23 +435,30 @@ macro_rules! impl_shared_queries {
                         topic: name.to_string(),
                     });
                 }
-                tx.commit().await.map_err(|e| MetadataError::from_sqlx(OP, e))?;
+                tx.commit()
+                    .await
+                    .map_err(|e| MetadataError::from_sqlx(OP, e))?;
                 Ok(())
             }
 
-            async fn add_partitions(&self, topic: &str, total: i64) -> $crate::Result<$crate::Topic> {
+            async fn add_partitions(
+                &self,
+                topic: &str,
+                total: i64,
+            ) -> $crate::Result<$crate::Topic> {
                 const OP: &str = "add partitions";
                 let total = streamhouse_core::validate_partition_count(total)?;
                 let mut tx = self.begin_write(OP).await?;
-                let mut current = sqlx::query_as::<$db, $crate::sql::TopicRow>($crate::sql::SELECT_TOPIC)
-                    .bind(topic)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(|e| MetadataError::from_sqlx(OP, e))?
-                    .ok_or_else(|| MetadataError::TopicNotFound {
-                        topic: topic.to_string(),
-                    })?
-                    .into_topic()?;
+                let mut current =
+                    sqlx::query_as::<$db, $crate::sql::TopicRow>($crate::sql::SELECT_TOPIC)
+                        .bind(topic)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(|e| MetadataError::from_sqlx(OP, e))?
+                        .ok_or_else(|| MetadataError::TopicNotFound {
+                            topic: topic.to_string(),
+                        })?
+                        .into_topic()?;
                 if total <= current.partition_count {
                     return Err(MetadataError::InvalidArgument {
                         what: "partition count",
@@ -477,7 +490,9 @@ macro_rules! impl_shared_queries {
                     .execute(&mut *tx)
                     .await
                     .map_err(|e| MetadataError::from_sqlx(OP, e))?;
-                tx.commit().await.map_err(|e| MetadataError::from_sqlx(OP, e))?;
+                tx.commit()
+                    .await
+                    .map_err(|e| MetadataError::from_sqlx(OP, e))?;
                 current.partition_count = total;
                 Ok(current)
             }
@@ -519,10 +534,15 @@ macro_rules! impl_shared_queries {
                 .await
                 .map_err(|e| MetadataError::from_sqlx(OP, e))?;
                 if !previous.is_empty() {
-                    return Ok($crate::sql::outcomes_from_committed(&flush.segments, previous));
+                    return Ok($crate::sql::outcomes_from_committed(
+                        &flush.segments,
+                        previous,
+                    ));
                 }
                 let outcomes = Self::commit_flush_tx(&mut tx, flush).await?;
-                tx.commit().await.map_err(|e| MetadataError::from_sqlx(OP, e))?;
+                tx.commit()
+                    .await
+                    .map_err(|e| MetadataError::from_sqlx(OP, e))?;
                 Ok(outcomes)
             }
 
@@ -586,20 +606,27 @@ macro_rules! impl_shared_queries {
                         .await
                         .map_err(|e| MetadataError::from_sqlx(OP, e))?;
                 }
-                tx.commit().await.map_err(|e| MetadataError::from_sqlx(OP, e))?;
+                tx.commit()
+                    .await
+                    .map_err(|e| MetadataError::from_sqlx(OP, e))?;
                 Ok(())
             }
 
-            async fn fetch_offsets(&self, group: &str) -> $crate::Result<Vec<$crate::CommittedOffset>> {
+            async fn fetch_offsets(
+                &self,
+                group: &str,
+            ) -> $crate::Result<Vec<$crate::CommittedOffset>> {
                 Ok(
-                    sqlx::query_as::<$db, $crate::sql::OffsetRow>($crate::sql::SELECT_GROUP_OFFSETS)
-                        .bind(group)
-                        .fetch_all(&self.pool)
-                        .await
-                        .map_err(|e| MetadataError::from_sqlx("fetch offsets", e))?
-                        .into_iter()
-                        .map(Into::into)
-                        .collect(),
+                    sqlx::query_as::<$db, $crate::sql::OffsetRow>(
+                        $crate::sql::SELECT_GROUP_OFFSETS,
+                    )
+                    .bind(group)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(|e| MetadataError::from_sqlx("fetch offsets", e))?
+                    .into_iter()
+                    .map(Into::into)
+                    .collect(),
                 )
             }
 

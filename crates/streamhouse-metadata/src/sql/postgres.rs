@@ -83,10 +83,7 @@ impl PostgresStore {
         &self.pool
     }
 
-    async fn begin_write(
-        &self,
-        operation: &'static str,
-    ) -> Result<Transaction<'static, Postgres>> {
+    async fn begin_write(&self, operation: &'static str) -> Result<Transaction<'static, Postgres>> {
         self.pool
             .begin()
             .await

@@ -1,0 +1,285 @@
+//! The storage engine: one metadata store, one object store, and the write
+//! and read paths between them.
+//!
+//! Settings ([`StorageConfig`]) are plain values; components (the metadata
+//! store and the object storage) are passed in, so tests can hand in a
+//! fault-injecting store or an isolated database.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use streamhouse_core::{Record, TopicPartition};
+use streamhouse_metadata::{MetadataStore, NewTopic, PartitionInfo, Topic};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::cache::{CacheStats, SegmentCache};
+use crate::consumer::{Consumer, ConsumerConfig};
+use crate::error::{Result, StorageError};
+use crate::flusher::{self, FlushTargets};
+use crate::object_storage::{ObjectStorage, ObjectStoreStats};
+use crate::producer::Producer;
+use crate::reader::{PartitionReader, ReadContext, ReadResult};
+use crate::segment_index::{SegmentIndex, SegmentIndexConfig};
+use crate::topics::TopicCache;
+use crate::watermarks::Watermarks;
+use crate::writer::{AppendResult, FlushConfig, WriteShared};
+
+/// Settings of the storage engine.
+#[derive(Debug, Clone)]
+pub struct StorageConfig {
+    pub flush: FlushConfig,
+    /// Bytes of segment data kept in memory.
+    pub cache_bytes: u64,
+    pub index: SegmentIndexConfig,
+    /// How long a partition's high watermark read from the metadata store
+    /// is trusted; commits made by this engine are seen at once.
+    pub watermark_ttl: Duration,
+    /// How long topic metadata is trusted on the write path.
+    pub topic_ttl: Duration,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            flush: FlushConfig::default(),
+            cache_bytes: 256 << 20,
+            index: SegmentIndexConfig::default(),
+            watermark_ttl: Duration::from_millis(500),
+            topic_ttl: Duration::from_secs(5),
+        }
+    }
+}
+
+pub(crate) struct EngineInner {
+    metadata: Arc<dyn MetadataStore>,
+    storage: ObjectStorage,
+    cache: SegmentCache,
+    index: Arc<SegmentIndex>,
+    watermarks: Arc<Watermarks>,
+    topics: TopicCache,
+    write: Arc<WriteShared>,
+    cancel: CancellationToken,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Drop for EngineInner {
+    fn drop(&mut self) {
+        // The flusher flushes what is buffered and stops.
+        self.cancel.cancel();
+    }
+}
+
+/// A handle to the storage engine; clones share one engine.
+#[derive(Clone)]
+pub struct StorageEngine {
+    inner: Arc<EngineInner>,
+}
+
+impl std::fmt::Debug for StorageEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StorageEngine")
+            .field("metadata", &self.inner.metadata.backend())
+            .field("storage", &self.inner.storage)
+            .finish()
+    }
+}
+
+impl StorageEngine {
+    /// Starts the engine's background tasks on the current Tokio runtime.
+    pub fn start(
+        metadata: Arc<dyn MetadataStore>,
+        storage: ObjectStorage,
+        config: StorageConfig,
+    ) -> Self {
+        let cache = SegmentCache::new(config.cache_bytes);
+        let index = Arc::new(SegmentIndex::new(metadata.clone(), config.index));
+        let watermarks = Arc::new(Watermarks::new(metadata.clone(), config.watermark_ttl));
+        let write = Arc::new(WriteShared::new(config.flush.clone()));
+        let cancel = CancellationToken::new();
+        let (flush_loop, committer) = flusher::spawn(
+            write.clone(),
+            FlushTargets {
+                storage: storage.clone(),
+                metadata: metadata.clone(),
+                cache: cache.clone(),
+                index: index.clone(),
+                watermarks: watermarks.clone(),
+            },
+            cancel.clone(),
+        );
+        Self {
+            inner: Arc::new(EngineInner {
+                topics: TopicCache::new(metadata.clone(), config.topic_ttl),
+                metadata,
+                storage,
+                cache,
+                index,
+                watermarks,
+                write,
+                cancel,
+                tasks: Mutex::new(vec![flush_loop, committer]),
+            }),
+        }
+    }
+
+    /// Opens the metadata store and object storage named by URLs
+    /// (`sqlite://…` or `postgres://…`; `file://…` or `s3://…`) and starts.
+    pub async fn open(
+        metadata_url: &str,
+        object_store_url: &str,
+        config: StorageConfig,
+    ) -> Result<Self> {
+        let storage = ObjectStorage::from_url(object_store_url)?;
+        let metadata = streamhouse_metadata::open(metadata_url).await?;
+        Ok(Self::start(metadata, storage, config))
+    }
+
+    pub fn metadata(&self) -> &Arc<dyn MetadataStore> {
+        &self.inner.metadata
+    }
+
+    pub fn storage(&self) -> &ObjectStorage {
+        &self.inner.storage
+    }
+
+    pub async fn create_topic(&self, topic: NewTopic) -> Result<Topic> {
+        let name = topic.name.clone();
+        let created = self.inner.metadata.create_topic(topic).await?;
+        self.forget_topic(&name);
+        Ok(created)
+    }
+
+    pub async fn delete_topic(&self, name: &str) -> Result<()> {
+        self.inner.metadata.delete_topic(name).await?;
+        self.forget_topic(name);
+        Ok(())
+    }
+
+    /// Drops everything held in memory about a topic.
+    pub fn forget_topic(&self, name: &str) {
+        self.inner.topics.invalidate(name);
+        self.inner.index.invalidate_topic(name);
+        self.inner.watermarks.invalidate_topic(name);
+    }
+
+    /// The topic's metadata as the write path sees it (cached briefly).
+    pub async fn topic(&self, name: &str) -> Result<Arc<Topic>> {
+        self.inner.topics.get(name).await
+    }
+
+    /// Appends records to one partition and waits until they are durable
+    /// and visible. Record offsets are assigned by the commit; the records'
+    /// `offset` fields are ignored.
+    pub async fn append(
+        &self,
+        topic: &str,
+        partition: i32,
+        records: Vec<Record>,
+    ) -> Result<AppendResult> {
+        let config = self.inner.topics.get_partition(topic, partition).await?;
+        let max = usize::try_from(config.config.max_message_bytes()).unwrap_or(usize::MAX);
+        if let Some(size) = records
+            .iter()
+            .map(Record::payload_size)
+            .find(|&size| size > max)
+        {
+            return Err(StorageError::RecordTooLarge {
+                topic: topic.to_string(),
+                size,
+                max,
+            });
+        }
+        let started = std::time::Instant::now();
+        let count = records.len() as u64;
+        let result = self
+            .inner
+            .write
+            .append(TopicPartition::new(topic, partition), records)
+            .await;
+        if result.is_ok() {
+            metrics::counter!("streamhouse_append_records_total").increment(count);
+            metrics::histogram!("streamhouse_append_seconds")
+                .record(started.elapsed().as_secs_f64());
+        }
+        result
+    }
+
+    pub fn reader(&self, topic: &str, partition: i32) -> PartitionReader {
+        PartitionReader::new(topic, partition, self.read_context())
+    }
+
+    pub async fn read(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        max_records: usize,
+        max_bytes: usize,
+    ) -> Result<ReadResult> {
+        self.reader(topic, partition)
+            .read(offset, max_records, max_bytes)
+            .await
+    }
+
+    /// The partition's readable range.
+    pub async fn partition_info(&self, topic: &str, partition: i32) -> Result<PartitionInfo> {
+        Ok(self.inner.watermarks.get(topic, partition).await?)
+    }
+
+    /// A receiver that changes when the partition's high watermark moves.
+    pub async fn watch_partition(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<watch::Receiver<PartitionInfo>> {
+        Ok(self.inner.watermarks.subscribe(topic, partition).await?)
+    }
+
+    pub fn producer(&self) -> Producer {
+        Producer::new(self.clone())
+    }
+
+    pub fn consumer(&self, config: ConsumerConfig) -> Consumer {
+        Consumer::new(self.clone(), config)
+    }
+
+    pub fn cache_stats(&self) -> CacheStats {
+        self.inner.cache.stats()
+    }
+
+    pub fn object_store_stats(&self) -> ObjectStoreStats {
+        self.inner.storage.stats()
+    }
+
+    /// Records buffered and not yet handed to a flush.
+    pub fn buffered_records(&self) -> u64 {
+        self.inner
+            .write
+            .buffered_records
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Stops accepting appends, flushes and commits what is buffered,
+    /// answers every waiting append, and stops the background tasks.
+    pub async fn shutdown(&self) {
+        self.inner.cancel.cancel();
+        let tasks: Vec<_> = std::mem::take(&mut *self.inner.tasks.lock());
+        for task in tasks {
+            if let Err(error) = task.await {
+                tracing::error!(%error, "storage task failed during shutdown");
+            }
+        }
+    }
+
+    fn read_context(&self) -> ReadContext {
+        ReadContext {
+            storage: self.inner.storage.clone(),
+            cache: self.inner.cache.clone(),
+            index: self.inner.index.clone(),
+            watermarks: self.inner.watermarks.clone(),
+        }
+    }
+}

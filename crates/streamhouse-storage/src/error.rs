@@ -1,0 +1,144 @@
+use std::sync::Arc;
+
+use streamhouse_core::{ErrorKind, ValidationError};
+use streamhouse_metadata::MetadataError;
+use thiserror::Error;
+
+use crate::segment::SegmentError;
+
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// Errors of the storage engine.
+///
+/// Cloneable, because one failed flush fails every append that was waiting
+/// on it; sources that are not `Clone` are shared behind an `Arc`.
+#[derive(Debug, Clone, Error)]
+pub enum StorageError {
+    #[error(transparent)]
+    Segment(#[from] SegmentError),
+    #[error(transparent)]
+    Metadata(Arc<MetadataError>),
+    #[error(transparent)]
+    Validation(#[from] ValidationError),
+    #[error("object store {operation} of {key:?} failed: {source}")]
+    ObjectStore {
+        operation: &'static str,
+        key: String,
+        #[source]
+        source: Arc<object_store::Error>,
+    },
+    /// The flush could not be uploaded; nothing of it became visible.
+    #[error("upload of {key:?} failed after {attempts} attempts: {source}")]
+    UploadFailed {
+        key: String,
+        attempts: u32,
+        #[source]
+        source: Arc<object_store::Error>,
+    },
+    /// The flush was uploaded but its metadata transaction failed; nothing
+    /// of it became visible and the object is garbage.
+    #[error("commit of flush {key:?} failed after {attempts} attempts: {source}")]
+    CommitFailed {
+        key: String,
+        attempts: u32,
+        #[source]
+        source: Arc<MetadataError>,
+    },
+    /// An earlier flush failed while this one was in flight; it is failed
+    /// too so that a producer's writes to a partition never commit out of
+    /// order.
+    #[error("flush {key:?} abandoned because an earlier flush failed")]
+    EarlierFlushFailed { key: String },
+    #[error(
+        "offset {offset} is out of range for {topic}-{partition}: readable offsets are \
+         {log_start_offset}..{high_watermark}"
+    )]
+    OffsetOutOfRange {
+        topic: String,
+        partition: i32,
+        offset: i64,
+        log_start_offset: i64,
+        high_watermark: i64,
+    },
+    #[error("record of {size} bytes exceeds the maximum of {max} bytes for topic {topic}")]
+    RecordTooLarge {
+        topic: String,
+        size: usize,
+        max: usize,
+    },
+    #[error("invalid append: {reason}")]
+    InvalidAppend { reason: &'static str },
+    #[error("this consumer has no group, so it has no offsets to commit")]
+    NoConsumerGroup,
+    #[error("topic {topic:?} does not exist")]
+    UnknownTopic { topic: String },
+    #[error("partition {partition} of topic {topic:?} does not exist")]
+    UnknownPartition { topic: String, partition: i32 },
+    /// The index says an offset exists but no segment row holds it: data
+    /// was removed underneath a reader (retention) or metadata is damaged.
+    #[error("no segment holds offset {offset} of {topic}-{partition}")]
+    SegmentMissing {
+        topic: String,
+        partition: i32,
+        offset: i64,
+    },
+    #[error("invalid object store URL {url:?}: {reason}")]
+    InvalidObjectStoreUrl { url: String, reason: String },
+    #[error("the storage engine is shutting down")]
+    ShuttingDown,
+}
+
+impl From<MetadataError> for StorageError {
+    fn from(error: MetadataError) -> Self {
+        match error {
+            MetadataError::TopicNotFound { topic } => StorageError::UnknownTopic { topic },
+            MetadataError::PartitionNotFound { topic, partition } => {
+                StorageError::UnknownPartition { topic, partition }
+            }
+            MetadataError::Validation(e) => StorageError::Validation(e),
+            other => StorageError::Metadata(Arc::new(other)),
+        }
+    }
+}
+
+impl StorageError {
+    pub(crate) fn object_store(
+        operation: &'static str,
+        key: impl Into<String>,
+        source: object_store::Error,
+    ) -> Self {
+        StorageError::ObjectStore {
+            operation,
+            key: key.into(),
+            source: Arc::new(source),
+        }
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            StorageError::Segment(_) | StorageError::SegmentMissing { .. } => ErrorKind::Corrupt,
+            StorageError::Metadata(e) => e.kind(),
+            StorageError::Validation(_)
+            | StorageError::RecordTooLarge { .. }
+            | StorageError::InvalidAppend { .. }
+            | StorageError::NoConsumerGroup
+            | StorageError::InvalidObjectStoreUrl { .. } => ErrorKind::InvalidInput,
+            StorageError::ObjectStore { source, .. } => match source.as_ref() {
+                object_store::Error::NotFound { .. } => ErrorKind::Corrupt,
+                _ => ErrorKind::Retriable,
+            },
+            StorageError::UploadFailed { .. }
+            | StorageError::CommitFailed { .. }
+            | StorageError::EarlierFlushFailed { .. } => ErrorKind::Retriable,
+            StorageError::OffsetOutOfRange { .. } => ErrorKind::OffsetOutOfRange,
+            StorageError::UnknownTopic { .. } | StorageError::UnknownPartition { .. } => {
+                ErrorKind::NotFound
+            }
+            StorageError::ShuttingDown => ErrorKind::ShuttingDown,
+        }
+    }
+
+    pub fn is_retriable(&self) -> bool {
+        self.kind().is_retriable()
+    }
+}

@@ -1,0 +1,131 @@
+//! Format-level tests: the exact bytes of a known segment.
+
+use super::test_util::record;
+use super::*;
+
+/// Two records, uncompressed, base offset 0. Any change to these bytes is a
+/// format change and needs a new version.
+const GOLDEN_HEX: &str = concat!(
+    // header: magic, version 1, codec 0, reserved
+    "5348534701000000",
+    // base_offset 0, last_offset 1, record_count 2
+    "0000000000000000",
+    "0100000000000000",
+    "0200000000000000",
+    // min_timestamp 1_700_000_000_000, max_timestamp +5
+    "0068e5cf8b010000",
+    "0568e5cf8b010000",
+    // block_count 1, reserved
+    "0100000000000000",
+    // block: uncompressed_len 22, stored_len 22, record_count 2
+    "160000001600000002000000",
+    // record 0: len 12, Δoff 0, Δts 0, key "k", value "v1", 1 header h=x
+    "0c0000026b0276310101680278",
+    // record 1: len 8, Δoff 1, Δts zigzag(5)=10, no key, empty value,
+    // 1 header h=null
+    "08010a000001016800",
+    // index: first 0, last 1, first_ts, max_ts, position 56
+    "0000000000000000",
+    "0100000000000000",
+    "0068e5cf8b010000",
+    "0568e5cf8b010000",
+    "3800000000000000",
+    // footer: index_position 90, crc32c, magic
+    "5a00000000000000",
+    "81458dee",
+    "53485347",
+);
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+        .collect()
+}
+
+fn golden_records() -> Vec<streamhouse_core::Record> {
+    vec![
+        record(
+            0,
+            1_700_000_000_000,
+            Some(b"k"),
+            b"v1",
+            &[("h", Some(b"x"))],
+        ),
+        record(1, 1_700_000_000_005, None, b"", &[("h", None)]),
+    ]
+}
+
+#[test]
+fn test_golden_bytes() {
+    let mut writer = SegmentWriter::new(Compression::None);
+    for r in golden_records() {
+        writer.append(&r).unwrap();
+    }
+    let segment = writer.finish().unwrap();
+    let expected = unhex(GOLDEN_HEX);
+    assert_eq!(expected.len(), 146);
+    assert_eq!(segment.as_ref(), expected.as_slice());
+}
+
+#[test]
+fn test_golden_bytes_decode() {
+    let reader = SegmentReader::new(bytes::Bytes::from(unhex(GOLDEN_HEX))).unwrap();
+    assert_eq!(reader.read_all().unwrap(), golden_records());
+}
+
+#[test]
+fn test_compression_names() {
+    for codec in [Compression::None, Compression::Lz4, Compression::Zstd] {
+        assert_eq!(codec.to_string().parse::<Compression>().unwrap(), codec);
+        assert_eq!(Compression::from_u8(codec.as_u8()).unwrap(), codec);
+    }
+    assert_eq!("LZ4".parse::<Compression>().unwrap(), Compression::Lz4);
+    assert_eq!(Compression::Zstd.to_string(), "zstd");
+    assert_eq!(
+        "snappy".parse::<Compression>().unwrap_err().input,
+        "snappy".to_owned()
+    );
+    assert!(matches!(
+        Compression::from_u8(3),
+        Err(SegmentError::UnknownCompression { codec: 3 })
+    ));
+}
+
+#[test]
+fn test_header_encode_decode() {
+    let header = SegmentHeader {
+        version: VERSION,
+        compression: Compression::Zstd,
+        base_offset: 10,
+        last_offset: 20,
+        record_count: 7,
+        min_timestamp: -5,
+        max_timestamp: 99,
+        block_count: 3,
+    };
+    assert_eq!(SegmentHeader::decode(&header.encode()).unwrap(), header);
+    assert!(matches!(
+        SegmentHeader::decode(&header.encode()[..55]),
+        Err(SegmentError::Truncated {
+            needed: 56,
+            available: 55
+        })
+    ));
+    let mut bad = header.encode();
+    bad[4] = 2;
+    assert!(matches!(
+        SegmentHeader::decode(&bad),
+        Err(SegmentError::UnsupportedVersion { version: 2 })
+    ));
+}
+
+#[test]
+fn test_types_are_send_and_sync() {
+    fn assert_send<T: Send>() {}
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send::<SegmentWriter>();
+    assert_send_sync::<SegmentReader>();
+    assert_send_sync::<SegmentError>();
+    assert_send::<BatchObjectBuilder>();
+}

@@ -1,0 +1,157 @@
+//! High watermark and log start offset of each partition, held in memory.
+//!
+//! Commits made by this process advance the watermark at once; values
+//! learned from the metadata store are trusted for a short TTL, which
+//! bounds how stale another agent's commits can look. Long-poll readers
+//! subscribe to a partition and wake when its watermark moves.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use streamhouse_core::TopicPartition;
+use streamhouse_metadata::{MetadataError, MetadataStore, PartitionInfo};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+struct Entry {
+    sender: watch::Sender<PartitionInfo>,
+    /// When the value was last read from the metadata store; `None` if it
+    /// only ever came from local commits.
+    fetched_at: Option<Instant>,
+}
+
+pub struct Watermarks {
+    store: Arc<dyn MetadataStore>,
+    ttl: Duration,
+    entries: Mutex<HashMap<TopicPartition, Entry>>,
+}
+
+impl std::fmt::Debug for Watermarks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watermarks")
+            .field("ttl", &self.ttl)
+            .finish()
+    }
+}
+
+impl Watermarks {
+    pub fn new(store: Arc<dyn MetadataStore>, ttl: Duration) -> Self {
+        Self {
+            store,
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The partition's readable range, from memory when fresh.
+    pub async fn get(&self, topic: &str, partition: i32) -> Result<PartitionInfo, MetadataError> {
+        let tp = TopicPartition::new(topic, partition);
+        if let Some(info) = self.fresh(&tp) {
+            return Ok(info);
+        }
+        self.refresh(topic, partition).await
+    }
+
+    /// Reads the partition from the metadata store and publishes it.
+    pub async fn refresh(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<PartitionInfo, MetadataError> {
+        let tp = TopicPartition::new(topic, partition);
+        let fetched = match self.store.get_partition(topic, partition).await {
+            Ok(info) => info,
+            Err(e @ MetadataError::PartitionNotFound { .. }) => {
+                self.entries.lock().remove(&tp);
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
+        let mut entries = self.entries.lock();
+        let entry = entries.entry(tp).or_insert_with(|| Entry {
+            sender: watch::Sender::new(fetched),
+            fetched_at: None,
+        });
+        entry.fetched_at = Some(Instant::now());
+        // A commit by this process may have landed after the query read
+        // the row; never move a watermark backwards because of that.
+        entry.sender.send_if_modified(|current| {
+            let next = PartitionInfo {
+                partition,
+                high_watermark: fetched.high_watermark.max(current.high_watermark),
+                log_start_offset: fetched.log_start_offset.max(current.log_start_offset),
+            };
+            let changed = next != *current;
+            *current = next;
+            changed
+        });
+        Ok(*entry.sender.borrow())
+    }
+
+    /// Records a commit made by this process.
+    pub fn advance(&self, topic: &str, partition: i32, high_watermark: i64) {
+        let mut entries = self.entries.lock();
+        let tp = TopicPartition::new(topic, partition);
+        match entries.get(&tp) {
+            Some(entry) => {
+                entry.sender.send_if_modified(|current| {
+                    if high_watermark > current.high_watermark {
+                        current.high_watermark = high_watermark;
+                        true
+                    } else {
+                        false
+                    }
+                });
+            }
+            None => {
+                // The log start offset is unknown here; `fetched_at: None`
+                // makes the next `get` read it from the store.
+                entries.insert(
+                    tp,
+                    Entry {
+                        sender: watch::Sender::new(PartitionInfo {
+                            partition,
+                            high_watermark,
+                            log_start_offset: 0,
+                        }),
+                        fetched_at: None,
+                    },
+                );
+            }
+        }
+    }
+
+    /// A receiver that changes whenever the partition's watermark moves.
+    pub async fn subscribe(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<watch::Receiver<PartitionInfo>, MetadataError> {
+        let tp = TopicPartition::new(topic, partition);
+        if self.fresh(&tp).is_none() {
+            self.refresh(topic, partition).await?;
+        }
+        let entries = self.entries.lock();
+        match entries.get(&tp) {
+            Some(entry) => Ok(entry.sender.subscribe()),
+            None => Err(MetadataError::PartitionNotFound {
+                topic: topic.to_string(),
+                partition,
+            }),
+        }
+    }
+
+    /// Forgets every partition of a topic (deleted or recreated).
+    pub fn invalidate_topic(&self, topic: &str) {
+        self.entries.lock().retain(|tp, _| &*tp.topic != topic);
+    }
+
+    fn fresh(&self, tp: &TopicPartition) -> Option<PartitionInfo> {
+        let entries = self.entries.lock();
+        let entry = entries.get(tp)?;
+        let fetched_at = entry.fetched_at?;
+        (fetched_at.elapsed() <= self.ttl).then(|| *entry.sender.borrow())
+    }
+}

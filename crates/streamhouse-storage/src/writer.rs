@@ -1,0 +1,205 @@
+//! The write path's front half: appends are encoded into one open segment
+//! per partition ([`PartitionWriter`]) until the flusher takes them.
+//!
+//! The invariant that matters: an append resolves with offsets only after
+//! the flush holding it is uploaded AND committed; if either fails the
+//! append fails with a retriable error and none of its records are visible.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use streamhouse_core::{Record, TopicPartition};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot};
+
+use crate::error::{Result, StorageError};
+use crate::segment::{Compression, SegmentWriter};
+
+/// Settings of the write path.
+#[derive(Debug, Clone)]
+pub struct FlushConfig {
+    /// How long appends may wait before their flush starts.
+    pub flush_interval: Duration,
+    /// A flush starts early once this many bytes are buffered.
+    pub flush_bytes: usize,
+    /// Flushes uploading at once; commits still happen in order.
+    pub max_inflight_flushes: usize,
+    /// Upload attempts before the flush fails.
+    pub upload_attempts: u32,
+    /// Delay before the second attempt; doubled for each further one.
+    pub upload_backoff: Duration,
+    /// Commit attempts for retriable metadata errors.
+    pub commit_attempts: u32,
+    /// Codec of the segments the flusher writes.
+    pub compression: Compression,
+    /// Appends wait once this many bytes are buffered or in flight.
+    pub max_pending_bytes: usize,
+}
+
+impl Default for FlushConfig {
+    fn default() -> Self {
+        Self {
+            flush_interval: Duration::from_millis(50),
+            flush_bytes: 8 << 20,
+            max_inflight_flushes: 4,
+            upload_attempts: 3,
+            upload_backoff: Duration::from_millis(100),
+            commit_attempts: 3,
+            compression: Compression::Lz4,
+            max_pending_bytes: 256 << 20,
+        }
+    }
+}
+
+/// Offsets assigned to an append: `base_offset..=last_offset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendResult {
+    pub base_offset: i64,
+    pub last_offset: i64,
+}
+
+/// One append waiting for its flush.
+pub(crate) struct Waiter {
+    /// Index of the append's first record within the partition's segment.
+    pub(crate) first: i64,
+    pub(crate) count: i64,
+    pub(crate) reply: oneshot::Sender<Result<AppendResult>>,
+    /// Returned to the pending-bytes budget when the append resolves.
+    pub(crate) _budget: OwnedSemaphorePermit,
+}
+
+impl Waiter {
+    pub(crate) fn succeed(self, segment_base: i64) {
+        let base_offset = segment_base + self.first;
+        // The appender may have gone away; the records are committed anyway.
+        let _ = self.reply.send(Ok(AppendResult {
+            base_offset,
+            last_offset: base_offset + self.count - 1,
+        }));
+    }
+
+    pub(crate) fn fail(self, error: StorageError) {
+        let _ = self.reply.send(Err(error));
+    }
+}
+
+/// The open segment of one partition and the appends waiting on it.
+pub(crate) struct PartitionWriter {
+    pub(crate) segment: SegmentWriter,
+    pub(crate) waiters: Vec<Waiter>,
+}
+
+impl PartitionWriter {
+    fn new(compression: Compression) -> Self {
+        Self {
+            segment: SegmentWriter::new(compression),
+            waiters: Vec::new(),
+        }
+    }
+}
+
+/// Everything buffered since the last flush.
+#[derive(Default)]
+pub(crate) struct WriteBuffer {
+    pub(crate) partitions: HashMap<TopicPartition, PartitionWriter>,
+    pub(crate) bytes: usize,
+}
+
+/// State shared by appenders and the flusher.
+pub(crate) struct WriteShared {
+    pub(crate) config: FlushConfig,
+    pub(crate) buffer: Mutex<WriteBuffer>,
+    pub(crate) closed: AtomicBool,
+    pub(crate) flush_now: Notify,
+    budget: Arc<Semaphore>,
+    budget_size: usize,
+    pub(crate) buffered_records: AtomicU64,
+}
+
+impl WriteShared {
+    pub(crate) fn new(config: FlushConfig) -> Self {
+        let budget_size = config
+            .max_pending_bytes
+            .clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
+        Self {
+            config,
+            buffer: Mutex::new(WriteBuffer::default()),
+            closed: AtomicBool::new(false),
+            flush_now: Notify::new(),
+            budget: Arc::new(Semaphore::new(budget_size)),
+            budget_size,
+            buffered_records: AtomicU64::new(0),
+        }
+    }
+
+    /// Buffers `records` for `tp` and waits until they are committed.
+    /// The records' `offset` fields are ignored.
+    pub(crate) async fn append(
+        &self,
+        tp: TopicPartition,
+        mut records: Vec<Record>,
+    ) -> Result<AppendResult> {
+        if records.is_empty() {
+            return Err(StorageError::InvalidAppend {
+                reason: "an append needs at least one record",
+            });
+        }
+        let bytes: usize = records.iter().map(|r| r.payload_size() + 16).sum();
+        let permits = u32::try_from(bytes.clamp(1, self.budget_size)).unwrap_or(u32::MAX);
+        let budget = self
+            .budget
+            .clone()
+            .acquire_many_owned(permits)
+            .await
+            .map_err(|_| StorageError::ShuttingDown)?;
+
+        let (reply, response) = oneshot::channel();
+        {
+            let mut buffer = self.buffer.lock();
+            if self.closed.load(Ordering::SeqCst) {
+                return Err(StorageError::ShuttingDown);
+            }
+            let compression = self.config.compression;
+            let writer = buffer
+                .partitions
+                .entry(tp)
+                .or_insert_with(|| PartitionWriter::new(compression));
+            // Offsets inside a flushed segment are relative to its first
+            // record; the commit assigns the real ones.
+            let first = i64::try_from(writer.segment.record_count()).unwrap_or(i64::MAX);
+            for (i, record) in records.iter_mut().enumerate() {
+                record.offset = first + i as i64;
+                writer.segment.append(record)?;
+            }
+            let count = records.len() as i64;
+            writer.waiters.push(Waiter {
+                first,
+                count,
+                reply,
+                _budget: budget,
+            });
+            buffer.bytes += bytes;
+            self.buffered_records
+                .fetch_add(count as u64, Ordering::Relaxed);
+            if buffer.bytes >= self.config.flush_bytes {
+                self.flush_now.notify_one();
+            }
+        }
+        response.await.map_err(|_| StorageError::ShuttingDown)?
+    }
+
+    /// Takes everything buffered, leaving an empty buffer.
+    pub(crate) fn take(&self) -> WriteBuffer {
+        let taken = std::mem::take(&mut *self.buffer.lock());
+        self.buffered_records.store(0, Ordering::Relaxed);
+        taken
+    }
+
+    /// Refuses new appends; what is buffered is still flushed.
+    pub(crate) fn close(&self) {
+        let _buffer = self.buffer.lock();
+        self.closed.store(true, Ordering::SeqCst);
+    }
+}

@@ -1,0 +1,375 @@
+//! Faults on the write path: failing uploads and commits never lose an
+//! acknowledged record and never make an unacknowledged one visible.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use common::{Backend, numbered_record, test_config};
+use object_store::ObjectStore;
+use streamhouse_metadata::{
+    CommittedOffset, FlushCommit, MetadataError, MetadataStore, NewTopic, OffsetCommit,
+    PartitionInfo, SegmentInfo, SegmentOutcome, Topic, TopicDescription,
+};
+use streamhouse_storage::testing::FaultInjectingStore;
+use streamhouse_storage::{FlushConfig, StorageConfig, StorageEngine, StorageError};
+
+on_every_backend!(
+    upload_that_fails_then_succeeds_loses_nothing,
+    upload_that_always_fails_makes_nothing_visible,
+    failed_commit_makes_nothing_visible,
+    flushes_behind_a_failed_flush_fail_too,
+    two_engines_never_assign_an_offset_twice,
+);
+
+fn faulty(backend: &Backend) -> (Arc<FaultInjectingStore>, streamhouse_storage::ObjectStorage) {
+    let mut injector = None;
+    let storage = backend.storage.wrap_backend(|inner| {
+        let faulty = Arc::new(FaultInjectingStore::new(inner));
+        injector = Some(faulty.clone());
+        faulty as Arc<dyn ObjectStore>
+    });
+    (injector.expect("wrapped"), storage)
+}
+
+async fn upload_that_fails_then_succeeds_loses_nothing(backend: Backend) {
+    let (faults, storage) = faulty(&backend);
+    let engine = StorageEngine::start(backend.metadata.clone(), storage, test_config());
+    engine
+        .create_topic(NewTopic::new("retry", 1))
+        .await
+        .expect("create topic");
+    faults.fail_next_puts(2);
+    let records: Vec<_> = (0..10).map(|n| numbered_record(0, n)).collect();
+    let appended = engine
+        .append("retry", 0, records.clone())
+        .await
+        .expect("the third attempt succeeds");
+    assert_eq!((appended.base_offset, appended.last_offset), (0, 9));
+    assert_eq!(
+        faults.put_attempts(),
+        3,
+        "{}: two failures, one success",
+        backend.name
+    );
+    let read = engine
+        .read("retry", 0, 0, 100, 1 << 20)
+        .await
+        .expect("read");
+    assert_eq!(read.records.len(), 10);
+    for (i, record) in read.records.iter().enumerate() {
+        assert_eq!(record, &records[i].clone().with_offset(i as i64));
+    }
+    let rows = backend
+        .metadata
+        .list_segments("retry", 0, 0, 10)
+        .await
+        .expect("segments");
+    assert_eq!(rows.len(), 1, "stored once");
+    engine.shutdown().await;
+}
+
+async fn upload_that_always_fails_makes_nothing_visible(backend: Backend) {
+    let (faults, storage) = faulty(&backend);
+    let engine = StorageEngine::start(backend.metadata.clone(), storage, test_config());
+    engine
+        .create_topic(NewTopic::new("broken", 2))
+        .await
+        .expect("create topic");
+    faults.fail_all_puts(true);
+    let error = engine
+        .append("broken", 1, vec![numbered_record(1, 0)])
+        .await
+        .expect_err("the upload never succeeds");
+    assert!(
+        matches!(error, StorageError::UploadFailed { attempts: 3, .. }),
+        "{}: {error:?}",
+        backend.name
+    );
+    assert!(error.is_retriable());
+    let partition = backend
+        .metadata
+        .get_partition("broken", 1)
+        .await
+        .expect("partition");
+    assert_eq!(partition.high_watermark, 0, "no offsets consumed");
+    assert!(
+        backend
+            .metadata
+            .list_segments("broken", 1, 0, 10)
+            .await
+            .expect("segments")
+            .is_empty()
+    );
+    let read = engine.read("broken", 1, 0, 10, 1024).await.expect("read");
+    assert!(read.records.is_empty());
+
+    faults.fail_all_puts(false);
+    let appended = engine
+        .append("broken", 1, vec![numbered_record(1, 1)])
+        .await
+        .expect("the store is back");
+    assert_eq!(appended.base_offset, 0, "the failed append took no offset");
+    engine.shutdown().await;
+}
+
+/// Delegates to a real store but fails `commit_flush` while switched on.
+#[derive(Debug)]
+struct FailingCommits {
+    inner: Arc<dyn MetadataStore>,
+    failing: AtomicU64,
+}
+
+#[async_trait]
+impl MetadataStore for FailingCommits {
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
+    }
+    async fn ping(&self) -> Result<(), MetadataError> {
+        self.inner.ping().await
+    }
+    async fn create_topic(&self, topic: NewTopic) -> Result<Topic, MetadataError> {
+        self.inner.create_topic(topic).await
+    }
+    async fn list_topics(&self) -> Result<Vec<Topic>, MetadataError> {
+        self.inner.list_topics().await
+    }
+    async fn get_topic(&self, name: &str) -> Result<Topic, MetadataError> {
+        self.inner.get_topic(name).await
+    }
+    async fn describe_topic(&self, name: &str) -> Result<TopicDescription, MetadataError> {
+        self.inner.describe_topic(name).await
+    }
+    async fn delete_topic(&self, name: &str) -> Result<(), MetadataError> {
+        self.inner.delete_topic(name).await
+    }
+    async fn add_partitions(&self, topic: &str, total: i64) -> Result<Topic, MetadataError> {
+        self.inner.add_partitions(topic, total).await
+    }
+    async fn get_partition(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<PartitionInfo, MetadataError> {
+        self.inner.get_partition(topic, partition).await
+    }
+    async fn commit_flush(
+        &self,
+        flush: &FlushCommit,
+    ) -> Result<Vec<SegmentOutcome>, MetadataError> {
+        if self.failing.load(Ordering::SeqCst) > 0 {
+            self.failing.fetch_sub(1, Ordering::SeqCst);
+            return Err(MetadataError::Unavailable {
+                operation: "commit flush",
+                source: sqlx::Error::PoolTimedOut,
+            });
+        }
+        self.inner.commit_flush(flush).await
+    }
+    async fn list_segments(
+        &self,
+        topic: &str,
+        partition: i32,
+        from_offset: i64,
+        limit: usize,
+    ) -> Result<Vec<SegmentInfo>, MetadataError> {
+        self.inner
+            .list_segments(topic, partition, from_offset, limit)
+            .await
+    }
+    async fn commit_offsets(
+        &self,
+        group: &str,
+        offsets: &[OffsetCommit],
+    ) -> Result<(), MetadataError> {
+        self.inner.commit_offsets(group, offsets).await
+    }
+    async fn fetch_offsets(&self, group: &str) -> Result<Vec<CommittedOffset>, MetadataError> {
+        self.inner.fetch_offsets(group).await
+    }
+    async fn list_groups(&self) -> Result<Vec<String>, MetadataError> {
+        self.inner.list_groups().await
+    }
+    async fn delete_group(&self, group: &str) -> Result<bool, MetadataError> {
+        self.inner.delete_group(group).await
+    }
+}
+
+async fn failed_commit_makes_nothing_visible(backend: Backend) {
+    let metadata = Arc::new(FailingCommits {
+        inner: backend.metadata.clone(),
+        failing: AtomicU64::new(0),
+    });
+    let engine = StorageEngine::start(metadata.clone(), backend.storage.clone(), test_config());
+    engine
+        .create_topic(NewTopic::new("uncommitted", 1))
+        .await
+        .expect("create topic");
+
+    // Two transient failures are retried within the commit's three attempts.
+    metadata.failing.store(2, Ordering::SeqCst);
+    let appended = engine
+        .append("uncommitted", 0, vec![numbered_record(0, 0)])
+        .await
+        .expect("retried commit succeeds");
+    assert_eq!(appended.base_offset, 0);
+
+    // Three failures exhaust the attempts: the append fails, retriably.
+    metadata.failing.store(3, Ordering::SeqCst);
+    let error = engine
+        .append("uncommitted", 0, vec![numbered_record(0, 1)])
+        .await
+        .expect_err("commit keeps failing");
+    assert!(
+        matches!(error, StorageError::CommitFailed { attempts: 3, .. }),
+        "{}: {error:?}",
+        backend.name
+    );
+    assert!(error.is_retriable());
+    let partition = backend
+        .metadata
+        .get_partition("uncommitted", 0)
+        .await
+        .expect("partition");
+    assert_eq!(
+        partition.high_watermark, 1,
+        "the failed flush is not visible"
+    );
+    let read = engine
+        .read("uncommitted", 0, 0, 10, 1 << 20)
+        .await
+        .expect("read");
+    assert_eq!(read.records.len(), 1);
+    engine.shutdown().await;
+}
+
+async fn flushes_behind_a_failed_flush_fail_too(backend: Backend) {
+    let (faults, storage) = faulty(&backend);
+    let config = StorageConfig {
+        flush: FlushConfig {
+            flush_interval: Duration::from_millis(10),
+            upload_attempts: 1,
+            max_inflight_flushes: 4,
+            ..test_config().flush
+        },
+        ..test_config()
+    };
+    let engine = StorageEngine::start(backend.metadata.clone(), storage, config);
+    engine
+        .create_topic(NewTopic::new("ordered", 1))
+        .await
+        .expect("create topic");
+    faults.delay_puts(Some(Duration::from_millis(400)));
+    faults.fail_next_puts(1);
+    let first = {
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            engine
+                .append("ordered", 0, vec![numbered_record(0, 0)])
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let second = {
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            engine
+                .append("ordered", 0, vec![numbered_record(0, 1)])
+                .await
+        })
+    };
+    let first = first.await.expect("task");
+    let second = second.await.expect("task");
+    assert!(
+        matches!(first, Err(StorageError::UploadFailed { .. })),
+        "{first:?}"
+    );
+    assert!(
+        matches!(second, Err(StorageError::EarlierFlushFailed { .. })),
+        "{}: the flush behind the failed one must not commit ahead of it: {second:?}",
+        backend.name
+    );
+    faults.delay_puts(None);
+    let third = engine
+        .append("ordered", 0, vec![numbered_record(0, 2)])
+        .await
+        .expect("later flushes succeed");
+    assert_eq!(third.base_offset, 0);
+    engine.shutdown().await;
+}
+
+async fn two_engines_never_assign_an_offset_twice(backend: Backend) {
+    let first = StorageEngine::start(
+        backend.metadata.clone(),
+        backend.storage.clone(),
+        test_config(),
+    );
+    let second = StorageEngine::start(
+        backend.metadata.clone(),
+        backend.storage.clone(),
+        test_config(),
+    );
+    first
+        .create_topic(NewTopic::new("shared", 1))
+        .await
+        .expect("create topic");
+    let per_writer = 300;
+    let mut tasks = Vec::new();
+    for (writer, engine) in [first.clone(), second.clone()].into_iter().enumerate() {
+        tasks.push(tokio::spawn(async move {
+            let mut offsets = Vec::new();
+            for n in 0..per_writer {
+                let record = numbered_record(writer as i32, n);
+                let appended = engine
+                    .append("shared", 0, vec![record])
+                    .await
+                    .expect("append");
+                offsets.push(appended.base_offset);
+            }
+            offsets
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        let offsets = task.await.expect("writer");
+        assert!(
+            offsets.windows(2).all(|w| w[0] < w[1]),
+            "{}: each writer's records keep their order",
+            backend.name
+        );
+        all.extend(offsets);
+    }
+    all.sort();
+    assert_eq!(
+        all,
+        (0..2 * per_writer as i64).collect::<Vec<_>>(),
+        "{}: offsets never collide and leave no gaps",
+        backend.name
+    );
+    let read = first
+        .read("shared", 0, 0, 10_000, 64 << 20)
+        .await
+        .expect("read");
+    assert_eq!(read.records.len(), 2 * per_writer as usize);
+    let mut seen: Vec<(i32, u64)> = Vec::new();
+    for record in &read.records {
+        let text = String::from_utf8_lossy(&record.value).to_string();
+        let mut parts = text.split('-').skip(1);
+        let writer: i32 = parts.next().and_then(|p| p.parse().ok()).expect("writer");
+        let n: u64 = parts.next().and_then(|p| p.parse().ok()).expect("n");
+        seen.push((writer, n));
+    }
+    for writer in 0..2 {
+        let ns: Vec<u64> = seen
+            .iter()
+            .filter(|(w, _)| *w == writer)
+            .map(|(_, n)| *n)
+            .collect();
+        assert_eq!(ns, (0..per_writer).collect::<Vec<_>>());
+    }
+    first.shutdown().await;
+    second.shutdown().await;
+}
