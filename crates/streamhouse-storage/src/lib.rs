@@ -12,6 +12,7 @@
 //! nothing uncommitted is ever read.
 
 mod cache;
+pub mod clock;
 mod consumer;
 mod engine;
 mod error;

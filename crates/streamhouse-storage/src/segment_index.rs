@@ -7,15 +7,16 @@
 //! or on a miss, and the total number of segments held is bounded by
 //! `max_segments` (least recently used partitions are dropped first).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use parking_lot::Mutex;
-use streamhouse_core::TopicPartition;
+use rustc_hash::FxHashMap;
 use streamhouse_metadata::{MetadataError, MetadataStore, SegmentInfo};
-use tokio::time::Instant;
+
+use crate::clock::{Clock, SystemClock};
 
 /// Where a segment's bytes are and which offsets it holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,19 +104,66 @@ impl Default for SegmentIndexConfig {
 
 struct PartitionSegments {
     segments: BTreeMap<i64, Arc<IndexedSegment>>,
-    refreshed_at: Instant,
-    last_used: Instant,
+    /// Monotonic milliseconds of the clock.
+    refreshed_at: u64,
+    last_used: u64,
 }
 
+impl PartitionSegments {
+    fn empty(now: u64) -> Self {
+        Self {
+            segments: BTreeMap::new(),
+            refreshed_at: now,
+            last_used: now,
+        }
+    }
+}
+
+/// Partitions by topic, then number, so that a lookup with a borrowed
+/// topic name allocates nothing.
 #[derive(Default)]
 struct State {
-    partitions: HashMap<TopicPartition, PartitionSegments>,
+    topics: FxHashMap<Arc<str>, FxHashMap<i32, PartitionSegments>>,
     total: usize,
+}
+
+impl State {
+    fn partition_mut(&mut self, topic: &str, partition: i32) -> Option<&mut PartitionSegments> {
+        self.topics.get_mut(topic)?.get_mut(&partition)
+    }
+
+    fn partition_entry(&mut self, topic: &str, partition: i32, now: u64) -> &mut PartitionSegments {
+        if !self.topics.contains_key(topic) {
+            self.topics.insert(Arc::from(topic), FxHashMap::default());
+        }
+        self.topics
+            .get_mut(topic)
+            .map(|partitions| {
+                partitions
+                    .entry(partition)
+                    .or_insert_with(|| PartitionSegments::empty(now))
+            })
+            .expect("inserted above")
+    }
+
+    fn remove(&mut self, topic: &str, partition: i32) -> Option<PartitionSegments> {
+        let partitions = self.topics.get_mut(topic)?;
+        let removed = partitions.remove(&partition);
+        if partitions.is_empty() {
+            self.topics.remove(topic);
+        }
+        if let Some(removed) = &removed {
+            self.total -= removed.segments.len();
+        }
+        removed
+    }
 }
 
 pub struct SegmentIndex {
     source: Arc<dyn SegmentSource>,
     config: SegmentIndexConfig,
+    clock: Arc<dyn Clock>,
+    ttl_ms: u64,
     state: Mutex<State>,
 }
 
@@ -140,8 +188,16 @@ impl SegmentIndex {
                 max_segments: config.max_segments.max(1),
                 ..config
             },
+            clock: Arc::new(SystemClock),
+            ttl_ms: u64::try_from(config.ttl.as_millis()).unwrap_or(u64::MAX),
             state: Mutex::new(State::default()),
         }
+    }
+
+    /// Uses `clock` for TTLs (tests pass a manual clock).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The segment holding `offset`, or `None` when no committed segment
@@ -152,8 +208,7 @@ impl SegmentIndex {
         partition: i32,
         offset: i64,
     ) -> Result<Option<Arc<IndexedSegment>>, MetadataError> {
-        let tp = TopicPartition::new(topic, partition);
-        if let Some(hit) = self.cached(&tp, offset) {
+        if let Some(hit) = self.lookup_cached(topic, partition, offset) {
             metrics::counter!("streamhouse_segment_index_hits_total").increment(1);
             return Ok(Some(hit));
         }
@@ -163,21 +218,14 @@ impl SegmentIndex {
             .segments_from(topic, partition, offset, self.config.max_segments)
             .await?;
         let mut state = self.state.lock();
-        let now = Instant::now();
+        let now = self.clock.monotonic_ms();
         let loaded = rows
             .iter()
             .map(|row| (row.base_offset, Arc::new(IndexedSegment::from(row))));
-        let ttl = self.config.ttl;
-        let State { partitions, total } = &mut *state;
-        let entry = partitions
-            .entry(tp.clone())
-            .or_insert_with(|| PartitionSegments {
-                segments: BTreeMap::new(),
-                refreshed_at: now,
-                last_used: now,
-            });
-        *total -= entry.segments.len();
-        if now.duration_since(entry.refreshed_at) > ttl || entry.segments.is_empty() {
+        let ttl = self.ttl_ms;
+        let entry = state.partition_entry(topic, partition, now);
+        let before = entry.segments.len();
+        if now.saturating_sub(entry.refreshed_at) > ttl || entry.segments.is_empty() {
             // Stale: start over, so nothing outlives the TTL.
             entry.segments = loaded.collect();
             entry.refreshed_at = now;
@@ -194,26 +242,37 @@ impl SegmentIndex {
             entry.segments.extend(loaded);
         }
         entry.last_used = now;
-        *total += entry.segments.len();
+        let after = entry.segments.len();
         let found = find(&entry.segments, offset);
-        self.evict(&mut state, &tp);
+        state.total = state.total - before + after;
+        self.evict(&mut state, topic, partition);
         Ok(found)
+    }
+
+    /// The segment holding `offset` if it is held in memory and fresh;
+    /// never queries the metadata store.
+    pub fn lookup_cached(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+    ) -> Option<Arc<IndexedSegment>> {
+        let mut state = self.state.lock();
+        let entry = state.partition_mut(topic, partition)?;
+        let now = self.clock.monotonic_ms();
+        if now.saturating_sub(entry.refreshed_at) > self.ttl_ms {
+            return None;
+        }
+        let hit = find(&entry.segments, offset)?;
+        entry.last_used = now;
+        Some(hit)
     }
 
     /// Adds a segment this process just committed, so tailing reads find it
     /// without a query.
     pub fn insert(&self, topic: &str, partition: i32, segment: IndexedSegment) {
-        let tp = TopicPartition::new(topic, partition);
         let mut state = self.state.lock();
-        let now = Instant::now();
-        let entry = state
-            .partitions
-            .entry(tp.clone())
-            .or_insert_with(|| PartitionSegments {
-                segments: BTreeMap::new(),
-                refreshed_at: now,
-                last_used: now,
-            });
+        let entry = state.partition_entry(topic, partition, self.clock.monotonic_ms());
         let added = entry
             .segments
             .insert(segment.base_offset, Arc::new(segment))
@@ -221,32 +280,20 @@ impl SegmentIndex {
         if added {
             state.total += 1;
         }
-        self.evict(&mut state, &tp);
+        self.evict(&mut state, topic, partition);
     }
 
     /// Forgets a partition (topic deleted, segments rewritten).
     pub fn invalidate(&self, topic: &str, partition: i32) {
-        let mut state = self.state.lock();
-        if let Some(removed) = state
-            .partitions
-            .remove(&TopicPartition::new(topic, partition))
-        {
-            state.total -= removed.segments.len();
-        }
+        self.state.lock().remove(topic, partition);
     }
 
     /// Forgets every partition of a topic.
     pub fn invalidate_topic(&self, topic: &str) {
         let mut state = self.state.lock();
-        let mut removed = 0;
-        state.partitions.retain(|tp, p| {
-            let keep = &*tp.topic != topic;
-            if !keep {
-                removed += p.segments.len();
-            }
-            keep
-        });
-        state.total -= removed;
+        if let Some(partitions) = state.topics.remove(topic) {
+            state.total -= partitions.values().map(|p| p.segments.len()).sum::<usize>();
+        }
     }
 
     /// Segments currently held.
@@ -258,36 +305,29 @@ impl SegmentIndex {
         self.len() == 0
     }
 
-    fn cached(&self, tp: &TopicPartition, offset: i64) -> Option<Arc<IndexedSegment>> {
-        let mut state = self.state.lock();
-        let entry = state.partitions.get_mut(tp)?;
-        let now = Instant::now();
-        if now.duration_since(entry.refreshed_at) > self.config.ttl {
-            return None;
-        }
-        let hit = find(&entry.segments, offset)?;
-        entry.last_used = now;
-        Some(hit)
-    }
-
     /// Drops least recently used partitions, then the oldest segments of
-    /// `keep` itself, until at most `max_segments` remain.
-    fn evict(&self, state: &mut State, keep: &TopicPartition) {
+    /// the partition being used, until at most `max_segments` remain.
+    fn evict(&self, state: &mut State, keep_topic: &str, keep_partition: i32) {
         while state.total > self.config.max_segments {
             let victim = state
-                .partitions
+                .topics
                 .iter()
-                .filter(|(tp, _)| *tp != keep)
-                .min_by_key(|(_, p)| p.last_used)
-                .map(|(tp, _)| tp.clone());
+                .flat_map(|(topic, partitions)| {
+                    partitions
+                        .iter()
+                        .map(move |(partition, p)| (topic, *partition, p.last_used))
+                })
+                .filter(|(topic, partition, _)| {
+                    !(&***topic == keep_topic && *partition == keep_partition)
+                })
+                .min_by_key(|(_, _, last_used)| *last_used)
+                .map(|(topic, partition, _)| (topic.clone(), partition));
             match victim {
-                Some(victim) => {
-                    if let Some(removed) = state.partitions.remove(&victim) {
-                        state.total -= removed.segments.len();
-                    }
+                Some((topic, partition)) => {
+                    state.remove(&topic, partition);
                 }
                 None => {
-                    let Some(entry) = state.partitions.get_mut(keep) else {
+                    let Some(entry) = state.partition_mut(keep_topic, keep_partition) else {
                         return;
                     };
                     if entry.segments.pop_first().is_none() {

@@ -182,15 +182,16 @@ async fn test_segment_index_refresh_on_new_segment() {
     assert_eq!(source.queries(), 2);
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn test_segment_index_ttl_expiry_refreshes() {
     let source = three_segments();
-    let index = index_with(&source, 1000);
+    let clock = Arc::new(crate::clock::ManualClock::default());
+    let index = index_with(&source, 1000).with_clock(clock.clone());
     assert_eq!(base_of(&index, 5).await, Some(0));
-    tokio::time::advance(Duration::from_secs(29)).await;
+    clock.advance(Duration::from_secs(29));
     assert_eq!(base_of(&index, 5).await, Some(0));
     assert_eq!(source.queries(), 1, "within the TTL");
-    tokio::time::advance(Duration::from_secs(2)).await;
+    clock.advance(Duration::from_secs(2));
     assert_eq!(base_of(&index, 5).await, Some(0));
     assert_eq!(
         source.queries(),

@@ -1,0 +1,212 @@
+//! In-process produce throughput through the storage engine, next to the
+//! raw PUT throughput of the same object store measured in the same run.
+//!
+//! Targets come from `STREAMHOUSE_METADATA` and `STREAMHOUSE_OBJECT_STORE`;
+//! without them the run uses the embedded default in a temporary directory.
+//! Prints one JSON report.
+//!
+//! ```text
+//! cargo run --release -p streamhouse-storage --example produce_bench -- \
+//!     [--mib 512] [--record-size 1024] [--partitions 16] [--batch 100] [--in-flight 256]
+//! ```
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bytes::Bytes;
+use futures::StreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStoreExt, PutPayload};
+use rand::RngExt;
+use streamhouse_core::Record;
+use streamhouse_metadata::NewTopic;
+use streamhouse_storage::{ObjectStorage, StorageConfig, StorageEngine};
+
+struct Args {
+    mib: u64,
+    record_size: usize,
+    partitions: i32,
+    batch: usize,
+    in_flight: usize,
+}
+
+fn parse_args() -> anyhow::Result<Args> {
+    let mut args = Args {
+        mib: 512,
+        record_size: 1024,
+        partitions: 16,
+        batch: 100,
+        in_flight: 256,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().with_context(|| format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--mib" => args.mib = value.parse()?,
+            "--record-size" => args.record_size = value.parse()?,
+            "--partitions" => args.partitions = value.parse()?,
+            "--batch" => args.batch = value.parse()?,
+            "--in-flight" => args.in_flight = value.parse()?,
+            other => anyhow::bail!("unknown flag {other}"),
+        }
+    }
+    Ok(args)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let index = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[index].as_secs_f64() * 1000.0
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = parse_args()?;
+    let temp = tempfile::tempdir()?;
+    let metadata_url = std::env::var("STREAMHOUSE_METADATA")
+        .unwrap_or_else(|_| format!("sqlite://{}", temp.path().join("metadata.db").display()));
+    let object_url = std::env::var("STREAMHOUSE_OBJECT_STORE")
+        .unwrap_or_else(|_| format!("file://{}", temp.path().join("objects").display()));
+    let setup = if metadata_url.starts_with("sqlite") {
+        "embedded (SQLite + local directory)"
+    } else {
+        "PostgreSQL + S3"
+    };
+
+    let engine = StorageEngine::open(&metadata_url, &object_url, StorageConfig::default()).await?;
+    let topic = format!(
+        "bench-{}",
+        ulid::Ulid::generate().to_string().to_lowercase()
+    );
+    engine
+        .create_topic(NewTopic::new(&topic, i64::from(args.partitions)))
+        .await?;
+
+    // One pool of random values, reused: generating random bytes would
+    // otherwise cost as much as producing them.
+    let mut rng = rand::rng();
+    let pool: Vec<Bytes> = (0..1024)
+        .map(|_| {
+            Bytes::from(
+                (0..args.record_size)
+                    .map(|_| rng.random())
+                    .collect::<Vec<u8>>(),
+            )
+        })
+        .collect();
+    let total_records = args.mib * 1024 * 1024 / args.record_size as u64;
+    let batches = total_records.div_ceil(args.batch as u64);
+    let before = engine.object_store_stats();
+    let started = Instant::now();
+    let latencies: Vec<Duration> = futures::stream::iter(0..batches)
+        .map(|b| {
+            let engine = engine.clone();
+            let topic = topic.clone();
+            let records: Vec<Record> = (0..args.batch)
+                .map(|i| {
+                    let n = b as usize * args.batch + i;
+                    Record::new(n as i64, pool[n % pool.len()].clone())
+                })
+                .collect();
+            let partition = (b % args.partitions as u64) as i32;
+            async move {
+                let sent = Instant::now();
+                engine.append(&topic, partition, records).await?;
+                anyhow::Ok(sent.elapsed())
+            }
+        })
+        .buffer_unordered(args.in_flight)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<_>>()?;
+    let elapsed = started.elapsed();
+    let after = engine.object_store_stats();
+    engine.shutdown().await;
+
+    let mut sorted = latencies;
+    sorted.sort();
+    let records = batches * args.batch as u64;
+    let mib = (records * args.record_size as u64) as f64 / 1048576.0;
+    let puts = after.puts - before.puts;
+    let written = after.bytes_written - before.bytes_written;
+    let object_size = written.checked_div(puts).unwrap_or(0);
+
+    // The baseline: PUTs of the same size, as many at once as the flusher
+    // keeps in flight, straight to the same store.
+    let storage = ObjectStorage::from_url(&object_url)?;
+    let store = storage.store();
+    let payload = PutPayload::from(Bytes::from(
+        (0..object_size.max(1))
+            .map(|i| i as u8)
+            .collect::<Vec<u8>>(),
+    ));
+    let baseline_puts = puts.clamp(8, 256);
+    let concurrency = StorageConfig::default().flush.max_inflight_flushes;
+    let store_ref = &store;
+    let payload_ref = &payload;
+    let storage_ref = &storage;
+    let raw_started = Instant::now();
+    let mut raw_latencies: Vec<Duration> = futures::stream::iter(0..baseline_puts)
+        .map(|i| async move {
+            let path = Path::from(storage_ref.key(&format!("bench-baseline/{i}.bin")));
+            let sent = Instant::now();
+            store_ref.put(&path, payload_ref.clone()).await?;
+            anyhow::Ok(sent.elapsed())
+        })
+        .buffer_unordered(concurrency)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<_>>()?;
+    let raw_elapsed = raw_started.elapsed();
+    raw_latencies.sort();
+    let raw_mib_s = (baseline_puts * object_size) as f64 / 1048576.0 / raw_elapsed.as_secs_f64();
+    for i in 0..baseline_puts {
+        let path = Path::from(storage.key(&format!("bench-baseline/{i}.bin")));
+        let _ = store.delete(&path).await;
+    }
+
+    let produce_mib_s = mib / elapsed.as_secs_f64();
+    let report = serde_json::json!({
+        "benchmark": "in-process produce",
+        "setup": setup,
+        "parameters": {
+            "record_size": args.record_size,
+            "records": records,
+            "partitions": args.partitions,
+            "batch_records": args.batch,
+            "batches_in_flight": args.in_flight,
+            "flush_interval_ms": StorageConfig::default().flush.flush_interval.as_millis() as u64,
+            "compression": StorageConfig::default().flush.compression.to_string(),
+        },
+        "produce": {
+            "seconds": elapsed.as_secs_f64(),
+            "mib_per_s": produce_mib_s,
+            "records_per_s": records as f64 / elapsed.as_secs_f64(),
+            "ack_latency_ms": {
+                "p50": percentile(&sorted, 0.50),
+                "p99": percentile(&sorted, 0.99),
+                "max": percentile(&sorted, 1.0),
+            },
+            "object_puts": puts,
+            "avg_object_bytes": object_size,
+        },
+        "raw_put_baseline": {
+            "object_bytes": object_size,
+            "concurrency": concurrency,
+            "puts": baseline_puts,
+            "mib_per_s": raw_mib_s,
+            "latency_ms": {
+                "p50": percentile(&raw_latencies, 0.50),
+                "p99": percentile(&raw_latencies, 0.99),
+            },
+        },
+        "produce_vs_raw_put": produce_mib_s / raw_mib_s,
+    });
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    drop(temp);
+    Ok(())
+}
