@@ -133,17 +133,12 @@ impl State {
     }
 
     fn partition_entry(&mut self, topic: &str, partition: i32, now: u64) -> &mut PartitionSegments {
-        if !self.topics.contains_key(topic) {
-            self.topics.insert(Arc::from(topic), FxHashMap::default());
-        }
+        // Allocates the key; only refreshes and inserts come here, never a hit.
         self.topics
-            .get_mut(topic)
-            .map(|partitions| {
-                partitions
-                    .entry(partition)
-                    .or_insert_with(|| PartitionSegments::empty(now))
-            })
-            .expect("inserted above")
+            .entry(Arc::from(topic))
+            .or_default()
+            .entry(partition)
+            .or_insert_with(|| PartitionSegments::empty(now))
     }
 
     fn remove(&mut self, topic: &str, partition: i32) -> Option<PartitionSegments> {
