@@ -60,6 +60,15 @@ pub trait MetadataStore: Send + Sync + std::fmt::Debug + 'static {
         limit: usize,
     ) -> Result<Vec<SegmentInfo>>;
 
+    /// The first segment (lowest offsets) of a partition holding a record
+    /// with a timestamp at or after `timestamp`, if any.
+    async fn find_segment_by_timestamp(
+        &self,
+        topic: &str,
+        partition: i32,
+        timestamp: i64,
+    ) -> Result<Option<SegmentInfo>>;
+
     /// Stores a consumer group's offsets, replacing earlier commits. Fails
     /// with `PartitionNotFound` (committing nothing) if any partition is
     /// unknown.

@@ -45,6 +45,7 @@ contract!(flush_skips_unknown_partitions);
 contract!(flush_retry_is_idempotent);
 contract!(concurrent_flushes_never_share_offsets);
 contract!(list_segments_filters_and_limits);
+contract!(find_segment_by_timestamp);
 contract!(add_partitions_grows_topic);
 contract!(consumer_offsets);
 contract!(delete_topic_removes_its_data);
@@ -617,5 +618,69 @@ async fn delete_topic_removes_its_data(store: Arc<dyn MetadataStore>) {
             .expect("list")
             .len(),
         1
+    );
+}
+
+async fn find_segment_by_timestamp(store: Arc<dyn MetadataStore>) {
+    store
+        .create_topic(NewTopic::new("t", 1))
+        .await
+        .expect("create");
+    // Segment i covers timestamps 1_000 + 100*i ..= 1_050 + 100*i.
+    for i in 0..4 {
+        let mut pending = segment("t", 0, 10, 0);
+        pending.min_timestamp = 1_000 + 100 * i;
+        pending.max_timestamp = 1_050 + 100 * i;
+        store
+            .commit_flush(&flush(&format!("batches/{i}"), vec![pending]))
+            .await
+            .expect("commit");
+    }
+    let base = |found: Option<streamhouse_metadata::SegmentInfo>| found.map(|s| s.base_offset);
+    assert_eq!(
+        base(
+            store
+                .find_segment_by_timestamp("t", 0, 0)
+                .await
+                .expect("find")
+        ),
+        Some(0)
+    );
+    assert_eq!(
+        base(
+            store
+                .find_segment_by_timestamp("t", 0, 1_120)
+                .await
+                .expect("find")
+        ),
+        Some(10),
+        "the first segment whose newest record is at or after the timestamp"
+    );
+    assert_eq!(
+        base(
+            store
+                .find_segment_by_timestamp("t", 0, 1_151)
+                .await
+                .expect("find")
+        ),
+        Some(20)
+    );
+    assert_eq!(
+        base(
+            store
+                .find_segment_by_timestamp("t", 0, 1_350)
+                .await
+                .expect("find")
+        ),
+        Some(30)
+    );
+    assert_eq!(
+        base(
+            store
+                .find_segment_by_timestamp("t", 0, 1_351)
+                .await
+                .expect("find")
+        ),
+        None
     );
 }

@@ -25,7 +25,7 @@ use crate::reader::{PartitionReader, ReadContext, ReadResult};
 use crate::segment_index::{SegmentIndex, SegmentIndexConfig};
 use crate::topics::TopicCache;
 use crate::watermarks::Watermarks;
-use crate::writer::{AppendResult, FlushConfig, WriteShared};
+use crate::writer::{AppendResult, FlushConfig, PendingAppend, WriteShared};
 
 /// Settings of the storage engine.
 #[derive(Debug, Clone)]
@@ -179,6 +179,19 @@ impl StorageEngine {
         partition: i32,
         records: Vec<Record>,
     ) -> Result<AppendResult> {
+        self.start_append(topic, partition, records).await?.await
+    }
+
+    /// Validates and buffers an append, returning once it is queued for the
+    /// next flush; the returned future resolves when it is committed.
+    /// Appends started one after another keep that order in the partition,
+    /// so a connection can start several before awaiting any.
+    pub async fn start_append(
+        &self,
+        topic: &str,
+        partition: i32,
+        records: Vec<Record>,
+    ) -> Result<PendingAppend> {
         let config = self.inner.topics.get_partition(topic, partition).await?;
         let max = usize::try_from(config.config.max_message_bytes()).unwrap_or(usize::MAX);
         if let Some(size) = records
@@ -192,19 +205,14 @@ impl StorageEngine {
                 max,
             });
         }
-        let started = std::time::Instant::now();
         let count = records.len() as u64;
-        let result = self
+        let pending = self
             .inner
             .write
-            .append(TopicPartition::new(topic, partition), records)
-            .await;
-        if result.is_ok() {
-            metrics::counter!("streamhouse_append_records_total").increment(count);
-            metrics::histogram!("streamhouse_append_seconds")
-                .record(started.elapsed().as_secs_f64());
-        }
-        result
+            .enqueue(TopicPartition::new(topic, partition), records)
+            .await?;
+        metrics::counter!("streamhouse_append_records_total").increment(count);
+        Ok(pending)
     }
 
     pub fn reader(&self, topic: &str, partition: i32) -> PartitionReader {
@@ -276,6 +284,7 @@ impl StorageEngine {
 
     fn read_context(&self) -> ReadContext {
         ReadContext {
+            metadata: self.inner.metadata.clone(),
             storage: self.inner.storage.clone(),
             cache: self.inner.cache.clone(),
             index: self.inner.index.clone(),

@@ -38,4 +38,4 @@ pub use producer::{Producer, ProducerRecord, RecordMetadata};
 pub use reader::{PartitionReader, ReadResult};
 pub use segment::{Compression, SegmentError, SegmentReader, SegmentWriter};
 pub use segment_index::{IndexedSegment, SegmentIndex, SegmentIndexConfig};
-pub use writer::{AppendResult, FlushConfig};
+pub use writer::{AppendResult, FlushConfig, PendingAppend};

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
 use streamhouse_core::Record;
+use streamhouse_metadata::MetadataStore;
 
 use crate::cache::{SegmentCache, SegmentKey};
 use crate::error::{Result, StorageError};
@@ -30,6 +31,7 @@ const RECORD_OVERHEAD: usize = 16;
 
 #[derive(Clone)]
 pub(crate) struct ReadContext {
+    pub(crate) metadata: Arc<dyn MetadataStore>,
     pub(crate) storage: ObjectStorage,
     pub(crate) cache: SegmentCache,
     pub(crate) index: Arc<SegmentIndex>,
@@ -129,6 +131,38 @@ impl PartitionReader {
         metrics::counter!("streamhouse_read_records_total").increment(result.records.len() as u64);
         metrics::counter!("streamhouse_read_bytes_total").increment(bytes as u64);
         Ok(result)
+    }
+
+    /// The earliest offset whose record has a timestamp at or after
+    /// `timestamp`, with that record's timestamp; `None` when every record
+    /// is older (Kafka's ListOffsets by timestamp).
+    pub async fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>> {
+        let watermarks = self
+            .context
+            .watermarks
+            .get(&self.topic, self.partition)
+            .await?;
+        let Some(row) = self
+            .context
+            .metadata
+            .find_segment_by_timestamp(&self.topic, self.partition, timestamp)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let segment = IndexedSegment::from(&row);
+        let reader = self
+            .load(&segment)
+            .await?
+            .with_base_offset(segment.base_offset);
+        let from = watermarks.log_start_offset.max(segment.base_offset);
+        for record in reader.iter_from(from) {
+            let record = record?;
+            if record.timestamp >= timestamp {
+                return Ok(Some((record.offset, record.timestamp)));
+            }
+        }
+        Ok(None)
     }
 
     async fn segment_for(&self, offset: i64) -> Result<Arc<IndexedSegment>> {

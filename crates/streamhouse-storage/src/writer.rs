@@ -60,6 +60,25 @@ pub struct AppendResult {
     pub last_offset: i64,
 }
 
+/// An append that is buffered and waits for its flush to commit.
+#[must_use = "an append is only acknowledged when awaited"]
+pub struct PendingAppend {
+    response: oneshot::Receiver<Result<AppendResult>>,
+}
+
+impl std::future::Future for PendingAppend {
+    type Output = Result<AppendResult>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.response)
+            .poll(cx)
+            .map(|received| received.unwrap_or(Err(StorageError::ShuttingDown)))
+    }
+}
+
 /// One append waiting for its flush.
 pub(crate) struct Waiter {
     /// Index of the append's first record within the partition's segment.
@@ -134,13 +153,14 @@ impl WriteShared {
         }
     }
 
-    /// Buffers `records` for `tp` and waits until they are committed.
-    /// The records' `offset` fields are ignored.
-    pub(crate) async fn append(
+    /// Buffers `records` for `tp`; the returned append resolves once they
+    /// are committed. Appends enqueued one after another keep that order
+    /// within their partition. The records' `offset` fields are ignored.
+    pub(crate) async fn enqueue(
         &self,
         tp: TopicPartition,
         mut records: Vec<Record>,
-    ) -> Result<AppendResult> {
+    ) -> Result<PendingAppend> {
         if records.is_empty() {
             return Err(StorageError::InvalidAppend {
                 reason: "an append needs at least one record",
@@ -187,7 +207,7 @@ impl WriteShared {
                 self.flush_now.notify_one();
             }
         }
-        response.await.map_err(|_| StorageError::ShuttingDown)?
+        Ok(PendingAppend { response })
     }
 
     /// Takes everything buffered, leaving an empty buffer.

@@ -29,6 +29,7 @@ on_every_backend!(
     consumer_group_resumes_from_committed_offsets,
     corrupt_object_gives_typed_error,
     deleted_topic_is_gone,
+    offsets_by_timestamp,
 );
 
 fn engine(backend: &Backend, config: StorageConfig) -> StorageEngine {
@@ -589,5 +590,35 @@ async fn deleted_topic_is_gone(backend: Backend) {
     assert_eq!(appended.base_offset, 0);
     let read = engine.read("temp", 0, 0, 10, 1024).await.expect("read");
     assert_eq!(read.records, vec![at_offset(&numbered_record(0, 2), 0)]);
+    engine.shutdown().await;
+}
+
+async fn offsets_by_timestamp(backend: Backend) {
+    let engine = engine(&backend, test_config());
+    engine
+        .create_topic(NewTopic::new("timed", 1))
+        .await
+        .expect("create topic");
+    // Two flushes; timestamps are not monotonic within the first.
+    let first = [5_000, 3_000, 7_000, 6_000];
+    let second = [9_000, 8_000];
+    for batch in [&first[..], &second[..]] {
+        let records = batch
+            .iter()
+            .map(|&ts| Record::new(ts, Bytes::from_static(b"v")))
+            .collect();
+        engine.append("timed", 0, records).await.expect("append");
+    }
+    let reader = engine.reader("timed", 0);
+    let lookup = |ts| {
+        let reader = reader.clone();
+        async move { reader.offset_for_timestamp(ts).await.expect("lookup") }
+    };
+    assert_eq!(lookup(0).await, Some((0, 5_000)));
+    assert_eq!(lookup(5_500).await, Some((2, 7_000)), "{}", backend.name);
+    assert_eq!(lookup(7_000).await, Some((2, 7_000)));
+    assert_eq!(lookup(7_001).await, Some((4, 9_000)));
+    assert_eq!(lookup(8_500).await, Some((4, 9_000)));
+    assert_eq!(lookup(9_001).await, None);
     engine.shutdown().await;
 }

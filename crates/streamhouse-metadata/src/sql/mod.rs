@@ -52,6 +52,12 @@ pub(crate) const SELECT_SEGMENTS: &str = "SELECT id, topic, partition_id, base_o
      FROM segments WHERE topic = $1 AND partition_id = $2 AND end_offset >= $3 \
      ORDER BY base_offset LIMIT $4";
 
+pub(crate) const SELECT_SEGMENT_BY_TIMESTAMP: &str = "SELECT id, topic, partition_id, \
+     base_offset, end_offset, record_count, size_bytes, s3_bucket, s3_key, byte_offset, \
+     byte_length, min_timestamp, max_timestamp, created_at \
+     FROM segments WHERE topic = $1 AND partition_id = $2 AND max_timestamp >= $3 \
+     ORDER BY base_offset LIMIT 1";
+
 pub(crate) const SELECT_OBJECT_SEGMENTS: &str = "SELECT topic, partition_id, base_offset, end_offset, byte_offset \
      FROM segments WHERE s3_bucket = $1 AND s3_key = $2";
 
@@ -566,6 +572,24 @@ macro_rules! impl_shared_queries {
                         .map(Into::into)
                         .collect(),
                 )
+            }
+
+            async fn find_segment_by_timestamp(
+                &self,
+                topic: &str,
+                partition: i32,
+                timestamp: i64,
+            ) -> $crate::Result<Option<$crate::SegmentInfo>> {
+                Ok(sqlx::query_as::<$db, $crate::sql::SegmentRow>(
+                    $crate::sql::SELECT_SEGMENT_BY_TIMESTAMP,
+                )
+                .bind(topic)
+                .bind(partition)
+                .bind(timestamp)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| MetadataError::from_sqlx("find segment by timestamp", e))?
+                .map(Into::into))
             }
 
             async fn commit_offsets(
