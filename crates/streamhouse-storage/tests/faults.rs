@@ -180,6 +180,16 @@ impl MetadataStore for FailingCommits {
             .list_segments(topic, partition, from_offset, limit)
             .await
     }
+    async fn find_segment_by_timestamp(
+        &self,
+        topic: &str,
+        partition: i32,
+        timestamp: i64,
+    ) -> Result<Option<SegmentInfo>, MetadataError> {
+        self.inner
+            .find_segment_by_timestamp(topic, partition, timestamp)
+            .await
+    }
     async fn commit_offsets(
         &self,
         group: &str,
