@@ -22,14 +22,15 @@ impl Header {
 /// One event in a partition.
 ///
 /// `key: None` (no key) and `key: Some(empty)` are different records and are
-/// stored and returned as such. `timestamp` is milliseconds since the Unix
+/// stored and returned as such; the same holds for the value, where `None`
+/// is Kafka's null value (a tombstone in a compacted topic). `timestamp` is milliseconds since the Unix
 /// epoch, as set by the producer (Kafka's CreateTime).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Record {
     pub offset: i64,
     pub timestamp: i64,
     pub key: Option<Bytes>,
-    pub value: Bytes,
+    pub value: Option<Bytes>,
     pub headers: Vec<Header>,
 }
 
@@ -40,7 +41,18 @@ impl Record {
             offset: 0,
             timestamp,
             key: None,
-            value: value.into(),
+            value: Some(value.into()),
+            headers: Vec::new(),
+        }
+    }
+
+    /// A record with a null value: a tombstone for its key.
+    pub fn tombstone(timestamp: i64) -> Self {
+        Self {
+            offset: 0,
+            timestamp,
+            key: None,
+            value: None,
             headers: Vec::new(),
         }
     }
@@ -69,7 +81,7 @@ impl Record {
             .iter()
             .map(|h| h.key.len() + h.value.as_ref().map_or(0, Bytes::len))
             .sum();
-        key + self.value.len() + headers
+        key + self.value.as_ref().map_or(0, Bytes::len) + headers
     }
 }
 
@@ -84,6 +96,14 @@ mod tests {
             .with_header("h1", Some(Bytes::from_static(b"abc")))
             .with_header("h2", None);
         assert_eq!(record.payload_size(), 5 + 1 + 2 + 3 + 2);
+    }
+
+    #[test]
+    fn null_and_empty_values_differ() {
+        let null = Record::tombstone(1);
+        let empty = Record::new(1, Bytes::new());
+        assert_ne!(null, empty);
+        assert_eq!(null.payload_size(), 0);
     }
 
     #[test]

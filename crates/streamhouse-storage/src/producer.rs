@@ -20,7 +20,8 @@ pub struct ProducerRecord {
     pub topic: String,
     pub partition: Option<i32>,
     pub key: Option<Bytes>,
-    pub value: Bytes,
+    /// `None` is Kafka's null value (a tombstone).
+    pub value: Option<Bytes>,
     pub headers: Vec<Header>,
     /// Milliseconds since the epoch; now when `None`.
     pub timestamp: Option<i64>,
@@ -30,7 +31,7 @@ impl ProducerRecord {
     pub fn new(topic: impl Into<String>, value: impl Into<Bytes>) -> Self {
         Self {
             topic: topic.into(),
-            value: value.into(),
+            value: Some(value.into()),
             ..Default::default()
         }
     }

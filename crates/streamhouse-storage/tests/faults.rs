@@ -366,7 +366,7 @@ async fn two_engines_never_assign_an_offset_twice(backend: Backend) {
     assert_eq!(read.records.len(), 2 * per_writer as usize);
     let mut seen: Vec<(i32, u64)> = Vec::new();
     for record in &read.records {
-        let text = String::from_utf8_lossy(&record.value).to_string();
+        let text = String::from_utf8_lossy(record.value.as_deref().unwrap_or_default()).to_string();
         let mut parts = text.split('-').skip(1);
         let writer: i32 = parts.next().and_then(|p| p.parse().ok()).expect("writer");
         let n: u64 = parts.next().and_then(|p| p.parse().ok()).expect("n");

@@ -60,7 +60,7 @@
 //! | timestamp_delta | varint zigzag i64  | timestamp − block first_timestamp (wrapping)  |
 //! | key_len         | varint u64         | 0 = no key; n + 1 = key of n bytes            |
 //! | key             | bytes              |                                               |
-//! | value_len       | varint u64         |                                               |
+//! | value_len       | varint u64         | 0 = null value; n + 1 = value of n bytes      |
 //! | value           | bytes              |                                               |
 //! | header_count    | varint u64         |                                               |
 //! | per header      |                    | name_len varint u64, name (UTF-8), value_len varint u64 (0 = null, n + 1 = n bytes), value |

@@ -620,8 +620,7 @@ impl BlockDecoder {
             base: self.base,
         };
         let key = cur.nullable("bad key")?;
-        let value_len = cur.uvarint("bad value length")?;
-        let value = cur.bytes(value_len, "value overruns record")?;
+        let value = cur.nullable("bad value")?;
         let header_count = cur.uvarint("bad header count")?;
         // Each header takes at least two bytes, which bounds the allocation.
         let max_headers = (cur.end - cur.pos) / 2;

@@ -17,7 +17,7 @@ pub(crate) fn record(
         offset,
         timestamp,
         key: key.map(Bytes::copy_from_slice),
-        value: Bytes::copy_from_slice(value),
+        value: Some(Bytes::copy_from_slice(value)),
         headers: headers
             .iter()
             .map(|(k, v)| Header::new(*k, v.map(Bytes::copy_from_slice)))
@@ -82,7 +82,7 @@ pub(crate) fn arb_records(max: usize) -> impl Strategy<Value = Vec<Record>> {
         1..1_000i64,
         prop_oneof![any::<i64>(), 1_700_000_000_000..1_700_000_100_000i64],
         proptest::option::of(bytes(40)),
-        bytes(300),
+        proptest::option::weighted(0.9, bytes(300)),
         proptest::collection::vec(
             (
                 any::<String>().prop_map(|s| s.chars().take(8).collect::<String>()),

@@ -3,36 +3,39 @@
 use super::test_util::record;
 use super::*;
 
-/// Two records, uncompressed, base offset 0. Any change to these bytes is a
-/// format change and needs a new version.
+/// Three records, uncompressed, base offset 0. Any change to these bytes is
+/// a format change and needs a new version.
 const GOLDEN_HEX: &str = concat!(
     // header: magic, version 1, codec 0, reserved
     "5348534701000000",
-    // base_offset 0, last_offset 1, record_count 2
+    // base_offset 0, last_offset 2, record_count 3
     "0000000000000000",
-    "0100000000000000",
     "0200000000000000",
+    "0300000000000000",
     // min_timestamp 1_700_000_000_000, max_timestamp +5
     "0068e5cf8b010000",
     "0568e5cf8b010000",
     // block_count 1, reserved
     "0100000000000000",
-    // block: uncompressed_len 22, stored_len 22, record_count 2
-    "160000001600000002000000",
+    // block: uncompressed_len 29, stored_len 29, record_count 3
+    "1d0000001d00000003000000",
     // record 0: len 12, Δoff 0, Δts 0, key "k", value "v1", 1 header h=x
-    "0c0000026b0276310101680278",
+    "0c0000026b0376310101680278",
     // record 1: len 8, Δoff 1, Δts zigzag(5)=10, no key, empty value,
     // 1 header h=null
-    "08010a000001016800",
-    // index: first 0, last 1, first_ts, max_ts, position 56
+    "08010a000101016800",
+    // record 2: len 6, Δoff 2, Δts zigzag(3)=6, key "k", null value,
+    // no headers
+    "060206026b0000",
+    // index: first 0, last 2, first_ts, max_ts, position 56
     "0000000000000000",
-    "0100000000000000",
+    "0200000000000000",
     "0068e5cf8b010000",
     "0568e5cf8b010000",
     "3800000000000000",
-    // footer: index_position 90, crc32c, magic
-    "5a00000000000000",
-    "81458dee",
+    // footer: index_position 97, crc32c, magic
+    "6100000000000000",
+    "2315524b",
     "53485347",
 );
 
@@ -53,6 +56,13 @@ fn golden_records() -> Vec<streamhouse_core::Record> {
             &[("h", Some(b"x"))],
         ),
         record(1, 1_700_000_000_005, None, b"", &[("h", None)]),
+        streamhouse_core::Record {
+            offset: 2,
+            timestamp: 1_700_000_000_003,
+            key: Some(bytes::Bytes::from_static(b"k")),
+            value: None,
+            headers: Vec::new(),
+        },
     ]
 }
 
@@ -64,7 +74,7 @@ fn test_golden_bytes() {
     }
     let segment = writer.finish().unwrap();
     let expected = unhex(GOLDEN_HEX);
-    assert_eq!(expected.len(), 146);
+    assert_eq!(expected.len(), 153);
     assert_eq!(segment.as_ref(), expected.as_slice());
 }
 

@@ -360,7 +360,7 @@ fn len_prefixed(len: usize) -> usize {
 /// Encoded size of key, value and headers: everything after the deltas.
 fn fields_len(record: &Record) -> usize {
     let key = nullable_len(record.key.as_deref());
-    let value = len_prefixed(record.value.len());
+    let value = nullable_len(record.value.as_deref());
     let headers: usize = record
         .headers
         .iter()
@@ -378,8 +378,7 @@ fn nullable_len(bytes: Option<&[u8]>) -> usize {
 
 fn encode_fields(out: &mut Vec<u8>, record: &Record) {
     put_nullable(out, record.key.as_deref());
-    put_uvarint(out, record.value.len() as u64);
-    out.extend_from_slice(&record.value);
+    put_nullable(out, record.value.as_deref());
     put_uvarint(out, record.headers.len() as u64);
     for header in &record.headers {
         put_uvarint(out, header.key.len() as u64);

@@ -56,8 +56,9 @@ fn test_writer_single_record() {
     let uncompressed = writer.uncompressed_bytes();
     let segment = writer.finish().unwrap();
 
-    // len 17, Δoffset 0, Δts 0, key "key", value "value", 1 header h=v
-    let expected_record: &[u8] = b"\x11\x00\x00\x04key\x05value\x01\x01h\x02v";
+    // len 17, Δoffset 0, Δts 0, key "key" (3+1), value "value" (5+1),
+    // 1 header h=v
+    let expected_record: &[u8] = b"\x11\x00\x00\x04key\x06value\x01\x01h\x02v";
     assert_eq!(uncompressed, expected_record.len() as u64);
     assert_eq!(
         segment.len(),
