@@ -42,7 +42,6 @@ use anyhow::{anyhow, bail, Result};
 use bytes::{Bytes, BytesMut};
 use crc::{Crc, CRC_32_ISO_HDLC};
 use crc32c::crc32c;
-use indexmap::IndexMap;
 
 use crate::protocol::{
     buf::{gap, ByteBuf, ByteBufMut},
@@ -181,7 +180,8 @@ pub struct Record {
     /// The payload of the record.
     pub value: Option<Bytes>,
     /// Headers associated with the record's payload.
-    pub headers: IndexMap<StrBytes, Option<Bytes>>,
+    /// In wire order; a key may appear more than once, as Kafka allows.
+    pub headers: Vec<(StrBytes, Option<Bytes>)>,
 }
 
 const MAGIC_BYTE_OFFSET: usize = 16;
@@ -896,7 +896,7 @@ impl Record {
             bail!("Record header count {num_headers} exceeds the bytes remaining");
         }
 
-        let mut headers = IndexMap::with_capacity(num_headers);
+        let mut headers = Vec::with_capacity(num_headers);
         for _ in 0..num_headers {
             // Key len
             let key_len: i32 = types::VarInt.decode(buf)?;
@@ -919,7 +919,7 @@ impl Record {
                 Ordering::Greater => Some(buf.try_get_bytes(value_len as usize)?),
             };
 
-            headers.insert(key, value);
+            headers.push((key, value));
         }
 
         Ok(Self {
@@ -1022,21 +1022,14 @@ mod tests {
             timestamp: Default::default(),
             key: Default::default(),
             value: Default::default(),
-            headers: [
+            headers: vec![
                 ("some-key".into(), Some("some-value".into())),
                 ("other-header".into(), None),
-            ]
-            .into(),
+            ],
         };
         assert_eq!(
             Bytes::from("some-value"),
-            record
-                .headers
-                // This relies on `impl Borrow<[u8]> for StrBytes`
-                .get("some-key".as_bytes())
-                .expect("key exists in headers")
-                .as_ref()
-                .expect("value is present")
+            record.headers[0].1.clone().expect("value is present")
         );
     }
 
@@ -1055,7 +1048,7 @@ mod tests {
             timestamp: Default::default(),
             key: Default::default(),
             value: Default::default(),
-            headers: [("other-header".into(), None)].into(),
+            headers: vec![("other-header".into(), None)],
         };
         let mut buf = &mut bytes::BytesMut::new();
         record
