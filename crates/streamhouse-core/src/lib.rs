@@ -12,6 +12,6 @@ mod topic;
 pub use error::{ErrorKind, ValidationError};
 pub use record::{Header, Record};
 pub use topic::{
-    CleanupPolicy, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_RETENTION_MS, MAX_PARTITIONS,
+    CleanupPolicy, ConfigEntry, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_RETENTION_MS, MAX_PARTITIONS,
     MAX_TOPIC_NAME_LEN, TopicConfig, TopicPartition, validate_partition_count, validate_topic_name,
 };

@@ -94,6 +94,23 @@ impl CleanupPolicy {
     }
 }
 
+/// Configs with a default that StreamHouse applies.
+const TYPED_CONFIGS: &[&str] = &[
+    "cleanup.policy",
+    "max.message.bytes",
+    "retention.bytes",
+    "retention.ms",
+];
+
+/// One config of a topic, as reported to clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigEntry {
+    pub name: String,
+    pub value: String,
+    /// True when the value is the default rather than set on the topic.
+    pub is_default: bool,
+}
+
 /// Kafka topic configuration names that StreamHouse accepts and stores.
 /// Those with a typed accessor on [`TopicConfig`] change StreamHouse's
 /// behaviour; the others are kept so that tools which set them work.
@@ -185,6 +202,38 @@ impl TopicConfig {
             "max.message.bytes" => Some(DEFAULT_MAX_MESSAGE_BYTES.to_string()),
             _ => None,
         }
+    }
+
+    /// Every config with a value, as Kafka's DescribeConfigs lists them:
+    /// name, effective value, and whether it was set on the topic (rather
+    /// than a default). Sorted by name.
+    pub fn entries(&self) -> Vec<ConfigEntry> {
+        let mut entries: BTreeMap<&str, ConfigEntry> = TYPED_CONFIGS
+            .iter()
+            .filter_map(|&name| {
+                self.effective(name).map(|value| {
+                    (
+                        name,
+                        ConfigEntry {
+                            name: name.to_string(),
+                            value,
+                            is_default: true,
+                        },
+                    )
+                })
+            })
+            .collect();
+        for (name, value) in &self.overrides {
+            entries.insert(
+                name,
+                ConfigEntry {
+                    name: name.clone(),
+                    value: value.clone(),
+                    is_default: false,
+                },
+            );
+        }
+        entries.into_values().collect()
     }
 
     /// `retention.ms`; `None` means keep forever (-1).
@@ -311,6 +360,30 @@ mod tests {
             config.effective("min.insync.replicas").as_deref(),
             Some("2")
         );
+    }
+
+    #[test]
+    fn entries_list_defaults_and_overrides() {
+        let config = TopicConfig::from_pairs([("retention.ms", "1000"), ("segment.bytes", "1024")])
+            .expect("config");
+        let entries = config.entries();
+        let names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "cleanup.policy",
+                "max.message.bytes",
+                "retention.bytes",
+                "retention.ms",
+                "segment.bytes"
+            ]
+        );
+        let retention = &entries[3];
+        assert_eq!(
+            (retention.value.as_str(), retention.is_default),
+            ("1000", false)
+        );
+        assert!(entries[0].is_default);
     }
 
     #[test]

@@ -69,6 +69,10 @@ pub trait MetadataStore: Send + Sync + std::fmt::Debug + 'static {
         timestamp: i64,
     ) -> Result<Option<SegmentInfo>>;
 
+    /// Allocates a new producer id (epoch 0) for an idempotent producer;
+    /// ids are never reused.
+    async fn allocate_producer_id(&self) -> Result<i64>;
+
     /// Stores a consumer group's offsets, replacing earlier commits. Fails
     /// with `PartitionNotFound` (committing nothing) if any partition is
     /// unknown.

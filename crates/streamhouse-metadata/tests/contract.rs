@@ -49,6 +49,7 @@ contract!(find_segment_by_timestamp);
 contract!(add_partitions_grows_topic);
 contract!(consumer_offsets);
 contract!(delete_topic_removes_its_data);
+contract!(producer_ids_are_unique);
 
 fn segment(topic: &str, partition: i32, records: i64, byte_offset: i64) -> PendingSegment {
     PendingSegment {
@@ -683,4 +684,26 @@ async fn find_segment_by_timestamp(store: Arc<dyn MetadataStore>) {
         ),
         None
     );
+}
+
+async fn producer_ids_are_unique(store: Arc<dyn MetadataStore>) {
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for _ in 0..25 {
+                ids.push(store.allocate_producer_id().await.expect("allocate"));
+            }
+            ids
+        }));
+    }
+    let mut all = BTreeSet::new();
+    for task in tasks {
+        for id in task.await.expect("task") {
+            assert!(id >= 0);
+            assert!(all.insert(id), "producer id {id} handed out twice");
+        }
+    }
+    assert_eq!(all.len(), 100);
 }

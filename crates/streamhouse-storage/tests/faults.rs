@@ -190,6 +190,9 @@ impl MetadataStore for FailingCommits {
             .find_segment_by_timestamp(topic, partition, timestamp)
             .await
     }
+    async fn allocate_producer_id(&self) -> Result<i64, MetadataError> {
+        self.inner.allocate_producer_id().await
+    }
     async fn commit_offsets(
         &self,
         group: &str,

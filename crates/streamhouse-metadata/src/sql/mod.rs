@@ -75,6 +75,9 @@ pub(crate) const SELECT_GROUP_OFFSETS: &str = "SELECT group_id, topic, partition
      metadata, committed_at FROM consumer_offsets WHERE group_id = $1 \
      ORDER BY topic, partition_id";
 
+pub(crate) const INSERT_PRODUCER_ID: &str =
+    "INSERT INTO producer_ids (created_at) VALUES ($1) RETURNING producer_id";
+
 pub(crate) const SELECT_GROUPS: &str =
     "SELECT DISTINCT group_id FROM consumer_offsets ORDER BY group_id";
 
@@ -590,6 +593,14 @@ macro_rules! impl_shared_queries {
                 .await
                 .map_err(|e| MetadataError::from_sqlx("find segment by timestamp", e))?
                 .map(Into::into))
+            }
+
+            async fn allocate_producer_id(&self) -> $crate::Result<i64> {
+                sqlx::query_scalar::<$db, i64>($crate::sql::INSERT_PRODUCER_ID)
+                    .bind($crate::sql::now_ms())
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(|e| MetadataError::from_sqlx("allocate producer id", e))
             }
 
             async fn commit_offsets(

@@ -1,0 +1,839 @@
+//! The consumer group coordinator: Kafka's classic group protocol.
+//!
+//! A group moves Empty → PreparingRebalance (members join) →
+//! CompletingRebalance (the leader computes the assignment with its
+//! assignor: range, roundrobin, cooperative-sticky…) → Stable (everyone
+//! has its assignment), and back to PreparingRebalance whenever a member
+//! joins, leaves, or stops heart-beating for its session timeout.
+//! Group membership lives in memory; committed offsets live in the metadata
+//! store, so a restarted coordinator re-forms groups from them.
+//!
+//! All state is behind one lock and every transition happens inside it;
+//! waiting JoinGroup and SyncGroup requests are answered through oneshot
+//! channels when the transition that completes them happens, either on a
+//! request or on the coordinator's timer.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::ConsumerProtocolAssignment;
+use kafka_protocol::protocol::Decodable;
+use parking_lot::Mutex;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// How often deadlines (rebalance, session, pending member) are checked.
+const TICK: Duration = Duration::from_millis(100);
+
+/// A member of a group as an operator sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberSummary {
+    pub member_id: String,
+    pub client_id: String,
+    pub client_host: String,
+    /// Topic and partitions assigned to the member (consumer groups).
+    pub assignment: Vec<(String, Vec<i32>)>,
+}
+
+/// A group known to this coordinator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupSummary {
+    pub group_id: String,
+    /// Kafka's state names: Empty, PreparingRebalance, CompletingRebalance,
+    /// Stable, Dead.
+    pub state: String,
+    pub protocol_type: String,
+    pub protocol: String,
+    pub members: Vec<MemberSummary>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GroupState {
+    Empty,
+    PreparingRebalance,
+    CompletingRebalance,
+    Stable,
+}
+
+impl GroupState {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            GroupState::Empty => "Empty",
+            GroupState::PreparingRebalance => "PreparingRebalance",
+            GroupState::CompletingRebalance => "CompletingRebalance",
+            GroupState::Stable => "Stable",
+        }
+    }
+}
+
+/// What a JoinGroup needs from the request.
+#[derive(Debug, Clone)]
+pub(crate) struct JoinParams {
+    pub(crate) group_id: String,
+    pub(crate) member_id: String,
+    pub(crate) group_instance_id: Option<String>,
+    pub(crate) client_id: String,
+    pub(crate) client_host: String,
+    pub(crate) session_timeout: Duration,
+    pub(crate) rebalance_timeout: Duration,
+    pub(crate) protocol_type: String,
+    pub(crate) protocols: Vec<(String, Bytes)>,
+    /// JoinGroup v4+: a new member first gets its id with
+    /// MEMBER_ID_REQUIRED and joins again with it.
+    pub(crate) require_known_member_id: bool,
+}
+
+/// A JoinGroup answer.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct JoinOutcome {
+    pub(crate) error_code: i16,
+    pub(crate) generation_id: i32,
+    pub(crate) protocol_type: Option<String>,
+    pub(crate) protocol_name: Option<String>,
+    pub(crate) leader: String,
+    pub(crate) member_id: String,
+    /// Filled for the leader only: every member and its metadata for the
+    /// selected protocol.
+    pub(crate) members: Vec<(String, Option<String>, Bytes)>,
+}
+
+impl JoinOutcome {
+    fn error(code: ResponseError, member_id: String) -> Self {
+        Self {
+            error_code: code.code(),
+            generation_id: -1,
+            member_id,
+            ..Default::default()
+        }
+    }
+}
+
+/// A SyncGroup answer.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SyncOutcome {
+    pub(crate) error_code: i16,
+    pub(crate) protocol_type: Option<String>,
+    pub(crate) protocol_name: Option<String>,
+    pub(crate) assignment: Bytes,
+}
+
+impl SyncOutcome {
+    fn error(code: ResponseError) -> Self {
+        Self {
+            error_code: code.code(),
+            ..Default::default()
+        }
+    }
+}
+
+/// An answer that is ready, or one that comes when the group moves on.
+pub(crate) enum Wait<T> {
+    Ready(T),
+    Later(oneshot::Receiver<T>),
+}
+
+struct Member {
+    group_instance_id: Option<String>,
+    client_id: String,
+    client_host: String,
+    session_timeout: Duration,
+    rebalance_timeout: Duration,
+    protocols: Vec<(String, Bytes)>,
+    assignment: Bytes,
+    last_heartbeat: Instant,
+    awaiting_join: Option<oneshot::Sender<JoinOutcome>>,
+    awaiting_sync: Option<oneshot::Sender<SyncOutcome>>,
+}
+
+struct Group {
+    state: GroupState,
+    generation: i32,
+    protocol_type: Option<String>,
+    protocol: Option<String>,
+    leader: Option<String>,
+    /// In join order, so the first member to join leads.
+    members: BTreeMap<u64, String>,
+    by_id: HashMap<String, (u64, Member)>,
+    next_join_order: u64,
+    /// Member ids handed out with MEMBER_ID_REQUIRED, until they expire.
+    pending: HashMap<String, Instant>,
+    rebalance_deadline: Option<Instant>,
+}
+
+impl Group {
+    fn new() -> Self {
+        Self {
+            state: GroupState::Empty,
+            generation: 0,
+            protocol_type: None,
+            protocol: None,
+            leader: None,
+            members: BTreeMap::new(),
+            by_id: HashMap::new(),
+            next_join_order: 0,
+            pending: HashMap::new(),
+            rebalance_deadline: None,
+        }
+    }
+
+    fn member(&self, member_id: &str) -> Option<&Member> {
+        self.by_id.get(member_id).map(|(_, m)| m)
+    }
+
+    fn member_mut(&mut self, member_id: &str) -> Option<&mut Member> {
+        self.by_id.get_mut(member_id).map(|(_, m)| m)
+    }
+
+    fn add_member(&mut self, member_id: String, member: Member) {
+        let order = self.next_join_order;
+        self.next_join_order += 1;
+        self.members.insert(order, member_id.clone());
+        self.by_id.insert(member_id, (order, member));
+    }
+
+    fn remove_member(&mut self, member_id: &str) -> Option<Member> {
+        let (order, member) = self.by_id.remove(member_id)?;
+        self.members.remove(&order);
+        if self.leader.as_deref() == Some(member_id) {
+            self.leader = None;
+        }
+        Some(member)
+    }
+
+    /// Whether every member supports one of `protocols`.
+    fn supports(&self, protocols: &[(String, Bytes)]) -> bool {
+        self.by_id.is_empty()
+            || protocols.iter().any(|(name, _)| {
+                self.by_id
+                    .values()
+                    .all(|(_, m)| m.protocols.iter().any(|(n, _)| n == name))
+            })
+    }
+
+    /// The protocol every member supports that most members prefer.
+    fn select_protocol(&self) -> Option<String> {
+        let candidates: Vec<&String> = self
+            .members
+            .values()
+            .next()
+            .and_then(|first| self.member(first))
+            .map(|m| m.protocols.iter().map(|(n, _)| n).collect())
+            .unwrap_or_default();
+        let supported: Vec<&String> = candidates
+            .into_iter()
+            .filter(|name| {
+                self.by_id
+                    .values()
+                    .all(|(_, m)| m.protocols.iter().any(|(n, _)| n == *name))
+            })
+            .collect();
+        let mut votes: Vec<(usize, &String)> = supported
+            .iter()
+            .map(|name| {
+                let count = self
+                    .by_id
+                    .values()
+                    .filter(|(_, m)| {
+                        m.protocols
+                            .iter()
+                            .find(|(n, _)| supported.contains(&n))
+                            .is_some_and(|(n, _)| n == *name)
+                    })
+                    .count();
+                (count, *name)
+            })
+            .collect();
+        // Most votes wins; ties go to the first member's preference order,
+        // which `supported` already follows.
+        votes.sort_by_key(|&(count, _)| std::cmp::Reverse(count));
+        votes.first().map(|(_, name)| (*name).clone())
+    }
+
+    fn all_rejoined(&self) -> bool {
+        self.by_id.values().all(|(_, m)| m.awaiting_join.is_some())
+    }
+
+    /// Starts a rebalance: members must rejoin within the longest rebalance
+    /// timeout; a pending SyncGroup learns that the group moved on.
+    fn prepare_rebalance(&mut self, now: Instant) {
+        for (_, member) in self.by_id.values_mut() {
+            if let Some(sync) = member.awaiting_sync.take() {
+                let _ = sync.send(SyncOutcome::error(ResponseError::RebalanceInProgress));
+            }
+        }
+        let timeout = self
+            .by_id
+            .values()
+            .map(|(_, m)| m.rebalance_timeout)
+            .max()
+            .unwrap_or_default();
+        self.state = GroupState::PreparingRebalance;
+        self.rebalance_deadline = Some(now + timeout);
+    }
+
+    /// Ends the join phase: members that did not rejoin are dropped, a new
+    /// generation starts, and every waiting JoinGroup is answered.
+    fn complete_join(&mut self) {
+        let gone: Vec<String> = self
+            .by_id
+            .iter()
+            .filter(|(_, (_, m))| m.awaiting_join.is_none())
+            .map(|(id, _)| id.clone())
+            .collect();
+        for member_id in gone {
+            self.remove_member(&member_id);
+        }
+        self.rebalance_deadline = None;
+        self.generation += 1;
+        if self.by_id.is_empty() {
+            self.state = GroupState::Empty;
+            self.protocol = None;
+            self.protocol_type = None;
+            self.leader = None;
+            return;
+        }
+        self.protocol = self.select_protocol();
+        if self.leader.is_none() {
+            self.leader = self.members.values().next().cloned();
+        }
+        self.state = GroupState::CompletingRebalance;
+        let protocol = self.protocol.clone().unwrap_or_default();
+        let leader = self.leader.clone().unwrap_or_default();
+        let all_members: Vec<(String, Option<String>, Bytes)> = self
+            .members
+            .values()
+            .filter_map(|id| {
+                self.member(id).map(|m| {
+                    let metadata = m
+                        .protocols
+                        .iter()
+                        .find(|(n, _)| *n == protocol)
+                        .map(|(_, meta)| meta.clone())
+                        .unwrap_or_default();
+                    (id.clone(), m.group_instance_id.clone(), metadata)
+                })
+            })
+            .collect();
+        let generation = self.generation;
+        let protocol_type = self.protocol_type.clone();
+        let now = Instant::now();
+        for (id, (_, member)) in self.by_id.iter_mut() {
+            member.last_heartbeat = now;
+            member.assignment = Bytes::new();
+            if let Some(waiter) = member.awaiting_join.take() {
+                let _ = waiter.send(JoinOutcome {
+                    error_code: 0,
+                    generation_id: generation,
+                    protocol_type: protocol_type.clone(),
+                    protocol_name: Some(protocol.clone()),
+                    leader: leader.clone(),
+                    member_id: id.clone(),
+                    members: if *id == leader {
+                        all_members.clone()
+                    } else {
+                        Vec::new()
+                    },
+                });
+            }
+        }
+    }
+}
+
+struct Inner {
+    groups: Mutex<HashMap<String, Group>>,
+}
+
+/// Handle to the groups this agent coordinates.
+#[derive(Clone)]
+pub struct GroupCoordinator {
+    inner: Arc<Inner>,
+}
+
+impl GroupCoordinator {
+    pub(crate) fn new() -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                groups: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// Starts the timer that expires sessions and rebalance deadlines.
+    pub(crate) fn start(&self, stop: CancellationToken) -> JoinHandle<()> {
+        let coordinator = self.clone();
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(TICK);
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = ticker.tick() => coordinator.expire(Instant::now()),
+                }
+            }
+        })
+    }
+
+    pub(crate) fn join(&self, params: JoinParams) -> Wait<JoinOutcome> {
+        let now = Instant::now();
+        let mut groups = self.inner.groups.lock();
+        let group = groups
+            .entry(params.group_id.clone())
+            .or_insert_with(Group::new);
+        if params.protocols.is_empty()
+            || group
+                .protocol_type
+                .as_ref()
+                .is_some_and(|t| *t != params.protocol_type)
+            || !group.supports(&params.protocols)
+        {
+            return Wait::Ready(JoinOutcome::error(
+                ResponseError::InconsistentGroupProtocol,
+                params.member_id,
+            ));
+        }
+        if params.session_timeout.is_zero() {
+            return Wait::Ready(JoinOutcome::error(
+                ResponseError::InvalidSessionTimeout,
+                params.member_id,
+            ));
+        }
+        let member_id = if params.member_id.is_empty() {
+            let member_id = format!(
+                "{}-{}",
+                if params.client_id.is_empty() {
+                    "member"
+                } else {
+                    &params.client_id
+                },
+                uuid::Uuid::new_v4()
+            );
+            if params.require_known_member_id && params.group_instance_id.is_none() {
+                group
+                    .pending
+                    .insert(member_id.clone(), now + params.session_timeout);
+                return Wait::Ready(JoinOutcome::error(
+                    ResponseError::MemberIdRequired,
+                    member_id,
+                ));
+            }
+            member_id
+        } else {
+            let known = group.by_id.contains_key(&params.member_id)
+                || group.pending.remove(&params.member_id).is_some();
+            if !known {
+                return Wait::Ready(JoinOutcome::error(
+                    ResponseError::UnknownMemberId,
+                    params.member_id,
+                ));
+            }
+            params.member_id.clone()
+        };
+
+        // A known member rejoining a stable group with the same metadata,
+        // and not the leader, gets the current generation without making
+        // everyone rebalance.
+        if group.state == GroupState::Stable
+            && group.leader.as_deref() != Some(member_id.as_str())
+            && group
+                .member(&member_id)
+                .is_some_and(|m| m.protocols == params.protocols)
+        {
+            let protocol = group.protocol.clone();
+            let outcome = JoinOutcome {
+                error_code: 0,
+                generation_id: group.generation,
+                protocol_type: group.protocol_type.clone(),
+                protocol_name: protocol,
+                leader: group.leader.clone().unwrap_or_default(),
+                member_id: member_id.clone(),
+                members: Vec::new(),
+            };
+            if let Some(member) = group.member_mut(&member_id) {
+                member.last_heartbeat = now;
+            }
+            return Wait::Ready(outcome);
+        }
+
+        let (reply, waiting) = oneshot::channel();
+        match group.member_mut(&member_id) {
+            Some(member) => {
+                member.protocols = params.protocols;
+                member.session_timeout = params.session_timeout;
+                member.rebalance_timeout = params.rebalance_timeout;
+                member.last_heartbeat = now;
+                if let Some(previous) = member.awaiting_join.replace(reply) {
+                    let _ = previous.send(JoinOutcome::error(
+                        ResponseError::UnknownMemberId,
+                        member_id.clone(),
+                    ));
+                }
+            }
+            None => group.add_member(
+                member_id.clone(),
+                Member {
+                    group_instance_id: params.group_instance_id,
+                    client_id: params.client_id,
+                    client_host: params.client_host,
+                    session_timeout: params.session_timeout,
+                    rebalance_timeout: params.rebalance_timeout,
+                    protocols: params.protocols,
+                    assignment: Bytes::new(),
+                    last_heartbeat: now,
+                    awaiting_join: Some(reply),
+                    awaiting_sync: None,
+                },
+            ),
+        }
+        group.protocol_type = Some(params.protocol_type);
+        if group.state != GroupState::PreparingRebalance {
+            group.prepare_rebalance(now);
+        }
+        if group.all_rejoined() {
+            group.complete_join();
+        }
+        tracing::debug!(group = %params.group_id, member = %member_id, "member joining");
+        Wait::Later(waiting)
+    }
+
+    pub(crate) fn sync(
+        &self,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+        protocol_type: Option<&str>,
+        protocol_name: Option<&str>,
+        assignments: Vec<(String, Bytes)>,
+    ) -> Wait<SyncOutcome> {
+        let mut groups = self.inner.groups.lock();
+        let Some(group) = groups.get_mut(group_id) else {
+            return Wait::Ready(SyncOutcome::error(ResponseError::UnknownMemberId));
+        };
+        if group.member(member_id).is_none() {
+            return Wait::Ready(SyncOutcome::error(ResponseError::UnknownMemberId));
+        }
+        if generation != group.generation {
+            return Wait::Ready(SyncOutcome::error(ResponseError::IllegalGeneration));
+        }
+        if protocol_type.is_some_and(|t| Some(t) != group.protocol_type.as_deref())
+            || protocol_name.is_some_and(|p| Some(p) != group.protocol.as_deref())
+        {
+            return Wait::Ready(SyncOutcome::error(ResponseError::InconsistentGroupProtocol));
+        }
+        let answer = |group: &Group, assignment: Bytes| SyncOutcome {
+            error_code: 0,
+            protocol_type: group.protocol_type.clone(),
+            protocol_name: group.protocol.clone(),
+            assignment,
+        };
+        match group.state {
+            GroupState::Empty | GroupState::PreparingRebalance => {
+                Wait::Ready(SyncOutcome::error(ResponseError::RebalanceInProgress))
+            }
+            GroupState::Stable => {
+                let assignment = group
+                    .member(member_id)
+                    .map(|m| m.assignment.clone())
+                    .unwrap_or_default();
+                Wait::Ready(answer(group, assignment))
+            }
+            GroupState::CompletingRebalance => {
+                let (reply, waiting) = oneshot::channel();
+                if let Some(member) = group.member_mut(member_id) {
+                    member.awaiting_sync = Some(reply);
+                    member.last_heartbeat = Instant::now();
+                }
+                if group.leader.as_deref() == Some(member_id) {
+                    let mut assigned: HashMap<String, Bytes> = assignments.into_iter().collect();
+                    let ids: Vec<String> = group.by_id.keys().cloned().collect();
+                    for id in ids {
+                        let assignment = assigned.remove(&id).unwrap_or_default();
+                        let outcome = answer(group, assignment.clone());
+                        if let Some(member) = group.member_mut(&id) {
+                            member.assignment = assignment;
+                            if let Some(waiter) = member.awaiting_sync.take() {
+                                let _ = waiter.send(outcome);
+                            }
+                        }
+                    }
+                    group.state = GroupState::Stable;
+                    tracing::info!(
+                        group = group_id,
+                        generation = group.generation,
+                        members = group.by_id.len(),
+                        protocol = group.protocol.as_deref().unwrap_or(""),
+                        "group stable"
+                    );
+                }
+                Wait::Later(waiting)
+            }
+        }
+    }
+
+    pub(crate) fn heartbeat(&self, group_id: &str, generation: i32, member_id: &str) -> i16 {
+        let mut groups = self.inner.groups.lock();
+        let Some(group) = groups.get_mut(group_id) else {
+            return ResponseError::UnknownMemberId.code();
+        };
+        let state = group.state;
+        let current = group.generation;
+        let Some(member) = group.member_mut(member_id) else {
+            return ResponseError::UnknownMemberId.code();
+        };
+        member.last_heartbeat = Instant::now();
+        match state {
+            GroupState::PreparingRebalance => ResponseError::RebalanceInProgress.code(),
+            _ if generation != current => ResponseError::IllegalGeneration.code(),
+            _ => 0,
+        }
+    }
+
+    /// Removes members; returns each member's error code.
+    pub(crate) fn leave(&self, group_id: &str, member_ids: &[String]) -> Vec<i16> {
+        let mut groups = self.inner.groups.lock();
+        let Some(group) = groups.get_mut(group_id) else {
+            return vec![ResponseError::UnknownMemberId.code(); member_ids.len()];
+        };
+        let now = Instant::now();
+        let mut codes = Vec::with_capacity(member_ids.len());
+        let mut left = false;
+        for member_id in member_ids {
+            match group.remove_member(member_id) {
+                Some(member) => {
+                    if let Some(join) = member.awaiting_join {
+                        let _ = join.send(JoinOutcome::error(
+                            ResponseError::UnknownMemberId,
+                            member_id.clone(),
+                        ));
+                    }
+                    tracing::debug!(group = group_id, member = %member_id, "member left");
+                    left = true;
+                    codes.push(0);
+                }
+                None => codes.push(ResponseError::UnknownMemberId.code()),
+            }
+        }
+        if left {
+            Self::after_departure(group, now);
+        }
+        codes
+    }
+
+    /// Whether an OffsetCommit from `member_id` at `generation` may commit.
+    pub(crate) fn validate_commit(
+        &self,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+    ) -> Result<(), i16> {
+        let groups = self.inner.groups.lock();
+        let Some(group) = groups.get(group_id) else {
+            // Not managed here: a standalone consumer may commit; a member
+            // of a generation this coordinator never saw must rejoin.
+            return if generation < 0 {
+                Ok(())
+            } else {
+                Err(ResponseError::IllegalGeneration.code())
+            };
+        };
+        if generation < 0 && group.state == GroupState::Empty {
+            return Ok(());
+        }
+        if group.state == GroupState::CompletingRebalance {
+            return Err(ResponseError::RebalanceInProgress.code());
+        }
+        if group.member(member_id).is_none() {
+            return Err(ResponseError::UnknownMemberId.code());
+        }
+        if generation != group.generation {
+            return Err(ResponseError::IllegalGeneration.code());
+        }
+        Ok(())
+    }
+
+    /// Every group with state on this agent.
+    pub fn list(&self) -> Vec<GroupSummary> {
+        let groups = self.inner.groups.lock();
+        let mut list: Vec<GroupSummary> = groups
+            .iter()
+            .map(|(id, group)| summarize(id, group))
+            .collect();
+        list.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+        list
+    }
+
+    pub fn describe(&self, group_id: &str) -> Option<GroupSummary> {
+        let groups = self.inner.groups.lock();
+        groups.get(group_id).map(|group| summarize(group_id, group))
+    }
+
+    /// Members with their raw metadata and assignment, for DescribeGroups.
+    pub(crate) fn describe_members(&self, group_id: &str) -> Option<DescribedGroupState> {
+        let groups = self.inner.groups.lock();
+        let group = groups.get(group_id)?;
+        let protocol = group.protocol.clone().unwrap_or_default();
+        Some(DescribedGroupState {
+            state: group.state,
+            protocol_type: group.protocol_type.clone().unwrap_or_default(),
+            protocol,
+            members: group
+                .members
+                .values()
+                .filter_map(|id| {
+                    let member = group.member(id)?;
+                    Some(DescribedMember {
+                        member_id: id.clone(),
+                        group_instance_id: member.group_instance_id.clone(),
+                        client_id: member.client_id.clone(),
+                        client_host: member.client_host.clone(),
+                        metadata: member
+                            .protocols
+                            .iter()
+                            .find(|(n, _)| Some(n) == group.protocol.as_ref())
+                            .map(|(_, m)| m.clone())
+                            .unwrap_or_default(),
+                        assignment: member.assignment.clone(),
+                    })
+                })
+                .collect(),
+        })
+    }
+
+    /// Forgets an empty group (DeleteGroups); refuses one with members.
+    pub(crate) fn remove_if_empty(&self, group_id: &str) -> Result<bool, i16> {
+        let mut groups = self.inner.groups.lock();
+        match groups.get(group_id) {
+            None => Ok(false),
+            Some(group) if group.by_id.is_empty() => {
+                groups.remove(group_id);
+                Ok(true)
+            }
+            Some(_) => Err(ResponseError::NonEmptyGroup.code()),
+        }
+    }
+
+    /// A deleted topic needs no group changes: clients notice through
+    /// metadata and rejoin with a new subscription.
+    pub(crate) fn forget_topic(&self, _topic: &str) {}
+
+    fn after_departure(group: &mut Group, now: Instant) {
+        match group.state {
+            GroupState::PreparingRebalance => {
+                if group.all_rejoined() {
+                    group.complete_join();
+                }
+            }
+            GroupState::Stable | GroupState::CompletingRebalance => {
+                group.prepare_rebalance(now);
+                if group.all_rejoined() {
+                    group.complete_join();
+                }
+            }
+            GroupState::Empty => {}
+        }
+    }
+
+    /// Expires sessions, pending member ids and rebalance deadlines.
+    fn expire(&self, now: Instant) {
+        let mut groups = self.inner.groups.lock();
+        for (group_id, group) in groups.iter_mut() {
+            group.pending.retain(|_, deadline| *deadline > now);
+            if group.state == GroupState::PreparingRebalance {
+                if group.rebalance_deadline.is_some_and(|d| d <= now) {
+                    tracing::info!(group = %group_id, "rebalance timeout; completing without the members that did not rejoin");
+                    group.complete_join();
+                }
+                continue;
+            }
+            let expired: Vec<String> = group
+                .by_id
+                .iter()
+                .filter(|(_, (_, m))| {
+                    m.awaiting_join.is_none()
+                        && m.awaiting_sync.is_none()
+                        && now.duration_since(m.last_heartbeat) > m.session_timeout
+                })
+                .map(|(id, _)| id.clone())
+                .collect();
+            if expired.is_empty() {
+                continue;
+            }
+            for member_id in &expired {
+                tracing::info!(group = %group_id, member = %member_id, "session expired");
+                group.remove_member(member_id);
+            }
+            Self::after_departure(group, now);
+        }
+    }
+}
+
+/// A group's state with raw member data.
+pub(crate) struct DescribedGroupState {
+    pub(crate) state: GroupState,
+    pub(crate) protocol_type: String,
+    pub(crate) protocol: String,
+    pub(crate) members: Vec<DescribedMember>,
+}
+
+pub(crate) struct DescribedMember {
+    pub(crate) member_id: String,
+    pub(crate) group_instance_id: Option<String>,
+    pub(crate) client_id: String,
+    pub(crate) client_host: String,
+    pub(crate) metadata: Bytes,
+    pub(crate) assignment: Bytes,
+}
+
+fn summarize(group_id: &str, group: &Group) -> GroupSummary {
+    let is_consumer = group.protocol_type.as_deref() == Some("consumer");
+    GroupSummary {
+        group_id: group_id.to_string(),
+        state: group.state.name().to_string(),
+        protocol_type: group.protocol_type.clone().unwrap_or_default(),
+        protocol: group.protocol.clone().unwrap_or_default(),
+        members: group
+            .members
+            .values()
+            .filter_map(|id| {
+                let member = group.member(id)?;
+                Some(MemberSummary {
+                    member_id: id.clone(),
+                    client_id: member.client_id.clone(),
+                    client_host: member.client_host.clone(),
+                    assignment: if is_consumer {
+                        decode_assignment(&member.assignment)
+                    } else {
+                        Vec::new()
+                    },
+                })
+            })
+            .collect(),
+    }
+}
+
+/// Topic partitions in a consumer protocol assignment (version-prefixed).
+pub(crate) fn decode_assignment(assignment: &Bytes) -> Vec<(String, Vec<i32>)> {
+    if assignment.len() < 2 {
+        return Vec::new();
+    }
+    let mut buf = assignment.clone();
+    let version = i16::from_be_bytes([buf[0], buf[1]]);
+    let _ = bytes::Buf::get_i16(&mut buf);
+    // Newer clients may send a version this decoder does not know; the
+    // layout of the partitions is the same in every version so far.
+    let version = version.clamp(0, 3);
+    match ConsumerProtocolAssignment::decode(&mut buf, version) {
+        Ok(decoded) => decoded
+            .assigned_partitions
+            .into_iter()
+            .map(|tp| (tp.topic.0.to_string(), tp.partitions))
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

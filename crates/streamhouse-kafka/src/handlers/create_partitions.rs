@@ -1,0 +1,54 @@
+//! CreatePartitions: grow a topic. Existing partitions keep their data.
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
+use streamhouse_metadata::MetadataError;
+
+use super::str_bytes;
+use crate::error::metadata_error_code;
+use crate::server::Broker;
+
+pub(crate) async fn handle(
+    broker: &Broker,
+    request: CreatePartitionsRequest,
+) -> CreatePartitionsResponse {
+    let store = broker.engine.metadata();
+    let mut results = Vec::with_capacity(request.topics.len());
+    for topic in request.topics {
+        let name = topic.name.0.to_string();
+        let outcome = if request.validate_only {
+            match store.get_topic(&name).await {
+                Ok(current) if topic.count > current.partition_count => Ok(()),
+                Ok(current) => Err((
+                    ResponseError::InvalidPartitions.code(),
+                    format!(
+                        "topic {name} has {} partitions; the new count must be larger",
+                        current.partition_count
+                    ),
+                )),
+                Err(error) => Err((metadata_error_code(&error), error.to_string())),
+            }
+        } else {
+            match store.add_partitions(&name, i64::from(topic.count)).await {
+                Ok(_) => {
+                    broker.engine.forget_topic(&name);
+                    tracing::info!(topic = %name, count = topic.count, "added partitions");
+                    Ok(())
+                }
+                Err(error @ MetadataError::InvalidArgument { .. }) => {
+                    Err((ResponseError::InvalidPartitions.code(), error.to_string()))
+                }
+                Err(error) => Err((metadata_error_code(&error), error.to_string())),
+            }
+        };
+        let result = CreatePartitionsTopicResult::default().with_name(topic.name);
+        results.push(match outcome {
+            Ok(()) => result.with_error_code(0),
+            Err((code, message)) => result
+                .with_error_code(code)
+                .with_error_message(Some(str_bytes(message))),
+        });
+    }
+    CreatePartitionsResponse::default().with_results(results)
+}

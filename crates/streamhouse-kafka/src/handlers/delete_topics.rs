@@ -1,0 +1,63 @@
+//! DeleteTopics, by name or (v6) by topic id. Objects are removed later by
+//! garbage collection; the topic's metadata goes at once.
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
+
+use super::str_bytes;
+use crate::error::metadata_error_code;
+use crate::server::Broker;
+
+pub(crate) async fn handle(
+    broker: &Broker,
+    request: DeleteTopicsRequest,
+    version: i16,
+) -> DeleteTopicsResponse {
+    let store = broker.engine.metadata();
+    // (name if given, topic id)
+    let mut wanted: Vec<(Option<String>, uuid::Uuid)> = request
+        .topic_names
+        .iter()
+        .map(|name| (Some(name.0.to_string()), uuid::Uuid::nil()))
+        .collect();
+    wanted.extend(
+        request
+            .topics
+            .iter()
+            .map(|t| (t.name.as_ref().map(|n| n.0.to_string()), t.topic_id)),
+    );
+    let mut responses = Vec::with_capacity(wanted.len());
+    for (name, topic_id) in wanted {
+        let name = match name {
+            Some(name) => Ok(name),
+            None => match store.list_topics().await {
+                Ok(topics) => topics
+                    .into_iter()
+                    .find(|t| t.topic_id == topic_id.to_string())
+                    .map(|t| t.name)
+                    .ok_or(ResponseError::UnknownTopicId.code()),
+                Err(error) => Err(metadata_error_code(&error)),
+            },
+        };
+        let result = DeletableTopicResult::default().with_topic_id(topic_id);
+        responses.push(match name {
+            Ok(name) => {
+                let outcome = broker.engine.delete_topic(&name).await;
+                let result = result.with_name(Some(TopicName(str_bytes(name.clone()))));
+                match outcome {
+                    Ok(()) => {
+                        tracing::info!(topic = %name, "deleted topic");
+                        broker.groups.forget_topic(&name);
+                        result.with_error_code(0)
+                    }
+                    Err(error) => result
+                        .with_error_code(crate::error::storage_error_code(&error))
+                        .with_error_message((version >= 5).then(|| str_bytes(error.to_string()))),
+                }
+            }
+            Err(code) => result.with_error_code(code),
+        });
+    }
+    DeleteTopicsResponse::default().with_responses(responses)
+}

@@ -1,0 +1,106 @@
+//! DescribeConfigs for topics and for this broker.
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult,
+};
+use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
+
+use super::create_topics::{SOURCE_DEFAULT, SOURCE_TOPIC};
+use super::str_bytes;
+use crate::error::metadata_error_code;
+use crate::server::Broker;
+
+/// A config's name, value and source.
+type Entry = (String, String, i8);
+/// A failure's error code and message.
+type Failure = (i16, String);
+
+const RESOURCE_TOPIC: i8 = 2;
+const RESOURCE_BROKER: i8 = 4;
+/// DescribeConfigs' config source for a static broker setting.
+const SOURCE_STATIC_BROKER: i8 = 4;
+
+pub(crate) async fn handle(
+    broker: &Broker,
+    request: DescribeConfigsRequest,
+    _version: i16,
+) -> DescribeConfigsResponse {
+    let mut results = Vec::with_capacity(request.resources.len());
+    for resource in request.resources {
+        let name = resource.resource_name.to_string();
+        let wanted = |key: &str| {
+            resource
+                .configuration_keys
+                .as_ref()
+                .is_none_or(|keys| keys.iter().any(|k| k.as_str() == key))
+        };
+        let result = DescribeConfigsResult::default()
+            .with_resource_type(resource.resource_type)
+            .with_resource_name(resource.resource_name.clone());
+        let entries: Result<Vec<Entry>, Failure> = match resource.resource_type {
+            RESOURCE_TOPIC => match broker.engine.metadata().get_topic(&name).await {
+                Ok(topic) => Ok(topic
+                    .config
+                    .entries()
+                    .into_iter()
+                    .map(|e| {
+                        let source = if e.is_default {
+                            SOURCE_DEFAULT
+                        } else {
+                            SOURCE_TOPIC
+                        };
+                        (e.name, e.value, source)
+                    })
+                    .collect()),
+                Err(error) => Err((metadata_error_code(&error), error.to_string())),
+            },
+            RESOURCE_BROKER => Ok(broker_configs(broker)),
+            other => Err((
+                ResponseError::InvalidRequest.code(),
+                format!("resource type {other} is not supported"),
+            )),
+        };
+        results.push(match entries {
+            Ok(entries) => result.with_error_code(0).with_configs(
+                entries
+                    .into_iter()
+                    .filter(|(key, _, _)| wanted(key))
+                    .map(|(key, value, source)| {
+                        DescribeConfigsResourceResult::default()
+                            .with_name(str_bytes(key))
+                            .with_value(Some(str_bytes(value)))
+                            .with_read_only(resource.resource_type == RESOURCE_BROKER)
+                            .with_config_source(source)
+                            .with_is_sensitive(false)
+                    })
+                    .collect(),
+            ),
+            Err((code, message)) => result
+                .with_error_code(code)
+                .with_error_message(Some(str_bytes(message))),
+        });
+    }
+    DescribeConfigsResponse::default().with_results(results)
+}
+
+fn broker_configs(broker: &Broker) -> Vec<Entry> {
+    [
+        (
+            "auto.create.topics.enable",
+            broker.config.auto_create_topics.to_string(),
+        ),
+        ("broker.id", broker.config.node_id.to_string()),
+        (
+            "num.partitions",
+            broker.config.default_partitions.to_string(),
+        ),
+        (
+            "socket.request.max.bytes",
+            broker.config.max_frame_bytes.to_string(),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v, SOURCE_STATIC_BROKER))
+    .collect()
+}

@@ -1,0 +1,210 @@
+//! Fetch: read each requested partition from its fetch offset and, when
+//! there is less than `min_bytes` of new data, wait up to `max_wait_ms` for a
+//! high watermark to move (a notification, not a sleep loop).
+//!
+//! Byte limits follow Kafka: each partition gets at most its
+//! `partition_max_bytes`, the response at most `max_bytes`, except that the
+//! first record of the response is returned even when it alone is larger,
+//! so a consumer always makes progress. Fetch sessions are not kept: the
+//! response's session id is 0, which tells clients to send full requests.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+use futures::future::select_all;
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::fetch_request::FetchTopic;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ResponseKind};
+use streamhouse_metadata::PartitionInfo;
+use streamhouse_storage::StorageError;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::Reply;
+use crate::error::storage_error_code;
+use crate::records::encode_batch;
+use crate::server::Broker;
+
+/// Longest wait honoured, whatever the client asks for.
+const MAX_WAIT: Duration = Duration::from_secs(30);
+
+pub(crate) fn handle(broker: &Arc<Broker>, request: FetchRequest, _version: i16) -> Reply {
+    let broker = broker.clone();
+    Reply::Later(Box::pin(async move {
+        ResponseKind::Fetch(fetch(&broker, request).await)
+    }))
+}
+
+async fn fetch(broker: &Broker, request: FetchRequest) -> FetchResponse {
+    let wait = Duration::from_millis(u64::try_from(request.max_wait_ms).unwrap_or(0)).min(MAX_WAIT);
+    let deadline = Instant::now() + wait;
+    let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
+    let max_bytes = usize::try_from(request.max_bytes).unwrap_or(0);
+
+    // Subscribe before the first read, so that a commit landing between the
+    // read and the wait is not missed.
+    let mut watches = Vec::new();
+    if !wait.is_zero() {
+        for topic in &request.topics {
+            for partition in &topic.partitions {
+                if let Ok(watch) = broker
+                    .engine
+                    .watch_partition(&topic.topic.0, partition.partition)
+                    .await
+                {
+                    watches.push(watch);
+                }
+            }
+        }
+    }
+    loop {
+        let read = read_all(broker, &request.topics, max_bytes).await;
+        if read.bytes >= min_bytes || read.errors || Instant::now() >= deadline {
+            if read.bytes > 0 {
+                metrics::counter!("streamhouse_kafka_fetch_bytes_total")
+                    .increment(read.bytes as u64);
+                metrics::counter!("streamhouse_kafka_fetch_records_total")
+                    .increment(read.records as u64);
+            }
+            return FetchResponse::default()
+                .with_error_code(0)
+                .with_session_id(0)
+                .with_responses(read.responses);
+        }
+        if !wait_for_change(&mut watches, deadline).await {
+            // Nothing to wait on (every partition is unknown) or time is up.
+            let read = read_all(broker, &request.topics, max_bytes).await;
+            return FetchResponse::default()
+                .with_error_code(0)
+                .with_session_id(0)
+                .with_responses(read.responses);
+        }
+    }
+}
+
+/// Waits until any watched partition changes; false when the deadline
+/// passed or nothing can change.
+async fn wait_for_change(
+    watches: &mut Vec<watch::Receiver<PartitionInfo>>,
+    deadline: Instant,
+) -> bool {
+    if watches.is_empty() {
+        tokio::time::sleep_until(deadline).await;
+        return false;
+    }
+    let changed = {
+        let waits = watches.iter_mut().map(|w| w.changed().boxed());
+        match tokio::time::timeout_at(deadline, select_all(waits)).await {
+            Err(_elapsed) => None,
+            Ok((result, index, _)) => Some((result.is_ok(), index)),
+        }
+    };
+    match changed {
+        None => false,
+        Some((true, _)) => true,
+        Some((false, index)) => {
+            // The partition was forgotten (topic deleted); stop watching it.
+            watches.swap_remove(index);
+            true
+        }
+    }
+}
+
+struct Read {
+    responses: Vec<FetchableTopicResponse>,
+    bytes: usize,
+    records: usize,
+    errors: bool,
+}
+
+async fn read_all(broker: &Broker, topics: &[FetchTopic], max_bytes: usize) -> Read {
+    let mut read = Read {
+        responses: Vec::with_capacity(topics.len()),
+        bytes: 0,
+        records: 0,
+        errors: false,
+    };
+    for topic in topics {
+        let name = topic.topic.0.as_str();
+        let mut partitions = Vec::with_capacity(topic.partitions.len());
+        for wanted in &topic.partitions {
+            let budget = usize::try_from(wanted.partition_max_bytes)
+                .unwrap_or(0)
+                .min(max_bytes.saturating_sub(read.bytes));
+            let data = PartitionData::default()
+                .with_partition_index(wanted.partition)
+                .with_aborted_transactions(Some(Vec::new()))
+                .with_preferred_read_replica((-1).into());
+            let data = if budget == 0 && read.bytes > 0 {
+                // The response is full; report the partition's range only.
+                match broker.engine.partition_info(name, wanted.partition).await {
+                    Ok(info) => with_range(data, info.high_watermark, info.log_start_offset)
+                        .with_records(Some(Default::default())),
+                    Err(error) => failure(data, &error, &mut read.errors),
+                }
+            } else {
+                match broker
+                    .engine
+                    .read(
+                        name,
+                        wanted.partition,
+                        wanted.fetch_offset,
+                        usize::MAX,
+                        budget.max(1),
+                    )
+                    .await
+                {
+                    Ok(result) => match encode_batch(&result.records) {
+                        Ok(encoded) => {
+                            read.bytes += encoded.len();
+                            read.records += result.records.len();
+                            with_range(data, result.high_watermark, result.log_start_offset)
+                                .with_records(Some(encoded))
+                        }
+                        Err(error) => {
+                            tracing::error!(topic = name, partition = wanted.partition, %error,
+                                "cannot encode fetched records");
+                            read.errors = true;
+                            data.with_error_code(ResponseError::UnknownServerError.code())
+                        }
+                    },
+                    Err(error) => failure(data, &error, &mut read.errors),
+                }
+            };
+            partitions.push(data);
+        }
+        read.responses.push(
+            FetchableTopicResponse::default()
+                .with_topic(topic.topic.clone())
+                .with_partitions(partitions),
+        );
+    }
+    read
+}
+
+fn with_range(data: PartitionData, high_watermark: i64, log_start_offset: i64) -> PartitionData {
+    data.with_error_code(0)
+        .with_high_watermark(high_watermark)
+        .with_last_stable_offset(high_watermark)
+        .with_log_start_offset(log_start_offset)
+}
+
+fn failure(data: PartitionData, error: &StorageError, errors: &mut bool) -> PartitionData {
+    *errors = true;
+    let data = data
+        .with_error_code(storage_error_code(error))
+        .with_records(Some(Default::default()));
+    match error {
+        StorageError::OffsetOutOfRange {
+            log_start_offset,
+            high_watermark,
+            ..
+        } => data
+            .with_high_watermark(*high_watermark)
+            .with_last_stable_offset(*high_watermark)
+            .with_log_start_offset(*log_start_offset),
+        _ => data.with_high_watermark(-1).with_log_start_offset(-1),
+    }
+}

@@ -1,0 +1,285 @@
+//! JoinGroup, SyncGroup, Heartbeat, LeaveGroup, ListGroups, DescribeGroups
+//! and DeleteGroups: protocol glue around the group coordinator.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
+use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
+use kafka_protocol::messages::leave_group_response::MemberResponse;
+use kafka_protocol::messages::list_groups_response::ListedGroup;
+use kafka_protocol::messages::{
+    DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest, DescribeGroupsResponse,
+    GroupId, HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse,
+    LeaveGroupRequest, LeaveGroupResponse, ListGroupsRequest, ListGroupsResponse, ResponseKind,
+    SyncGroupRequest, SyncGroupResponse,
+};
+
+use super::{Reply, str_bytes};
+use crate::error::metadata_error_code;
+use crate::groups::{JoinOutcome, JoinParams, SyncOutcome, Wait};
+use crate::server::{Broker, RequestContext};
+
+fn millis(ms: i32) -> Duration {
+    Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+}
+
+pub(crate) fn join(
+    broker: &Arc<Broker>,
+    context: &RequestContext,
+    request: JoinGroupRequest,
+) -> Reply {
+    let version = context.version;
+    let params = JoinParams {
+        group_id: request.group_id.0.to_string(),
+        member_id: request.member_id.to_string(),
+        group_instance_id: request.group_instance_id.map(|i| i.to_string()),
+        client_id: context.client_id.clone(),
+        client_host: context.client_host.clone(),
+        session_timeout: millis(request.session_timeout_ms),
+        // v0 has no rebalance timeout; Kafka uses the session timeout.
+        rebalance_timeout: if version >= 1 {
+            millis(request.rebalance_timeout_ms)
+        } else {
+            millis(request.session_timeout_ms)
+        },
+        protocol_type: request.protocol_type.to_string(),
+        protocols: request
+            .protocols
+            .into_iter()
+            .map(|p| (p.name.to_string(), p.metadata))
+            .collect(),
+        require_known_member_id: version >= 4,
+    };
+    match broker.groups.join(params) {
+        Wait::Ready(outcome) => Reply::now(ResponseKind::JoinGroup(join_response(outcome))),
+        Wait::Later(waiting) => Reply::Later(Box::pin(async move {
+            let outcome = waiting.await.unwrap_or_else(|_| JoinOutcome {
+                error_code: ResponseError::CoordinatorNotAvailable.code(),
+                generation_id: -1,
+                ..Default::default()
+            });
+            ResponseKind::JoinGroup(join_response(outcome))
+        })),
+    }
+}
+
+fn join_response(outcome: JoinOutcome) -> JoinGroupResponse {
+    JoinGroupResponse::default()
+        .with_error_code(outcome.error_code)
+        .with_generation_id(outcome.generation_id)
+        .with_protocol_type(outcome.protocol_type.map(str_bytes))
+        .with_protocol_name(outcome.protocol_name.map(str_bytes))
+        .with_leader(str_bytes(outcome.leader))
+        .with_member_id(str_bytes(outcome.member_id))
+        .with_members(
+            outcome
+                .members
+                .into_iter()
+                .map(|(member_id, instance, metadata)| {
+                    JoinGroupResponseMember::default()
+                        .with_member_id(str_bytes(member_id))
+                        .with_group_instance_id(instance.map(str_bytes))
+                        .with_metadata(metadata)
+                })
+                .collect(),
+        )
+}
+
+pub(crate) fn sync(broker: &Arc<Broker>, request: SyncGroupRequest) -> Reply {
+    let assignments = request
+        .assignments
+        .into_iter()
+        .map(|a| (a.member_id.to_string(), a.assignment))
+        .collect();
+    let outcome = broker.groups.sync(
+        &request.group_id.0,
+        request.generation_id,
+        &request.member_id,
+        request.protocol_type.as_deref(),
+        request.protocol_name.as_deref(),
+        assignments,
+    );
+    match outcome {
+        Wait::Ready(outcome) => Reply::now(ResponseKind::SyncGroup(sync_response(outcome))),
+        Wait::Later(waiting) => Reply::Later(Box::pin(async move {
+            let outcome = waiting.await.unwrap_or_else(|_| SyncOutcome {
+                error_code: ResponseError::RebalanceInProgress.code(),
+                ..Default::default()
+            });
+            ResponseKind::SyncGroup(sync_response(outcome))
+        })),
+    }
+}
+
+fn sync_response(outcome: SyncOutcome) -> SyncGroupResponse {
+    SyncGroupResponse::default()
+        .with_error_code(outcome.error_code)
+        .with_protocol_type(outcome.protocol_type.map(str_bytes))
+        .with_protocol_name(outcome.protocol_name.map(str_bytes))
+        .with_assignment(outcome.assignment)
+}
+
+pub(crate) fn heartbeat(broker: &Broker, request: HeartbeatRequest) -> HeartbeatResponse {
+    HeartbeatResponse::default().with_error_code(broker.groups.heartbeat(
+        &request.group_id.0,
+        request.generation_id,
+        &request.member_id,
+    ))
+}
+
+pub(crate) fn leave(
+    broker: &Broker,
+    request: LeaveGroupRequest,
+    version: i16,
+) -> LeaveGroupResponse {
+    let group_id = request.group_id.0.to_string();
+    if version < 3 {
+        let code = broker
+            .groups
+            .leave(&group_id, &[request.member_id.to_string()])
+            .first()
+            .copied()
+            .unwrap_or(0);
+        return LeaveGroupResponse::default().with_error_code(code);
+    }
+    let ids: Vec<String> = request
+        .members
+        .iter()
+        .map(|m| m.member_id.to_string())
+        .collect();
+    let codes = broker.groups.leave(&group_id, &ids);
+    let members = request
+        .members
+        .into_iter()
+        .zip(codes)
+        .map(|(member, code)| {
+            MemberResponse::default()
+                .with_member_id(member.member_id)
+                .with_group_instance_id(member.group_instance_id)
+                .with_error_code(code)
+        })
+        .collect();
+    LeaveGroupResponse::default()
+        .with_error_code(0)
+        .with_members(members)
+}
+
+pub(crate) async fn list(broker: &Broker, request: ListGroupsRequest) -> ListGroupsResponse {
+    let states: BTreeSet<String> = request
+        .states_filter
+        .iter()
+        .map(|s| s.to_ascii_lowercase())
+        .collect();
+    let mut groups: Vec<(String, String, String)> = broker
+        .groups
+        .list()
+        .into_iter()
+        .map(|g| (g.group_id, g.protocol_type, g.state))
+        .collect();
+    let known: BTreeSet<String> = groups.iter().map(|(id, _, _)| id.clone()).collect();
+    let mut error_code = 0;
+    match broker.engine.metadata().list_groups().await {
+        Ok(with_offsets) => groups.extend(
+            with_offsets
+                .into_iter()
+                .filter(|id| !known.contains(id))
+                .map(|id| (id, "consumer".to_string(), "Empty".to_string())),
+        ),
+        Err(error) => error_code = metadata_error_code(&error),
+    }
+    groups.sort();
+    ListGroupsResponse::default()
+        .with_error_code(error_code)
+        .with_groups(
+            groups
+                .into_iter()
+                .filter(|(_, _, state)| {
+                    states.is_empty() || states.contains(&state.to_ascii_lowercase())
+                })
+                .map(|(id, protocol_type, state)| {
+                    ListedGroup::default()
+                        .with_group_id(GroupId(str_bytes(id)))
+                        .with_protocol_type(str_bytes(protocol_type))
+                        .with_group_state(str_bytes(state))
+                        .with_group_type(str_bytes("classic"))
+                })
+                .collect(),
+        )
+}
+
+pub(crate) async fn describe(
+    broker: &Broker,
+    request: DescribeGroupsRequest,
+) -> DescribeGroupsResponse {
+    let mut described = Vec::with_capacity(request.groups.len());
+    for group_id in request.groups {
+        let result = DescribedGroup::default()
+            .with_group_id(group_id.clone())
+            .with_error_code(0)
+            .with_authorized_operations(i32::MIN);
+        let result = match broker.groups.describe_members(&group_id.0) {
+            Some(state) => result
+                .with_group_state(str_bytes(state.state.name()))
+                .with_protocol_type(str_bytes(state.protocol_type))
+                .with_protocol_data(str_bytes(state.protocol))
+                .with_members(
+                    state
+                        .members
+                        .into_iter()
+                        .map(|m| {
+                            DescribedGroupMember::default()
+                                .with_member_id(str_bytes(m.member_id))
+                                .with_group_instance_id(m.group_instance_id.map(str_bytes))
+                                .with_client_id(str_bytes(m.client_id))
+                                .with_client_host(str_bytes(m.client_host))
+                                .with_member_metadata(m.metadata)
+                                .with_member_assignment(m.assignment)
+                        })
+                        .collect(),
+                ),
+            None => {
+                // Known only by its committed offsets: Empty, like a Kafka
+                // group whose members are all gone; otherwise Dead.
+                let has_offsets = broker
+                    .engine
+                    .metadata()
+                    .fetch_offsets(&group_id.0)
+                    .await
+                    .is_ok_and(|offsets| !offsets.is_empty());
+                if has_offsets {
+                    result
+                        .with_group_state(str_bytes("Empty"))
+                        .with_protocol_type(str_bytes("consumer"))
+                } else {
+                    result.with_group_state(str_bytes("Dead"))
+                }
+            }
+        };
+        described.push(result);
+    }
+    DescribeGroupsResponse::default().with_groups(described)
+}
+
+pub(crate) async fn delete(broker: &Broker, request: DeleteGroupsRequest) -> DeleteGroupsResponse {
+    let mut results = Vec::with_capacity(request.groups_names.len());
+    for group_id in request.groups_names {
+        let code = match broker.groups.remove_if_empty(&group_id.0) {
+            Err(code) => code,
+            Ok(in_memory) => match broker.engine.metadata().delete_group(&group_id.0).await {
+                Ok(had_offsets) if had_offsets || in_memory => 0,
+                Ok(_) => ResponseError::GroupIdNotFound.code(),
+                Err(error) => metadata_error_code(&error),
+            },
+        };
+        results.push(
+            DeletableGroupResult::default()
+                .with_group_id(group_id)
+                .with_error_code(code),
+        );
+    }
+    DeleteGroupsResponse::default().with_results(results)
+}

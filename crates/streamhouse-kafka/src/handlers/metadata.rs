@@ -1,0 +1,111 @@
+//! Metadata: this agent as the only broker and the leader of every
+//! partition. Topics are created on first use when the client asks for it
+//! and the server allows it (Kafka's `auto.create.topics.enable`).
+
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{MetadataRequest, MetadataResponse, TopicName};
+use streamhouse_metadata::{MetadataError, NewTopic, Topic};
+
+use super::str_bytes;
+use crate::error::metadata_error_code;
+use crate::server::Broker;
+
+pub(crate) async fn handle(
+    broker: &Broker,
+    request: MetadataRequest,
+    version: i16,
+) -> MetadataResponse {
+    let store = broker.engine.metadata();
+    // v0: an empty list means every topic; v1+: null means every topic.
+    let requested: Option<Vec<String>> = match request.topics {
+        None => None,
+        Some(topics) if topics.is_empty() && version == 0 => None,
+        Some(topics) => Some(
+            topics
+                .into_iter()
+                .filter_map(|t| t.name.map(|n| n.0.to_string()))
+                .collect(),
+        ),
+    };
+    let auto_create =
+        broker.config.auto_create_topics && (version < 4 || request.allow_auto_topic_creation);
+    let mut topics = Vec::new();
+    match requested {
+        None => match store.list_topics().await {
+            Ok(all) => topics.extend(all.iter().map(|t| topic_metadata(broker, t))),
+            Err(error) => {
+                tracing::warn!(%error, "metadata: cannot list topics");
+            }
+        },
+        Some(names) => {
+            for name in names {
+                let found = match store.get_topic(&name).await {
+                    Err(MetadataError::TopicNotFound { .. }) if auto_create => {
+                        create_on_first_use(broker, &name).await
+                    }
+                    other => other,
+                };
+                topics.push(match found {
+                    Ok(topic) => topic_metadata(broker, &topic),
+                    Err(error) => MetadataResponseTopic::default()
+                        .with_name(Some(TopicName(str_bytes(name))))
+                        .with_error_code(metadata_error_code(&error)),
+                });
+            }
+        }
+    }
+    MetadataResponse::default()
+        .with_brokers(vec![
+            MetadataResponseBroker::default()
+                .with_node_id(broker.config.node_id.into())
+                .with_host(str_bytes(broker.config.advertised_host.clone()))
+                .with_port(i32::from(broker.config.advertised_port)),
+        ])
+        .with_cluster_id(Some(str_bytes(broker.config.cluster_id.clone())))
+        .with_controller_id(broker.config.node_id.into())
+        .with_topics(topics)
+}
+
+async fn create_on_first_use(broker: &Broker, name: &str) -> Result<Topic, MetadataError> {
+    let topic = NewTopic::new(name, i64::from(broker.config.default_partitions));
+    match broker.engine.create_topic(topic).await {
+        Ok(topic) => {
+            tracing::info!(topic = name, "created topic on first use");
+            Ok(topic)
+        }
+        // Another client may have created it at the same moment; if not,
+        // reading it back reports why.
+        Err(error) => {
+            tracing::debug!(topic = name, %error, "creating topic on first use failed");
+            broker.engine.metadata().get_topic(name).await
+        }
+    }
+}
+
+pub(crate) fn topic_metadata(broker: &Broker, topic: &Topic) -> MetadataResponseTopic {
+    let node = broker.config.node_id;
+    let partitions = (0..topic.partition_count)
+        .map(|partition| {
+            MetadataResponsePartition::default()
+                .with_error_code(0)
+                .with_partition_index(partition)
+                .with_leader_id(node.into())
+                .with_leader_epoch(0)
+                .with_replica_nodes(vec![node.into()])
+                .with_isr_nodes(vec![node.into()])
+        })
+        .collect();
+    MetadataResponseTopic::default()
+        .with_error_code(0)
+        .with_name(Some(TopicName(str_bytes(topic.name.clone()))))
+        .with_topic_id(topic_uuid(topic))
+        .with_is_internal(false)
+        .with_partitions(partitions)
+        .with_topic_authorized_operations(i32::MIN)
+}
+
+pub(crate) fn topic_uuid(topic: &Topic) -> uuid::Uuid {
+    uuid::Uuid::parse_str(&topic.topic_id).unwrap_or_default()
+}

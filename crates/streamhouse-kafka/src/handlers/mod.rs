@@ -1,0 +1,146 @@
+//! One module per Kafka API. Each handler takes its decoded request and
+//! returns the response (or, for requests that wait, a future of it).
+
+pub(crate) mod api_versions;
+mod create_partitions;
+mod create_topics;
+mod delete_topics;
+mod describe_configs;
+mod fetch;
+mod find_coordinator;
+mod groups;
+mod init_producer_id;
+mod list_offsets;
+mod metadata;
+mod offsets;
+mod produce;
+mod sasl;
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::server::{Broker, RequestContext};
+
+/// How a request is answered.
+pub(crate) enum Reply {
+    /// The response is ready.
+    Now(Box<ResponseKind>),
+    /// The response is ready when the future completes; it runs while the
+    /// connection goes on reading requests.
+    Later(BoxFuture<'static, ResponseKind>),
+    /// No response at all (Produce with acks=0).
+    Nothing,
+}
+
+impl Reply {
+    pub(crate) fn now(response: ResponseKind) -> Self {
+        Reply::Now(Box::new(response))
+    }
+}
+
+pub(crate) async fn dispatch(
+    broker: &Arc<Broker>,
+    context: &RequestContext,
+    request: RequestKind,
+) -> Reply {
+    let version = context.version;
+    match request {
+        RequestKind::ApiVersions(_) => {
+            Reply::now(ResponseKind::ApiVersions(api_versions::handle(version)))
+        }
+        RequestKind::Metadata(request) => Reply::now(ResponseKind::Metadata(
+            metadata::handle(broker, request, version).await,
+        )),
+        RequestKind::Produce(request) => produce::handle(broker, request, version).await,
+        RequestKind::Fetch(request) => fetch::handle(broker, request, version),
+        RequestKind::ListOffsets(request) => Reply::now(ResponseKind::ListOffsets(
+            list_offsets::handle(broker, request, version).await,
+        )),
+        RequestKind::CreateTopics(request) => Reply::now(ResponseKind::CreateTopics(
+            create_topics::handle(broker, request, version).await,
+        )),
+        RequestKind::DeleteTopics(request) => Reply::now(ResponseKind::DeleteTopics(
+            delete_topics::handle(broker, request, version).await,
+        )),
+        RequestKind::CreatePartitions(request) => Reply::now(ResponseKind::CreatePartitions(
+            create_partitions::handle(broker, request).await,
+        )),
+        RequestKind::DescribeConfigs(request) => Reply::now(ResponseKind::DescribeConfigs(
+            describe_configs::handle(broker, request, version).await,
+        )),
+        RequestKind::FindCoordinator(request) => Reply::now(ResponseKind::FindCoordinator(
+            find_coordinator::handle(broker, request, version),
+        )),
+        RequestKind::InitProducerId(request) => Reply::now(ResponseKind::InitProducerId(
+            init_producer_id::handle(broker, request).await,
+        )),
+        RequestKind::SaslHandshake(_) => Reply::now(ResponseKind::SaslHandshake(sasl::handshake())),
+        RequestKind::SaslAuthenticate(_) => {
+            Reply::now(ResponseKind::SaslAuthenticate(sasl::authenticate()))
+        }
+        RequestKind::OffsetCommit(request) => Reply::now(ResponseKind::OffsetCommit(
+            offsets::commit(broker, request, version).await,
+        )),
+        RequestKind::OffsetFetch(request) => Reply::now(ResponseKind::OffsetFetch(
+            offsets::fetch(broker, request, version).await,
+        )),
+        RequestKind::JoinGroup(request) => groups::join(broker, context, request),
+        RequestKind::SyncGroup(request) => groups::sync(broker, request),
+        RequestKind::Heartbeat(request) => {
+            Reply::now(ResponseKind::Heartbeat(groups::heartbeat(broker, request)))
+        }
+        RequestKind::LeaveGroup(request) => Reply::now(ResponseKind::LeaveGroup(groups::leave(
+            broker, request, version,
+        ))),
+        RequestKind::ListGroups(request) => Reply::now(ResponseKind::ListGroups(
+            groups::list(broker, request).await,
+        )),
+        RequestKind::DescribeGroups(request) => Reply::now(ResponseKind::DescribeGroups(
+            groups::describe(broker, request).await,
+        )),
+        RequestKind::DeleteGroups(request) => Reply::now(ResponseKind::DeleteGroups(
+            groups::delete(broker, request).await,
+        )),
+        other => {
+            // The decoder only accepts the APIs in `versions::SUPPORTED`.
+            tracing::error!(request = ?other, "request with no handler");
+            Reply::Nothing
+        }
+    }
+}
+
+/// A short name for metrics labels.
+pub(crate) fn api_name(api_key: ApiKey) -> &'static str {
+    match api_key {
+        ApiKey::Produce => "produce",
+        ApiKey::Fetch => "fetch",
+        ApiKey::ListOffsets => "list_offsets",
+        ApiKey::Metadata => "metadata",
+        ApiKey::OffsetCommit => "offset_commit",
+        ApiKey::OffsetFetch => "offset_fetch",
+        ApiKey::FindCoordinator => "find_coordinator",
+        ApiKey::JoinGroup => "join_group",
+        ApiKey::Heartbeat => "heartbeat",
+        ApiKey::LeaveGroup => "leave_group",
+        ApiKey::SyncGroup => "sync_group",
+        ApiKey::DescribeGroups => "describe_groups",
+        ApiKey::ListGroups => "list_groups",
+        ApiKey::SaslHandshake => "sasl_handshake",
+        ApiKey::ApiVersions => "api_versions",
+        ApiKey::CreateTopics => "create_topics",
+        ApiKey::DeleteTopics => "delete_topics",
+        ApiKey::InitProducerId => "init_producer_id",
+        ApiKey::DescribeConfigs => "describe_configs",
+        ApiKey::SaslAuthenticate => "sasl_authenticate",
+        ApiKey::CreatePartitions => "create_partitions",
+        ApiKey::DeleteGroups => "delete_groups",
+        _ => "other",
+    }
+}
+
+pub(crate) fn str_bytes(s: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(s.into())
+}

@@ -1,0 +1,188 @@
+//! Produce: decode each partition's record batches and append them.
+//!
+//! Every partition's append is queued before this returns, in request
+//! order, so requests pipelined on one connection keep their order within
+//! a partition and share flushes; the response waits for the commits.
+//! acks=1 and acks=all both answer only after the durable commit; acks=0
+//! gets no response.
+
+use std::sync::Arc;
+
+use futures::future::join_all;
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind, TopicName};
+use streamhouse_storage::{PendingAppend, StorageError};
+
+use super::{Reply, str_bytes};
+use crate::error::storage_error_code;
+use crate::records::decode_produced;
+use crate::server::Broker;
+
+enum Outcome {
+    Pending(PendingAppend),
+    Failed { code: i16, message: String },
+}
+
+struct PartitionAppend {
+    partition: i32,
+    outcome: Outcome,
+}
+
+pub(crate) async fn handle(broker: &Arc<Broker>, request: ProduceRequest, version: i16) -> Reply {
+    let acks = request.acks;
+    let mut topics: Vec<(TopicName, Vec<PartitionAppend>)> = Vec::new();
+    let refuse = if !matches!(acks, -1..=1) {
+        Some((
+            ResponseError::InvalidRequiredAcks.code(),
+            "acks must be -1, 0 or 1",
+        ))
+    } else if request.transactional_id.is_some() {
+        Some((
+            ResponseError::TransactionalIdAuthorizationFailed.code(),
+            "transactions are not supported",
+        ))
+    } else {
+        None
+    };
+    for topic in request.topic_data {
+        let name = topic.name.0.to_string();
+        let mut partitions = Vec::with_capacity(topic.partition_data.len());
+        for data in topic.partition_data {
+            let outcome = match refuse {
+                Some((code, message)) => Outcome::Failed {
+                    code,
+                    message: message.to_string(),
+                },
+                None => append(broker, &name, data.index, data.records).await,
+            };
+            partitions.push(PartitionAppend {
+                partition: data.index,
+                outcome,
+            });
+        }
+        topics.push((topic.name, partitions));
+    }
+
+    if acks == 0 {
+        tokio::spawn(async move {
+            for (topic, partitions) in topics {
+                for append in partitions {
+                    if let Outcome::Pending(pending) = append.outcome
+                        && let Err(error) = pending.await
+                    {
+                        tracing::warn!(topic = %topic.0, partition = append.partition, %error,
+                            "acks=0 produce failed");
+                    }
+                }
+            }
+        });
+        return Reply::Nothing;
+    }
+
+    let broker = broker.clone();
+    Reply::Later(Box::pin(async move {
+        let responses = join_all(topics.into_iter().map(|(name, partitions)| {
+            let broker = broker.clone();
+            async move {
+                let topic = name.0.to_string();
+                let partition_responses = join_all(
+                    partitions
+                        .into_iter()
+                        .map(|append| respond(&broker, &topic, append, version)),
+                )
+                .await;
+                TopicProduceResponse::default()
+                    .with_name(name)
+                    .with_partition_responses(partition_responses)
+            }
+        }))
+        .await;
+        ResponseKind::Produce(ProduceResponse::default().with_responses(responses))
+    }))
+}
+
+async fn append(
+    broker: &Broker,
+    topic: &str,
+    partition: i32,
+    records: Option<bytes::Bytes>,
+) -> Outcome {
+    let decoded = match records.map(decode_produced) {
+        Some(Ok(decoded)) if !decoded.records.is_empty() => decoded,
+        Some(Ok(_)) | None => {
+            return Outcome::Failed {
+                code: ResponseError::InvalidRecord.code(),
+                message: "the request holds no records".into(),
+            };
+        }
+        Some(Err(error)) => {
+            tracing::debug!(topic, partition, %error, "rejecting a corrupt record batch");
+            return Outcome::Failed {
+                code: ResponseError::CorruptMessage.code(),
+                message: format!("corrupt record batch: {error}"),
+            };
+        }
+    };
+    let count = decoded.records.len() as u64;
+    match broker
+        .engine
+        .start_append(topic, partition, decoded.records)
+        .await
+    {
+        Ok(pending) => {
+            metrics::counter!("streamhouse_kafka_produce_records_total").increment(count);
+            metrics::counter!("streamhouse_kafka_produce_bytes_total")
+                .increment(decoded.wire_bytes as u64);
+            Outcome::Pending(pending)
+        }
+        Err(error) => {
+            let (code, message) = error_of(&error);
+            Outcome::Failed { code, message }
+        }
+    }
+}
+
+fn error_of(error: &StorageError) -> (i16, String) {
+    (storage_error_code(error), error.to_string())
+}
+
+async fn respond(
+    broker: &Broker,
+    topic: &str,
+    append: PartitionAppend,
+    version: i16,
+) -> PartitionProduceResponse {
+    let outcome = match append.outcome {
+        Outcome::Pending(pending) => pending
+            .await
+            .map(|result| result.base_offset)
+            .map_err(|error| error_of(&error)),
+        Outcome::Failed { code, message } => Err((code, message)),
+    };
+    let response = PartitionProduceResponse::default()
+        .with_index(append.partition)
+        .with_log_append_time_ms(-1);
+    match outcome {
+        Ok(base_offset) => {
+            let log_start_offset = if version >= 5 {
+                broker
+                    .engine
+                    .partition_info(topic, append.partition)
+                    .await
+                    .map_or(-1, |info| info.log_start_offset)
+            } else {
+                -1
+            };
+            response
+                .with_error_code(0)
+                .with_base_offset(base_offset)
+                .with_log_start_offset(log_start_offset)
+        }
+        Err((code, message)) => response
+            .with_error_code(code)
+            .with_base_offset(-1)
+            .with_log_start_offset(-1)
+            .with_error_message((version >= 8).then(|| str_bytes(message))),
+    }
+}

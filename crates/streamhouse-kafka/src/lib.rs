@@ -1,0 +1,19 @@
+//! The Kafka wire protocol server: framing, one handler per API, and the
+//! consumer group coordinator, on top of the storage engine.
+//!
+//! Message encoding and decoding come from the `kafka-protocol` crate; this
+//! crate decides what each request means for StreamHouse and chooses the
+//! Kafka error codes (in `error.rs`, from typed errors).
+
+mod config;
+mod error;
+mod frame;
+mod groups;
+mod handlers;
+mod records;
+mod server;
+mod versions;
+
+pub use config::KafkaConfig;
+pub use groups::{GroupCoordinator, GroupSummary, MemberSummary};
+pub use server::KafkaServer;

@@ -1,0 +1,207 @@
+//! Converting between Kafka record batches and StreamHouse records.
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::{
+    Compression, Record as KafkaRecord, RecordBatchDecoder, RecordBatchEncoder,
+    RecordEncodeOptions, TimestampType,
+};
+use streamhouse_core::{Header, Record};
+
+/// Records decoded from a produce request's batches.
+#[derive(Debug, Default)]
+pub(crate) struct ProducedRecords {
+    pub(crate) records: Vec<Record>,
+    /// Bytes of the batches as received, for metrics.
+    pub(crate) wire_bytes: usize,
+}
+
+/// Decodes every record batch in `data` (any of the four codecs), checking
+/// each batch's CRC. Control records are not data and are skipped.
+pub(crate) fn decode_produced(data: Bytes) -> anyhow::Result<ProducedRecords> {
+    let wire_bytes = data.len();
+    let mut buf = data;
+    let sets = RecordBatchDecoder::decode_all(&mut buf)?;
+    let mut records = Vec::new();
+    for set in sets {
+        for record in set.records {
+            if record.control {
+                continue;
+            }
+            records.push(Record {
+                offset: 0,
+                timestamp: record.timestamp,
+                key: record.key,
+                value: record.value,
+                headers: record
+                    .headers
+                    .into_iter()
+                    .map(|(key, value)| Header::new(key.to_string(), value))
+                    .collect(),
+            });
+        }
+    }
+    Ok(ProducedRecords {
+        records,
+        wire_bytes,
+    })
+}
+
+/// Encodes records as one uncompressed record batch (magic 2).
+pub(crate) fn encode_batch(records: &[Record]) -> anyhow::Result<Bytes> {
+    let Some(first) = records.first() else {
+        return Ok(Bytes::new());
+    };
+    let kafka_records: Vec<KafkaRecord> = records
+        .iter()
+        .map(|record| KafkaRecord {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: record.offset,
+            // The encoder keeps records in one batch while offset minus
+            // sequence stays constant.
+            sequence: (record.offset - first.offset) as i32,
+            timestamp: record.timestamp,
+            key: record.key.clone(),
+            value: record.value.clone(),
+            headers: record
+                .headers
+                .iter()
+                .map(|h| (StrBytes::from_string(h.key.clone()), h.value.clone()))
+                .collect(),
+        })
+        .collect();
+    let mut buf =
+        BytesMut::with_capacity(records.iter().map(|r| r.payload_size() + 24).sum::<usize>() + 64);
+    RecordBatchEncoder::encode(
+        &mut buf,
+        kafka_records.iter(),
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )?;
+    Ok(buf.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Vec<Record> {
+        vec![
+            Record::new(1_000, Bytes::from_static(b"v0"))
+                .with_key(Bytes::from_static(b"k"))
+                .with_header("h", Some(Bytes::from_static(b"1")))
+                .with_header("h", None)
+                .with_offset(40),
+            Record::new(999, Bytes::new())
+                .with_key(Bytes::new())
+                .with_offset(41),
+            Record::tombstone(1_005).with_offset(42),
+        ]
+    }
+
+    #[test]
+    fn batches_round_trip_exactly() {
+        let records = sample();
+        let encoded = encode_batch(&records).expect("encode");
+        let decoded = decode_produced(encoded).expect("decode");
+        let without_offsets: Vec<Record> =
+            records.iter().map(|r| r.clone().with_offset(0)).collect();
+        assert_eq!(decoded.records, without_offsets);
+    }
+
+    #[test]
+    fn one_batch_holds_every_record() {
+        let encoded = encode_batch(&sample()).expect("encode");
+        let mut buf = encoded;
+        let sets = RecordBatchDecoder::decode_all(&mut buf).expect("decode");
+        assert_eq!(sets.len(), 1);
+        let offsets: Vec<i64> = sets[0].records.iter().map(|r| r.offset).collect();
+        assert_eq!(offsets, [40, 41, 42]);
+    }
+
+    #[test]
+    fn corrupt_batches_are_rejected() {
+        let encoded = encode_batch(&sample()).expect("encode").to_vec();
+        for at in [20, encoded.len() / 2, encoded.len() - 1] {
+            let mut damaged = encoded.clone();
+            damaged[at] ^= 0x40;
+            assert!(decode_produced(Bytes::from(damaged)).is_err(), "byte {at}");
+        }
+        for len in 0..encoded.len() {
+            let _ = decode_produced(Bytes::copy_from_slice(&encoded[..len]));
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn random_batches_never_panic(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600)) {
+            let _ = decode_produced(Bytes::from(data));
+        }
+
+        /// A valid batch with random bytes flipped: an error or records,
+        /// never a panic.
+        #[test]
+        fn damaged_batches_never_panic(at in 0usize..400, mask in 1u8..=255) {
+            let mut bytes = encode_batch(&sample()).expect("encode").to_vec();
+            let at = at % bytes.len();
+            bytes[at] ^= mask;
+            let _ = decode_produced(Bytes::from(bytes));
+        }
+    }
+
+    #[test]
+    fn every_codec_decodes() {
+        let records = sample();
+        for compression in [
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
+            let kafka: Vec<KafkaRecord> = records
+                .iter()
+                .map(|r| KafkaRecord {
+                    transactional: false,
+                    control: false,
+                    delete_horizon: false,
+                    partition_leader_epoch: 0,
+                    producer_id: -1,
+                    producer_epoch: -1,
+                    timestamp_type: TimestampType::Creation,
+                    offset: r.offset - 40,
+                    sequence: -1,
+                    timestamp: r.timestamp,
+                    key: r.key.clone(),
+                    value: r.value.clone(),
+                    headers: r
+                        .headers
+                        .iter()
+                        .map(|h| (StrBytes::from_string(h.key.clone()), h.value.clone()))
+                        .collect(),
+                })
+                .collect();
+            let mut buf = BytesMut::new();
+            RecordBatchEncoder::encode(
+                &mut buf,
+                kafka.iter(),
+                &RecordEncodeOptions {
+                    version: 2,
+                    compression,
+                },
+            )
+            .expect("encode");
+            let decoded = decode_produced(buf.freeze()).expect("decode");
+            assert_eq!(decoded.records.len(), 3, "{compression:?}");
+            assert_eq!(decoded.records[0].headers.len(), 2);
+            assert_eq!(decoded.records[2].value, None);
+        }
+    }
+}

@@ -1,0 +1,61 @@
+//! The API versions this server speaks, as advertised in ApiVersions.
+//!
+//! Ranges follow what the handlers implement: record batches v2 only
+//! (Produce ≥ 3, Fetch ≥ 4, as Kafka 4 requires) and topic names rather
+//! than topic ids in Produce and Fetch (below Produce 13 and Fetch 13).
+
+use kafka_protocol::messages::ApiKey;
+
+pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 3, 11),
+    (ApiKey::Fetch, 4, 12),
+    (ApiKey::ListOffsets, 1, 6),
+    (ApiKey::Metadata, 0, 12),
+    (ApiKey::OffsetCommit, 2, 8),
+    (ApiKey::OffsetFetch, 1, 8),
+    (ApiKey::FindCoordinator, 0, 4),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::DescribeGroups, 0, 5),
+    (ApiKey::ListGroups, 0, 4),
+    (ApiKey::SaslHandshake, 0, 1),
+    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::InitProducerId, 0, 4),
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::SaslAuthenticate, 0, 2),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::DeleteGroups, 0, 2),
+];
+
+pub(crate) fn range(api_key: ApiKey) -> Option<(i16, i16)> {
+    SUPPORTED
+        .iter()
+        .find(|(key, _, _)| *key == api_key)
+        .map(|&(_, min, max)| (min, max))
+}
+
+pub(crate) fn is_supported(api_key: ApiKey, version: i16) -> bool {
+    range(api_key).is_some_and(|(min, max)| (min..=max).contains(&version))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_advertised_version_is_known_to_the_codec() {
+        for &(api_key, min, max) in SUPPORTED {
+            let codec = api_key.valid_versions();
+            assert!(
+                codec.min <= min && max <= codec.max,
+                "{api_key:?} {min}..={max} outside the codec's {}..={}",
+                codec.min,
+                codec.max
+            );
+        }
+    }
+}
