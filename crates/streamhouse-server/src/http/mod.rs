@@ -1,0 +1,137 @@
+//! The HTTP API: `/health`, `/ready`, `/metrics` and the JSON REST API
+//! under `/api/v1` (topics, records, consumer groups).
+//!
+//! The invariant that matters: every response that is not a success is a
+//! JSON `{"error":{"code","message"}}` body — including malformed bodies,
+//! bad query strings, oversized bodies, unknown routes and wrong methods —
+//! so clients never have to parse axum's plain-text rejections.
+
+mod encoding;
+mod error;
+mod extract;
+mod groups;
+mod health;
+pub(crate) mod metrics;
+mod records;
+mod topics;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU32;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::get;
+use metrics_exporter_prometheus::PrometheusHandle;
+use streamhouse_kafka::GroupCoordinator;
+use streamhouse_storage::StorageEngine;
+use tokio_util::sync::CancellationToken;
+
+pub(crate) use error::ApiError;
+
+/// What every handler can reach.
+pub(crate) struct AppState {
+    pub(crate) engine: StorageEngine,
+    pub(crate) groups: GroupCoordinator,
+    /// Cancelled when the server shuts down; long-poll reads return early.
+    pub(crate) shutdown: CancellationToken,
+    /// Round-robin position for records without key or partition, like
+    /// the in-process producer's.
+    pub(crate) next_partition: AtomicU32,
+    /// `None` if another Prometheus recorder was installed in this process.
+    pub(crate) metrics: Option<PrometheusHandle>,
+}
+
+pub(crate) type SharedState = Arc<AppState>;
+
+impl AppState {
+    pub(crate) fn new(
+        engine: StorageEngine,
+        groups: GroupCoordinator,
+        shutdown: CancellationToken,
+        metrics: Option<PrometheusHandle>,
+    ) -> SharedState {
+        Arc::new(Self {
+            engine,
+            groups,
+            shutdown,
+            next_partition: AtomicU32::new(rand_seed()),
+            metrics,
+        })
+    }
+}
+
+/// A start position for round-robin that differs between agents, so that
+/// several agents do not all begin with partition 0.
+fn rand_seed() -> u32 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    nanos ^ std::process::id()
+}
+
+/// The whole HTTP API.
+pub(crate) fn router(state: SharedState, max_body_bytes: usize) -> Router {
+    let api = Router::new()
+        .route("/topics", get(topics::list).post(topics::create))
+        .route(
+            "/topics/{name}",
+            get(topics::describe).delete(topics::delete),
+        )
+        .route(
+            "/topics/{name}/records",
+            axum::routing::post(records::produce),
+        )
+        .route(
+            "/topics/{name}/partitions/{partition}/records",
+            get(records::consume),
+        )
+        .route(
+            "/topics/{name}/partitions/{partition}/segments",
+            get(topics::segments),
+        )
+        .route("/groups", get(groups::list))
+        .route(
+            "/groups/{group}",
+            get(groups::describe).delete(groups::delete),
+        );
+    Router::new()
+        .route("/health", get(health::health))
+        .route("/ready", get(health::ready))
+        .route("/metrics", get(metrics::scrape))
+        .nest("/api/v1", api)
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(middleware::from_fn(record_request))
+        .with_state(state)
+}
+
+/// Counts and times requests by route template (never by raw path, which
+/// would make one time series per topic name).
+async fn record_request(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let method = request.method().as_str().to_string();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    ::metrics::counter!(
+        "streamhouse_http_requests_total",
+        "method" => method.clone(),
+        "route" => route.clone(),
+        "status" => status
+    )
+    .increment(1);
+    ::metrics::histogram!(
+        "streamhouse_http_request_seconds",
+        "method" => method,
+        "route" => route
+    )
+    .record(started.elapsed().as_secs_f64());
+    response
+}

@@ -1,0 +1,442 @@
+//! `/api/v1/topics/{name}/records` (produce) and
+//! `/api/v1/topics/{name}/partitions/{p}/records` (consume, with long poll).
+//!
+//! The invariant that matters: a produce request is answered with offsets
+//! only after every one of its records is durably committed; its records
+//! are buffered one append per target partition, all before the first is
+//! awaited, so a request normally costs one flush.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use streamhouse_core::{Header, Record};
+use streamhouse_metadata::Topic;
+use streamhouse_storage::{ReadResult, StorageError, partition_for_key};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::encoding::{Encoding, encoding_for};
+use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::topics::check_partition;
+use super::{ApiError, AppState, SharedState};
+
+const DEFAULT_MAX_RECORDS: usize = 100;
+const MAX_RECORDS: usize = 10_000;
+const DEFAULT_MAX_BYTES: usize = 1 << 20;
+const MAX_BYTES: usize = 64 << 20;
+const MAX_WAIT_MS: u64 = 60_000;
+/// While a long poll waits, how often the high watermark is re-read from
+/// the metadata store. Commits by this agent wake the poll at once through
+/// the watch channel; this only bounds how late a commit made by ANOTHER
+/// agent sharing the metadata store is noticed.
+const REMOTE_COMMIT_POLL: Duration = Duration::from_millis(500);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ProduceRequest {
+    records: Vec<ProduceRecord>,
+    #[serde(default)]
+    encoding: Encoding,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProduceRecord {
+    #[serde(default)]
+    key: Option<String>,
+    /// Required, and may be `null`: a tombstone.
+    #[serde(deserialize_with = "nullable")]
+    value: Option<String>,
+    #[serde(default)]
+    headers: Vec<ProduceHeader>,
+    #[serde(default)]
+    partition: Option<i32>,
+    /// Milliseconds since the Unix epoch; now when absent.
+    #[serde(default)]
+    timestamp: Option<i64>,
+}
+
+/// Deserializes a field that must be present but may be `null` (serde
+/// treats a missing `Option` field as `None` unless told otherwise).
+fn nullable<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    Option::<String>::deserialize(deserializer)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProduceHeader {
+    key: String,
+    #[serde(default)]
+    value: Option<String>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct ProduceResponse {
+    offsets: Vec<StoredOffset>,
+}
+
+#[derive(Serialize, Clone, Copy)]
+pub(crate) struct StoredOffset {
+    partition: i32,
+    offset: i64,
+}
+
+pub(crate) async fn produce(
+    State(state): State<SharedState>,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(request): ApiJson<ProduceRequest>,
+) -> Result<Json<ProduceResponse>, ApiError> {
+    if request.records.is_empty() {
+        return Err(ApiError::invalid_input("records must not be empty"));
+    }
+    let topic = state.engine.topic(&name).await?;
+    let count = request.records.len();
+    let plan = plan_appends(&state, &topic, request)?;
+    let offsets = append_all(&state, &name, plan, count).await?;
+    Ok(Json(ProduceResponse { offsets }))
+}
+
+/// One partition's share of a produce request: the request index of each
+/// record, and the records, in request order.
+type PartitionAppend = (Vec<usize>, Vec<Record>);
+
+/// Decodes and checks every record and chooses its partition. Fails
+/// before anything is appended, so a bad record stores nothing.
+fn plan_appends(
+    state: &AppState,
+    topic: &Topic,
+    request: ProduceRequest,
+) -> Result<BTreeMap<i32, PartitionAppend>, ApiError> {
+    let now = now_ms();
+    let name = &topic.name;
+    let max_message_bytes = usize::try_from(topic.config.max_message_bytes()).unwrap_or(usize::MAX);
+    let mut plan: BTreeMap<i32, PartitionAppend> = BTreeMap::new();
+    for (index, produced) in request.records.into_iter().enumerate() {
+        let requested_partition = produced.partition;
+        let record = decode_record(index, produced, request.encoding, now)?;
+        // The engine checks this too, but only per partition, after the
+        // other partitions' records may already be buffered.
+        if record.payload_size() > max_message_bytes {
+            return Err(ApiError::invalid_input(format!(
+                "records[{index}] is {} bytes, more than max.message.bytes ({max_message_bytes}) \
+                 of topic {name:?}",
+                record.payload_size()
+            )));
+        }
+        let partition = match requested_partition {
+            Some(partition) if (0..topic.partition_count).contains(&partition) => partition,
+            Some(partition) => {
+                return Err(ApiError::invalid_input(format!(
+                    "records[{index}].partition: topic {name:?} has no partition {partition} \
+                     (it has {} partitions)",
+                    topic.partition_count
+                )));
+            }
+            None => choose_partition(state, record.key.as_deref(), topic.partition_count),
+        };
+        let (indexes, records) = plan.entry(partition).or_default();
+        indexes.push(index);
+        records.push(record);
+    }
+    Ok(plan)
+}
+
+/// Appends each partition's records and waits until all are committed;
+/// returns each record's partition and offset in request order.
+async fn append_all(
+    state: &AppState,
+    topic: &str,
+    plan: BTreeMap<i32, PartitionAppend>,
+    count: usize,
+) -> Result<Vec<StoredOffset>, ApiError> {
+    // Buffer every partition's append before awaiting any, so that they
+    // all land in the same flush.
+    let mut pending = Vec::with_capacity(plan.len());
+    for (partition, (indexes, records)) in plan {
+        let started = state.engine.start_append(topic, partition, records).await;
+        pending.push((partition, indexes, started));
+    }
+    let unset = StoredOffset {
+        partition: 0,
+        offset: -1,
+    };
+    let mut offsets = vec![unset; count];
+    let mut stored_partitions = Vec::new();
+    let mut first_error: Option<StorageError> = None;
+    for (partition, indexes, started) in pending {
+        let result = match started {
+            Ok(append) => append.await,
+            Err(error) => Err(error),
+        };
+        match result {
+            Ok(appended) => {
+                stored_partitions.push(partition);
+                for (i, index) in indexes.into_iter().enumerate() {
+                    offsets[index] = StoredOffset {
+                        partition,
+                        offset: appended.base_offset + i as i64,
+                    };
+                }
+            }
+            Err(error) => {
+                first_error.get_or_insert(error);
+            }
+        }
+    }
+    let Some(error) = first_error else {
+        return Ok(offsets);
+    };
+    let api = ApiError::from(error);
+    if stored_partitions.is_empty() {
+        return Err(api);
+    }
+    // As with Kafka, a failed request may have been partly stored; say
+    // which part, so a client that cares can avoid duplicates.
+    let message = format!(
+        "{} (records for partitions {stored_partitions:?} were stored)",
+        api.message()
+    );
+    Err(api.with_message(message))
+}
+
+fn decode_record(
+    index: usize,
+    produced: ProduceRecord,
+    encoding: Encoding,
+    now: i64,
+) -> Result<Record, ApiError> {
+    let ProduceRecord {
+        key,
+        value,
+        headers,
+        timestamp,
+        partition: _,
+    } = produced;
+    let timestamp = match timestamp {
+        Some(t) if t < 0 => {
+            return Err(ApiError::invalid_input(format!(
+                "records[{index}].timestamp must be milliseconds since the epoch (>= 0)"
+            )));
+        }
+        Some(t) => t,
+        None => now,
+    };
+    let key = match key {
+        Some(key) => Some(encoding.decode(key, || format!("records[{index}].key"))?),
+        None => None,
+    };
+    let value = match value {
+        Some(value) => Some(encoding.decode(value, || format!("records[{index}].value"))?),
+        None => None,
+    };
+    let mut decoded_headers = Vec::with_capacity(headers.len());
+    for (h, header) in headers.into_iter().enumerate() {
+        let value = match header.value {
+            Some(v) => Some(encoding.decode(v, || format!("records[{index}].headers[{h}].value"))?),
+            None => None,
+        };
+        decoded_headers.push(Header::new(header.key, value));
+    }
+    Ok(Record {
+        offset: 0,
+        timestamp,
+        key,
+        value,
+        headers: decoded_headers,
+    })
+}
+
+/// Where `Producer::send` would put a record: murmur2 of the key, or the
+/// next partition in turn when there is no key.
+fn choose_partition(state: &AppState, key: Option<&[u8]>, partitions: i32) -> i32 {
+    match key {
+        Some(key) => partition_for_key(key, partitions),
+        None => {
+            let n = state.next_partition.fetch_add(1, Ordering::Relaxed);
+            let count = u32::try_from(partitions.max(1)).unwrap_or(1);
+            (n % count) as i32
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ConsumeQuery {
+    /// First offset to return; the log start offset when absent.
+    offset: Option<i64>,
+    max_records: Option<usize>,
+    max_bytes: Option<usize>,
+    #[serde(default)]
+    encoding: Encoding,
+    /// When nothing is readable at `offset`, wait up to this long for it.
+    wait_ms: Option<u64>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct ConsumeResponse {
+    records: Vec<ConsumedRecord>,
+    high_watermark: i64,
+    log_start_offset: i64,
+    /// The offset to ask for next.
+    next_offset: i64,
+}
+
+#[derive(Serialize)]
+pub(crate) struct ConsumedRecord {
+    offset: i64,
+    timestamp: i64,
+    key: Option<String>,
+    /// `null` for a tombstone.
+    value: Option<String>,
+    headers: Vec<ConsumedHeader>,
+    /// How this record's key, value and header values are encoded.
+    encoding: Encoding,
+}
+
+#[derive(Serialize)]
+pub(crate) struct ConsumedHeader {
+    key: String,
+    value: Option<String>,
+}
+
+pub(crate) async fn consume(
+    State(state): State<SharedState>,
+    ApiPath((name, partition)): ApiPath<(String, i32)>,
+    ApiQuery(query): ApiQuery<ConsumeQuery>,
+) -> Result<Json<ConsumeResponse>, ApiError> {
+    let max_records = bounded(
+        "max_records",
+        query.max_records,
+        DEFAULT_MAX_RECORDS,
+        MAX_RECORDS,
+    )?;
+    let max_bytes = bounded("max_bytes", query.max_bytes, DEFAULT_MAX_BYTES, MAX_BYTES)?;
+    let wait_ms = query.wait_ms.unwrap_or(0);
+    if wait_ms > MAX_WAIT_MS {
+        return Err(ApiError::invalid_input(format!(
+            "wait_ms must be between 0 and {MAX_WAIT_MS}"
+        )));
+    }
+    let topic = state.engine.topic(&name).await?;
+    check_partition(&topic, partition)?;
+    let engine = &state.engine;
+    // Subscribed before reading, so a commit landing between the read and
+    // the wait still wakes the wait.
+    let watcher = if wait_ms > 0 {
+        Some(engine.watch_partition(&name, partition).await?)
+    } else {
+        None
+    };
+    let offset = match query.offset {
+        Some(offset) => offset,
+        None => {
+            engine
+                .partition_info(&name, partition)
+                .await?
+                .log_start_offset
+        }
+    };
+    let mut result = engine
+        .read(&name, partition, offset, max_records, max_bytes)
+        .await?;
+    if let Some(watcher) = watcher
+        && result.records.is_empty()
+    {
+        let deadline = Instant::now() + Duration::from_millis(wait_ms);
+        if wait_for_data(&state, &name, partition, offset, watcher, deadline).await {
+            result = engine
+                .read(&name, partition, offset, max_records, max_bytes)
+                .await?;
+        }
+    }
+    Ok(Json(render(result, offset, query.encoding)))
+}
+
+/// Waits until the partition holds `offset`, the deadline passes or the
+/// server shuts down; returns whether there is new data to read.
+async fn wait_for_data(
+    state: &AppState,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    mut watcher: watch::Receiver<streamhouse_metadata::PartitionInfo>,
+    deadline: Instant,
+) -> bool {
+    loop {
+        tokio::select! {
+            // An error means the partition was forgotten (its topic was
+            // deleted); the second read reports that, so both mean "read".
+            // (`is_ok` drops the borrow guard at once; holding it would make
+            // this future non-Send.)
+            _ = async { watcher.wait_for(|info| info.high_watermark > offset).await.is_ok() } => {
+                return true;
+            }
+            _ = tokio::time::sleep_until(deadline) => return false,
+            _ = state.shutdown.cancelled() => return false,
+            _ = tokio::time::sleep(REMOTE_COMMIT_POLL) => {
+                // Re-reads the watermark when it is stale and publishes a
+                // change to `watcher`, which the next iteration sees.
+                if let Err(error) = state.engine.partition_info(topic, partition).await {
+                    tracing::debug!(%error, topic, partition, "long poll: watermark refresh failed");
+                }
+            }
+        }
+    }
+}
+
+fn bounded(
+    name: &str,
+    value: Option<usize>,
+    default: usize,
+    max: usize,
+) -> Result<usize, ApiError> {
+    match value {
+        None => Ok(default),
+        Some(v) if (1..=max).contains(&v) => Ok(v),
+        Some(_) => Err(ApiError::invalid_input(format!(
+            "{name} must be between 1 and {max}"
+        ))),
+    }
+}
+
+fn render(result: ReadResult, offset: i64, requested: Encoding) -> ConsumeResponse {
+    let next_offset = result.records.last().map_or(offset, |r| r.offset + 1);
+    let records = result
+        .records
+        .into_iter()
+        .map(|record| {
+            let encoding = encoding_for(&record, requested);
+            ConsumedRecord {
+                offset: record.offset,
+                timestamp: record.timestamp,
+                key: record.key.as_deref().map(|k| encoding.encode(k)),
+                value: record.value.as_deref().map(|v| encoding.encode(v)),
+                headers: record
+                    .headers
+                    .iter()
+                    .map(|h| ConsumedHeader {
+                        key: h.key.clone(),
+                        value: h.value.as_deref().map(|v| encoding.encode(v)),
+                    })
+                    .collect(),
+                encoding,
+            }
+        })
+        .collect();
+    ConsumeResponse {
+        records,
+        high_watermark: result.high_watermark,
+        log_start_offset: result.log_start_offset,
+        next_offset,
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}

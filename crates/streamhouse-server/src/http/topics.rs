@@ -1,0 +1,244 @@
+//! `/api/v1/topics`: list, create, describe and delete topics, and list a
+//! partition's segment rows.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use streamhouse_core::{TopicConfig, validate_partition_count, validate_topic_name};
+use streamhouse_metadata::{NewTopic, SegmentInfo, Topic};
+
+use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::{ApiError, SharedState};
+
+/// Configs always shown with their effective value, set or not.
+const DESCRIBED_CONFIGS: [&str; 4] = [
+    "retention.ms",
+    "retention.bytes",
+    "cleanup.policy",
+    "max.message.bytes",
+];
+const DEFAULT_SEGMENT_LIMIT: usize = 1000;
+const MAX_SEGMENT_LIMIT: usize = 10_000;
+
+#[derive(Serialize)]
+pub(crate) struct TopicSummary {
+    name: String,
+    topic_id: String,
+    partitions: i32,
+    /// Only the overrides; defaults are shown by the describe endpoint.
+    config: BTreeMap<String, String>,
+    /// Milliseconds since the Unix epoch.
+    created_at: i64,
+}
+
+impl From<Topic> for TopicSummary {
+    fn from(topic: Topic) -> Self {
+        Self {
+            config: topic.config.overrides().clone(),
+            name: topic.name,
+            topic_id: topic.topic_id,
+            partitions: topic.partition_count,
+            created_at: topic.created_at,
+        }
+    }
+}
+
+pub(crate) async fn list(
+    State(state): State<SharedState>,
+) -> Result<Json<Vec<TopicSummary>>, ApiError> {
+    let topics = state.engine.metadata().list_topics().await?;
+    Ok(Json(topics.into_iter().map(TopicSummary::from).collect()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateTopic {
+    name: String,
+    #[serde(default = "one_partition")]
+    partitions: i64,
+    /// Kafka config names to values; values may be strings, numbers or
+    /// booleans (`{"retention.ms": 60000}` is accepted).
+    #[serde(default)]
+    config: BTreeMap<String, serde_json::Value>,
+}
+
+fn one_partition() -> i64 {
+    1
+}
+
+pub(crate) async fn create(
+    State(state): State<SharedState>,
+    ApiJson(request): ApiJson<CreateTopic>,
+) -> Result<Response, ApiError> {
+    validate_topic_name(&request.name)?;
+    validate_partition_count(request.partitions)?;
+    let mut pairs = Vec::with_capacity(request.config.len());
+    for (key, value) in request.config {
+        let value = match value {
+            serde_json::Value::String(text) => text,
+            serde_json::Value::Number(number) => number.to_string(),
+            serde_json::Value::Bool(flag) => flag.to_string(),
+            other => {
+                return Err(ApiError::invalid_input(format!(
+                    "config {key}: expected a string, number or boolean, got {other}"
+                )));
+            }
+        };
+        pairs.push((key, value));
+    }
+    let config = TopicConfig::from_pairs(pairs)?;
+    let topic = state
+        .engine
+        .create_topic(NewTopic::new(request.name, request.partitions).with_config(config))
+        .await?;
+    tracing::info!(topic = %topic.name, partitions = topic.partition_count, "topic created over http");
+    let location = format!("/api/v1/topics/{}", topic.name);
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(TopicSummary::from(topic)),
+    )
+        .into_response())
+}
+
+#[derive(Serialize)]
+pub(crate) struct TopicDetail {
+    name: String,
+    topic_id: String,
+    created_at: i64,
+    /// Effective values of the main configs plus every override.
+    config: BTreeMap<String, String>,
+    partitions: Vec<PartitionDetail>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct PartitionDetail {
+    partition: i32,
+    high_watermark: i64,
+    log_start_offset: i64,
+}
+
+pub(crate) async fn describe(
+    State(state): State<SharedState>,
+    ApiPath(name): ApiPath<String>,
+) -> Result<Json<TopicDetail>, ApiError> {
+    let description = state.engine.metadata().describe_topic(&name).await?;
+    let topic = description.topic;
+    let mut config = topic.config.overrides().clone();
+    for key in DESCRIBED_CONFIGS {
+        if let Some(value) = topic.config.effective(key) {
+            config.insert(key.to_string(), value);
+        }
+    }
+    Ok(Json(TopicDetail {
+        name: topic.name,
+        topic_id: topic.topic_id,
+        created_at: topic.created_at,
+        config,
+        partitions: description
+            .partitions
+            .into_iter()
+            .map(|p| PartitionDetail {
+                partition: p.partition,
+                high_watermark: p.high_watermark,
+                log_start_offset: p.log_start_offset,
+            })
+            .collect(),
+    }))
+}
+
+pub(crate) async fn delete(
+    State(state): State<SharedState>,
+    ApiPath(name): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    state.engine.delete_topic(&name).await?;
+    tracing::info!(topic = %name, "topic deleted over http");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SegmentQuery {
+    /// Only segments holding offsets at or after this one.
+    #[serde(default)]
+    from_offset: i64,
+    limit: Option<usize>,
+}
+
+/// One row of the `segments` table.
+#[derive(Serialize)]
+pub(crate) struct SegmentRow {
+    id: i64,
+    topic: String,
+    partition: i32,
+    base_offset: i64,
+    end_offset: i64,
+    record_count: i64,
+    size_bytes: i64,
+    bucket: String,
+    key: String,
+    byte_offset: i64,
+    byte_length: i64,
+    min_timestamp: i64,
+    max_timestamp: i64,
+    created_at: i64,
+}
+
+impl From<SegmentInfo> for SegmentRow {
+    fn from(s: SegmentInfo) -> Self {
+        Self {
+            id: s.id,
+            topic: s.topic,
+            partition: s.partition,
+            base_offset: s.base_offset,
+            end_offset: s.end_offset,
+            record_count: s.record_count,
+            size_bytes: s.size_bytes,
+            bucket: s.bucket,
+            key: s.key,
+            byte_offset: s.byte_offset,
+            byte_length: s.byte_length,
+            min_timestamp: s.min_timestamp,
+            max_timestamp: s.max_timestamp,
+            created_at: s.created_at,
+        }
+    }
+}
+
+pub(crate) async fn segments(
+    State(state): State<SharedState>,
+    ApiPath((name, partition)): ApiPath<(String, i32)>,
+    ApiQuery(query): ApiQuery<SegmentQuery>,
+) -> Result<Json<Vec<SegmentRow>>, ApiError> {
+    let limit = query.limit.unwrap_or(DEFAULT_SEGMENT_LIMIT);
+    if !(1..=MAX_SEGMENT_LIMIT).contains(&limit) {
+        return Err(ApiError::invalid_input(format!(
+            "limit must be between 1 and {MAX_SEGMENT_LIMIT}"
+        )));
+    }
+    let metadata = state.engine.metadata();
+    // Uncached: this is an inspection endpoint and must not show a deleted
+    // topic as existing.
+    let topic = metadata.get_topic(&name).await?;
+    check_partition(&topic, partition)?;
+    let rows = metadata
+        .list_segments(&name, partition, query.from_offset, limit)
+        .await?;
+    Ok(Json(rows.into_iter().map(SegmentRow::from).collect()))
+}
+
+/// 404 unless `partition` is one of the topic's partitions.
+pub(crate) fn check_partition(topic: &Topic, partition: i32) -> Result<(), ApiError> {
+    if (0..topic.partition_count).contains(&partition) {
+        Ok(())
+    } else {
+        Err(ApiError::not_found(format!(
+            "partition {partition} of topic {:?} does not exist (it has {} partitions)",
+            topic.name, topic.partition_count
+        )))
+    }
+}

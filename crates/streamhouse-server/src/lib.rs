@@ -1,0 +1,80 @@
+//! The `streamhouse` server: one agent running the storage engine, the
+//! Kafka protocol server and an HTTP API (health, readiness, Prometheus
+//! metrics and a JSON REST API) in one process.
+//!
+//! The binary is `streamhouse serve`; tests and embedders use
+//! [`Server::start`] (or [`Server::start_with_components`] with a metadata
+//! store and object storage they built) and stop it with
+//! [`RunningServer::shutdown`], which answers every buffered append before
+//! it returns.
+//!
+//! # Configuration
+//!
+//! Each setting comes from, in order of precedence (the first that is set
+//! wins):
+//!
+//! 1. its flag (`--kafka-listen 0.0.0.0:9092`),
+//! 2. its environment variable (`STREAMHOUSE_KAFKA_LISTEN=0.0.0.0:9092`;
+//!    an empty variable counts as unset),
+//! 3. the TOML file given by `--config FILE` or `STREAMHOUSE_CONFIG`
+//!    (`kafka_listen = "0.0.0.0:9092"`; unknown keys are an error;
+//!    relative paths are relative to the working directory),
+//! 4. the default.
+//!
+//! | flag | environment variable | TOML key | default |
+//! |---|---|---|---|
+//! | `--config FILE` | `STREAMHOUSE_CONFIG` | — | none |
+//! | `--data-dir DIR` | `STREAMHOUSE_DATA_DIR` | `data_dir` | `./data` |
+//! | `--metadata URL` | `STREAMHOUSE_METADATA` | `metadata` | `sqlite://DATA_DIR/metadata.db` |
+//! | `--object-store URL` | `STREAMHOUSE_OBJECT_STORE` | `object_store` | `file://DATA_DIR/objects` |
+//! | `--kafka-listen HOST:PORT` | `STREAMHOUSE_KAFKA_LISTEN` | `kafka_listen` | `127.0.0.1:9092` |
+//! | `--advertised-host HOST` | `STREAMHOUSE_ADVERTISED_HOST` | `advertised_host` | the listen host; the hostname for `0.0.0.0`/`::` |
+//! | `--http-listen HOST:PORT` | `STREAMHOUSE_HTTP_LISTEN` | `http_listen` | `127.0.0.1:8080` |
+//! | `--agent-id ID` | `STREAMHOUSE_AGENT_ID` | `agent_id` | `HOSTNAME-KAFKAPORT` |
+//! | `--flush-interval-ms N` (1–10000) | `STREAMHOUSE_FLUSH_INTERVAL_MS` | `flush_interval_ms` | `50` |
+//! | `--cache-bytes N` | `STREAMHOUSE_CACHE_BYTES` | `cache_bytes` | `268435456` |
+//! | `--max-body-bytes N` (≥ 1024) | `STREAMHOUSE_MAX_BODY_BYTES` | `max_body_bytes` | `16777216` |
+//!
+//! Other variables read: `RUST_LOG` (log filter, default `info`); for
+//! `s3://` object stores `AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`,
+//! `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN` and `AWS_REGION` (default
+//! `us-east-1`). Port 0 binds a free port; the advertised Kafka port is
+//! always the bound one. The Kafka node id is a stable non-negative hash of
+//! the agent id.
+//!
+//! A bad value ends the binary with exit code 2 and one line on stderr that
+//! names the flag, e.g. `error: --kafka-listen: "abc" is not HOST:PORT`
+//! (with `(from STREAMHOUSE_KAFKA_LISTEN)` or `(from FILE)` when the value
+//! did not come from the flag). A store that cannot be reached at startup
+//! ends it with exit code 1 and one line naming `--metadata` or
+//! `--object-store`. SIGINT or SIGTERM shut down cleanly (exit 0); a second
+//! signal exits at once.
+//!
+//! # HTTP API
+//!
+//! `GET /health`, `GET /ready`, `GET /metrics`, and under `/api/v1`:
+//! topics (`GET`/`POST /topics`, `GET`/`DELETE /topics/{name}`), produce
+//! (`POST /topics/{name}/records`), consume
+//! (`GET /topics/{name}/partitions/{p}/records`), segment rows
+//! (`GET /topics/{name}/partitions/{p}/segments`) and consumer groups
+//! (`GET /groups`, `GET`/`DELETE /groups/{group}`). Errors are always
+//! `{"error":{"code","message"}}`. Record bytes travel as UTF-8 text or
+//! base64 (`"encoding"`); a read that asks for UTF-8 returns any record
+//! whose bytes are not valid UTF-8 in base64, marked by that record's own
+//! `"encoding": "base64"`, so nothing is lost or replaced.
+
+mod cli;
+mod config;
+mod error;
+mod http;
+mod readiness;
+mod server;
+
+pub use cli::{Cli, CliError, Command, ServeArgs, parse_serve};
+pub use config::{
+    ConfigError, DEFAULT_DATA_DIR, DEFAULT_HTTP_LISTEN, DEFAULT_KAFKA_LISTEN,
+    DEFAULT_MAX_BODY_BYTES, FLUSH_INTERVAL_MS_RANGE, HostPort, Origin, RawSettings, ServerConfig,
+    Setting, check_metadata_url, check_object_store_url, load_config_file, redact_url,
+};
+pub use error::ServerError;
+pub use server::{RunningServer, Server, node_id};

@@ -1,0 +1,132 @@
+//! `streamhouse serve`: parse the configuration, start the agent, run until
+//! SIGINT or SIGTERM, shut down cleanly.
+//!
+//! Exit codes: 0 after a clean shutdown (or `--help`), 2 for a bad command
+//! line or configuration, 1 when the agent cannot start or fails.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use streamhouse_server::{CliError, RunningServer, Server, ServerConfig, parse_serve};
+use tokio::signal::unix::{SignalKind, signal};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let config = match parse_serve(std::env::args_os()) {
+        Ok(config) => config,
+        Err(error) => {
+            match (error.one_line(), &error) {
+                (Some(line), _) => eprintln!("{line}"),
+                // Help and version: clap's own, complete output.
+                (None, CliError::Clap(clap_error)) => {
+                    let _ = clap_error.print();
+                }
+                (None, CliError::Config(_)) => {}
+            }
+            return ExitCode::from(error.exit_code());
+        }
+    };
+    if let Err(message) = init_logging() {
+        eprintln!("error: RUST_LOG: {message}");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(serve(config))
+}
+
+/// Logs go to stderr; stdout stays free for anything a wrapper wants.
+fn init_logging() -> Result<(), String> {
+    let filter = EnvFilter::builder()
+        .with_default_directive(tracing_subscriber::filter::LevelFilter::INFO.into())
+        .from_env()
+        .map_err(|e| e.to_string())?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init()
+        .map_err(|e| e.to_string())
+}
+
+async fn serve(config: ServerConfig) -> ExitCode {
+    // Installed before starting, so a signal during startup is not fatal
+    // by default; it is acted on once the agent is up.
+    let signals = match Signals::new() {
+        Ok(signals) => signals,
+        Err(error) => {
+            eprintln!("error: cannot install signal handlers: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let server = match Server::start(config).await {
+        Ok(server) => server,
+        Err(error) => {
+            let line = error
+                .to_string()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            eprintln!("error: {line}");
+            return if error.is_config() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            };
+        }
+    };
+    run_until_signal(server, signals).await
+}
+
+async fn run_until_signal(server: RunningServer, mut signals: Signals) -> ExitCode {
+    let failed = tokio::select! {
+        name = signals.next() => {
+            tracing::info!("received {name}; shutting down");
+            false
+        }
+        () = server.stopped() => true,
+    };
+    // A second signal means "stop now", for when a shutdown hangs.
+    tokio::spawn(async move {
+        let name = signals.next().await;
+        eprintln!("received {name} during shutdown; exiting immediately");
+        std::process::exit(1);
+    });
+    match server.shutdown().await {
+        Ok(()) if !failed => ExitCode::SUCCESS,
+        Ok(()) => ExitCode::FAILURE,
+        Err(error) => {
+            tracing::error!(%error, "shutdown finished with an error");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+struct Signals {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Self> {
+        Ok(Self {
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.terminate.recv() => "SIGTERM",
+            _ = self.interrupt.recv() => "SIGINT",
+        }
+    }
+}

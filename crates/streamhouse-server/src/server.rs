@@ -1,0 +1,358 @@
+//! Starting and stopping one agent: the storage engine, the Kafka protocol
+//! server and the HTTP API in one process.
+//!
+//! The invariant that matters is the shutdown order: stop accepting on
+//! both listeners, let the Kafka server answer what it has received, then
+//! shut the engine down (which flushes, commits and answers every buffered
+//! append), and only then wait for the HTTP requests still in flight —
+//! produce requests among them are answered by that last flush.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use streamhouse_kafka::{GroupCoordinator, KafkaConfig, KafkaServer};
+use streamhouse_metadata::MetadataStore;
+use streamhouse_storage::{FlushConfig, ObjectStorage, StorageConfig, StorageEngine};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use std::future::IntoFuture;
+
+use crate::config::{HostPort, ServerConfig, Setting, redact_url};
+use crate::error::ServerError;
+use crate::http::{self, AppState};
+use crate::readiness;
+
+/// How long shutdown waits for HTTP requests still running after the
+/// engine has answered every append (slow readers of large responses).
+const HTTP_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Starts agents. See [`RunningServer`] for what runs.
+pub struct Server;
+
+impl Server {
+    /// Opens the metadata store and object store named in `config`, binds
+    /// both listeners and starts serving.
+    pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
+        config.validate()?;
+        // Before any store is touched, so that their first requests count.
+        let metrics = http::metrics::install_recorder();
+        let object_store_url = config.object_store_url();
+        let storage =
+            ObjectStorage::from_url(&object_store_url).map_err(|e| ServerError::ObjectStore {
+                location: redact_url(&object_store_url),
+                reason: e.to_string(),
+            })?;
+        // Probed before the metadata store is opened, so that a missing
+        // bucket does not leave a fresh SQLite database behind.
+        probe_object_store(&storage, &redact_url(&object_store_url)).await?;
+        let metadata_url = config.metadata_url();
+        let metadata = streamhouse_metadata::open(&metadata_url)
+            .await
+            .map_err(|source| ServerError::Metadata {
+                url: redact_url(&metadata_url),
+                source,
+            })?;
+        let described = Described {
+            metadata: redact_url(&metadata_url),
+            object_store: redact_url(&object_store_url),
+        };
+        launch(config, metadata, storage, described, metrics).await
+    }
+
+    /// Like [`Server::start`], with a metadata store and object storage
+    /// built by the caller (an isolated PostgreSQL schema, an S3 prefix, a
+    /// fault-injecting store); `config.metadata_url` and
+    /// `config.object_store_url` are ignored.
+    pub async fn start_with_components(
+        config: ServerConfig,
+        metadata: Arc<dyn MetadataStore>,
+        storage: ObjectStorage,
+    ) -> Result<RunningServer, ServerError> {
+        config.validate()?;
+        let metrics = http::metrics::install_recorder();
+        let described = Described {
+            metadata: format!("{} (provided)", metadata.backend()),
+            object_store: format!("{:?} (provided)", storage),
+        };
+        probe_object_store(&storage, &described.object_store).await?;
+        launch(config, metadata, storage, described, metrics).await
+    }
+}
+
+/// How the stores are shown in logs and errors.
+struct Described {
+    metadata: String,
+    object_store: String,
+}
+
+async fn launch(
+    config: ServerConfig,
+    metadata: Arc<dyn MetadataStore>,
+    storage: ObjectStorage,
+    described: Described,
+    metrics: Option<PrometheusHandle>,
+) -> Result<RunningServer, ServerError> {
+    let kafka_listener = bind(&config.kafka_listen, Setting::KafkaListen).await?;
+    let http_listener = bind(&config.http_listen, Setting::HttpListen).await?;
+    let kafka_addr = local_addr(&kafka_listener, &config.kafka_listen, Setting::KafkaListen)?;
+    let http_addr = local_addr(&http_listener, &config.http_listen, Setting::HttpListen)?;
+
+    let agent_id = config
+        .agent_id
+        .clone()
+        .unwrap_or_else(|| format!("{}-{}", hostname(), kafka_addr.port()));
+    let node_id = node_id(&agent_id);
+    let advertised_host = config.advertised_host.clone().unwrap_or_else(|| {
+        if config.kafka_listen.is_unspecified() {
+            hostname()
+        } else {
+            config.kafka_listen.host.clone()
+        }
+    });
+    tracing::info!(
+        data_dir = %config.data_dir.display(),
+        metadata = %described.metadata,
+        object_store = %described.object_store,
+        kafka_listen = %config.kafka_listen,
+        http_listen = %config.http_listen,
+        advertised = %HostPort::new(advertised_host.clone(), kafka_addr.port()),
+        agent_id = %agent_id,
+        node_id,
+        flush_interval_ms = config.flush_interval.as_millis() as u64,
+        cache_bytes = config.cache_bytes,
+        max_body_bytes = config.max_body_bytes,
+        "starting streamhouse"
+    );
+
+    let engine = StorageEngine::start(
+        metadata,
+        storage,
+        StorageConfig {
+            flush: FlushConfig {
+                flush_interval: config.flush_interval,
+                ..FlushConfig::default()
+            },
+            cache_bytes: config.cache_bytes,
+            ..StorageConfig::default()
+        },
+    );
+    let kafka = KafkaServer::new(
+        engine.clone(),
+        KafkaConfig {
+            node_id,
+            advertised_host,
+            advertised_port: kafka_addr.port(),
+            ..KafkaConfig::default()
+        },
+    );
+    let groups = kafka.groups();
+
+    let shutdown = CancellationToken::new();
+    let failed = CancellationToken::new();
+    let kafka_task = tokio::spawn(watch_task(
+        kafka.run(kafka_listener, shutdown.clone().cancelled_owned()),
+        shutdown.clone(),
+        failed.clone(),
+        "kafka",
+    ));
+    let state = AppState::new(engine.clone(), groups.clone(), shutdown.clone(), metrics);
+    let router = http::router(state, config.max_body_bytes);
+    let http_serve = axum::serve(http_listener, router)
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .into_future();
+    let http_task = tokio::spawn(watch_task(
+        http_serve,
+        shutdown.clone(),
+        failed.clone(),
+        "http",
+    ));
+    // The test harness and operators parse these two lines.
+    tracing::info!("kafka listening on {kafka_addr}");
+    tracing::info!("http listening on {http_addr}");
+
+    Ok(RunningServer {
+        kafka_addr,
+        http_addr,
+        agent_id,
+        node_id,
+        engine,
+        groups,
+        shutdown,
+        failed,
+        kafka_task: Some(kafka_task),
+        http_task: Some(http_task),
+    })
+}
+
+/// Finds a missing bucket or an unreadable directory now, with a clear
+/// message, rather than at the first flush.
+async fn probe_object_store(storage: &ObjectStorage, location: &str) -> Result<(), ServerError> {
+    readiness::check_object_store(storage)
+        .await
+        .map_err(|reason| ServerError::ObjectStore {
+            location: location.to_string(),
+            reason,
+        })
+}
+
+/// Runs a listener and cancels `failed` if it stops without being asked to.
+async fn watch_task(
+    serve: impl Future<Output = std::io::Result<()>>,
+    shutdown: CancellationToken,
+    failed: CancellationToken,
+    what: &'static str,
+) -> std::io::Result<()> {
+    let result = serve.await;
+    if !shutdown.is_cancelled() {
+        match &result {
+            Ok(()) => tracing::error!("{what} server stopped unexpectedly"),
+            Err(error) => tracing::error!(%error, "{what} server failed"),
+        }
+        failed.cancel();
+    }
+    result
+}
+
+async fn bind(addr: &HostPort, setting: Setting) -> Result<TcpListener, ServerError> {
+    TcpListener::bind((addr.host.as_str(), addr.port))
+        .await
+        .map_err(|source| ServerError::Bind {
+            flag: setting.flag(),
+            addr: addr.to_string(),
+            source,
+        })
+}
+
+fn local_addr(
+    listener: &TcpListener,
+    addr: &HostPort,
+    setting: Setting,
+) -> Result<SocketAddr, ServerError> {
+    listener.local_addr().map_err(|source| ServerError::Bind {
+        flag: setting.flag(),
+        addr: addr.to_string(),
+        source,
+    })
+}
+
+/// This machine's host name, or `localhost` if it has none.
+pub(crate) fn hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|name| name.into_string().ok())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+/// The Kafka node id of an agent: a stable non-negative hash of its id, so
+/// an agent restarted with the same id keeps its broker id.
+pub fn node_id(agent_id: &str) -> i32 {
+    streamhouse_storage::murmur2(agent_id.as_bytes()) & 0x7fff_ffff
+}
+
+/// A started agent. Dropping it stops the listeners without draining;
+/// call [`RunningServer::shutdown`] to stop cleanly.
+pub struct RunningServer {
+    kafka_addr: SocketAddr,
+    http_addr: SocketAddr,
+    agent_id: String,
+    node_id: i32,
+    engine: StorageEngine,
+    groups: GroupCoordinator,
+    shutdown: CancellationToken,
+    failed: CancellationToken,
+    kafka_task: Option<JoinHandle<std::io::Result<()>>>,
+    http_task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl RunningServer {
+    /// The address the Kafka listener is bound to.
+    pub fn kafka_addr(&self) -> SocketAddr {
+        self.kafka_addr
+    }
+
+    /// The address the HTTP listener is bound to.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    pub fn engine(&self) -> &StorageEngine {
+        &self.engine
+    }
+
+    pub fn groups(&self) -> &GroupCoordinator {
+        &self.groups
+    }
+
+    pub fn agent_id(&self) -> &str {
+        &self.agent_id
+    }
+
+    /// The Kafka broker id, derived from the agent id.
+    pub fn node_id(&self) -> i32 {
+        self.node_id
+    }
+
+    /// Resolves if a listener stops without [`RunningServer::shutdown`]
+    /// having been called; the caller should then shut down.
+    pub async fn stopped(&self) {
+        self.failed.cancelled().await;
+    }
+
+    /// Stops accepting on both listeners, lets the Kafka server answer what
+    /// it received, flushes and commits every buffered append, and waits
+    /// (bounded) for HTTP requests in flight. Returns the first listener
+    /// error, if any.
+    pub async fn shutdown(mut self) -> Result<(), ServerError> {
+        tracing::info!("shutting down: no new connections");
+        self.shutdown.cancel();
+        let kafka = join("kafka", self.kafka_task.take()).await;
+        tracing::info!("kafka server stopped; flushing buffered appends");
+        self.engine.shutdown().await;
+        tracing::info!("storage engine stopped");
+        let http = match self.http_task.take() {
+            Some(task) => {
+                let abort = task.abort_handle();
+                match tokio::time::timeout(HTTP_DRAIN_TIMEOUT, join("http", Some(task))).await {
+                    Ok(result) => result,
+                    Err(_) => {
+                        tracing::warn!(
+                            "http requests still running after {}s; closing them",
+                            HTTP_DRAIN_TIMEOUT.as_secs()
+                        );
+                        abort.abort();
+                        Ok(())
+                    }
+                }
+            }
+            None => Ok(()),
+        };
+        tracing::info!("shutdown complete");
+        kafka.and(http)
+    }
+}
+
+async fn join(
+    what: &'static str,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+) -> Result<(), ServerError> {
+    let Some(task) = task else { return Ok(()) };
+    match task.await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(source)) => Err(ServerError::Serve { what, source }),
+        Err(join_error) => Err(ServerError::Serve {
+            what,
+            source: std::io::Error::other(join_error.to_string()),
+        }),
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}

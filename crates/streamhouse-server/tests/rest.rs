@@ -1,0 +1,533 @@
+//! The REST API against an in-process server on SQLite and a local
+//! directory: every endpoint's success path and every error path a client
+//! can hit.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use common::{TestServer, assert_error, b64};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use streamhouse_metadata::OffsetCommit;
+
+#[tokio::test]
+async fn round_trip_on_sqlite_and_local_directory() -> Result<()> {
+    let t = TestServer::start().await?;
+    common::rest_round_trip(&t).await?;
+    t.shutdown().await
+}
+
+#[tokio::test]
+async fn long_poll_returns_as_soon_as_another_request_produces() -> Result<()> {
+    let t = TestServer::start().await?;
+    t.create_topic("tail", 1).await?;
+
+    let client = t.client.clone();
+    let url = t.url("/api/v1/topics/tail/partitions/0/records?offset=0&wait_ms=10000");
+    let started = Instant::now();
+    let poll = tokio::spawn(async move { common::into_json(client.get(url).send().await?).await });
+
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !poll.is_finished(),
+        "the poll must wait while there is no data"
+    );
+    let (status, _) = t
+        .post(
+            "/api/v1/topics/tail/records",
+            json!({"records": [{"value": "wake up"}]}),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::OK);
+
+    let (status, read) = poll.await??;
+    let elapsed = started.elapsed();
+    assert_eq!(status, StatusCode::OK, "{read}");
+    assert_eq!(read["records"][0]["value"], "wake up");
+    assert_eq!(read["next_offset"], 1);
+    assert!(
+        elapsed < Duration::from_secs(3),
+        "the poll returned after {elapsed:?}, not as soon as data arrived"
+    );
+    t.shutdown().await
+}
+
+#[tokio::test]
+async fn long_poll_without_data_returns_empty_after_the_wait() -> Result<()> {
+    let t = TestServer::start().await?;
+    t.create_topic("quiet", 1).await?;
+    let started = Instant::now();
+    let (status, read) = t
+        .get("/api/v1/topics/quiet/partitions/0/records?wait_ms=300")
+        .await?;
+    let elapsed = started.elapsed();
+    assert_eq!(status, StatusCode::OK, "{read}");
+    assert_eq!(read["records"], json!([]));
+    assert_eq!(read["next_offset"], 0);
+    assert!(
+        elapsed >= Duration::from_millis(300),
+        "returned after {elapsed:?}"
+    );
+    assert!(
+        elapsed < Duration::from_secs(3),
+        "returned after {elapsed:?}"
+    );
+    t.shutdown().await
+}
+
+#[tokio::test]
+async fn reads_respect_max_records_and_continue_from_next_offset() -> Result<()> {
+    let t = TestServer::start().await?;
+    t.create_topic("paged", 1).await?;
+    let records: Vec<Value> = (0..5).map(|i| json!({"value": format!("v{i}")})).collect();
+    let (status, _) = t
+        .post("/api/v1/topics/paged/records", json!({"records": records}))
+        .await?;
+    assert_eq!(status, StatusCode::OK);
+
+    let (_, first) = t
+        .get("/api/v1/topics/paged/partitions/0/records?max_records=2")
+        .await?;
+    assert_eq!(first["records"].as_array().map(Vec::len), Some(2));
+    assert_eq!(first["next_offset"], 2);
+    assert_eq!(first["high_watermark"], 5);
+    let (_, rest) = t
+        .get("/api/v1/topics/paged/partitions/0/records?offset=2&max_records=100")
+        .await?;
+    let values: Vec<&str> = rest["records"]
+        .as_array()
+        .context("records")?
+        .iter()
+        .filter_map(|r| r["value"].as_str())
+        .collect();
+    assert_eq!(values, ["v2", "v3", "v4"]);
+    // At the high watermark: no records, no error.
+    let (status, at_end) = t
+        .get("/api/v1/topics/paged/partitions/0/records?offset=5")
+        .await?;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(at_end["records"], json!([]));
+    t.shutdown().await
+}
+
+#[tokio::test]
+async fn unkeyed_records_spread_over_partitions() -> Result<()> {
+    let t = TestServer::start().await?;
+    t.create_topic("spread", 4).await?;
+    let records: Vec<Value> = (0..8).map(|i| json!({"value": i.to_string()})).collect();
+    let (status, produced) = t
+        .post("/api/v1/topics/spread/records", json!({"records": records}))
+        .await?;
+    assert_eq!(status, StatusCode::OK, "{produced}");
+    let mut partitions: Vec<i64> = produced["offsets"]
+        .as_array()
+        .context("offsets")?
+        .iter()
+        .filter_map(|o| o["partition"].as_i64())
+        .collect();
+    partitions.sort_unstable();
+    assert_eq!(
+        partitions,
+        [0, 0, 1, 1, 2, 2, 3, 3],
+        "round robin like Producer::send"
+    );
+    t.shutdown().await
+}
+
+#[tokio::test]
+async fn topic_errors() -> Result<()> {
+    let t = TestServer::start().await?;
+    t.create_topic("exists", 1).await?;
+
+    let cases = [
+        (
+            json!({"name": "bad name!", "partitions": 1}),
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (
+            json!({"name": "..", "partitions": 1}),
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (
+            json!({"name": "zero", "partitions": 0}),
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (
+            json!({"name": "many", "partitions": 10_001}),
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (
+            json!({"name": "cfg", "config": {"no.such.config": "1"}}),
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (
+            json!({"name": "cfg", "config": {"retention.ms": "soon"}}),
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (
+            json!({"name": "cfg", "config": {"retention.ms": [1]}}),
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (
+            json!({"name": 5, "partitions": 1}),
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (
+            json!({"name": "t", "partitions": "three"}),
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (
+            json!({"name": "t", "partitons": 3}),
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (
+            json!({"partitions": 3}),
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (
+            json!({"name": "exists", "partitions": 1}),
+            StatusCode::CONFLICT,
+            "already_exists",
+        ),
+    ];
+    for (body, status, code) in cases {
+        let response = t.post("/api/v1/topics", body.clone()).await?;
+        assert_error(&response, status, code);
+        if status == StatusCode::BAD_REQUEST {
+            println!("{body} -> {}", response.1["error"]["message"]);
+        }
+    }
+
+    // Numbers are accepted as config values.
+    let (status, created) = t
+        .post(
+            "/api/v1/topics",
+            json!({"name": "numeric", "config": {"retention.ms": 60000}}),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["partitions"], 1, "one partition by default");
+    assert_eq!(created["config"]["retention.ms"], "60000");
+
+    // Malformed JSON and a missing content type.
+    let response = common::into_json(
+        t.client
+            .post(t.url("/api/v1/topics"))
+            .header("content-type", "application/json")
+            .body("{not json")
+            .send()
+            .await?,
+    )
+    .await?;
+    assert_error(&response, StatusCode::BAD_REQUEST, "invalid_input");
+    let response = common::into_json(
+        t.client
+            .post(t.url("/api/v1/topics"))
+            .body(r#"{"name":"x"}"#)
+            .send()
+            .await?,
+    )
+    .await?;
+    assert_error(
+        &response,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "invalid_input",
+    );
+
+    assert_error(
+        &t.get("/api/v1/topics/missing").await?,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert_error(
+        &t.delete("/api/v1/topics/missing").await?,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert_error(
+        &t.get("/api/v1/topics/missing/partitions/0/segments")
+            .await?,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert_error(
+        &t.get("/api/v1/topics/exists/partitions/7/segments").await?,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert_error(
+        &t.get("/api/v1/topics/exists/partitions/0/segments?limit=0")
+            .await?,
+        StatusCode::BAD_REQUEST,
+        "invalid_input",
+    );
+    assert_error(
+        &t.get("/api/v1/no/such/route").await?,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    let response = common::into_json(t.client.put(t.url("/api/v1/topics")).send().await?).await?;
+    assert_error(&response, StatusCode::METHOD_NOT_ALLOWED, "invalid_input");
+    t.shutdown().await
+}
+
+#[tokio::test]
+async fn produce_errors() -> Result<()> {
+    let t = TestServer::start().await?;
+    t.create_topic("p", 2).await?;
+    let produce = "/api/v1/topics/p/records";
+
+    let bad_base64 = t
+        .post(
+            produce,
+            json!({"encoding": "base64", "records": [{"value": "***"}]}),
+        )
+        .await?;
+    assert_error(&bad_base64, StatusCode::BAD_REQUEST, "invalid_input");
+    let message = bad_base64.1["error"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(message.contains("records[0].value"), "{message}");
+
+    let cases = [
+        json!({"records": []}),
+        json!({"records": [{"value": 5}]}),
+        json!({"records": [{"key": "no value field"}]}),
+        json!({"records": [{"key": ["k"], "value": "v"}]}),
+        json!({"records": [{"value": "v", "partition": "one"}]}),
+        json!({"records": [{"value": "v", "headers": [{"key": "h", "value": 1}]}]}),
+        json!({"records": [{"value": "v", "timestamp": -5}]}),
+        json!({"records": [{"value": "v", "partition": 2}]}),
+        json!({"records": [{"value": "v"}], "encoding": "hex"}),
+        json!({"records": {"value": "v"}}),
+        json!({"record": [{"value": "v"}]}),
+    ];
+    for body in cases {
+        let response = t.post(produce, body.clone()).await?;
+        assert_error(&response, StatusCode::BAD_REQUEST, "invalid_input");
+        println!("{body} -> {}", response.1["error"]["message"]);
+    }
+    // Nothing of the rejected requests was stored.
+    let (_, described) = t.get("/api/v1/topics/p").await?;
+    assert_eq!(
+        described["partitions"][0]["high_watermark"], 0,
+        "{described}"
+    );
+    assert_eq!(
+        described["partitions"][1]["high_watermark"], 0,
+        "{described}"
+    );
+
+    assert_error(
+        &t.post(
+            "/api/v1/topics/missing/records",
+            json!({"records": [{"value": "v"}]}),
+        )
+        .await?,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    t.shutdown().await
+}
+
+#[tokio::test]
+async fn oversized_bodies_and_records_are_rejected() -> Result<()> {
+    let t = TestServer::start_with(|config| streamhouse_server::ServerConfig {
+        max_body_bytes: 4096,
+        ..config
+    })
+    .await?;
+    t.create_topic("big", 1).await?;
+    let response = t
+        .post(
+            "/api/v1/topics/big/records",
+            json!({"records": [{"value": "x".repeat(8192)}]}),
+        )
+        .await?;
+    assert_error(&response, StatusCode::PAYLOAD_TOO_LARGE, "invalid_input");
+
+    // A record above the topic's max.message.bytes.
+    let (status, _) = t
+        .post(
+            "/api/v1/topics",
+            json!({"name": "small", "config": {"max.message.bytes": "100"}}),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::CREATED);
+    let response = t
+        .post(
+            "/api/v1/topics/small/records",
+            json!({"records": [{"value": "y".repeat(200)}]}),
+        )
+        .await?;
+    assert_error(&response, StatusCode::BAD_REQUEST, "invalid_input");
+    t.shutdown().await
+}
+
+#[tokio::test]
+async fn consume_errors() -> Result<()> {
+    let t = TestServer::start().await?;
+    t.create_topic("c", 1).await?;
+    let (status, _) = t
+        .post(
+            "/api/v1/topics/c/records",
+            json!({"records": [{"value": "a"}, {"value": "b"}]}),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::OK);
+    let read = "/api/v1/topics/c/partitions/0/records";
+
+    let out_of_range = t.get(&format!("{read}?offset=1000")).await?;
+    assert_error(
+        &out_of_range,
+        StatusCode::RANGE_NOT_SATISFIABLE,
+        "offset_out_of_range",
+    );
+    assert_eq!(out_of_range.1["error"]["log_start_offset"], 0);
+    assert_eq!(out_of_range.1["error"]["high_watermark"], 2);
+    assert_error(
+        &t.get(&format!("{read}?offset=-1")).await?,
+        StatusCode::RANGE_NOT_SATISFIABLE,
+        "offset_out_of_range",
+    );
+
+    for query in [
+        "offset=abc",
+        "max_records=0",
+        "max_records=many",
+        "max_bytes=0",
+        "encoding=hex",
+        "wait_ms=-1",
+        "wait_ms=600000",
+        "ofset=1",
+    ] {
+        let response = t.get(&format!("{read}?{query}")).await?;
+        assert_error(&response, StatusCode::BAD_REQUEST, "invalid_input");
+        println!("{query} -> {}", response.1["error"]["message"]);
+    }
+    assert_error(
+        &t.get("/api/v1/topics/c/partitions/x/records").await?,
+        StatusCode::BAD_REQUEST,
+        "invalid_input",
+    );
+    assert_error(
+        &t.get("/api/v1/topics/c/partitions/3/records").await?,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert_error(
+        &t.get("/api/v1/topics/missing/partitions/0/records").await?,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    t.shutdown().await
+}
+
+#[tokio::test]
+async fn groups_show_committed_offsets_and_lag() -> Result<()> {
+    let t = TestServer::start().await?;
+    t.create_topic("events", 2).await?;
+    let records: Vec<Value> = (0..4)
+        .map(|i| json!({"value": format!("e{i}"), "partition": 0}))
+        .chain([json!({"value": "other", "partition": 1})])
+        .collect();
+    let (status, _) = t
+        .post("/api/v1/topics/events/records", json!({"records": records}))
+        .await?;
+    assert_eq!(status, StatusCode::OK);
+    t.server
+        .engine()
+        .metadata()
+        .commit_offsets(
+            "billing",
+            &[
+                OffsetCommit {
+                    topic: "events".into(),
+                    partition: 0,
+                    offset: 1,
+                    metadata: Some("consumer-a".into()),
+                },
+                OffsetCommit {
+                    topic: "events".into(),
+                    partition: 1,
+                    offset: 1,
+                    metadata: None,
+                },
+            ],
+        )
+        .await?;
+
+    let (status, groups) = t.get("/api/v1/groups").await?;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        groups,
+        json!([{"group": "billing", "state": "Empty", "members": 0}])
+    );
+
+    let (status, group) = t.get("/api/v1/groups/billing").await?;
+    assert_eq!(status, StatusCode::OK, "{group}");
+    assert_eq!(group["group"], "billing");
+    assert_eq!(group["state"], "Empty");
+    assert_eq!(group["members"], json!([]));
+    assert_eq!(
+        group["offsets"],
+        json!([
+            {"topic": "events", "partition": 0, "committed_offset": 1, "high_watermark": 4,
+             "lag": 3, "metadata": "consumer-a"},
+            {"topic": "events", "partition": 1, "committed_offset": 1, "high_watermark": 1,
+             "lag": 0, "metadata": null}
+        ])
+    );
+    assert_eq!(group["total_lag"], 3);
+
+    let (status, _) = t.delete("/api/v1/groups/billing").await?;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_error(
+        &t.get("/api/v1/groups/billing").await?,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert_error(
+        &t.delete("/api/v1/groups/billing").await?,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    let (_, groups) = t.get("/api/v1/groups").await?;
+    assert_eq!(groups, json!([]));
+    t.shutdown().await
+}
+
+#[tokio::test]
+async fn binary_values_survive_a_utf8_read_losslessly() -> Result<()> {
+    let t = TestServer::start().await?;
+    t.create_topic("mixed", 1).await?;
+    let (status, _) = t
+        .post(
+            "/api/v1/topics/mixed/records",
+            json!({"encoding": "base64", "records": [
+                {"value": b64(b"text")},
+                {"value": b64(&[0xff, 0x00])}
+            ]}),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::OK);
+    let (_, read) = t.get("/api/v1/topics/mixed/partitions/0/records").await?;
+    assert_eq!(read["records"][0]["encoding"], "utf8");
+    assert_eq!(read["records"][0]["value"], "text");
+    assert_eq!(read["records"][1]["encoding"], "base64");
+    assert_eq!(read["records"][1]["value"], b64(&[0xff, 0x00]));
+    t.shutdown().await
+}
