@@ -30,6 +30,8 @@ pub(crate) fn storage_error_code(error: &StorageError) -> i16 {
         | StorageError::EarlierFlushFailed { .. }
         | StorageError::ObjectStore { .. } => ResponseError::KafkaStorageError,
         StorageError::ShuttingDown => ResponseError::NotLeaderOrFollower,
+        StorageError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
+        StorageError::ProducerFenced { .. } => ResponseError::InvalidProducerEpoch,
         StorageError::NoConsumerGroup | StorageError::InvalidObjectStoreUrl { .. } => {
             ResponseError::UnknownServerError
         }

@@ -7,13 +7,30 @@ use kafka_protocol::records::{
     RecordEncodeOptions, TimestampType,
 };
 use streamhouse_core::{Header, Record};
+use streamhouse_metadata::ProducerBatch;
+
+/// One record batch of a produce request.
+#[derive(Debug, Default)]
+pub(crate) struct ProducedBatch {
+    pub(crate) records: Vec<Record>,
+    /// Set when the batch comes from an idempotent producer.
+    pub(crate) producer: Option<ProducerBatch>,
+}
 
 /// Records decoded from a produce request's batches.
 #[derive(Debug, Default)]
 pub(crate) struct ProducedRecords {
-    pub(crate) records: Vec<Record>,
+    /// Batches of idempotent producers stay apart, so each is checked on
+    /// its own; everything else is merged into one batch.
+    pub(crate) batches: Vec<ProducedBatch>,
     /// Bytes of the batches as received, for metrics.
     pub(crate) wire_bytes: usize,
+}
+
+impl ProducedRecords {
+    pub(crate) fn record_count(&self) -> usize {
+        self.batches.iter().map(|b| b.records.len()).sum()
+    }
 }
 
 /// Decodes every record batch in `data` (any of the four codecs), checking
@@ -22,8 +39,19 @@ pub(crate) fn decode_produced(data: Bytes) -> anyhow::Result<ProducedRecords> {
     let wire_bytes = data.len();
     let mut buf = data;
     let sets = RecordBatchDecoder::decode_all(&mut buf)?;
-    let mut records = Vec::new();
+    let mut batches: Vec<ProducedBatch> = Vec::new();
     for set in sets {
+        let producer = set
+            .records
+            .iter()
+            .find(|r| !r.control)
+            .filter(|r| r.producer_id >= 0)
+            .map(|r| ProducerBatch {
+                producer_id: r.producer_id,
+                producer_epoch: r.producer_epoch,
+                base_sequence: r.sequence,
+            });
+        let mut records = Vec::with_capacity(set.records.len());
         for record in set.records {
             if record.control {
                 continue;
@@ -40,9 +68,16 @@ pub(crate) fn decode_produced(data: Bytes) -> anyhow::Result<ProducedRecords> {
                     .collect(),
             });
         }
+        if records.is_empty() {
+            continue;
+        }
+        match (producer, batches.last_mut()) {
+            (None, Some(last)) if last.producer.is_none() => last.records.extend(records),
+            _ => batches.push(ProducedBatch { records, producer }),
+        }
     }
     Ok(ProducedRecords {
-        records,
+        batches,
         wire_bytes,
     })
 }
@@ -114,7 +149,9 @@ mod tests {
         let decoded = decode_produced(encoded).expect("decode");
         let without_offsets: Vec<Record> =
             records.iter().map(|r| r.clone().with_offset(0)).collect();
-        assert_eq!(decoded.records, without_offsets);
+        assert_eq!(decoded.batches.len(), 1);
+        assert_eq!(decoded.batches[0].producer, None);
+        assert_eq!(decoded.batches[0].records, without_offsets);
     }
 
     #[test]
@@ -199,9 +236,10 @@ mod tests {
             )
             .expect("encode");
             let decoded = decode_produced(buf.freeze()).expect("decode");
-            assert_eq!(decoded.records.len(), 3, "{compression:?}");
-            assert_eq!(decoded.records[0].headers.len(), 2);
-            assert_eq!(decoded.records[2].value, None);
+            let records = &decoded.batches[0].records;
+            assert_eq!(records.len(), 3, "{compression:?}");
+            assert_eq!(records[0].headers.len(), 2);
+            assert_eq!(records[2].value, None);
         }
     }
 }

@@ -19,5 +19,5 @@ pub use sql::{PostgresStore, SqliteStore};
 pub use store::MetadataStore;
 pub use types::{
     CommittedOffset, FlushCommit, NewTopic, OffsetCommit, PartitionInfo, PendingSegment,
-    SegmentInfo, SegmentOutcome, Topic, TopicDescription,
+    ProducerBatch, SegmentInfo, SegmentOutcome, Topic, TopicDescription,
 };

@@ -73,6 +73,12 @@ pub trait MetadataStore: Send + Sync + std::fmt::Debug + 'static {
     /// ids are never reused.
     async fn allocate_producer_id(&self) -> Result<i64>;
 
+    /// Starts a new epoch for an existing producer (Kafka's InitProducerId
+    /// with a producer id, KIP-360): `epoch` must be the current one.
+    /// Returns the new epoch, or `None` when the producer id is unknown or
+    /// the epoch is not its current one.
+    async fn bump_producer_epoch(&self, producer_id: i64, epoch: i16) -> Result<Option<i16>>;
+
     /// Stores a consumer group's offsets, replacing earlier commits. Fails
     /// with `PartitionNotFound` (committing nothing) if any partition is
     /// unknown.

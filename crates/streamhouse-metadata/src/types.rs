@@ -81,6 +81,15 @@ impl SegmentInfo {
     }
 }
 
+/// The idempotent producer that wrote a segment's records, as one batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ProducerBatch {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    /// Sequence number of the first record.
+    pub base_sequence: i32,
+}
+
 /// One partition's segment inside a flushed object, not yet committed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingSegment {
@@ -92,6 +101,9 @@ pub struct PendingSegment {
     pub byte_length: i64,
     pub min_timestamp: i64,
     pub max_timestamp: i64,
+    /// Set when the segment is exactly one batch of an idempotent
+    /// producer, whose sequence the commit checks.
+    pub producer: Option<ProducerBatch>,
 }
 
 /// Everything one flush makes visible, committed in one transaction.
@@ -112,6 +124,14 @@ pub enum SegmentOutcome {
     /// The partition does not exist (for example, its topic was deleted
     /// while the flush was uploading). Nothing was assigned.
     PartitionNotFound,
+    /// The producer batch was committed before (a retry): these are its
+    /// original offsets, and nothing new was stored.
+    Duplicate { base_offset: i64, end_offset: i64 },
+    /// The producer batch does not follow the producer's last sequence.
+    OutOfOrderSequence,
+    /// The producer batch carries an epoch older than the producer's
+    /// current one.
+    ProducerFenced,
 }
 
 /// One consumer-group offset to commit.

@@ -9,7 +9,7 @@ use streamhouse_core::{TopicConfig, ValidationError};
 use streamhouse_metadata::testing::{isolated_postgres, temp_sqlite};
 use streamhouse_metadata::{
     FlushCommit, MetadataError, MetadataStore, NewTopic, OffsetCommit, PendingSegment,
-    SegmentOutcome,
+    ProducerBatch, SegmentOutcome,
 };
 
 /// Runs one contract body against every backend.
@@ -50,6 +50,9 @@ contract!(add_partitions_grows_topic);
 contract!(consumer_offsets);
 contract!(delete_topic_removes_its_data);
 contract!(producer_ids_are_unique);
+contract!(idempotent_producer_sequences);
+contract!(only_recent_batches_are_recognised_as_retries);
+contract!(concurrent_retries_store_a_batch_once);
 
 fn segment(topic: &str, partition: i32, records: i64, byte_offset: i64) -> PendingSegment {
     PendingSegment {
@@ -61,6 +64,7 @@ fn segment(topic: &str, partition: i32, records: i64, byte_offset: i64) -> Pendi
         byte_length: records * 10,
         min_timestamp: 1_000 + byte_offset,
         max_timestamp: 2_000 + byte_offset,
+        producer: None,
     }
 }
 
@@ -706,4 +710,231 @@ async fn producer_ids_are_unique(store: Arc<dyn MetadataStore>) {
         }
     }
     assert_eq!(all.len(), 100);
+}
+
+fn batch(
+    partition: i32,
+    records: i64,
+    producer_id: i64,
+    epoch: i16,
+    sequence: i32,
+) -> PendingSegment {
+    PendingSegment {
+        producer: Some(ProducerBatch {
+            producer_id,
+            producer_epoch: epoch,
+            base_sequence: sequence,
+        }),
+        ..segment("t", partition, records, 0)
+    }
+}
+
+async fn idempotent_producer_sequences(store: Arc<dyn MetadataStore>) {
+    store
+        .create_topic(NewTopic::new("t", 2))
+        .await
+        .expect("create");
+    let pid = store.allocate_producer_id().await.expect("producer id");
+    let commit = |key: &'static str, segments: Vec<PendingSegment>| {
+        let store = store.clone();
+        async move {
+            store
+                .commit_flush(&flush(key, segments))
+                .await
+                .expect("commit")
+        }
+    };
+    // Another writer's records first, so offsets are not trivially zero.
+    commit("b/0", vec![segment("t", 0, 3, 0)]).await;
+
+    let first = commit("b/1", vec![batch(0, 5, pid, 0, 0)]).await;
+    assert_eq!(
+        first,
+        [SegmentOutcome::Committed {
+            base_offset: 3,
+            end_offset: 7
+        }]
+    );
+
+    // The same batch again, in another flush (a retry through another
+    // agent): its original offsets, and nothing stored.
+    let retry = commit("b/2", vec![batch(0, 5, pid, 0, 0), batch(0, 2, pid, 0, 5)]).await;
+    assert_eq!(
+        retry,
+        [
+            SegmentOutcome::Duplicate {
+                base_offset: 3,
+                end_offset: 7
+            },
+            SegmentOutcome::Committed {
+                base_offset: 8,
+                end_offset: 9
+            },
+        ]
+    );
+    assert_eq!(
+        store
+            .get_partition("t", 0)
+            .await
+            .expect("p0")
+            .high_watermark,
+        10
+    );
+
+    let gap = commit("b/3", vec![batch(0, 1, pid, 0, 9)]).await;
+    assert_eq!(gap, [SegmentOutcome::OutOfOrderSequence]);
+    let new_producer_late = commit("b/4", vec![batch(0, 1, pid + 1000, 0, 3)]).await;
+    assert_eq!(new_producer_late, [SegmentOutcome::OutOfOrderSequence]);
+    assert_eq!(
+        store
+            .get_partition("t", 0)
+            .await
+            .expect("p0")
+            .high_watermark,
+        10,
+        "rejected batches take no offsets"
+    );
+
+    // Partitions keep separate sequences.
+    let other = commit("b/5", vec![batch(1, 4, pid, 0, 0)]).await;
+    assert_eq!(
+        other,
+        [SegmentOutcome::Committed {
+            base_offset: 0,
+            end_offset: 3
+        }]
+    );
+
+    // A bumped epoch fences the old one and starts again at zero.
+    assert_eq!(
+        store.bump_producer_epoch(pid, 0).await.expect("bump"),
+        Some(1)
+    );
+    assert_eq!(
+        store.bump_producer_epoch(pid, 0).await.expect("stale bump"),
+        None
+    );
+    assert_eq!(
+        store.bump_producer_epoch(-5, 0).await.expect("unknown"),
+        None
+    );
+    let restarted = commit("b/6", vec![batch(0, 1, pid, 1, 0)]).await;
+    assert_eq!(
+        restarted,
+        [SegmentOutcome::Committed {
+            base_offset: 10,
+            end_offset: 10
+        }]
+    );
+    let zombie = commit("b/7", vec![batch(0, 1, pid, 0, 7)]).await;
+    assert_eq!(zombie, [SegmentOutcome::ProducerFenced]);
+
+    // Retrying a whole commit returns the same outcomes.
+    let again = commit("b/2", vec![batch(0, 5, pid, 0, 0), batch(0, 2, pid, 0, 5)]).await;
+    assert_eq!(
+        again[1],
+        SegmentOutcome::Committed {
+            base_offset: 8,
+            end_offset: 9
+        }
+    );
+    assert_eq!(
+        store
+            .get_partition("t", 0)
+            .await
+            .expect("p0")
+            .high_watermark,
+        11
+    );
+}
+
+async fn only_recent_batches_are_recognised_as_retries(store: Arc<dyn MetadataStore>) {
+    store
+        .create_topic(NewTopic::new("t", 1))
+        .await
+        .expect("create");
+    let pid = store.allocate_producer_id().await.expect("producer id");
+    for i in 0..7 {
+        let outcome = store
+            .commit_flush(&flush(&format!("b/{i}"), vec![batch(0, 1, pid, 0, i)]))
+            .await
+            .expect("commit");
+        assert_eq!(
+            outcome,
+            [SegmentOutcome::Committed {
+                base_offset: i as i64,
+                end_offset: i as i64
+            }]
+        );
+    }
+    let recent = store
+        .commit_flush(&flush("retry/recent", vec![batch(0, 1, pid, 0, 2)]))
+        .await
+        .expect("commit");
+    assert_eq!(
+        recent,
+        [SegmentOutcome::Duplicate {
+            base_offset: 2,
+            end_offset: 2
+        }]
+    );
+    let old = store
+        .commit_flush(&flush("retry/old", vec![batch(0, 1, pid, 0, 1)]))
+        .await
+        .expect("commit");
+    assert_eq!(
+        old,
+        [SegmentOutcome::OutOfOrderSequence],
+        "only the last five are kept"
+    );
+}
+
+async fn concurrent_retries_store_a_batch_once(store: Arc<dyn MetadataStore>) {
+    store
+        .create_topic(NewTopic::new("t", 1))
+        .await
+        .expect("create");
+    let pid = store.allocate_producer_id().await.expect("producer id");
+    let mut tasks = Vec::new();
+    for agent in 0..4 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                match store
+                    .commit_flush(&flush(
+                        &format!("agent-{agent}"),
+                        vec![batch(0, 3, pid, 0, 0)],
+                    ))
+                    .await
+                {
+                    Ok(outcome) => break outcome,
+                    Err(e) if e.is_retriable() => continue,
+                    Err(e) => panic!("commit failed: {e}"),
+                }
+            }
+        }));
+    }
+    let mut committed = 0;
+    for task in tasks {
+        match task.await.expect("task")[0] {
+            SegmentOutcome::Committed {
+                base_offset: 0,
+                end_offset: 2,
+            } => committed += 1,
+            SegmentOutcome::Duplicate {
+                base_offset: 0,
+                end_offset: 2,
+            } => {}
+            other => panic!("unexpected outcome {other:?}"),
+        }
+    }
+    assert_eq!(committed, 1, "exactly one agent stores the batch");
+    assert_eq!(
+        store
+            .get_partition("t", 0)
+            .await
+            .expect("p0")
+            .high_watermark,
+        3
+    );
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use streamhouse_core::{Record, TopicPartition};
-use streamhouse_metadata::{MetadataStore, NewTopic, PartitionInfo, Topic};
+use streamhouse_metadata::{MetadataStore, NewTopic, PartitionInfo, ProducerBatch, Topic};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -192,6 +192,21 @@ impl StorageEngine {
         partition: i32,
         records: Vec<Record>,
     ) -> Result<PendingAppend> {
+        self.start_producer_append(topic, partition, records, None)
+            .await
+    }
+
+    /// Like [`start_append`](Self::start_append) for one batch of an
+    /// idempotent producer: the commit checks its sequence, answers a retry
+    /// of a stored batch with the original offsets, and refuses gaps and
+    /// fenced epochs.
+    pub async fn start_producer_append(
+        &self,
+        topic: &str,
+        partition: i32,
+        records: Vec<Record>,
+        producer: Option<ProducerBatch>,
+    ) -> Result<PendingAppend> {
         let config = self.inner.topics.get_partition(topic, partition).await?;
         let max = usize::try_from(config.config.max_message_bytes()).unwrap_or(usize::MAX);
         if let Some(size) = records
@@ -209,7 +224,7 @@ impl StorageEngine {
         let pending = self
             .inner
             .write
-            .enqueue(TopicPartition::new(topic, partition), records)
+            .enqueue(TopicPartition::new(topic, partition), records, producer)
             .await?;
         metrics::counter!("streamhouse_append_records_total").increment(count);
         Ok(pending)

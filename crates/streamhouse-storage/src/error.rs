@@ -68,6 +68,14 @@ pub enum StorageError {
     },
     #[error("invalid append: {reason}")]
     InvalidAppend { reason: &'static str },
+    /// An idempotent producer's batch does not follow its last sequence on
+    /// the partition.
+    #[error("out-of-order sequence from an idempotent producer on {topic}-{partition}")]
+    OutOfOrderSequence { topic: String, partition: i32 },
+    /// An idempotent producer's batch carries an epoch older than its
+    /// current one: another instance of the producer took over.
+    #[error("producer fenced by a newer epoch on {topic}-{partition}")]
+    ProducerFenced { topic: String, partition: i32 },
     #[error("this consumer has no group, so it has no offsets to commit")]
     NoConsumerGroup,
     #[error("topic {topic:?} does not exist")]
@@ -122,6 +130,8 @@ impl StorageError {
             | StorageError::RecordTooLarge { .. }
             | StorageError::InvalidAppend { .. }
             | StorageError::NoConsumerGroup
+            | StorageError::OutOfOrderSequence { .. }
+            | StorageError::ProducerFenced { .. }
             | StorageError::InvalidObjectStoreUrl { .. } => ErrorKind::InvalidInput,
             StorageError::ObjectStore { source, .. } => match source.as_ref() {
                 object_store::Error::NotFound { .. } => ErrorKind::Corrupt,

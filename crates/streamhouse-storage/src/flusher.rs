@@ -124,10 +124,11 @@ fn build_job(
 ) -> Option<(FlushJob, Upload)> {
     let started = Instant::now();
     let mut partitions: Vec<_> = buffer.partitions.into_iter().collect();
-    partitions.sort_by(|a, b| a.0.cmp(&b.0));
+    partitions.sort_by(|a, b| (&a.0.tp, a.1.arrival).cmp(&(&b.0.tp, b.1.arrival)));
     let mut builder = BatchObjectBuilder::new();
     let mut parts = Vec::with_capacity(partitions.len());
-    for (tp, writer) in partitions {
+    for (key, writer) in partitions {
+        let tp = key.tp;
         let record_count = writer.segment.record_count();
         let size_bytes = writer.segment.uncompressed_bytes();
         let (min_timestamp, max_timestamp) = (
@@ -159,6 +160,7 @@ fn build_job(
             byte_length: i64::try_from(entry.byte_length).unwrap_or(i64::MAX),
             min_timestamp,
             max_timestamp,
+            producer: key.producer,
         };
         parts.push(FlushPart {
             tp,
@@ -358,10 +360,23 @@ async fn publish(targets: &FlushTargets, job: FlushJob, outcomes: Vec<SegmentOut
                     waiter.succeed(base_offset);
                 }
             }
-            SegmentOutcome::PartitionNotFound => {
-                let error = StorageError::UnknownPartition {
-                    topic: part.tp.topic.to_string(),
-                    partition: part.tp.partition,
+            // A retried batch stored before: answer with its offsets.
+            SegmentOutcome::Duplicate { base_offset, .. } => {
+                for waiter in part.waiters {
+                    waiter.succeed(base_offset);
+                }
+            }
+            rejected => {
+                let topic = part.tp.topic.to_string();
+                let partition = part.tp.partition;
+                let error = match rejected {
+                    SegmentOutcome::OutOfOrderSequence => {
+                        StorageError::OutOfOrderSequence { topic, partition }
+                    }
+                    SegmentOutcome::ProducerFenced => {
+                        StorageError::ProducerFenced { topic, partition }
+                    }
+                    _ => StorageError::UnknownPartition { topic, partition },
                 };
                 for waiter in part.waiters {
                     waiter.fail(error.clone());

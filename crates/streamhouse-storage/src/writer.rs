@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use streamhouse_core::{Record, TopicPartition};
+use streamhouse_metadata::ProducerBatch;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot};
 
 use crate::error::{Result, StorageError};
@@ -104,17 +105,30 @@ impl Waiter {
     }
 }
 
-/// The open segment of one partition and the appends waiting on it.
+/// Which open segment an append goes to: one per partition for plain
+/// appends, and one per batch of an idempotent producer, so that the
+/// commit can accept or reject each such batch on its own.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct WriterKey {
+    pub(crate) tp: TopicPartition,
+    pub(crate) producer: Option<ProducerBatch>,
+}
+
+/// An open segment and the appends waiting on it.
 pub(crate) struct PartitionWriter {
     pub(crate) segment: SegmentWriter,
     pub(crate) waiters: Vec<Waiter>,
+    /// Order of the first append, to lay segments of one partition out in
+    /// the order their appends arrived.
+    pub(crate) arrival: u64,
 }
 
 impl PartitionWriter {
-    fn new(compression: Compression) -> Self {
+    fn new(compression: Compression, arrival: u64) -> Self {
         Self {
             segment: SegmentWriter::new(compression),
             waiters: Vec::new(),
+            arrival,
         }
     }
 }
@@ -122,8 +136,9 @@ impl PartitionWriter {
 /// Everything buffered since the last flush.
 #[derive(Default)]
 pub(crate) struct WriteBuffer {
-    pub(crate) partitions: HashMap<TopicPartition, PartitionWriter>,
+    pub(crate) partitions: HashMap<WriterKey, PartitionWriter>,
     pub(crate) bytes: usize,
+    next_arrival: u64,
 }
 
 /// State shared by appenders and the flusher.
@@ -160,6 +175,7 @@ impl WriteShared {
         &self,
         tp: TopicPartition,
         mut records: Vec<Record>,
+        producer: Option<ProducerBatch>,
     ) -> Result<PendingAppend> {
         if records.is_empty() {
             return Err(StorageError::InvalidAppend {
@@ -182,10 +198,27 @@ impl WriteShared {
                 return Err(StorageError::ShuttingDown);
             }
             let compression = self.config.compression;
+            let key = WriterKey { tp, producer };
+            if producer.is_some()
+                && let Some(writer) = buffer.partitions.get_mut(&key)
+            {
+                // A retry of an idempotent batch that is still buffered:
+                // answer it with the original's offsets.
+                let count = i64::try_from(writer.segment.record_count()).unwrap_or(i64::MAX);
+                writer.waiters.push(Waiter {
+                    first: 0,
+                    count,
+                    reply,
+                    _budget: budget,
+                });
+                return Ok(PendingAppend { response });
+            }
+            let arrival = buffer.next_arrival;
+            buffer.next_arrival += 1;
             let writer = buffer
                 .partitions
-                .entry(tp)
-                .or_insert_with(|| PartitionWriter::new(compression));
+                .entry(key)
+                .or_insert_with(|| PartitionWriter::new(compression, arrival));
             // Offsets inside a flushed segment are relative to its first
             // record; the commit assigns the real ones.
             let first = i64::try_from(writer.segment.record_count()).unwrap_or(i64::MAX);

@@ -193,6 +193,13 @@ impl MetadataStore for FailingCommits {
     async fn allocate_producer_id(&self) -> Result<i64, MetadataError> {
         self.inner.allocate_producer_id().await
     }
+    async fn bump_producer_epoch(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+    ) -> Result<Option<i16>, MetadataError> {
+        self.inner.bump_producer_epoch(producer_id, epoch).await
+    }
     async fn commit_offsets(
         &self,
         group: &str,

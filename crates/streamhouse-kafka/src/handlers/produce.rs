@@ -20,8 +20,13 @@ use crate::records::decode_produced;
 use crate::server::Broker;
 
 enum Outcome {
-    Pending(PendingAppend),
-    Failed { code: i16, message: String },
+    /// One append per batch of an idempotent producer, or one for all the
+    /// plain batches, in request order.
+    Pending(Vec<PendingAppend>),
+    Failed {
+        code: i16,
+        message: String,
+    },
 }
 
 struct PartitionAppend {
@@ -68,11 +73,14 @@ pub(crate) async fn handle(broker: &Arc<Broker>, request: ProduceRequest, versio
         tokio::spawn(async move {
             for (topic, partitions) in topics {
                 for append in partitions {
-                    if let Outcome::Pending(pending) = append.outcome
-                        && let Err(error) = pending.await
-                    {
-                        tracing::warn!(topic = %topic.0, partition = append.partition, %error,
-                            "acks=0 produce failed");
+                    let Outcome::Pending(pending) = append.outcome else {
+                        continue;
+                    };
+                    for batch in pending {
+                        if let Err(error) = batch.await {
+                            tracing::warn!(topic = %topic.0, partition = append.partition, %error,
+                                "acks=0 produce failed");
+                        }
                     }
                 }
             }
@@ -109,7 +117,7 @@ async fn append(
     records: Option<bytes::Bytes>,
 ) -> Outcome {
     let decoded = match records.map(decode_produced) {
-        Some(Ok(decoded)) if !decoded.records.is_empty() => decoded,
+        Some(Ok(decoded)) if decoded.record_count() > 0 => decoded,
         Some(Ok(_)) | None => {
             return Outcome::Failed {
                 code: ResponseError::InvalidRecord.code(),
@@ -124,23 +132,27 @@ async fn append(
             };
         }
     };
-    let count = decoded.records.len() as u64;
-    match broker
-        .engine
-        .start_append(topic, partition, decoded.records)
-        .await
-    {
-        Ok(pending) => {
-            metrics::counter!("streamhouse_kafka_produce_records_total").increment(count);
-            metrics::counter!("streamhouse_kafka_produce_bytes_total")
-                .increment(decoded.wire_bytes as u64);
-            Outcome::Pending(pending)
-        }
-        Err(error) => {
-            let (code, message) = error_of(&error);
-            Outcome::Failed { code, message }
+    let count = decoded.record_count() as u64;
+    let mut pending = Vec::with_capacity(decoded.batches.len());
+    for batch in decoded.batches {
+        match broker
+            .engine
+            .start_producer_append(topic, partition, batch.records, batch.producer)
+            .await
+        {
+            Ok(append) => pending.push(append),
+            Err(error) => {
+                // Batches already queued still commit; the client learns of
+                // the failure and retries, and an idempotent producer's
+                // retry of them is recognised as a duplicate.
+                let (code, message) = error_of(&error);
+                return Outcome::Failed { code, message };
+            }
         }
     }
+    metrics::counter!("streamhouse_kafka_produce_records_total").increment(count);
+    metrics::counter!("streamhouse_kafka_produce_bytes_total").increment(decoded.wire_bytes as u64);
+    Outcome::Pending(pending)
 }
 
 fn error_of(error: &StorageError) -> (i16, String) {
@@ -154,10 +166,25 @@ async fn respond(
     version: i16,
 ) -> PartitionProduceResponse {
     let outcome = match append.outcome {
-        Outcome::Pending(pending) => pending
-            .await
-            .map(|result| result.base_offset)
-            .map_err(|error| error_of(&error)),
+        Outcome::Pending(pending) => {
+            let mut base_offset = None;
+            let mut failure = None;
+            for append in pending {
+                match append.await {
+                    Ok(result) => {
+                        base_offset.get_or_insert(result.base_offset);
+                    }
+                    Err(error) => {
+                        failure.get_or_insert_with(|| error_of(&error));
+                    }
+                }
+            }
+            match (failure, base_offset) {
+                (Some(failure), _) => Err(failure),
+                (None, Some(base_offset)) => Ok(base_offset),
+                (None, None) => Err((ResponseError::InvalidRecord.code(), String::new())),
+            }
+        }
         Outcome::Failed { code, message } => Err((code, message)),
     };
     let response = PartitionProduceResponse::default()

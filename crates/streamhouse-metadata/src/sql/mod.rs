@@ -3,18 +3,19 @@
 //! here and are compiled into each backend by [`impl_shared_queries!`], so
 //! there is one copy of each query and of the row mapping.
 
+mod assign;
 mod postgres;
 mod sqlite;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use streamhouse_core::TopicConfig;
 
 use crate::error::{MetadataError, Result};
-use crate::types::{
-    CommittedOffset, FlushCommit, PendingSegment, SegmentInfo, SegmentOutcome, Topic,
-};
+use crate::types::{CommittedOffset, FlushCommit, PendingSegment, SegmentInfo, Topic};
+
+pub(crate) use assign::{BatchMeta, KEPT_BATCHES, ProducerKey, ProducerState, assign_offsets};
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -61,6 +62,21 @@ pub(crate) const SELECT_SEGMENT_BY_TIMESTAMP: &str = "SELECT id, topic, partitio
 pub(crate) const SELECT_OBJECT_SEGMENTS: &str = "SELECT topic, partition_id, base_offset, end_offset, byte_offset \
      FROM segments WHERE s3_bucket = $1 AND s3_key = $2";
 
+pub(crate) const SELECT_PRODUCER_BATCHES: &str = "SELECT producer_id, topic, partition_id, \
+     producer_epoch, first_sequence, last_sequence, base_offset, end_offset \
+     FROM producer_batches WHERE producer_id = $1 AND topic = $2 AND partition_id = $3";
+
+pub(crate) const INSERT_PRODUCER_BATCH: &str = "INSERT INTO producer_batches (producer_id, topic, \
+     partition_id, producer_epoch, first_sequence, last_sequence, base_offset, end_offset) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+
+/// Keeps the newest `$4 + 1` batches of a producer on a partition.
+pub(crate) const TRIM_PRODUCER_BATCHES: &str = "DELETE FROM producer_batches \
+     WHERE producer_id = $1 AND topic = $2 AND partition_id = $3 AND base_offset < ( \
+         SELECT base_offset FROM producer_batches \
+         WHERE producer_id = $1 AND topic = $2 AND partition_id = $3 \
+         ORDER BY base_offset DESC LIMIT 1 OFFSET $4)";
+
 pub(crate) const UPSERT_OFFSET: &str = "INSERT INTO consumer_offsets \
      (group_id, topic, partition_id, committed_offset, metadata, committed_at) \
      VALUES ($1, $2, $3, $4, $5, $6) \
@@ -77,6 +93,10 @@ pub(crate) const SELECT_GROUP_OFFSETS: &str = "SELECT group_id, topic, partition
 
 pub(crate) const INSERT_PRODUCER_ID: &str =
     "INSERT INTO producer_ids (created_at) VALUES ($1) RETURNING producer_id";
+
+pub(crate) const BUMP_PRODUCER_EPOCH: &str = "UPDATE producer_ids SET producer_epoch = \
+     producer_epoch + 1 WHERE producer_id = $1 AND producer_epoch = $2 AND producer_epoch < 32767 \
+     RETURNING producer_epoch";
 
 pub(crate) const SELECT_GROUPS: &str =
     "SELECT DISTINCT group_id FROM consumer_offsets ORDER BY group_id";
@@ -232,12 +252,13 @@ pub(crate) fn validate_flush(flush: &FlushCommit) -> Result<()> {
     Ok(())
 }
 
-/// The outcomes of a flush that committed before, rebuilt from its rows.
-pub(crate) fn outcomes_from_committed(
+/// Segments of this flush that an earlier attempt of the same commit
+/// already stored, by index, with their offsets.
+pub(crate) fn committed_before(
     segments: &[PendingSegment],
-    rows: Vec<CommittedRow>,
-) -> Vec<SegmentOutcome> {
-    let committed: BTreeMap<(&str, i32, i64), (i64, i64)> = rows
+    rows: &[CommittedRow],
+) -> HashMap<usize, (i64, i64)> {
+    let stored: BTreeMap<(&str, i32, i64), (i64, i64)> = rows
         .iter()
         .map(|r| {
             (
@@ -248,63 +269,83 @@ pub(crate) fn outcomes_from_committed(
         .collect();
     segments
         .iter()
-        .map(
-            |s| match committed.get(&(s.topic.as_str(), s.partition, s.byte_offset)) {
-                Some(&(base_offset, end_offset)) => SegmentOutcome::Committed {
-                    base_offset,
-                    end_offset,
-                },
-                None => SegmentOutcome::PartitionNotFound,
-            },
-        )
+        .enumerate()
+        .filter_map(|(i, s)| {
+            stored
+                .get(&(s.topic.as_str(), s.partition, s.byte_offset))
+                .map(|&offsets| (i, offsets))
+        })
         .collect()
 }
 
-/// Offsets assigned to a flush, given the current high watermark of every
-/// partition that exists.
-pub(crate) struct Assignment {
-    pub outcomes: Vec<SegmentOutcome>,
-    /// New high watermark per partition, sorted by (topic, partition).
-    pub watermarks: Vec<(String, i32, i64)>,
-}
-
-pub(crate) fn assign_offsets(
+/// The distinct partitions a flush still has to commit, sorted, so that
+/// locks are always taken in the same order.
+pub(crate) fn flush_partitions(
     segments: &[PendingSegment],
-    current: &BTreeMap<(String, i32), i64>,
-) -> Assignment {
-    let mut next: BTreeMap<(String, i32), i64> = BTreeMap::new();
-    let outcomes = segments
-        .iter()
-        .map(|s| {
-            let key = (s.topic.clone(), s.partition);
-            let Some(&high_watermark) = current.get(&key) else {
-                return SegmentOutcome::PartitionNotFound;
-            };
-            let base_offset = *next.entry(key.clone()).or_insert(high_watermark);
-            let end_offset = base_offset + s.record_count - 1;
-            next.insert(key, end_offset + 1);
-            SegmentOutcome::Committed {
-                base_offset,
-                end_offset,
-            }
-        })
-        .collect();
-    Assignment {
-        outcomes,
-        watermarks: next.into_iter().map(|((t, p), hw)| (t, p, hw)).collect(),
-    }
-}
-
-/// The distinct partitions a flush touches, sorted, so that locks are
-/// always taken in the same order.
-pub(crate) fn flush_partitions(segments: &[PendingSegment]) -> Vec<(String, i32)> {
+    skip: &HashMap<usize, (i64, i64)>,
+) -> Vec<(String, i32)> {
     let mut partitions: Vec<(String, i32)> = segments
         .iter()
-        .map(|s| (s.topic.clone(), s.partition))
+        .enumerate()
+        .filter(|(i, _)| !skip.contains_key(i))
+        .map(|(_, s)| (s.topic.clone(), s.partition))
         .collect();
     partitions.sort();
     partitions.dedup();
     partitions
+}
+
+/// The (producer, topic, partition) keys whose state a flush needs.
+pub(crate) fn producer_keys(
+    segments: &[PendingSegment],
+    skip: &HashMap<usize, (i64, i64)>,
+) -> Vec<ProducerKey> {
+    let mut keys: Vec<ProducerKey> = segments
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !skip.contains_key(i))
+        .filter_map(|(_, s)| {
+            s.producer
+                .map(|p| (p.producer_id, s.topic.clone(), s.partition))
+        })
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+/// A stored producer batch as read back.
+#[derive(sqlx::FromRow)]
+pub(crate) struct ProducerBatchRow {
+    producer_id: i64,
+    topic: String,
+    partition_id: i32,
+    producer_epoch: i16,
+    first_sequence: i32,
+    last_sequence: i32,
+    base_offset: i64,
+    end_offset: i64,
+}
+
+/// Groups stored batches by producer and partition, oldest first.
+pub(crate) fn producer_state(rows: Vec<ProducerBatchRow>) -> ProducerState {
+    let mut state = ProducerState::new();
+    for row in rows {
+        state
+            .entry((row.producer_id, row.topic, row.partition_id))
+            .or_default()
+            .push(BatchMeta {
+                producer_epoch: row.producer_epoch,
+                first_sequence: row.first_sequence,
+                last_sequence: row.last_sequence,
+                base_offset: row.base_offset,
+                end_offset: row.end_offset,
+            });
+    }
+    for batches in state.values_mut() {
+        batches.sort_by_key(|b| b.base_offset);
+    }
+    state
 }
 
 fn limit_to_i64(limit: usize) -> i64 {
@@ -542,13 +583,8 @@ macro_rules! impl_shared_queries {
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(|e| MetadataError::from_sqlx(OP, e))?;
-                if !previous.is_empty() {
-                    return Ok($crate::sql::outcomes_from_committed(
-                        &flush.segments,
-                        previous,
-                    ));
-                }
-                let outcomes = Self::commit_flush_tx(&mut tx, flush).await?;
+                let before = $crate::sql::committed_before(&flush.segments, &previous);
+                let outcomes = Self::commit_flush_tx(&mut tx, flush, &before).await?;
                 tx.commit()
                     .await
                     .map_err(|e| MetadataError::from_sqlx(OP, e))?;
@@ -601,6 +637,19 @@ macro_rules! impl_shared_queries {
                     .fetch_one(&self.pool)
                     .await
                     .map_err(|e| MetadataError::from_sqlx("allocate producer id", e))
+            }
+
+            async fn bump_producer_epoch(
+                &self,
+                producer_id: i64,
+                epoch: i16,
+            ) -> $crate::Result<Option<i16>> {
+                sqlx::query_scalar::<$db, i16>($crate::sql::BUMP_PRODUCER_EPOCH)
+                    .bind(producer_id)
+                    .bind(epoch)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(|e| MetadataError::from_sqlx("bump producer epoch", e))
             }
 
             async fn commit_offsets(

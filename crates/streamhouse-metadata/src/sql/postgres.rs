@@ -6,14 +6,17 @@
 //! overlapping partitions cannot deadlock), then all high watermarks are
 //! updated and all segment rows inserted with one `unnest` statement each.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
 
-use super::{assign_offsets, flush_partitions, impl_shared_queries};
+use super::{
+    KEPT_BATCHES, ProducerBatchRow, assign_offsets, flush_partitions, impl_shared_queries,
+    producer_keys, producer_state,
+};
 use crate::error::{MetadataError, Result};
 use crate::types::{FlushCommit, SegmentOutcome};
 
@@ -39,6 +42,28 @@ const INSERT_SEGMENTS: &str = "INSERT INTO segments (topic, partition_id, base_o
                  $10::bigint[], $11::bigint[], $12::bigint[], $13::bigint[]) \
           AS u(topic, partition_id, base_offset, end_offset, record_count, size_bytes, \
                byte_offset, byte_length, min_timestamp, max_timestamp)";
+
+const SELECT_PRODUCER_STATE: &str = "SELECT b.producer_id, b.topic, b.partition_id, \
+     b.producer_epoch, b.first_sequence, b.last_sequence, b.base_offset, b.end_offset \
+     FROM producer_batches b \
+     JOIN unnest($1::bigint[], $2::text[], $3::int[]) AS u(producer_id, topic, partition_id) \
+       ON b.producer_id = u.producer_id AND b.topic = u.topic AND b.partition_id = u.partition_id";
+
+const INSERT_PRODUCER_BATCHES: &str = "INSERT INTO producer_batches (producer_id, topic, \
+     partition_id, producer_epoch, first_sequence, last_sequence, base_offset, end_offset) \
+     SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::smallint[], $5::int[], \
+                          $6::int[], $7::bigint[], $8::bigint[])";
+
+/// Keeps the newest `$4` batches of each producer and partition touched.
+const TRIM_PRODUCER_STATE: &str = "DELETE FROM producer_batches b USING ( \
+         SELECT producer_id, topic, partition_id, base_offset, \
+                row_number() OVER (PARTITION BY producer_id, topic, partition_id \
+                                   ORDER BY base_offset DESC) AS newest \
+         FROM producer_batches \
+         WHERE (producer_id, topic, partition_id) IN \
+               (SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[]))) old \
+     WHERE old.newest > $4 AND b.producer_id = old.producer_id AND b.topic = old.topic \
+       AND b.partition_id = old.partition_id AND b.base_offset = old.base_offset";
 
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
@@ -93,10 +118,13 @@ impl PostgresStore {
     async fn commit_flush_tx(
         tx: &mut Transaction<'_, Postgres>,
         flush: &FlushCommit,
+        before: &HashMap<usize, (i64, i64)>,
     ) -> Result<Vec<SegmentOutcome>> {
         const OP: &str = "commit flush";
         let (topics, partitions): (Vec<String>, Vec<i32>) =
-            flush_partitions(&flush.segments).into_iter().unzip();
+            flush_partitions(&flush.segments, before)
+                .into_iter()
+                .unzip();
         let locked = sqlx::query_as::<Postgres, LockedPartition>(LOCK_PARTITIONS)
             .bind(&topics)
             .bind(&partitions)
@@ -107,56 +135,124 @@ impl PostgresStore {
             .into_iter()
             .map(|row| ((row.topic, row.partition_id), row.high_watermark))
             .collect();
-        let assignment = assign_offsets(&flush.segments, &current);
-        if assignment.watermarks.is_empty() {
-            return Ok(assignment.outcomes);
+        let keys = producer_keys(&flush.segments, before);
+        let state = if keys.is_empty() {
+            Default::default()
+        } else {
+            let (mut ids, mut key_topics, mut key_partitions) =
+                (Vec::new(), Vec::new(), Vec::new());
+            for (id, topic, partition) in &keys {
+                ids.push(*id);
+                key_topics.push(topic.as_str());
+                key_partitions.push(*partition);
+            }
+            let rows = sqlx::query_as::<Postgres, ProducerBatchRow>(SELECT_PRODUCER_STATE)
+                .bind(&ids)
+                .bind(&key_topics)
+                .bind(&key_partitions)
+                .fetch_all(&mut **tx)
+                .await
+                .map_err(|e| MetadataError::from_sqlx(OP, e))?;
+            producer_state(rows)
+        };
+        let assignment = assign_offsets(&flush.segments, &current, before, state);
+        if !assignment.watermarks.is_empty() {
+            let mut wm_topics = Vec::with_capacity(assignment.watermarks.len());
+            let mut wm_partitions = Vec::with_capacity(assignment.watermarks.len());
+            let mut wm_values = Vec::with_capacity(assignment.watermarks.len());
+            for (topic, partition, high_watermark) in &assignment.watermarks {
+                wm_topics.push(topic.as_str());
+                wm_partitions.push(*partition);
+                wm_values.push(*high_watermark);
+            }
+            sqlx::query(UPDATE_WATERMARKS)
+                .bind(&wm_topics)
+                .bind(&wm_partitions)
+                .bind(&wm_values)
+                .execute(&mut **tx)
+                .await
+                .map_err(|e| MetadataError::from_sqlx(OP, e))?;
         }
-
-        let mut wm_topics = Vec::with_capacity(assignment.watermarks.len());
-        let mut wm_partitions = Vec::with_capacity(assignment.watermarks.len());
-        let mut wm_values = Vec::with_capacity(assignment.watermarks.len());
-        for (topic, partition, high_watermark) in &assignment.watermarks {
-            wm_topics.push(topic.as_str());
-            wm_partitions.push(*partition);
-            wm_values.push(*high_watermark);
-        }
-        sqlx::query(UPDATE_WATERMARKS)
-            .bind(&wm_topics)
-            .bind(&wm_partitions)
-            .bind(&wm_values)
-            .execute(&mut **tx)
-            .await
-            .map_err(|e| MetadataError::from_sqlx(OP, e))?;
-
         let mut rows = SegmentColumns::default();
-        for (segment, outcome) in flush.segments.iter().zip(&assignment.outcomes) {
-            if let SegmentOutcome::Committed {
-                base_offset,
-                end_offset,
-            } = *outcome
+        for &index in &assignment.inserted {
+            if let (
+                Some(segment),
+                Some(SegmentOutcome::Committed {
+                    base_offset,
+                    end_offset,
+                }),
+            ) = (flush.segments.get(index), assignment.outcomes.get(index))
             {
-                rows.push(segment, base_offset, end_offset);
+                rows.push(segment, *base_offset, *end_offset);
             }
         }
-        sqlx::query(INSERT_SEGMENTS)
-            .bind(&flush.bucket)
-            .bind(&flush.key)
-            .bind(flush.created_at)
-            .bind(&rows.topic)
-            .bind(&rows.partition)
-            .bind(&rows.base_offset)
-            .bind(&rows.end_offset)
-            .bind(&rows.record_count)
-            .bind(&rows.size_bytes)
-            .bind(&rows.byte_offset)
-            .bind(&rows.byte_length)
-            .bind(&rows.min_timestamp)
-            .bind(&rows.max_timestamp)
-            .execute(&mut **tx)
-            .await
-            .map_err(|e| MetadataError::from_sqlx(OP, e))?;
+        if !rows.topic.is_empty() {
+            sqlx::query(INSERT_SEGMENTS)
+                .bind(&flush.bucket)
+                .bind(&flush.key)
+                .bind(flush.created_at)
+                .bind(&rows.topic)
+                .bind(&rows.partition)
+                .bind(&rows.base_offset)
+                .bind(&rows.end_offset)
+                .bind(&rows.record_count)
+                .bind(&rows.size_bytes)
+                .bind(&rows.byte_offset)
+                .bind(&rows.byte_length)
+                .bind(&rows.min_timestamp)
+                .bind(&rows.max_timestamp)
+                .execute(&mut **tx)
+                .await
+                .map_err(|e| MetadataError::from_sqlx(OP, e))?;
+        }
+        if !assignment.batches.is_empty() {
+            let mut b = BatchColumns::default();
+            for ((producer_id, topic, partition), meta) in &assignment.batches {
+                b.producer_id.push(*producer_id);
+                b.topic.push(topic.as_str());
+                b.partition.push(*partition);
+                b.epoch.push(meta.producer_epoch);
+                b.first.push(meta.first_sequence);
+                b.last.push(meta.last_sequence);
+                b.base.push(meta.base_offset);
+                b.end.push(meta.end_offset);
+            }
+            sqlx::query(INSERT_PRODUCER_BATCHES)
+                .bind(&b.producer_id)
+                .bind(&b.topic)
+                .bind(&b.partition)
+                .bind(&b.epoch)
+                .bind(&b.first)
+                .bind(&b.last)
+                .bind(&b.base)
+                .bind(&b.end)
+                .execute(&mut **tx)
+                .await
+                .map_err(|e| MetadataError::from_sqlx(OP, e))?;
+            sqlx::query(TRIM_PRODUCER_STATE)
+                .bind(&b.producer_id)
+                .bind(&b.topic)
+                .bind(&b.partition)
+                .bind(KEPT_BATCHES as i64)
+                .execute(&mut **tx)
+                .await
+                .map_err(|e| MetadataError::from_sqlx(OP, e))?;
+        }
         Ok(assignment.outcomes)
     }
+}
+
+/// Producer batches as column arrays, for one `unnest` insert.
+#[derive(Default)]
+struct BatchColumns<'a> {
+    producer_id: Vec<i64>,
+    topic: Vec<&'a str>,
+    partition: Vec<i32>,
+    epoch: Vec<i16>,
+    first: Vec<i32>,
+    last: Vec<i32>,
+    base: Vec<i64>,
+    end: Vec<i64>,
 }
 
 /// Segment rows as column arrays, for one `unnest` insert.

@@ -5,7 +5,7 @@
 //! with SQLITE_BUSY when another connection wrote in between. Commits use
 //! `synchronous = FULL` so an acknowledged flush survives power loss.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -15,7 +15,11 @@ use sqlx::sqlite::{
 };
 use sqlx::{Sqlite, Transaction};
 
-use super::{assign_offsets, flush_partitions, impl_shared_queries};
+use super::{
+    INSERT_PRODUCER_BATCH, KEPT_BATCHES, ProducerBatchRow, ProducerKey, SELECT_PRODUCER_BATCHES,
+    TRIM_PRODUCER_BATCHES, assign_offsets, flush_partitions, impl_shared_queries, producer_keys,
+    producer_state,
+};
 use crate::error::{MetadataError, Result};
 use crate::types::{FlushCommit, SegmentOutcome};
 
@@ -105,10 +109,11 @@ impl SqliteStore {
     async fn commit_flush_tx(
         tx: &mut Transaction<'_, Sqlite>,
         flush: &FlushCommit,
+        before: &HashMap<usize, (i64, i64)>,
     ) -> Result<Vec<SegmentOutcome>> {
         const OP: &str = "commit flush";
         let mut current = BTreeMap::new();
-        for (topic, partition) in flush_partitions(&flush.segments) {
+        for (topic, partition) in flush_partitions(&flush.segments, before) {
             let high_watermark: Option<i64> = sqlx::query_scalar(
                 "SELECT high_watermark FROM partitions WHERE topic = $1 AND partition_id = $2",
             )
@@ -121,7 +126,19 @@ impl SqliteStore {
                 current.insert((topic, partition), high_watermark);
             }
         }
-        let assignment = assign_offsets(&flush.segments, &current);
+        let mut rows = Vec::new();
+        for (producer_id, topic, partition) in producer_keys(&flush.segments, before) {
+            rows.extend(
+                sqlx::query_as::<Sqlite, ProducerBatchRow>(SELECT_PRODUCER_BATCHES)
+                    .bind(producer_id)
+                    .bind(&topic)
+                    .bind(partition)
+                    .fetch_all(&mut **tx)
+                    .await
+                    .map_err(|e| MetadataError::from_sqlx(OP, e))?,
+            );
+        }
+        let assignment = assign_offsets(&flush.segments, &current, before, producer_state(rows));
         for (topic, partition, high_watermark) in &assignment.watermarks {
             sqlx::query(
                 "UPDATE partitions SET high_watermark = $3 WHERE topic = $1 AND partition_id = $2",
@@ -133,11 +150,14 @@ impl SqliteStore {
             .await
             .map_err(|e| MetadataError::from_sqlx(OP, e))?;
         }
-        for (segment, outcome) in flush.segments.iter().zip(&assignment.outcomes) {
-            let SegmentOutcome::Committed {
-                base_offset,
-                end_offset,
-            } = *outcome
+        for &index in &assignment.inserted {
+            let (
+                Some(segment),
+                Some(SegmentOutcome::Committed {
+                    base_offset,
+                    end_offset,
+                }),
+            ) = (flush.segments.get(index), assignment.outcomes.get(index))
             else {
                 continue;
             };
@@ -155,6 +175,32 @@ impl SqliteStore {
                 .bind(segment.min_timestamp)
                 .bind(segment.max_timestamp)
                 .bind(flush.created_at)
+                .execute(&mut **tx)
+                .await
+                .map_err(|e| MetadataError::from_sqlx(OP, e))?;
+        }
+        for ((producer_id, topic, partition), batch) in &assignment.batches {
+            sqlx::query(INSERT_PRODUCER_BATCH)
+                .bind(producer_id)
+                .bind(topic)
+                .bind(partition)
+                .bind(batch.producer_epoch)
+                .bind(batch.first_sequence)
+                .bind(batch.last_sequence)
+                .bind(batch.base_offset)
+                .bind(batch.end_offset)
+                .execute(&mut **tx)
+                .await
+                .map_err(|e| MetadataError::from_sqlx(OP, e))?;
+        }
+        let mut trimmed: Vec<&ProducerKey> = assignment.batches.iter().map(|(k, _)| k).collect();
+        trimmed.dedup();
+        for (producer_id, topic, partition) in trimmed {
+            sqlx::query(TRIM_PRODUCER_BATCHES)
+                .bind(producer_id)
+                .bind(topic)
+                .bind(partition)
+                .bind(KEPT_BATCHES as i64 - 1)
                 .execute(&mut **tx)
                 .await
                 .map_err(|e| MetadataError::from_sqlx(OP, e))?;
