@@ -18,6 +18,6 @@ pub use open::open;
 pub use sql::{PostgresStore, SqliteStore};
 pub use store::MetadataStore;
 pub use types::{
-    CommittedOffset, FlushCommit, NewTopic, OffsetCommit, PartitionInfo, PendingSegment,
-    ProducerBatch, SegmentInfo, SegmentOutcome, Topic, TopicDescription,
+    AgentInfo, CommitNotice, CommittedOffset, FlushCommit, NewTopic, OffsetCommit, PartitionInfo,
+    PendingSegment, ProducerBatch, SegmentInfo, SegmentOutcome, Topic, TopicDescription,
 };

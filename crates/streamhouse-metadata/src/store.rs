@@ -2,8 +2,8 @@ use async_trait::async_trait;
 
 use crate::error::Result;
 use crate::types::{
-    CommittedOffset, FlushCommit, NewTopic, OffsetCommit, PartitionInfo, SegmentInfo,
-    SegmentOutcome, Topic, TopicDescription,
+    AgentInfo, CommitNotice, CommittedOffset, FlushCommit, NewTopic, OffsetCommit, PartitionInfo,
+    SegmentInfo, SegmentOutcome, Topic, TopicDescription,
 };
 
 /// Where StreamHouse keeps everything but the event data.
@@ -78,6 +78,30 @@ pub trait MetadataStore: Send + Sync + std::fmt::Debug + 'static {
     /// Returns the new epoch, or `None` when the producer id is unknown or
     /// the epoch is not its current one.
     async fn bump_producer_epoch(&self, producer_id: i64, epoch: i16) -> Result<Option<i16>>;
+
+    /// Registers (or re-registers) an agent, marking it alive now.
+    async fn register_agent(&self, agent: &AgentInfo) -> Result<()>;
+
+    /// Records that an agent is alive at `now` (ms since the epoch).
+    /// Returns false when the agent is not registered.
+    async fn heartbeat_agent(&self, agent_id: &str, now: i64) -> Result<bool>;
+
+    /// Removes an agent, as a clean shutdown does.
+    async fn deregister_agent(&self, agent_id: &str) -> Result<()>;
+
+    /// Agents whose last heartbeat is at or after `alive_since`, ordered by
+    /// agent id.
+    async fn list_agents(&self, alive_since: i64) -> Result<Vec<AgentInfo>>;
+
+    /// Which of `keys` (object keys in `bucket`) some segment row
+    /// references. Used to find objects no row points at.
+    async fn referenced_objects(&self, bucket: &str, keys: &[String]) -> Result<Vec<String>>;
+
+    /// A stream of the high watermarks each commit produced, by this
+    /// process and (on PostgreSQL) by every other agent sharing the
+    /// database. Notices may be dropped under load; readers must still
+    /// re-read watermarks from time to time.
+    fn commit_notices(&self) -> tokio::sync::broadcast::Receiver<CommitNotice>;
 
     /// Stores a consumer group's offsets, replacing earlier commits. Fails
     /// with `PartitionNotFound` (committing nothing) if any partition is

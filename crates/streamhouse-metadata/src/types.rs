@@ -134,6 +134,25 @@ pub enum SegmentOutcome {
     ProducerFenced,
 }
 
+/// An agent of the cluster, as registered in the metadata store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentInfo {
+    pub agent_id: String,
+    /// The agent's Kafka broker id.
+    pub node_id: i32,
+    /// Where Kafka clients reach it.
+    pub host: String,
+    pub port: i32,
+    pub zone: Option<String>,
+    /// Milliseconds since the Unix epoch.
+    pub started_at: i64,
+    pub last_heartbeat: i64,
+}
+
+/// New high watermarks of partitions, from one commit: what a waiting
+/// reader on any agent needs to wake up.
+pub type CommitNotice = std::sync::Arc<[(String, i32, i64)]>;
+
 /// One consumer-group offset to commit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OffsetCommit {

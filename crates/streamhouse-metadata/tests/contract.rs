@@ -8,7 +8,7 @@ use std::sync::Arc;
 use streamhouse_core::{TopicConfig, ValidationError};
 use streamhouse_metadata::testing::{isolated_postgres, temp_sqlite};
 use streamhouse_metadata::{
-    FlushCommit, MetadataError, MetadataStore, NewTopic, OffsetCommit, PendingSegment,
+    AgentInfo, FlushCommit, MetadataError, MetadataStore, NewTopic, OffsetCommit, PendingSegment,
     ProducerBatch, SegmentOutcome,
 };
 
@@ -53,6 +53,9 @@ contract!(producer_ids_are_unique);
 contract!(idempotent_producer_sequences);
 contract!(only_recent_batches_are_recognised_as_retries);
 contract!(concurrent_retries_store_a_batch_once);
+contract!(agents_register_heartbeat_and_leave);
+contract!(referenced_objects_are_found);
+contract!(commits_are_announced);
 
 fn segment(topic: &str, partition: i32, records: i64, byte_offset: i64) -> PendingSegment {
     PendingSegment {
@@ -937,4 +940,164 @@ async fn concurrent_retries_store_a_batch_once(store: Arc<dyn MetadataStore>) {
             .high_watermark,
         3
     );
+}
+
+fn agent(id: &str, port: i32, heartbeat: i64) -> AgentInfo {
+    AgentInfo {
+        agent_id: id.to_string(),
+        node_id: port,
+        host: "127.0.0.1".into(),
+        port,
+        zone: (port % 2 == 0).then(|| "zone-a".to_string()),
+        started_at: heartbeat,
+        last_heartbeat: heartbeat,
+    }
+}
+
+async fn agents_register_heartbeat_and_leave(store: Arc<dyn MetadataStore>) {
+    store
+        .register_agent(&agent("a", 9092, 1_000))
+        .await
+        .expect("a");
+    store
+        .register_agent(&agent("b", 9093, 1_000))
+        .await
+        .expect("b");
+    store
+        .register_agent(&agent("c", 9094, 500))
+        .await
+        .expect("c");
+    let ids = |agents: Vec<AgentInfo>| agents.into_iter().map(|a| a.agent_id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.list_agents(0).await.expect("all")),
+        ["a", "b", "c"]
+    );
+    assert_eq!(
+        ids(store.list_agents(900).await.expect("live")),
+        ["a", "b"],
+        "c stopped heart-beating"
+    );
+    assert!(store.heartbeat_agent("c", 2_000).await.expect("heartbeat"));
+    assert_eq!(ids(store.list_agents(1_500).await.expect("live")), ["c"]);
+    assert!(
+        !store
+            .heartbeat_agent("nobody", 2_000)
+            .await
+            .expect("unknown")
+    );
+    store.deregister_agent("c").await.expect("leave");
+    assert_eq!(ids(store.list_agents(0).await.expect("all")), ["a", "b"]);
+    // Re-registering replaces the address (an agent restarted elsewhere).
+    let mut moved = agent("a", 9999, 3_000);
+    moved.host = "10.0.0.9".into();
+    store.register_agent(&moved).await.expect("again");
+    let listed = store.list_agents(2_500).await.expect("live");
+    assert_eq!(listed, vec![moved]);
+}
+
+async fn referenced_objects_are_found(store: Arc<dyn MetadataStore>) {
+    store
+        .create_topic(NewTopic::new("t", 1))
+        .await
+        .expect("create");
+    for key in ["batches/01", "batches/03"] {
+        store
+            .commit_flush(&flush(key, vec![segment("t", 0, 1, 0)]))
+            .await
+            .expect("commit");
+    }
+    let asked: Vec<String> = ["batches/01", "batches/02", "batches/03", "batches/04"]
+        .iter()
+        .map(|k| k.to_string())
+        .collect();
+    let mut referenced = store
+        .referenced_objects("bucket", &asked)
+        .await
+        .expect("referenced");
+    referenced.sort();
+    assert_eq!(referenced, ["batches/01", "batches/03"]);
+    assert!(
+        store
+            .referenced_objects("other-bucket", &asked)
+            .await
+            .expect("none")
+            .is_empty()
+    );
+    assert!(
+        store
+            .referenced_objects("bucket", &[])
+            .await
+            .expect("empty")
+            .is_empty()
+    );
+}
+
+async fn commits_are_announced(store: Arc<dyn MetadataStore>) {
+    store
+        .create_topic(NewTopic::new("t", 2))
+        .await
+        .expect("create");
+    let mut notices = store.commit_notices();
+    store
+        .commit_flush(&flush(
+            "b/1",
+            vec![segment("t", 0, 3, 0), segment("t", 1, 2, 30)],
+        ))
+        .await
+        .expect("commit");
+    let notice = tokio::time::timeout(std::time::Duration::from_secs(5), notices.recv())
+        .await
+        .expect("a notice in time")
+        .expect("notice");
+    let mut got: Vec<(String, i32, i64)> = notice.to_vec();
+    got.sort();
+    assert_eq!(got, [("t".to_string(), 0, 3), ("t".to_string(), 1, 2)]);
+}
+
+/// Two stores on one PostgreSQL database, as two agents: a commit by one
+/// wakes a subscriber of the other (LISTEN/NOTIFY).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_commit_notices_reach_other_agents() {
+    use streamhouse_metadata::PostgresStore;
+    use streamhouse_metadata::testing::{
+        POSTGRES_URL_ENV, create_schema, server_url, unique_schema,
+    };
+    let Some(url) = server_url(
+        POSTGRES_URL_ENV,
+        "postgres_commit_notices_reach_other_agents",
+    ) else {
+        return;
+    };
+    let schema = unique_schema("notices");
+    let options = create_schema(&url, &schema).await.expect("schema");
+    let listener = PostgresStore::connect_with(options.clone())
+        .await
+        .expect("agent a");
+    let writer = PostgresStore::connect_with(options).await.expect("agent b");
+    writer
+        .create_topic(NewTopic::new("t", 1))
+        .await
+        .expect("create");
+    let mut notices = listener.commit_notices();
+    // Give LISTEN a moment to be registered before the commit.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut key = 0;
+    loop {
+        key += 1;
+        writer
+            .commit_flush(&flush(&format!("b/{key}"), vec![segment("t", 0, 1, 0)]))
+            .await
+            .expect("commit");
+        match tokio::time::timeout(std::time::Duration::from_millis(500), notices.recv()).await {
+            Ok(Ok(notice)) => {
+                assert_eq!(notice[0].0, "t");
+                assert_eq!(notice[0].2, key, "the new high watermark");
+                break;
+            }
+            _ => assert!(
+                std::time::Instant::now() < deadline,
+                "no notice from the other agent"
+            ),
+        }
+    }
 }

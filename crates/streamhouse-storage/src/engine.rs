@@ -110,6 +110,11 @@ impl StorageEngine {
             },
             cancel.clone(),
         );
+        let notices = tokio::spawn(follow_commits(
+            metadata.commit_notices(),
+            watermarks.clone(),
+            cancel.clone(),
+        ));
         Self {
             inner: Arc::new(EngineInner {
                 topics: TopicCache::new(metadata.clone(), config.topic_ttl),
@@ -120,7 +125,7 @@ impl StorageEngine {
                 watermarks,
                 write,
                 cancel,
-                tasks: Mutex::new(vec![flush_loop, committer]),
+                tasks: Mutex::new(vec![flush_loop, committer, notices]),
             }),
         }
     }
@@ -297,6 +302,14 @@ impl StorageEngine {
         }
     }
 
+    /// Objects under `batches/` that no segment row references and that
+    /// are older than `grace`: flushes whose commit failed or never
+    /// happened (an agent died between upload and commit). They are never
+    /// read as data; garbage collection may delete them.
+    pub async fn orphan_objects(&self, grace: Duration) -> Result<Vec<object_store::ObjectMeta>> {
+        crate::orphans::find(&self.inner.storage, self.inner.metadata.as_ref(), grace).await
+    }
+
     fn read_context(&self) -> ReadContext {
         ReadContext {
             metadata: self.inner.metadata.clone(),
@@ -304,6 +317,34 @@ impl StorageEngine {
             cache: self.inner.cache.clone(),
             index: self.inner.index.clone(),
             watermarks: self.inner.watermarks.clone(),
+        }
+    }
+}
+
+/// Advances high watermarks from commit notices (other agents' commits on
+/// PostgreSQL), so that long polls wake without waiting for a TTL.
+async fn follow_commits(
+    mut notices: tokio::sync::broadcast::Receiver<streamhouse_metadata::CommitNotice>,
+    watermarks: Arc<Watermarks>,
+    cancel: CancellationToken,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        let notice = tokio::select! {
+            _ = cancel.cancelled() => return,
+            notice = notices.recv() => notice,
+        };
+        match notice {
+            Ok(notice) => {
+                for (topic, partition, high_watermark) in notice.iter() {
+                    watermarks.advance(topic, *partition, *high_watermark);
+                }
+            }
+            // Missed notices only delay readers until their next refresh.
+            Err(RecvError::Lagged(missed)) => {
+                tracing::debug!(missed, "commit notices dropped");
+            }
+            Err(RecvError::Closed) => return,
         }
     }
 }

@@ -18,6 +18,7 @@ mod engine;
 mod error;
 mod flusher;
 mod object_storage;
+mod orphans;
 mod partitioner;
 mod producer;
 mod reader;

@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use common::{Backend, numbered_record, test_config};
 use object_store::ObjectStore;
 use streamhouse_metadata::{
-    CommittedOffset, FlushCommit, MetadataError, MetadataStore, NewTopic, OffsetCommit,
-    PartitionInfo, SegmentInfo, SegmentOutcome, Topic, TopicDescription,
+    AgentInfo, CommitNotice, CommittedOffset, FlushCommit, MetadataError, MetadataStore, NewTopic,
+    OffsetCommit, PartitionInfo, SegmentInfo, SegmentOutcome, Topic, TopicDescription,
 };
 use streamhouse_storage::testing::FaultInjectingStore;
 use streamhouse_storage::{FlushConfig, StorageConfig, StorageEngine, StorageError};
@@ -23,6 +23,7 @@ on_every_backend!(
     failed_commit_makes_nothing_visible,
     flushes_behind_a_failed_flush_fail_too,
     two_engines_never_assign_an_offset_twice,
+    a_waiting_reader_wakes_when_another_engine_commits,
 );
 
 fn faulty(backend: &Backend) -> (Arc<FaultInjectingStore>, streamhouse_storage::ObjectStorage) {
@@ -192,6 +193,28 @@ impl MetadataStore for FailingCommits {
     }
     async fn allocate_producer_id(&self) -> Result<i64, MetadataError> {
         self.inner.allocate_producer_id().await
+    }
+    async fn register_agent(&self, agent: &AgentInfo) -> Result<(), MetadataError> {
+        self.inner.register_agent(agent).await
+    }
+    async fn heartbeat_agent(&self, agent_id: &str, now: i64) -> Result<bool, MetadataError> {
+        self.inner.heartbeat_agent(agent_id, now).await
+    }
+    async fn deregister_agent(&self, agent_id: &str) -> Result<(), MetadataError> {
+        self.inner.deregister_agent(agent_id).await
+    }
+    async fn list_agents(&self, alive_since: i64) -> Result<Vec<AgentInfo>, MetadataError> {
+        self.inner.list_agents(alive_since).await
+    }
+    async fn referenced_objects(
+        &self,
+        bucket: &str,
+        keys: &[String],
+    ) -> Result<Vec<String>, MetadataError> {
+        self.inner.referenced_objects(bucket, keys).await
+    }
+    fn commit_notices(&self) -> tokio::sync::broadcast::Receiver<CommitNotice> {
+        self.inner.commit_notices()
     }
     async fn bump_producer_epoch(
         &self,
@@ -392,4 +415,44 @@ async fn two_engines_never_assign_an_offset_twice(backend: Backend) {
     }
     first.shutdown().await;
     second.shutdown().await;
+}
+
+async fn a_waiting_reader_wakes_when_another_engine_commits(backend: Backend) {
+    let config = StorageConfig {
+        // Long enough that only a commit notice can explain a quick wake.
+        watermark_ttl: Duration::from_secs(60),
+        ..test_config()
+    };
+    let reader = StorageEngine::start(
+        backend.metadata.clone(),
+        backend.storage.clone(),
+        config.clone(),
+    );
+    let writer = StorageEngine::start(backend.metadata.clone(), backend.storage.clone(), config);
+    reader
+        .create_topic(NewTopic::new("wake", 1))
+        .await
+        .expect("create topic");
+    let mut watch = reader.watch_partition("wake", 0).await.expect("watch");
+    assert_eq!(watch.borrow().high_watermark, 0);
+    let started = std::time::Instant::now();
+    writer
+        .append("wake", 0, vec![numbered_record(0, 1)])
+        .await
+        .expect("append");
+    tokio::time::timeout(Duration::from_secs(5), watch.changed())
+        .await
+        .expect("woken in time")
+        .expect("watch open");
+    assert_eq!(watch.borrow().high_watermark, 1);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let read = reader.read("wake", 0, 0, 10, 1 << 20).await.expect("read");
+    assert_eq!(
+        read.records.len(),
+        1,
+        "{}: the other engine's segment is found",
+        backend.name
+    );
+    reader.shutdown().await;
+    writer.shutdown().await;
 }

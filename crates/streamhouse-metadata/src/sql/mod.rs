@@ -98,10 +98,53 @@ pub(crate) const BUMP_PRODUCER_EPOCH: &str = "UPDATE producer_ids SET producer_e
      producer_epoch + 1 WHERE producer_id = $1 AND producer_epoch = $2 AND producer_epoch < 32767 \
      RETURNING producer_epoch";
 
+pub(crate) const UPSERT_AGENT: &str = "INSERT INTO agents (agent_id, node_id, host, port, zone, \
+     started_at, last_heartbeat) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+     ON CONFLICT (agent_id) DO UPDATE SET node_id = excluded.node_id, host = excluded.host, \
+     port = excluded.port, zone = excluded.zone, started_at = excluded.started_at, \
+     last_heartbeat = excluded.last_heartbeat";
+
+pub(crate) const HEARTBEAT_AGENT: &str =
+    "UPDATE agents SET last_heartbeat = $2 WHERE agent_id = $1";
+
+pub(crate) const DELETE_AGENT: &str = "DELETE FROM agents WHERE agent_id = $1";
+
+pub(crate) const SELECT_AGENTS: &str = "SELECT agent_id, node_id, host, port, zone, started_at, \
+     last_heartbeat FROM agents WHERE last_heartbeat >= $1 ORDER BY agent_id";
+
+/// Referenced keys in the (sorted) range of keys asked about.
+pub(crate) const SELECT_REFERENCED_KEYS: &str = "SELECT DISTINCT s3_key FROM segments \
+     WHERE s3_bucket = $1 AND s3_key >= $2 AND s3_key <= $3";
+
 pub(crate) const SELECT_GROUPS: &str =
     "SELECT DISTINCT group_id FROM consumer_offsets ORDER BY group_id";
 
 pub(crate) const DELETE_GROUP: &str = "DELETE FROM consumer_offsets WHERE group_id = $1";
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct AgentRow {
+    agent_id: String,
+    node_id: i32,
+    host: String,
+    port: i32,
+    zone: Option<String>,
+    started_at: i64,
+    last_heartbeat: i64,
+}
+
+impl From<AgentRow> for crate::types::AgentInfo {
+    fn from(row: AgentRow) -> Self {
+        Self {
+            agent_id: row.agent_id,
+            node_id: row.node_id,
+            host: row.host,
+            port: row.port,
+            zone: row.zone,
+            started_at: row.started_at,
+            last_heartbeat: row.last_heartbeat,
+        }
+    }
+}
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct TopicRow {
@@ -584,10 +627,14 @@ macro_rules! impl_shared_queries {
                 .await
                 .map_err(|e| MetadataError::from_sqlx(OP, e))?;
                 let before = $crate::sql::committed_before(&flush.segments, &previous);
-                let outcomes = Self::commit_flush_tx(&mut tx, flush, &before).await?;
+                let (outcomes, watermarks) = self.commit_flush_tx(&mut tx, flush, &before).await?;
                 tx.commit()
                     .await
                     .map_err(|e| MetadataError::from_sqlx(OP, e))?;
+                if !watermarks.is_empty() {
+                    // Nobody listening is not an error.
+                    let _ = self.notices.send(watermarks.into());
+                }
                 Ok(outcomes)
             }
 
@@ -650,6 +697,83 @@ macro_rules! impl_shared_queries {
                     .fetch_optional(&self.pool)
                     .await
                     .map_err(|e| MetadataError::from_sqlx("bump producer epoch", e))
+            }
+
+            async fn register_agent(&self, agent: &$crate::AgentInfo) -> $crate::Result<()> {
+                sqlx::query($crate::sql::UPSERT_AGENT)
+                    .bind(&agent.agent_id)
+                    .bind(agent.node_id)
+                    .bind(&agent.host)
+                    .bind(agent.port)
+                    .bind(agent.zone.as_deref())
+                    .bind(agent.started_at)
+                    .bind(agent.last_heartbeat)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| MetadataError::from_sqlx("register agent", e))?;
+                Ok(())
+            }
+
+            async fn heartbeat_agent(&self, agent_id: &str, now: i64) -> $crate::Result<bool> {
+                let updated = sqlx::query($crate::sql::HEARTBEAT_AGENT)
+                    .bind(agent_id)
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| MetadataError::from_sqlx("agent heartbeat", e))?;
+                Ok(updated.rows_affected() > 0)
+            }
+
+            async fn deregister_agent(&self, agent_id: &str) -> $crate::Result<()> {
+                sqlx::query($crate::sql::DELETE_AGENT)
+                    .bind(agent_id)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| MetadataError::from_sqlx("deregister agent", e))?;
+                Ok(())
+            }
+
+            async fn list_agents(
+                &self,
+                alive_since: i64,
+            ) -> $crate::Result<Vec<$crate::AgentInfo>> {
+                Ok(
+                    sqlx::query_as::<$db, $crate::sql::AgentRow>($crate::sql::SELECT_AGENTS)
+                        .bind(alive_since)
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(|e| MetadataError::from_sqlx("list agents", e))?
+                        .into_iter()
+                        .map(Into::into)
+                        .collect(),
+                )
+            }
+
+            async fn referenced_objects(
+                &self,
+                bucket: &str,
+                keys: &[String],
+            ) -> $crate::Result<Vec<String>> {
+                let (Some(first), Some(last)) = (keys.iter().min(), keys.iter().max()) else {
+                    return Ok(Vec::new());
+                };
+                let wanted: std::collections::HashSet<&String> = keys.iter().collect();
+                Ok(
+                    sqlx::query_scalar::<$db, String>($crate::sql::SELECT_REFERENCED_KEYS)
+                        .bind(bucket)
+                        .bind(first)
+                        .bind(last)
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(|e| MetadataError::from_sqlx("referenced objects", e))?
+                        .into_iter()
+                        .filter(|key| wanted.contains(key))
+                        .collect(),
+                )
+            }
+
+            fn commit_notices(&self) -> tokio::sync::broadcast::Receiver<$crate::CommitNotice> {
+                self.subscribe_notices()
             }
 
             async fn commit_offsets(

@@ -8,17 +8,20 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
+use tokio::sync::broadcast;
 
 use super::{
     KEPT_BATCHES, ProducerBatchRow, assign_offsets, flush_partitions, impl_shared_queries,
     producer_keys, producer_state,
 };
 use crate::error::{MetadataError, Result};
-use crate::types::{FlushCommit, SegmentOutcome};
+use crate::types::{CommitNotice, FlushCommit, SegmentOutcome};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -68,6 +71,13 @@ const TRIM_PRODUCER_STATE: &str = "DELETE FROM producer_batches b USING ( \
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    /// Commit notices, from this process's commits and, through LISTEN,
+    /// from every agent's.
+    notices: broadcast::Sender<CommitNotice>,
+    /// The NOTIFY channel, one per schema so that stores in different
+    /// schemas of one database do not hear each other.
+    channel: Arc<str>,
+    listening: Arc<AtomicBool>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -99,7 +109,16 @@ impl PostgresStore {
             .await
             .map_err(|e| MetadataError::from_sqlx("connect to postgres", e))?;
         MIGRATOR.run(&pool).await?;
-        Ok(Self { pool })
+        let schema: String = sqlx::query_scalar("SELECT current_schema()::text")
+            .fetch_one(&pool)
+            .await
+            .map_err(|e| MetadataError::from_sqlx("read schema", e))?;
+        Ok(Self {
+            pool,
+            notices: broadcast::Sender::new(NOTICE_CAPACITY),
+            channel: Arc::from(channel_for(&schema)),
+            listening: Arc::new(AtomicBool::new(false)),
+        })
     }
 
     /// The connection pool, for components that need PostgreSQL-specific
@@ -115,11 +134,25 @@ impl PostgresStore {
             .map_err(|e| MetadataError::from_sqlx(operation, e))
     }
 
+    /// Subscribes to commit notices, starting the LISTEN task on first use.
+    fn subscribe_notices(&self) -> broadcast::Receiver<CommitNotice> {
+        let receiver = self.notices.subscribe();
+        if !self.listening.swap(true, Ordering::SeqCst) {
+            tokio::spawn(listen(
+                self.pool.clone(),
+                self.channel.clone(),
+                self.notices.clone(),
+            ));
+        }
+        receiver
+    }
+
     async fn commit_flush_tx(
+        &self,
         tx: &mut Transaction<'_, Postgres>,
         flush: &FlushCommit,
         before: &HashMap<usize, (i64, i64)>,
-    ) -> Result<Vec<SegmentOutcome>> {
+    ) -> Result<(Vec<SegmentOutcome>, Vec<(String, i32, i64)>)> {
         const OP: &str = "commit flush";
         let (topics, partitions): (Vec<String>, Vec<i32>) =
             flush_partitions(&flush.segments, before)
@@ -238,7 +271,129 @@ impl PostgresStore {
                 .await
                 .map_err(|e| MetadataError::from_sqlx(OP, e))?;
         }
-        Ok(assignment.outcomes)
+        for payload in notice_payloads(&assignment.watermarks) {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(&*self.channel)
+                .bind(payload)
+                .execute(&mut **tx)
+                .await
+                .map_err(|e| MetadataError::from_sqlx(OP, e))?;
+        }
+        Ok((assignment.outcomes, assignment.watermarks))
+    }
+}
+
+/// Commit notices buffered per subscriber before the oldest are dropped.
+const NOTICE_CAPACITY: usize = 1024;
+/// NOTIFY payloads must stay under 8000 bytes.
+const MAX_PAYLOAD: usize = 7_000;
+
+/// `streamhouse_commits_<hash of the schema>`: a valid channel name of
+/// bounded length for any schema.
+fn channel_for(schema: &str) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in schema.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("streamhouse_commits_{hash:016x}")
+}
+
+/// Watermarks as NOTIFY payloads: `topic partition high_watermark` lines
+/// (topic names never contain spaces or newlines), split to fit.
+fn notice_payloads(watermarks: &[(String, i32, i64)]) -> Vec<String> {
+    let mut payloads = Vec::new();
+    let mut current = String::new();
+    for (topic, partition, high_watermark) in watermarks {
+        let line = format!("{topic} {partition} {high_watermark}\n");
+        if !current.is_empty() && current.len() + line.len() > MAX_PAYLOAD {
+            payloads.push(std::mem::take(&mut current));
+        }
+        current.push_str(&line);
+    }
+    if !current.is_empty() {
+        payloads.push(current);
+    }
+    payloads
+}
+
+fn parse_notice(payload: &str) -> Vec<(String, i32, i64)> {
+    payload
+        .lines()
+        .filter_map(|line| {
+            let mut parts = line.split(' ');
+            let topic = parts.next()?.to_string();
+            let partition = parts.next()?.parse().ok()?;
+            let high_watermark = parts.next()?.parse().ok()?;
+            Some((topic, partition, high_watermark))
+        })
+        .collect()
+}
+
+/// Forwards other agents' commit notices; reconnects after failures.
+/// Notices sent while disconnected are lost, which readers tolerate by
+/// re-reading watermarks periodically.
+async fn listen(pool: PgPool, channel: Arc<str>, notices: broadcast::Sender<CommitNotice>) {
+    loop {
+        let mut listener = match PgListener::connect_with(&pool).await {
+            Ok(listener) => listener,
+            Err(error) => {
+                tracing::warn!(%error, "cannot LISTEN for commit notices; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if let Err(error) = listener.listen(&channel).await {
+            tracing::warn!(%error, "LISTEN failed; retrying");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        loop {
+            match listener.try_recv().await {
+                Ok(Some(notification)) => {
+                    let watermarks = parse_notice(notification.payload());
+                    if !watermarks.is_empty() {
+                        let _ = notices.send(watermarks.into());
+                    }
+                }
+                // The connection was lost: reconnect and listen again.
+                Ok(None) => break,
+                Err(error) => {
+                    tracing::warn!(%error, "commit notice stream failed; reconnecting");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    break;
+                }
+            }
+            if notices.receiver_count() == 0 && pool.is_closed() {
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notices_round_trip_and_split() {
+        let watermarks: Vec<(String, i32, i64)> = (0..2000)
+            .map(|p| (format!("topic-{}", p % 7), p, i64::from(p) * 1000))
+            .collect();
+        let payloads = notice_payloads(&watermarks);
+        assert!(payloads.len() > 1);
+        assert!(payloads.iter().all(|p| p.len() <= MAX_PAYLOAD));
+        let parsed: Vec<_> = payloads.iter().flat_map(|p| parse_notice(p)).collect();
+        assert_eq!(parsed, watermarks);
+        assert!(parse_notice("garbage\nt 1\nt x 2").is_empty());
+    }
+
+    #[test]
+    fn channels_differ_per_schema_and_stay_short() {
+        let a = channel_for("t_contract_concurrent_flushes_never_share_offsets_0123456789ab");
+        let b = channel_for("public");
+        assert_ne!(a, b);
+        assert!(a.len() < 64);
     }
 }
 

@@ -14,6 +14,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{Sqlite, Transaction};
+use tokio::sync::broadcast;
 
 use super::{
     INSERT_PRODUCER_BATCH, KEPT_BATCHES, ProducerBatchRow, ProducerKey, SELECT_PRODUCER_BATCHES,
@@ -21,7 +22,10 @@ use super::{
     producer_state,
 };
 use crate::error::{MetadataError, Result};
-use crate::types::{FlushCommit, SegmentOutcome};
+use crate::types::{CommitNotice, FlushCommit, SegmentOutcome};
+
+/// Commit notices buffered per subscriber before the oldest are dropped.
+const NOTICE_CAPACITY: usize = 1024;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -33,6 +37,9 @@ const INSERT_SEGMENT: &str = "INSERT INTO segments (topic, partition_id, base_of
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Commit notices; one process owns an SQLite file, so in-process
+    /// delivery reaches every reader.
+    notices: broadcast::Sender<CommitNotice>,
 }
 
 impl SqliteStore {
@@ -85,7 +92,10 @@ impl SqliteStore {
             .await
             .map_err(|e| MetadataError::from_sqlx("open sqlite", e))?;
         MIGRATOR.run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            notices: broadcast::Sender::new(NOTICE_CAPACITY),
+        })
     }
 
     /// Parses a URL into options without connecting; used to validate
@@ -106,11 +116,16 @@ impl SqliteStore {
             .map_err(|e| MetadataError::from_sqlx(operation, e))
     }
 
+    fn subscribe_notices(&self) -> broadcast::Receiver<CommitNotice> {
+        self.notices.subscribe()
+    }
+
     async fn commit_flush_tx(
+        &self,
         tx: &mut Transaction<'_, Sqlite>,
         flush: &FlushCommit,
         before: &HashMap<usize, (i64, i64)>,
-    ) -> Result<Vec<SegmentOutcome>> {
+    ) -> Result<(Vec<SegmentOutcome>, Vec<(String, i32, i64)>)> {
         const OP: &str = "commit flush";
         let mut current = BTreeMap::new();
         for (topic, partition) in flush_partitions(&flush.segments, before) {
@@ -205,7 +220,7 @@ impl SqliteStore {
                 .await
                 .map_err(|e| MetadataError::from_sqlx(OP, e))?;
         }
-        Ok(assignment.outcomes)
+        Ok((assignment.outcomes, assignment.watermarks))
     }
 }
 

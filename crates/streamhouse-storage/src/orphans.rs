@@ -1,0 +1,59 @@
+//! Finding objects that no segment row references: uploads whose commit
+//! failed or never happened. They are never read (readers only follow
+//! segment rows); garbage collection deletes them after a grace period,
+//! which covers flushes that are uploaded but not yet committed.
+
+use std::time::Duration;
+
+use futures::TryStreamExt;
+use object_store::ObjectMeta;
+use object_store::path::Path;
+use streamhouse_metadata::MetadataStore;
+
+use crate::error::{Result, StorageError};
+use crate::object_storage::ObjectStorage;
+
+/// Keys asked about per metadata query.
+const CHUNK: usize = 1000;
+
+pub(crate) async fn find(
+    storage: &ObjectStorage,
+    metadata: &dyn MetadataStore,
+    grace: Duration,
+) -> Result<Vec<ObjectMeta>> {
+    let prefix = Path::from(storage.key("batches"));
+    let listed: Vec<ObjectMeta> = storage
+        .store()
+        .list(Some(&prefix))
+        .try_collect()
+        .await
+        .map_err(|e| StorageError::object_store("list", prefix.as_ref(), e))?;
+    let cutoff = chrono_cutoff(grace);
+    let mut candidates: Vec<ObjectMeta> = listed
+        .into_iter()
+        .filter(|meta| meta.last_modified.timestamp_millis() <= cutoff)
+        .collect();
+    candidates.sort_by(|a, b| a.location.cmp(&b.location));
+    let mut orphans = Vec::new();
+    for chunk in candidates.chunks(CHUNK) {
+        let keys: Vec<String> = chunk.iter().map(|m| m.location.to_string()).collect();
+        let referenced: std::collections::HashSet<String> = metadata
+            .referenced_objects(storage.bucket(), &keys)
+            .await?
+            .into_iter()
+            .collect();
+        orphans.extend(
+            chunk
+                .iter()
+                .filter(|m| !referenced.contains(m.location.as_ref()))
+                .cloned(),
+        );
+    }
+    Ok(orphans)
+}
+
+/// The newest last-modified time (ms since the epoch) an object may have
+/// to be past its grace period.
+fn chrono_cutoff(grace: Duration) -> i64 {
+    crate::flusher::now_ms() - i64::try_from(grace.as_millis()).unwrap_or(i64::MAX)
+}
