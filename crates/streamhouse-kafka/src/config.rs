@@ -1,6 +1,16 @@
+use std::time::Duration;
+
 /// Settings of the Kafka protocol server.
 #[derive(Debug, Clone)]
 pub struct KafkaConfig {
+    /// This agent's id in the cluster registry.
+    pub agent_id: String,
+    /// An optional zone (rack), reported to clients.
+    pub zone: Option<String>,
+    /// How often this agent heart-beats and refreshes the live agents.
+    pub heartbeat_interval: Duration,
+    /// An agent that has not heart-beaten for this long is not live.
+    pub agent_timeout: Duration,
     /// This agent's broker id in Metadata responses.
     pub node_id: i32,
     /// Host name clients are told to connect to.
@@ -22,6 +32,10 @@ pub struct KafkaConfig {
 impl Default for KafkaConfig {
     fn default() -> Self {
         Self {
+            agent_id: "streamhouse".into(),
+            zone: None,
+            heartbeat_interval: Duration::from_secs(2),
+            agent_timeout: Duration::from_secs(10),
             node_id: 0,
             advertised_host: "127.0.0.1".into(),
             advertised_port: 9092,

@@ -715,6 +715,29 @@ impl GroupCoordinator {
         }
     }
 
+    /// Drops a group this agent no longer coordinates; its members learn
+    /// with NOT_COORDINATOR and rejoin at the new coordinator.
+    pub(crate) fn forget(&self, group_id: &str) {
+        let removed = self.inner.groups.lock().remove(group_id);
+        if let Some(group) = removed {
+            tracing::info!(
+                group = group_id,
+                "no longer the coordinator; dropping the group"
+            );
+            for (_, (_, member)) in group.by_id {
+                if let Some(join) = member.awaiting_join {
+                    let _ = join.send(JoinOutcome::error(
+                        ResponseError::NotCoordinator,
+                        String::new(),
+                    ));
+                }
+                if let Some(sync) = member.awaiting_sync {
+                    let _ = sync.send(SyncOutcome::error(ResponseError::NotCoordinator));
+                }
+            }
+        }
+    }
+
     /// A deleted topic needs no group changes: clients notice through
     /// metadata and rejoin with a new subscription.
     pub(crate) fn forget_topic(&self, _topic: &str) {}

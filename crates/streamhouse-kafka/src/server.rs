@@ -24,6 +24,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 
+use crate::cluster::{Agent, Cluster};
 use crate::config::KafkaConfig;
 use crate::frame::{self, DecodeError};
 use crate::groups::GroupCoordinator;
@@ -39,6 +40,7 @@ pub(crate) struct Broker {
     pub(crate) engine: StorageEngine,
     pub(crate) config: KafkaConfig,
     pub(crate) groups: GroupCoordinator,
+    pub(crate) cluster: Cluster,
 }
 
 /// Who sent a request.
@@ -57,11 +59,20 @@ pub struct KafkaServer {
 impl KafkaServer {
     pub fn new(engine: StorageEngine, config: KafkaConfig) -> Self {
         let groups = GroupCoordinator::new();
+        let me = Agent {
+            agent_id: config.agent_id.clone(),
+            node_id: config.node_id,
+            host: config.advertised_host.clone(),
+            port: i32::from(config.advertised_port),
+            zone: config.zone.clone(),
+        };
+        let cluster = Cluster::new(engine.metadata().clone(), me, config.agent_timeout);
         Self {
             broker: Arc::new(Broker {
                 engine,
                 config,
                 groups,
+                cluster,
             }),
         }
     }
@@ -82,6 +93,10 @@ impl KafkaServer {
         let stop = CancellationToken::new();
         let mut connections = JoinSet::new();
         let groups = self.broker.groups.start(stop.clone());
+        let membership = self
+            .broker
+            .cluster
+            .start(self.broker.config.heartbeat_interval, stop.clone());
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -119,6 +134,7 @@ impl KafkaServer {
             connections.shutdown().await;
         }
         let _ = groups.await;
+        let _ = membership.await;
         Ok(())
     }
 }

@@ -66,6 +66,9 @@ pub struct ServeArgs {
     /// [default: HOSTNAME-KAFKA_PORT].
     #[arg(long, env = "STREAMHOUSE_AGENT_ID", value_name = "ID")]
     pub agent_id: Option<String>,
+    /// The zone (rack) this agent runs in, reported to Kafka clients.
+    #[arg(long, env = "STREAMHOUSE_ZONE", value_name = "ZONE")]
+    pub zone: Option<String>,
     /// Longest time an append waits before its flush starts, 1-10000
     /// [default: 50].
     #[arg(

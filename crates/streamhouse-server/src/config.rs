@@ -43,6 +43,8 @@ pub struct ServerConfig {
     pub http_listen: HostPort,
     /// This agent's name; the Kafka node id is a hash of it.
     pub agent_id: Option<String>,
+    /// The zone (rack) reported to clients, if any.
+    pub zone: Option<String>,
     pub flush_interval: Duration,
     /// Bytes of segment data the read cache keeps in memory.
     pub cache_bytes: u64,
@@ -61,6 +63,7 @@ impl Default for ServerConfig {
             advertised_host: None,
             http_listen: HostPort::new("127.0.0.1", 8080),
             agent_id: None,
+            zone: None,
             flush_interval: storage.flush.flush_interval,
             cache_bytes: storage.cache_bytes,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
@@ -113,6 +116,9 @@ impl ServerConfig {
         }
         if let Some(agent_id) = &self.agent_id {
             check(Setting::AgentId, check_agent_id(agent_id).map(drop))?;
+        }
+        if let Some(zone) = &self.zone {
+            check(Setting::Zone, check_agent_id(zone).map(drop))?;
         }
         let interval_ms = u64::try_from(self.flush_interval.as_millis()).unwrap_or(u64::MAX);
         check(
@@ -194,13 +200,14 @@ pub enum Setting {
     AdvertisedHost,
     HttpListen,
     AgentId,
+    Zone,
     FlushIntervalMs,
     CacheBytes,
     MaxBodyBytes,
 }
 
 impl Setting {
-    pub const ALL: [Setting; 10] = [
+    pub const ALL: [Setting; 11] = [
         Setting::DataDir,
         Setting::Metadata,
         Setting::ObjectStore,
@@ -208,6 +215,7 @@ impl Setting {
         Setting::AdvertisedHost,
         Setting::HttpListen,
         Setting::AgentId,
+        Setting::Zone,
         Setting::FlushIntervalMs,
         Setting::CacheBytes,
         Setting::MaxBodyBytes,
@@ -223,6 +231,7 @@ impl Setting {
             Setting::AdvertisedHost => "advertised_host",
             Setting::HttpListen => "http_listen",
             Setting::AgentId => "agent_id",
+            Setting::Zone => "zone",
             Setting::FlushIntervalMs => "flush_interval_ms",
             Setting::CacheBytes => "cache_bytes",
             Setting::MaxBodyBytes => "max_body_bytes",
@@ -238,6 +247,7 @@ impl Setting {
             Setting::AdvertisedHost => "--advertised-host",
             Setting::HttpListen => "--http-listen",
             Setting::AgentId => "--agent-id",
+            Setting::Zone => "--zone",
             Setting::FlushIntervalMs => "--flush-interval-ms",
             Setting::CacheBytes => "--cache-bytes",
             Setting::MaxBodyBytes => "--max-body-bytes",
@@ -253,6 +263,7 @@ impl Setting {
             Setting::AdvertisedHost => "STREAMHOUSE_ADVERTISED_HOST",
             Setting::HttpListen => "STREAMHOUSE_HTTP_LISTEN",
             Setting::AgentId => "STREAMHOUSE_AGENT_ID",
+            Setting::Zone => "STREAMHOUSE_ZONE",
             Setting::FlushIntervalMs => "STREAMHOUSE_FLUSH_INTERVAL_MS",
             Setting::CacheBytes => "STREAMHOUSE_CACHE_BYTES",
             Setting::MaxBodyBytes => "STREAMHOUSE_MAX_BODY_BYTES",
@@ -353,6 +364,7 @@ impl RawSettings {
                     config.advertised_host = Some(check_host(raw).map_err(fail)?)
                 }
                 Setting::AgentId => config.agent_id = Some(check_agent_id(raw).map_err(fail)?),
+                Setting::Zone => config.zone = Some(check_agent_id(raw).map_err(fail)?),
                 Setting::FlushIntervalMs => {
                     let ms = parse_u64(raw)
                         .and_then(check_flush_interval_ms)
@@ -383,6 +395,7 @@ struct FileSettings {
     advertised_host: Option<String>,
     http_listen: Option<String>,
     agent_id: Option<String>,
+    zone: Option<String>,
     flush_interval_ms: Option<u64>,
     cache_bytes: Option<u64>,
     max_body_bytes: Option<u64>,
@@ -417,6 +430,7 @@ fn parse_config_file(text: &str, path: &Path) -> Result<RawSettings, ConfigError
         (Setting::AdvertisedHost, file.advertised_host),
         (Setting::HttpListen, file.http_listen),
         (Setting::AgentId, file.agent_id),
+        (Setting::Zone, file.zone),
     ];
     for (setting, value) in strings {
         if let Some(value) = value {

@@ -31,6 +31,7 @@
 //! | `--advertised-host HOST` | `STREAMHOUSE_ADVERTISED_HOST` | `advertised_host` | the listen host; the hostname for `0.0.0.0`/`::` |
 //! | `--http-listen HOST:PORT` | `STREAMHOUSE_HTTP_LISTEN` | `http_listen` | `127.0.0.1:8080` |
 //! | `--agent-id ID` | `STREAMHOUSE_AGENT_ID` | `agent_id` | `HOSTNAME-KAFKAPORT` |
+//! | `--zone ZONE` | `STREAMHOUSE_ZONE` | `zone` | none |
 //! | `--flush-interval-ms N` (1–10000) | `STREAMHOUSE_FLUSH_INTERVAL_MS` | `flush_interval_ms` | `50` |
 //! | `--cache-bytes N` | `STREAMHOUSE_CACHE_BYTES` | `cache_bytes` | `268435456` |
 //! | `--max-body-bytes N` (≥ 1024) | `STREAMHOUSE_MAX_BODY_BYTES` | `max_body_bytes` | `16777216` |

@@ -143,6 +143,8 @@ async fn launch(
     let kafka = KafkaServer::new(
         engine.clone(),
         KafkaConfig {
+            agent_id: agent_id.clone(),
+            zone: config.zone.clone(),
             node_id,
             advertised_host,
             advertised_port: kafka_addr.port(),

@@ -1,4 +1,5 @@
-//! FindCoordinator: this agent coordinates every group.
+//! FindCoordinator: the live agent that rendezvous hashing picks for the
+//! group (or transactional id). Any agent answers the same.
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{FindCoordinatorRequest, FindCoordinatorResponse};
@@ -11,28 +12,27 @@ pub(crate) fn handle(
     request: FindCoordinatorRequest,
     version: i16,
 ) -> FindCoordinatorResponse {
-    let node_id = broker.config.node_id;
-    let host = str_bytes(broker.config.advertised_host.clone());
-    let port = i32::from(broker.config.advertised_port);
     if version >= 4 {
         let coordinators = request
             .coordinator_keys
             .into_iter()
             .map(|key| {
+                let agent = broker.cluster.coordinator(&key);
                 Coordinator::default()
                     .with_key(key)
-                    .with_node_id(node_id.into())
-                    .with_host(host.clone())
-                    .with_port(port)
+                    .with_node_id(agent.node_id.into())
+                    .with_host(str_bytes(agent.host))
+                    .with_port(agent.port)
                     .with_error_code(0)
             })
             .collect();
         FindCoordinatorResponse::default().with_coordinators(coordinators)
     } else {
+        let agent = broker.cluster.coordinator(&request.key);
         FindCoordinatorResponse::default()
             .with_error_code(0)
-            .with_node_id(node_id.into())
-            .with_host(host)
-            .with_port(port)
+            .with_node_id(agent.node_id.into())
+            .with_host(str_bytes(agent.host))
+            .with_port(agent.port)
     }
 }

@@ -27,12 +27,34 @@ fn millis(ms: i32) -> Duration {
     Duration::from_millis(u64::try_from(ms).unwrap_or(0))
 }
 
+/// Whether this agent coordinates `group`. If not, forgets anything it
+/// held for the group (it coordinated it before membership changed).
+pub(crate) fn coordinates(broker: &Broker, group: &str) -> bool {
+    let coordinator = broker.cluster.coordinator(group);
+    if broker.cluster.is_me(&coordinator) {
+        true
+    } else {
+        broker.groups.forget(group);
+        false
+    }
+}
+
+const NOT_COORDINATOR: i16 = ResponseError::NotCoordinator.code();
+
 pub(crate) fn join(
     broker: &Arc<Broker>,
     context: &RequestContext,
     request: JoinGroupRequest,
 ) -> Reply {
     let version = context.version;
+    if !coordinates(broker, &request.group_id.0) {
+        return Reply::now(ResponseKind::JoinGroup(join_response(JoinOutcome {
+            error_code: NOT_COORDINATOR,
+            generation_id: -1,
+            member_id: request.member_id.to_string(),
+            ..Default::default()
+        })));
+    }
     let params = JoinParams {
         group_id: request.group_id.0.to_string(),
         member_id: request.member_id.to_string(),
@@ -90,6 +112,12 @@ fn join_response(outcome: JoinOutcome) -> JoinGroupResponse {
 }
 
 pub(crate) fn sync(broker: &Arc<Broker>, request: SyncGroupRequest) -> Reply {
+    if !coordinates(broker, &request.group_id.0) {
+        return Reply::now(ResponseKind::SyncGroup(sync_response(SyncOutcome {
+            error_code: NOT_COORDINATOR,
+            ..Default::default()
+        })));
+    }
     let assignments = request
         .assignments
         .into_iter()
@@ -124,6 +152,9 @@ fn sync_response(outcome: SyncOutcome) -> SyncGroupResponse {
 }
 
 pub(crate) fn heartbeat(broker: &Broker, request: HeartbeatRequest) -> HeartbeatResponse {
+    if !coordinates(broker, &request.group_id.0) {
+        return HeartbeatResponse::default().with_error_code(NOT_COORDINATOR);
+    }
     HeartbeatResponse::default().with_error_code(broker.groups.heartbeat(
         &request.group_id.0,
         request.generation_id,
@@ -137,6 +168,9 @@ pub(crate) fn leave(
     version: i16,
 ) -> LeaveGroupResponse {
     let group_id = request.group_id.0.to_string();
+    if !coordinates(broker, &group_id) {
+        return LeaveGroupResponse::default().with_error_code(NOT_COORDINATOR);
+    }
     if version < 3 {
         let code = broker
             .groups
@@ -187,6 +221,9 @@ pub(crate) async fn list(broker: &Broker, request: ListGroupsRequest) -> ListGro
             with_offsets
                 .into_iter()
                 .filter(|id| !known.contains(id))
+                // Each agent lists the groups it coordinates, so that
+                // clients asking every broker see each group once.
+                .filter(|id| broker.cluster.is_me(&broker.cluster.coordinator(id)))
                 .map(|id| (id, "consumer".to_string(), "Empty".to_string())),
         ),
         Err(error) => error_code = metadata_error_code(&error),
@@ -221,6 +258,10 @@ pub(crate) async fn describe(
             .with_group_id(group_id.clone())
             .with_error_code(0)
             .with_authorized_operations(i32::MIN);
+        if !coordinates(broker, &group_id.0) {
+            described.push(result.with_error_code(NOT_COORDINATOR));
+            continue;
+        }
         let result = match broker.groups.describe_members(&group_id.0) {
             Some(state) => result
                 .with_group_state(str_bytes(state.state.name()))
@@ -267,7 +308,12 @@ pub(crate) async fn describe(
 pub(crate) async fn delete(broker: &Broker, request: DeleteGroupsRequest) -> DeleteGroupsResponse {
     let mut results = Vec::with_capacity(request.groups_names.len());
     for group_id in request.groups_names {
-        let code = match broker.groups.remove_if_empty(&group_id.0) {
+        let removed = if coordinates(broker, &group_id.0) {
+            broker.groups.remove_if_empty(&group_id.0)
+        } else {
+            Err(NOT_COORDINATOR)
+        };
+        let code = match removed {
             Err(code) => code,
             Ok(in_memory) => match broker.engine.metadata().delete_group(&group_id.0).await {
                 Ok(had_offsets) if had_offsets || in_memory => 0,

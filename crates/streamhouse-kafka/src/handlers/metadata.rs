@@ -1,6 +1,7 @@
-//! Metadata: this agent as the only broker and the leader of every
-//! partition. Topics are created on first use when the client asks for it
-//! and the server allows it (Kafka's `auto.create.topics.enable`).
+//! Metadata: every live agent is a broker; each partition's leader is the
+//! agent that rendezvous hashing places it on (see `cluster.rs`). Topics
+//! are created on first use when the client asks for it and the server
+//! allows it (Kafka's `auto.create.topics.enable`).
 
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -56,13 +57,20 @@ pub(crate) async fn handle(
             }
         }
     }
-    MetadataResponse::default()
-        .with_brokers(vec![
+    let brokers = broker
+        .cluster
+        .live()
+        .iter()
+        .map(|agent| {
             MetadataResponseBroker::default()
-                .with_node_id(broker.config.node_id.into())
-                .with_host(str_bytes(broker.config.advertised_host.clone()))
-                .with_port(i32::from(broker.config.advertised_port)),
-        ])
+                .with_node_id(agent.node_id.into())
+                .with_host(str_bytes(agent.host.clone()))
+                .with_port(agent.port)
+                .with_rack(agent.zone.clone().map(str_bytes))
+        })
+        .collect();
+    MetadataResponse::default()
+        .with_brokers(brokers)
         .with_cluster_id(Some(str_bytes(broker.config.cluster_id.clone())))
         .with_controller_id(broker.config.node_id.into())
         .with_topics(topics)
@@ -85,9 +93,9 @@ async fn create_on_first_use(broker: &Broker, name: &str) -> Result<Topic, Metad
 }
 
 pub(crate) fn topic_metadata(broker: &Broker, topic: &Topic) -> MetadataResponseTopic {
-    let node = broker.config.node_id;
     let partitions = (0..topic.partition_count)
         .map(|partition| {
+            let node = broker.cluster.leader(&topic.name, partition).node_id;
             MetadataResponsePartition::default()
                 .with_error_code(0)
                 .with_partition_index(partition)

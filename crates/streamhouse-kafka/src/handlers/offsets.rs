@@ -31,11 +31,15 @@ pub(crate) async fn commit(
     _version: i16,
 ) -> OffsetCommitResponse {
     let group_id = request.group_id.0.to_string();
-    let allowed = broker.groups.validate_commit(
-        &group_id,
-        request.generation_id_or_member_epoch,
-        &request.member_id,
-    );
+    let allowed = if super::groups::coordinates(broker, &group_id) {
+        broker.groups.validate_commit(
+            &group_id,
+            request.generation_id_or_member_epoch,
+            &request.member_id,
+        )
+    } else {
+        Err(ResponseError::NotCoordinator.code())
+    };
     // Per partition: Ok(commit) or Err(error code).
     let mut outcomes: Vec<(TopicName, PartitionCommits)> = Vec::new();
     for topic in request.topics {
@@ -111,6 +115,9 @@ pub(crate) async fn commit(
 type Committed = BTreeMap<String, BTreeMap<i32, (i64, Option<String>)>>;
 
 async fn committed(broker: &Broker, group_id: &str) -> Result<Committed, i16> {
+    if !super::groups::coordinates(broker, group_id) {
+        return Err(ResponseError::NotCoordinator.code());
+    }
     let offsets = broker
         .engine
         .metadata()

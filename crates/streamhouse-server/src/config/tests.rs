@@ -168,6 +168,7 @@ fn config_file_sets_every_key() {
         advertised_host = "broker-1.internal"
         http_listen = "0.0.0.0:18080"
         agent_id = "agent-1"
+        zone = "eu-west-1a"
         flush_interval_ms = 20
         cache_bytes = 1048576
         max_body_bytes = 4096
@@ -182,6 +183,7 @@ fn config_file_sets_every_key() {
         advertised_host: Some("broker-1.internal".into()),
         http_listen: HostPort::new("0.0.0.0", 18080),
         agent_id: Some("agent-1".into()),
+        zone: Some("eu-west-1a".into()),
         flush_interval: Duration::from_millis(20),
         cache_bytes: 1 << 20,
         max_body_bytes: 4096,

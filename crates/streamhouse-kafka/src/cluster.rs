@@ -1,0 +1,309 @@
+//! Cluster membership and placement.
+//!
+//! Every agent registers in the metadata store and heart-beats; an agent
+//! that stops heart-beating for the timeout is no longer live, and a clean
+//! shutdown deregisters at once. Placement is rendezvous hashing over the
+//! live agents: each partition's "leader" (where clients send its reads, so
+//! its segments stay hot in one cache) and each group's coordinator is the
+//! live agent with the highest score for that key. When an agent joins or
+//! leaves, only the keys it wins or held move.
+//!
+//! Leadership is advisory: every agent accepts produce and fetch for every
+//! partition, since offsets are assigned by the metadata store. Group
+//! coordination is not: only the coordinator answers group requests, the
+//! others answer NOT_COORDINATOR.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::RwLock;
+use streamhouse_metadata::{AgentInfo, MetadataStore};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// A live agent as the protocol layer needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Agent {
+    pub(crate) agent_id: String,
+    pub(crate) node_id: i32,
+    pub(crate) host: String,
+    pub(crate) port: i32,
+    pub(crate) zone: Option<String>,
+}
+
+impl From<&AgentInfo> for Agent {
+    fn from(info: &AgentInfo) -> Self {
+        Self {
+            agent_id: info.agent_id.clone(),
+            node_id: info.node_id,
+            host: info.host.clone(),
+            port: info.port,
+            zone: info.zone.clone(),
+        }
+    }
+}
+
+struct Inner {
+    store: Arc<dyn MetadataStore>,
+    me: Agent,
+    timeout: Duration,
+    /// Live agents sorted by id; always contains `me`.
+    live: RwLock<Arc<[Agent]>>,
+}
+
+/// This agent's view of the cluster.
+#[derive(Clone)]
+pub(crate) struct Cluster {
+    inner: Arc<Inner>,
+}
+
+impl Cluster {
+    pub(crate) fn new(store: Arc<dyn MetadataStore>, me: Agent, timeout: Duration) -> Self {
+        let live: Arc<[Agent]> = Arc::from(vec![me.clone()]);
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                me,
+                timeout,
+                live: RwLock::new(live),
+            }),
+        }
+    }
+
+    /// Live agents, sorted by id.
+    pub(crate) fn live(&self) -> Arc<[Agent]> {
+        self.inner.live.read().clone()
+    }
+
+    /// The agent that leads `topic`-`partition`.
+    pub(crate) fn leader(&self, topic: &str, partition: i32) -> Agent {
+        let mut key = topic.as_bytes().to_vec();
+        key.push(0);
+        key.extend_from_slice(&partition.to_be_bytes());
+        self.owner(b"partition", &key)
+    }
+
+    /// The agent that coordinates `group`.
+    pub(crate) fn coordinator(&self, group: &str) -> Agent {
+        self.owner(b"group", group.as_bytes())
+    }
+
+    pub(crate) fn is_me(&self, agent: &Agent) -> bool {
+        agent.agent_id == self.inner.me.agent_id
+    }
+
+    fn owner(&self, kind: &[u8], key: &[u8]) -> Agent {
+        let live = self.live();
+        live.iter()
+            .max_by_key(|agent| score(&agent.agent_id, kind, key))
+            .cloned()
+            .unwrap_or_else(|| self.inner.me.clone())
+    }
+
+    /// Registers, then heart-beats and refreshes the live set every
+    /// `interval` until `stop`; deregisters on the way out.
+    pub(crate) fn start(&self, interval: Duration, stop: CancellationToken) -> JoinHandle<()> {
+        let cluster = self.clone();
+        tokio::spawn(async move {
+            let mut registered = false;
+            let mut ticker = tokio::time::interval(interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = ticker.tick() => {}
+                }
+                registered = cluster.beat(registered).await;
+            }
+            if let Err(error) = cluster
+                .inner
+                .store
+                .deregister_agent(&cluster.inner.me.agent_id)
+                .await
+            {
+                tracing::warn!(%error, "could not deregister; others will time this agent out");
+            }
+        })
+    }
+
+    /// One heartbeat; returns whether the agent is registered afterwards.
+    async fn beat(&self, registered: bool) -> bool {
+        let store = &self.inner.store;
+        let me = &self.inner.me;
+        let now = now_ms();
+        let alive = if registered {
+            store.heartbeat_agent(&me.agent_id, now).await
+        } else {
+            Ok(false)
+        };
+        let registered = match alive {
+            Ok(true) => true,
+            Ok(false) => {
+                let info = AgentInfo {
+                    agent_id: me.agent_id.clone(),
+                    node_id: me.node_id,
+                    host: me.host.clone(),
+                    port: me.port,
+                    zone: me.zone.clone(),
+                    started_at: now,
+                    last_heartbeat: now,
+                };
+                match store.register_agent(&info).await {
+                    Ok(()) => {
+                        tracing::info!(agent = %me.agent_id, node = me.node_id, "registered in the cluster");
+                        true
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot register in the cluster; retrying");
+                        false
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "heartbeat failed; keeping the last known cluster");
+                return registered;
+            }
+        };
+        let since = now - i64::try_from(self.inner.timeout.as_millis()).unwrap_or(i64::MAX);
+        match store.list_agents(since).await {
+            Ok(agents) => self.set_live(agents.iter().map(Agent::from).collect()),
+            Err(error) => {
+                tracing::warn!(%error, "cannot list agents; keeping the last known cluster")
+            }
+        }
+        registered
+    }
+
+    fn set_live(&self, mut agents: Vec<Agent>) {
+        if !agents.iter().any(|a| a.agent_id == self.inner.me.agent_id) {
+            agents.push(self.inner.me.clone());
+        }
+        agents.sort_by(|a, b| a.agent_id.cmp(&b.agent_id));
+        let mut live = self.inner.live.write();
+        if live
+            .iter()
+            .map(|a| &a.agent_id)
+            .ne(agents.iter().map(|a| &a.agent_id))
+        {
+            tracing::info!(
+                agents = ?agents.iter().map(|a| a.agent_id.as_str()).collect::<Vec<_>>(),
+                "cluster membership changed"
+            );
+            metrics::gauge!("streamhouse_cluster_agents").set(agents.len() as f64);
+        }
+        *live = Arc::from(agents);
+    }
+}
+
+/// Rendezvous score of `agent` for a key: FNV-1a over the three parts,
+/// then a 64-bit finalizer so that similar keys spread. A fixed algorithm,
+/// so agents of different builds agree.
+fn score(agent: &str, kind: &[u8], key: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in [agent.as_bytes(), kind, key] {
+        for &byte in part {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        hash ^= 0xff;
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash ^= hash >> 33;
+    hash = hash.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    hash ^= hash >> 33;
+    hash = hash.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    hash ^ (hash >> 33)
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn agent(id: &str) -> Agent {
+        Agent {
+            agent_id: id.into(),
+            node_id: id.len() as i32,
+            host: "127.0.0.1".into(),
+            port: 9092,
+            zone: None,
+        }
+    }
+
+    async fn cluster(ids: &[&str]) -> Cluster {
+        let store = streamhouse_metadata::testing::temp_sqlite()
+            .await
+            .expect("sqlite");
+        let cluster = Cluster::new(
+            Arc::new(store.store.clone()),
+            agent(ids[0]),
+            Duration::from_secs(10),
+        );
+        cluster.set_live(ids.iter().map(|id| agent(id)).collect());
+        cluster
+    }
+
+    #[tokio::test]
+    async fn placement_spreads_and_moves_little() {
+        let three = cluster(&["a", "b", "c"]).await;
+        let mut counts: HashMap<String, usize> = HashMap::new();
+        let before: Vec<String> = (0..3000)
+            .map(|p| three.leader("orders", p).agent_id)
+            .collect();
+        for owner in &before {
+            *counts.entry(owner.clone()).or_default() += 1;
+        }
+        for (agent, count) in &counts {
+            assert!((800..1200).contains(count), "{agent} leads {count} of 3000");
+        }
+        // Dropping "c" moves only c's partitions.
+        let two = cluster(&["a", "b"]).await;
+        for (p, owner) in before.iter().enumerate() {
+            let now = two.leader("orders", p as i32).agent_id;
+            if owner != "c" {
+                assert_eq!(&now, owner, "partition {p} moved needlessly");
+            }
+        }
+        // Agents agree whatever order they list each other in.
+        let other_view = cluster(&["c", "b", "a"]).await;
+        assert_eq!(other_view.coordinator("g1"), three.coordinator("g1"));
+    }
+
+    #[tokio::test]
+    async fn membership_follows_the_store() {
+        let temp = streamhouse_metadata::testing::temp_sqlite()
+            .await
+            .expect("sqlite");
+        let store: Arc<dyn MetadataStore> = Arc::new(temp.store.clone());
+        let a = Cluster::new(store.clone(), agent("a"), Duration::from_secs(10));
+        let b = Cluster::new(store.clone(), agent("bb"), Duration::from_secs(10));
+        assert!(a.beat(false).await);
+        assert!(b.beat(false).await);
+        assert!(a.beat(true).await);
+        let ids: Vec<String> = a.live().iter().map(|x| x.agent_id.clone()).collect();
+        assert_eq!(ids, ["a", "bb"]);
+        store.deregister_agent("bb").await.expect("leave");
+        a.beat(true).await;
+        assert_eq!(a.live().len(), 1, "a deregistered agent is gone at once");
+        // A silent agent drops out after the timeout.
+        let stale = AgentInfo {
+            agent_id: "old".into(),
+            node_id: 1,
+            host: "h".into(),
+            port: 1,
+            zone: None,
+            started_at: 0,
+            last_heartbeat: now_ms() - 60_000,
+        };
+        store.register_agent(&stale).await.expect("register");
+        a.beat(true).await;
+        assert!(a.live().iter().all(|x| x.agent_id != "old"));
+    }
+}
