@@ -175,11 +175,11 @@ prove_full_pipeline() {
         bash "$script"
 }
 
-# Kafka client compatibility suites (librdkafka via kcat, Java, Go, ...) go
-# here. Each one starts what it needs (sh_ensure_kcat, ...), runs against a
-# broker on a free port, and returns non-zero on failure.
+# Kafka client compatibility suites (kcat, confluent-kafka, kafka-python in
+# tests/clients) on the embedded default and on PostgreSQL + S3; the runner
+# sets up its clients and returns non-zero on failure.
 run_client_suites() {
-    sh_log "no Kafka client test suites exist yet"
+    bash "$REPO_ROOT/scripts/lib/client_suites.sh"
 }
 
 # Runs "$@" as one reported step that may fail without aborting the run. A

@@ -86,6 +86,8 @@ pub(crate) struct JoinParams {
     /// JoinGroup v4+: a new member first gets its id with
     /// MEMBER_ID_REQUIRED and joins again with it.
     pub(crate) require_known_member_id: bool,
+    /// The request's version (static leaders rejoin differently from v9).
+    pub(crate) version: i16,
 }
 
 /// A JoinGroup answer.
@@ -100,6 +102,9 @@ pub(crate) struct JoinOutcome {
     /// Filled for the leader only: every member and its metadata for the
     /// selected protocol.
     pub(crate) members: Vec<(String, Option<String>, Bytes)>,
+    /// JoinGroup v9: the leader need not compute a new assignment (a static
+    /// leader rejoined a stable group).
+    pub(crate) skip_assignment: bool,
 }
 
 impl JoinOutcome {
@@ -194,6 +199,56 @@ impl Group {
         self.next_join_order += 1;
         self.members.insert(order, member_id.clone());
         self.by_id.insert(member_id, (order, member));
+    }
+
+    /// The member that holds a static instance id, if any.
+    fn instance_member(&self, instance: &str) -> Option<String> {
+        self.by_id
+            .iter()
+            .find(|(_, (_, m))| m.group_instance_id.as_deref() == Some(instance))
+            .map(|(id, _)| id.clone())
+    }
+
+    /// Moves a member to a new id, keeping its place, assignment and
+    /// leadership; requests still waiting under the old id are fenced.
+    fn rename_member(&mut self, old_id: &str, new_id: &str) {
+        let Some((order, mut member)) = self.by_id.remove(old_id) else {
+            return;
+        };
+        if let Some(join) = member.awaiting_join.take() {
+            let _ = join.send(JoinOutcome::error(
+                ResponseError::FencedInstanceId,
+                old_id.to_string(),
+            ));
+        }
+        if let Some(sync) = member.awaiting_sync.take() {
+            let _ = sync.send(SyncOutcome::error(ResponseError::FencedInstanceId));
+        }
+        self.members.insert(order, new_id.to_string());
+        self.by_id.insert(new_id.to_string(), (order, member));
+        if self.leader.as_deref() == Some(old_id) {
+            self.leader = Some(new_id.to_string());
+        }
+    }
+
+    /// Every member with its metadata for the selected protocol, in join
+    /// order: what the leader assigns from.
+    fn member_metadata(&self) -> Vec<(String, Option<String>, Bytes)> {
+        let protocol = self.protocol.clone().unwrap_or_default();
+        self.members
+            .values()
+            .filter_map(|id| {
+                self.member(id).map(|m| {
+                    let metadata = m
+                        .protocols
+                        .iter()
+                        .find(|(n, _)| *n == protocol)
+                        .map(|(_, meta)| meta.clone())
+                        .unwrap_or_default();
+                    (id.clone(), m.group_instance_id.clone(), metadata)
+                })
+            })
+            .collect()
     }
 
     fn remove_member(&mut self, member_id: &str) -> Option<Member> {
@@ -304,21 +359,7 @@ impl Group {
         self.state = GroupState::CompletingRebalance;
         let protocol = self.protocol.clone().unwrap_or_default();
         let leader = self.leader.clone().unwrap_or_default();
-        let all_members: Vec<(String, Option<String>, Bytes)> = self
-            .members
-            .values()
-            .filter_map(|id| {
-                self.member(id).map(|m| {
-                    let metadata = m
-                        .protocols
-                        .iter()
-                        .find(|(n, _)| *n == protocol)
-                        .map(|(_, meta)| meta.clone())
-                        .unwrap_or_default();
-                    (id.clone(), m.group_instance_id.clone(), metadata)
-                })
-            })
-            .collect();
+        let all_members = self.member_metadata();
         let generation = self.generation;
         let protocol_type = self.protocol_type.clone();
         let now = Instant::now();
@@ -338,6 +379,7 @@ impl Group {
                     } else {
                         Vec::new()
                     },
+                    skip_assignment: false,
                 });
             }
         }
@@ -370,14 +412,17 @@ impl GroupCoordinator {
             let mut ticker = tokio::time::interval(TICK);
             loop {
                 tokio::select! {
-                    _ = stop.cancelled() => return,
+                    _ = stop.cancelled() => {
+                        coordinator.answer_waiting(ResponseError::NotCoordinator);
+                        return;
+                    }
                     _ = ticker.tick() => coordinator.expire(Instant::now()),
                 }
             }
         })
     }
 
-    pub(crate) fn join(&self, params: JoinParams) -> Wait<JoinOutcome> {
+    pub(crate) fn join(&self, mut params: JoinParams) -> Wait<JoinOutcome> {
         let now = Instant::now();
         let mut groups = self.inner.groups.lock();
         let group = groups
@@ -401,16 +446,53 @@ impl GroupCoordinator {
                 params.member_id,
             ));
         }
+        // A static member (group.instance.id) that restarts joins without a
+        // member id: it takes its old place under a new id and keeps its
+        // assignment, so a stable group does not rebalance (KIP-345).
+        if let Some(instance) = params.group_instance_id.clone()
+            && let Some(old_id) = group.instance_member(&instance)
+        {
+            if !params.member_id.is_empty() && params.member_id != old_id {
+                return Wait::Ready(JoinOutcome::error(
+                    ResponseError::FencedInstanceId,
+                    params.member_id,
+                ));
+            }
+            if params.member_id.is_empty() {
+                let new_id = new_member_id(&params.client_id);
+                group.rename_member(&old_id, &new_id);
+                tracing::info!(group = %params.group_id, %instance, member = %new_id,
+                    "static member rejoined");
+                let unchanged = group
+                    .member(&new_id)
+                    .is_some_and(|m| m.protocols == params.protocols);
+                let leads = group.leader.as_deref() == Some(new_id.as_str());
+                if group.state == GroupState::Stable && unchanged && (!leads || params.version >= 9)
+                {
+                    let outcome = JoinOutcome {
+                        error_code: 0,
+                        generation_id: group.generation,
+                        protocol_type: group.protocol_type.clone(),
+                        protocol_name: group.protocol.clone(),
+                        leader: group.leader.clone().unwrap_or_default(),
+                        member_id: new_id.clone(),
+                        members: if leads {
+                            group.member_metadata()
+                        } else {
+                            Vec::new()
+                        },
+                        skip_assignment: leads,
+                    };
+                    if let Some(member) = group.member_mut(&new_id) {
+                        member.last_heartbeat = now;
+                    }
+                    return Wait::Ready(outcome);
+                }
+                params.member_id = new_id;
+            }
+        }
         let member_id = if params.member_id.is_empty() {
-            let member_id = format!(
-                "{}-{}",
-                if params.client_id.is_empty() {
-                    "member"
-                } else {
-                    &params.client_id
-                },
-                uuid::Uuid::new_v4()
-            );
+            let member_id = new_member_id(&params.client_id);
             if params.require_known_member_id && params.group_instance_id.is_none() {
                 group
                     .pending
@@ -451,6 +533,7 @@ impl GroupCoordinator {
                 leader: group.leader.clone().unwrap_or_default(),
                 member_id: member_id.clone(),
                 members: Vec::new(),
+                skip_assignment: false,
             };
             if let Some(member) = group.member_mut(&member_id) {
                 member.last_heartbeat = now;
@@ -764,13 +847,10 @@ impl GroupCoordinator {
         let mut groups = self.inner.groups.lock();
         for (group_id, group) in groups.iter_mut() {
             group.pending.retain(|_, deadline| *deadline > now);
-            if group.state == GroupState::PreparingRebalance {
-                if group.rebalance_deadline.is_some_and(|d| d <= now) {
-                    tracing::info!(group = %group_id, "rebalance timeout; completing without the members that did not rejoin");
-                    group.complete_join();
-                }
-                continue;
-            }
+            // Sessions run in every state: a member that neither heart-beats
+            // nor waits in a JoinGroup or SyncGroup is gone, also in the
+            // middle of a rebalance (it must not hold the others up until
+            // the rebalance timeout).
             let expired: Vec<String> = group
                 .by_id
                 .iter()
@@ -781,14 +861,38 @@ impl GroupCoordinator {
                 })
                 .map(|(id, _)| id.clone())
                 .collect();
-            if expired.is_empty() {
-                continue;
-            }
             for member_id in &expired {
                 tracing::info!(group = %group_id, member = %member_id, "session expired");
                 group.remove_member(member_id);
             }
-            Self::after_departure(group, now);
+            if group.state == GroupState::PreparingRebalance
+                && group.rebalance_deadline.is_some_and(|d| d <= now)
+            {
+                tracing::info!(
+                    group = %group_id,
+                    "rebalance timeout; completing without the members that did not rejoin"
+                );
+                group.complete_join();
+            } else if !expired.is_empty() {
+                Self::after_departure(group, now);
+            }
+        }
+    }
+
+    /// Answers every waiting JoinGroup and SyncGroup with `code`, so that
+    /// a shutting-down agent does not hold requests it will never finish;
+    /// the clients find the next coordinator.
+    fn answer_waiting(&self, code: ResponseError) {
+        let mut groups = self.inner.groups.lock();
+        for group in groups.values_mut() {
+            for (member_id, (_, member)) in group.by_id.iter_mut() {
+                if let Some(join) = member.awaiting_join.take() {
+                    let _ = join.send(JoinOutcome::error(code, member_id.clone()));
+                }
+                if let Some(sync) = member.awaiting_sync.take() {
+                    let _ = sync.send(SyncOutcome::error(code));
+                }
+            }
         }
     }
 }
@@ -835,6 +939,16 @@ fn summarize(group_id: &str, group: &Group) -> GroupSummary {
             })
             .collect(),
     }
+}
+
+/// A new member id: the client id (or "member") and a UUID, as Kafka does.
+fn new_member_id(client_id: &str) -> String {
+    let prefix = if client_id.is_empty() {
+        "member"
+    } else {
+        client_id
+    };
+    format!("{prefix}-{}", uuid::Uuid::new_v4())
 }
 
 /// Topic partitions in a consumer protocol assignment (version-prefixed).

@@ -17,6 +17,7 @@ fn params(member_id: &str, client: &str) -> JoinParams {
             ("roundrobin".into(), Bytes::from_static(b"meta-rr")),
         ],
         require_known_member_id: true,
+        version: 9,
     }
 }
 
@@ -267,4 +268,96 @@ fn consumer_assignments_decode() {
     );
     assert!(decode_assignment(&Bytes::from_static(b"\x00")).is_empty());
     assert!(decode_assignment(&Bytes::from_static(b"\x00\x01\xff\xff\xff")).is_empty());
+}
+
+#[tokio::test]
+async fn a_member_that_dies_during_a_rebalance_does_not_hold_it_up() {
+    let coordinator = GroupCoordinator::new();
+    let (a, wait_a) = join_new(&coordinator, "a");
+    later(wait_a).await.expect("joined");
+    answer(coordinator.sync("g", 1, &a, None, None, vec![])).await;
+    // b joins; a never rejoins and never heart-beats again (it crashed).
+    let (_b, wait_b) = join_new(&coordinator, "b");
+    let wait_b = later(wait_b);
+    coordinator.expire(Instant::now() + SESSION + Duration::from_secs(1));
+    let joined_b = wait_b.await.expect("answer");
+    assert_eq!(joined_b.error_code, 0);
+    assert_eq!(
+        joined_b.members.len(),
+        1,
+        "a was expired by its session, not the rebalance timeout"
+    );
+}
+
+#[tokio::test]
+async fn a_restarted_static_member_takes_its_place_without_a_rebalance() {
+    let coordinator = GroupCoordinator::new();
+    let static_params = |member_id: &str, client: &str| JoinParams {
+        group_instance_id: Some(format!("instance-{client}")),
+        ..params(member_id, client)
+    };
+    let joined_a = answer(coordinator.join(static_params("", "a"))).await;
+    let a = joined_a.member_id.clone();
+    assert_eq!(
+        joined_a.error_code, 0,
+        "static members join without MEMBER_ID_REQUIRED"
+    );
+    let (b, wait_b) = join_new(&coordinator, "b");
+    let mut wait_b = later(wait_b);
+    assert!(wait_b.try_recv().is_err());
+    let rejoined = answer(coordinator.join(static_params(&a, "a"))).await;
+    let joined_b = wait_b.await.expect("b");
+    assert_eq!(rejoined.generation_id, 2);
+    let leader = rejoined.leader.clone();
+    let follower = if leader == a { b.clone() } else { a.clone() };
+    let leader_sync = later(coordinator.sync(
+        "g",
+        2,
+        &leader,
+        None,
+        None,
+        vec![
+            (a.clone(), Bytes::from_static(b"for-a")),
+            (b.clone(), Bytes::from_static(b"for-b")),
+        ],
+    ));
+    leader_sync.await.expect("synced");
+    answer(coordinator.sync("g", 2, &follower, None, None, vec![])).await;
+    assert_eq!(joined_b.generation_id, 2);
+
+    // a restarts: no member id, same instance id.
+    let restarted = answer(coordinator.join(static_params("", "a"))).await;
+    assert_eq!(restarted.error_code, 0);
+    assert_eq!(restarted.generation_id, 2, "no new generation");
+    assert_ne!(restarted.member_id, a, "a new member id");
+    assert_eq!(state(&coordinator), "Stable");
+    let synced = answer(coordinator.sync("g", 2, &restarted.member_id, None, None, vec![])).await;
+    assert_eq!(
+        synced.assignment,
+        Bytes::from_static(b"for-a"),
+        "its old partitions"
+    );
+    assert_eq!(coordinator.heartbeat("g", 2, &b), 0, "b was not disturbed");
+    // The old id is fenced.
+    let zombie = answer(coordinator.join(static_params(&a, "a"))).await;
+    assert_eq!(zombie.error_code, ResponseError::FencedInstanceId.code());
+}
+
+#[tokio::test]
+async fn stopping_answers_waiting_requests() {
+    let coordinator = GroupCoordinator::new();
+    let (a, wait_a) = join_new(&coordinator, "a");
+    later(wait_a).await.expect("joined");
+    answer(coordinator.sync("g", 1, &a, None, None, vec![])).await;
+    let (_b, wait_b) = join_new(&coordinator, "b");
+    let wait_b = later(wait_b);
+    let stop = CancellationToken::new();
+    let timer = coordinator.start(stop.clone());
+    stop.cancel();
+    let answered = tokio::time::timeout(Duration::from_secs(5), wait_b)
+        .await
+        .expect("answered promptly")
+        .expect("answer");
+    assert_eq!(answered.error_code, ResponseError::NotCoordinator.code());
+    timer.await.expect("timer stops");
 }

@@ -75,6 +75,7 @@ pub(crate) fn join(
             .map(|p| (p.name.to_string(), p.metadata))
             .collect(),
         require_known_member_id: version >= 4,
+        version,
     };
     match broker.groups.join(params) {
         Wait::Ready(outcome) => Reply::now(ResponseKind::JoinGroup(join_response(outcome))),
@@ -96,6 +97,7 @@ fn join_response(outcome: JoinOutcome) -> JoinGroupResponse {
         .with_protocol_type(outcome.protocol_type.map(str_bytes))
         .with_protocol_name(outcome.protocol_name.map(str_bytes))
         .with_leader(str_bytes(outcome.leader))
+        .with_skip_assignment(outcome.skip_assignment)
         .with_member_id(str_bytes(outcome.member_id))
         .with_members(
             outcome

@@ -1,0 +1,200 @@
+"""Runs a real `streamhouse serve` process for the client suites.
+
+The runner (scripts/lib/client_suites.sh) chooses the binary and backends:
+
+  STREAMHOUSE_CLIENTS_BIN           path of the streamhouse binary
+  STREAMHOUSE_CLIENTS_METADATA      postgres://... (unset: embedded SQLite)
+  STREAMHOUSE_CLIENTS_OBJECT_STORE  s3://BUCKET/PREFIX (unset: local directory)
+
+A server keeps its ports and data across restarts, so a test can SIGKILL it
+and bring it back where clients expect it.
+"""
+
+import os
+import re
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from support import die_with_parent, wait_until
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+START_TIMEOUT = 60.0
+# The server answers what it received for up to 30 s after SIGTERM.
+STOP_TIMEOUT = 45.0
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_LISTENING = re.compile(r"(kafka|http) listening on (\S+)")
+
+
+def binary() -> str:
+    return os.environ.get(
+        "STREAMHOUSE_CLIENTS_BIN", str(REPO_ROOT / "target" / "debug" / "streamhouse")
+    )
+
+
+def backend_label() -> str:
+    metadata = os.environ.get("STREAMHOUSE_CLIENTS_METADATA")
+    store = os.environ.get("STREAMHOUSE_CLIENTS_OBJECT_STORE")
+    if metadata or store:
+        metadata = re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", metadata or "sqlite")
+        return f"{metadata} + {store or 'local directory'}"
+    return "embedded default (SQLite + local directory)"
+
+
+class StreamHouse:
+    """One agent: its data directory, log file and (after start) ports."""
+
+    def __init__(self, data_dir: Path, log_path: Path):
+        self.data_dir = data_dir
+        self.log_path = log_path
+        self.metadata = os.environ.get("STREAMHOUSE_CLIENTS_METADATA") or None
+        self.object_store = os.environ.get("STREAMHOUSE_CLIENTS_OBJECT_STORE") or None
+        self.kafka_port = 0
+        self.http_port = 0
+        self.process: subprocess.Popen | None = None
+        self._log_offset = 0
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def _command(self) -> list[str]:
+        command = [
+            binary(),
+            "serve",
+            "--data-dir",
+            str(self.data_dir),
+            "--kafka-listen",
+            f"127.0.0.1:{self.kafka_port}",
+            "--http-listen",
+            f"127.0.0.1:{self.http_port}",
+        ]
+        if self.metadata:
+            command += ["--metadata", self.metadata]
+        if self.object_store:
+            command += ["--object-store", self.object_store]
+        return command
+
+    @staticmethod
+    def _environment() -> dict[str, str]:
+        # Settings such as STREAMHOUSE_METADATA in the caller's environment
+        # would silently change what the server runs on; only flags count.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMHOUSE_")}
+        env["NO_COLOR"] = "1"
+        env.setdefault("RUST_BACKTRACE", "1")
+        return env
+
+    def start(self) -> None:
+        """Starts the server (on its previous ports, if it ran before) and
+        waits until /ready answers 200."""
+        assert self.process is None or self.process.poll() is not None, "already running"
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            if self._try_start(deadline):
+                break
+            # A port of the previous run can stay taken for a moment after a
+            # SIGKILL; anything else is a real failure.
+            if not (
+                self.kafka_port and "Address already in use" in self.log_since(self._log_offset)
+            ):
+                raise AssertionError(
+                    f"streamhouse exited during startup with status {self.process.returncode}\n"
+                    + self.log_tail()
+                )
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    "streamhouse could not bind its ports again\n" + self.log_tail()
+                )
+            time.sleep(0.2)
+        wait_until(
+            self._ready,
+            timeout=max(1.0, deadline - time.monotonic()),
+            message=lambda: "streamhouse /ready did not answer 200\n" + self.log_tail(),
+        )
+
+    def _try_start(self, deadline: float) -> bool:
+        with open(self.log_path, "ab") as log:
+            self._log_offset = log.tell()
+            log.write(f"==> {' '.join(self._command())}\n".encode())
+            log.flush()
+            self.process = subprocess.Popen(
+                die_with_parent(self._command()),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self._environment(),
+                cwd=self.data_dir,
+            )
+        addresses: dict[str, str] = {}
+        while len(addresses) < 2:
+            if self.process.poll() is not None:
+                return False
+            for kind, address in _LISTENING.findall(self.log_since(self._log_offset)):
+                addresses[kind] = address
+            if time.monotonic() > deadline:
+                self.kill()
+                raise AssertionError("streamhouse did not report its listeners\n" + self.log_tail())
+            time.sleep(0.05)
+        self.kafka_port = int(addresses["kafka"].rsplit(":", 1)[1])
+        self.http_port = int(addresses["http"].rsplit(":", 1)[1])
+        return True
+
+    def _ready(self) -> bool:
+        if self.process.poll() is not None:
+            raise AssertionError(
+                f"streamhouse exited with status {self.process.returncode} before it was ready\n"
+                + self.log_tail()
+            )
+        try:
+            with urllib.request.urlopen(self.http_url + "/ready", timeout=2) as response:
+                return response.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self) -> int:
+        """Sends SIGTERM and returns the exit status (that of the last run
+        when the server is not running)."""
+        if self.running():
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                raise AssertionError(
+                    f"streamhouse did not exit within {STOP_TIMEOUT:.0f} s of SIGTERM\n"
+                    + self.log_tail()
+                ) from None
+        return self.process.returncode
+
+    def kill(self) -> None:
+        if self.running():
+            self.process.kill()
+            self.process.wait(timeout=STOP_TIMEOUT)
+
+    def restart_after_kill(self) -> None:
+        self.kill()
+        self.start()
+
+    def log_since(self, offset: int) -> str:
+        with open(self.log_path, "rb") as log:
+            log.seek(offset)
+            return _ANSI.sub("", log.read().decode("utf-8", "replace"))
+
+    def log_tail(self, lines: int = 80) -> str:
+        try:
+            text = self.log_since(0)
+        except OSError:
+            return f"(no log at {self.log_path})"
+        tail = text.splitlines()[-lines:]
+        return f"--- last {len(tail)} lines of {self.log_path} ---\n" + "\n".join(tail)

@@ -1,0 +1,194 @@
+"""Group membership when members vanish: a member that crashes, a static
+member (group.instance.id) that restarts, and a server stopped while a
+rebalance waits. Kafka resolves each within the session timeout or at once;
+none may hold a group (or a shutdown) for the whole rebalance timeout.
+
+Members run in processes of their own (group_member.py), so that a member
+stuck in a rebalance can always be killed."""
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from confluent_kafka import ConsumerGroupState
+from confluent_kafka.admin import AdminClient
+
+from groups import ALL_PARTITIONS, REBALANCE_TIMEOUT, create_topic
+from support import CLIENT_TIMEOUT, confluent_config, die_with_parent, unique_name, wait_until
+
+MEMBER = Path(__file__).with_name("group_member.py")
+SESSION_TIMEOUT_MS = 3000
+# The rebalance timeout is the members' max.poll.interval.ms; it is far above
+# the session timeout so that the two cannot be confused.
+SHORT_SESSION = {
+    "session.timeout.ms": SESSION_TIMEOUT_MS,
+    "heartbeat.interval.ms": 250,
+    "max.poll.interval.ms": 20000,
+}
+# How long after the session timeout a rebalance may take to settle.
+SETTLE_SECONDS = SESSION_TIMEOUT_MS / 1000 + 6
+# How long a SIGTERMed server may take to exit with nothing to flush.
+PROMPT_EXIT_SECONDS = 8
+# Sessions that outlast PROMPT_EXIT_SECONDS, so that a rebalance cannot
+# finish by itself while the server shuts down.
+LONG_SESSION = {
+    "session.timeout.ms": 20000,
+    "heartbeat.interval.ms": 250,
+    "max.poll.interval.ms": 30000,
+}
+
+
+class Member:
+    """A group member process and the assignments it reported."""
+
+    def __init__(self, server, group_id: str, topic: str, output: Path, config: dict):
+        self.output = output
+        settings = [f"{name}={value}" for name, value in config.items()]
+        command = [sys.executable, str(MEMBER), server.bootstrap, group_id, topic, *settings]
+        with open(output, "wb") as out:
+            self.process = subprocess.Popen(
+                die_with_parent(command), stdout=out, stderr=subprocess.DEVNULL
+            )
+
+    def history(self) -> list[set[int]]:
+        lines = self.output.read_text().splitlines() if self.output.exists() else []
+        return [{int(p) for p in line.split()} for line in lines]
+
+    def partitions(self) -> set[int]:
+        history = self.history()
+        return history[-1] if history else set()
+
+    def close(self) -> None:
+        """SIGTERM: the consumer closes as an application would close it."""
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=CLIENT_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+
+
+class Members:
+    def __init__(self, server, group_id: str, topic: str, tmp_path: Path, config: dict):
+        self.server, self.group_id, self.topic = server, group_id, topic
+        self.tmp_path, self.config = tmp_path, config
+        self.started: list[Member] = []
+
+    def start(self, **overrides) -> Member:
+        output = self.tmp_path / f"member-{len(self.started)}.out"
+        member = Member(
+            self.server, self.group_id, self.topic, output, {**self.config, **overrides}
+        )
+        self.started.append(member)
+        return member
+
+    def kill_all(self) -> None:
+        for member in self.started:
+            member.kill()
+
+
+def wait_for_split(members: list[Member], timeout: float) -> list[set[int]]:
+    """Waits until each member owns two partitions, together all four."""
+
+    def split():
+        owned = [m.partitions() for m in members]
+        union = set().union(*owned)
+        return [len(o) for o in owned] == [2] * len(members) and union == ALL_PARTITIONS
+
+    wait_until(
+        split, timeout, lambda: f"assignments {[m.partitions() for m in members]}", interval=0.02
+    )
+    return [m.partitions() for m in members]
+
+
+def test_a_crashed_member_is_dropped_after_its_session_timeout(server, tmp_path):
+    topic = create_topic(server, "crashed-member")
+    members = Members(server, unique_name("crashed-member"), topic, tmp_path, SHORT_SESSION)
+    try:
+        staying, crashing = members.start(), members.start()
+        wait_for_split([staying, crashing], REBALANCE_TIMEOUT)
+
+        # No LeaveGroup: the member just stops heart-beating. The member that
+        # joins now starts a rebalance the dead one never answers; Kafka
+        # completes it once the dead member's session expires.
+        crashing.kill()
+        joining = members.start()
+        wait_for_split([staying, joining], SETTLE_SECONDS)
+    finally:
+        members.kill_all()
+
+
+def test_a_restarted_static_member_gets_its_partitions_back(server, tmp_path):
+    topic = create_topic(server, "static-member")
+    members = Members(server, unique_name("static-member"), topic, tmp_path, SHORT_SESSION)
+    instances = [unique_name("instance-a"), unique_name("instance-b")]
+    try:
+        staying = members.start(**{"group.instance.id": instances[0]})
+        restarting = members.start(**{"group.instance.id": instances[1]})
+        before = wait_for_split([staying, restarting], REBALANCE_TIMEOUT)
+        reports_before = len(staying.history())
+
+        # A static member sends no LeaveGroup on close (KIP-345): when it
+        # comes back under the same group.instance.id, Kafka hands it its
+        # previous partitions without a rebalance, and the other member
+        # keeps its own throughout.
+        restarting.close()
+        restarted = members.start(**{"group.instance.id": instances[1]})
+        wait_until(
+            lambda: [staying.partitions(), restarted.partitions()] == before,
+            SETTLE_SECONDS,
+            lambda: (
+                f"assignments {[staying.partitions(), restarted.partitions()]}, "
+                f"before the restart {before}"
+            ),
+            interval=0.02,
+        )
+        changes = staying.history()[reports_before:]
+        assert not changes, f"the member that stayed had its assignment changed: {changes}"
+    finally:
+        members.kill_all()
+
+
+def test_sigterm_during_a_rebalance_exits_promptly(server, tmp_path):
+    topic = create_topic(server, "shutdown-rebalance")
+    group_id = unique_name("shutdown-rebalance")
+    members = Members(server, group_id, topic, tmp_path, LONG_SESSION)
+    admin = AdminClient(confluent_config(server.bootstrap))
+
+    def preparing_rebalance():
+        (future,) = admin.describe_consumer_groups([group_id]).values()
+        state = future.result(timeout=CLIENT_TIMEOUT).state
+        return state == ConsumerGroupState.PREPARING_REBALANCING
+
+    status, elapsed = None, 0.0
+    try:
+        staying, crashing = members.start(), members.start()
+        wait_for_split([staying, crashing], REBALANCE_TIMEOUT)
+        crashing.kill()
+        members.start()
+        wait_until(preparing_rebalance, CLIENT_TIMEOUT, "the group never started rebalancing")
+
+        # Kafka answers the JoinGroup requests waiting on a coordinator that
+        # shuts down (NOT_COORDINATOR) rather than holding the shutdown.
+        started = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        try:
+            status = server.process.wait(timeout=PROMPT_EXIT_SECONDS)
+        except subprocess.TimeoutExpired:
+            pass
+        elapsed = time.monotonic() - started
+    finally:
+        members.kill_all()
+        # The server comes back, idle, for the module's clean SIGTERM check.
+        server.kill()
+        server.start()
+    assert status == 0, (
+        f"exit status {status} {elapsed:.1f} s after SIGTERM with a rebalance waiting "
+        f"(expected 0 within {PROMPT_EXIT_SECONDS} s)"
+    )
