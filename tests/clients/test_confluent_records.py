@@ -119,3 +119,25 @@ def test_records_larger_than_the_fetch_limit_still_arrive(server):
     finally:
         consumer.close()
     assert [(m.key(), m.value()) for m in read] == [(r.key, r.value) for r in large]
+
+
+def test_log_append_time_topics_stamp_records_on_append(server):
+    from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    topic = unique_name("append-time")
+    admin = AdminClient({"bootstrap.servers": server.bootstrap})
+    futures = admin.create_topics(
+        [NewTopic(topic, num_partitions=1, config={"message.timestamp.type": "LogAppendTime"})]
+    )
+    futures[topic].result(CLIENT_TIMEOUT)
+    before = int(time.time() * 1000)
+    producer = new_producer(server.bootstrap)
+    produce_all(producer, topic, [Rec(b"k", b"old", [], 1_000), Rec(None, b"older", [], 5)])
+    after = int(time.time() * 1000)
+    messages = read_range(server.bootstrap, topic, 0, 0, 2)
+    assert [m.value() for m in messages] == [b"old", b"older"]
+    for message in messages:
+        kind, stamp = message.timestamp()
+        assert kind == TIMESTAMP_LOG_APPEND_TIME
+        assert before - 1000 <= stamp <= after + 1000, "the append time, not the producer's"

@@ -254,6 +254,14 @@ impl TopicConfig {
             .unwrap_or(DEFAULT_MAX_MESSAGE_BYTES)
     }
 
+    /// `message.timestamp.type`: whether records keep the producer's
+    /// timestamp or get the time they were appended.
+    pub fn log_append_time(&self) -> bool {
+        self.overrides
+            .get("message.timestamp.type")
+            .is_some_and(|v| v.trim() == "LogAppendTime")
+    }
+
     pub fn cleanup_policy(&self) -> CleanupPolicy {
         match self.overrides.get("cleanup.policy").map(String::as_str) {
             Some(value) => parse_cleanup_policy(value).unwrap_or(CleanupPolicy::Delete),
@@ -294,6 +302,10 @@ fn validate_value(key: &str, value: &str) -> Result<(), ValidationError> {
         "max.message.bytes" => match value.trim().parse::<i32>() {
             Ok(v) if v > 0 => Ok(()),
             _ => invalid("must be a positive 32-bit integer"),
+        },
+        "message.timestamp.type" => match value.trim() {
+            "CreateTime" | "LogAppendTime" => Ok(()),
+            _ => invalid("must be CreateTime or LogAppendTime"),
         },
         "cleanup.policy" => match parse_cleanup_policy(value) {
             Some(_) => Ok(()),
@@ -400,6 +412,15 @@ mod tests {
             TopicConfig::from_pairs([("cleanup.policy", "shred")]),
             Err(ValidationError::InvalidConfigValue { .. })
         ));
+        assert!(matches!(
+            TopicConfig::from_pairs([("message.timestamp.type", "Whenever")]),
+            Err(ValidationError::InvalidConfigValue { .. })
+        ));
+        assert!(
+            TopicConfig::from_pairs([("message.timestamp.type", "LogAppendTime")])
+                .expect("valid")
+                .log_append_time()
+        );
         assert!(matches!(
             TopicConfig::from_pairs([("no.such.config", "1")]),
             Err(ValidationError::UnknownConfig { .. })

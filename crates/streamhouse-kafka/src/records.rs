@@ -82,8 +82,14 @@ pub(crate) fn decode_produced(data: Bytes) -> anyhow::Result<ProducedRecords> {
     })
 }
 
-/// Encodes records as one uncompressed record batch (magic 2).
-pub(crate) fn encode_batch(records: &[Record]) -> anyhow::Result<Bytes> {
+/// Encodes records as one uncompressed record batch (magic 2), marked as
+/// carrying append times when the topic stamps records on append.
+pub(crate) fn encode_batch(records: &[Record], log_append_time: bool) -> anyhow::Result<Bytes> {
+    let timestamp_type = if log_append_time {
+        TimestampType::LogAppend
+    } else {
+        TimestampType::Creation
+    };
     let Some(first) = records.first() else {
         return Ok(Bytes::new());
     };
@@ -96,7 +102,7 @@ pub(crate) fn encode_batch(records: &[Record]) -> anyhow::Result<Bytes> {
             partition_leader_epoch: 0,
             producer_id: -1,
             producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
+            timestamp_type,
             offset: record.offset,
             // The encoder keeps records in one batch while offset minus
             // sequence stays constant.
@@ -145,7 +151,7 @@ mod tests {
     #[test]
     fn batches_round_trip_exactly() {
         let records = sample();
-        let encoded = encode_batch(&records).expect("encode");
+        let encoded = encode_batch(&records, false).expect("encode");
         let decoded = decode_produced(encoded).expect("decode");
         let without_offsets: Vec<Record> =
             records.iter().map(|r| r.clone().with_offset(0)).collect();
@@ -156,7 +162,7 @@ mod tests {
 
     #[test]
     fn one_batch_holds_every_record() {
-        let encoded = encode_batch(&sample()).expect("encode");
+        let encoded = encode_batch(&sample(), false).expect("encode");
         let mut buf = encoded;
         let sets = RecordBatchDecoder::decode_all(&mut buf).expect("decode");
         assert_eq!(sets.len(), 1);
@@ -166,7 +172,7 @@ mod tests {
 
     #[test]
     fn corrupt_batches_are_rejected() {
-        let encoded = encode_batch(&sample()).expect("encode").to_vec();
+        let encoded = encode_batch(&sample(), false).expect("encode").to_vec();
         for at in [20, encoded.len() / 2, encoded.len() - 1] {
             let mut damaged = encoded.clone();
             damaged[at] ^= 0x40;
@@ -187,7 +193,7 @@ mod tests {
         /// never a panic.
         #[test]
         fn damaged_batches_never_panic(at in 0usize..400, mask in 1u8..=255) {
-            let mut bytes = encode_batch(&sample()).expect("encode").to_vec();
+            let mut bytes = encode_batch(&sample(), false).expect("encode").to_vec();
             let at = at % bytes.len();
             bytes[at] ^= mask;
             let _ = decode_produced(Bytes::from(bytes));

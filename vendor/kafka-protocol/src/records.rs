@@ -271,6 +271,7 @@ impl RecordBatchEncoder {
                 record.transactional == first_record.transactional
                     && record.control == first_record.control
                     && record.delete_horizon == first_record.delete_horizon
+                    && record.timestamp_type == first_record.timestamp_type
                     && record.partition_leader_epoch == first_record.partition_leader_epoch
                     && record.producer_id == first_record.producer_id
                     && record.producer_epoch == first_record.producer_epoch
@@ -336,6 +337,9 @@ impl RecordBatchEncoder {
         }
         if first_record.delete_horizon {
             attributes |= 1 << 6;
+        }
+        if first_record.timestamp_type == TimestampType::LogAppend {
+            attributes |= 1 << 3;
         }
         types::Int16.encode(buf, attributes)?;
 

@@ -128,6 +128,11 @@ async fn read_all(broker: &Broker, topics: &[FetchTopic], max_bytes: usize) -> R
     };
     for topic in topics {
         let name = topic.topic.0.as_str();
+        let log_append_time = broker
+            .engine
+            .topic(name)
+            .await
+            .is_ok_and(|t| t.config.log_append_time());
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for wanted in &topic.partitions {
             let budget = usize::try_from(wanted.partition_max_bytes)
@@ -156,7 +161,7 @@ async fn read_all(broker: &Broker, topics: &[FetchTopic], max_bytes: usize) -> R
                     )
                     .await
                 {
-                    Ok(result) => match encode_batch(&result.records) {
+                    Ok(result) => match encode_batch(&result.records, log_append_time) {
                         Ok(encoded) => {
                             read.bytes += encoded.len();
                             read.records += result.records.len();

@@ -22,7 +22,9 @@ use crate::server::Broker;
 enum Outcome {
     /// One append per batch of an idempotent producer, or one for all the
     /// plain batches, in request order.
-    Pending(Vec<PendingAppend>),
+    /// With the append time when the topic stamps records with it
+    /// (`message.timestamp.type=LogAppendTime`).
+    Pending(Vec<PendingAppend>, Option<i64>),
     Failed {
         code: i16,
         message: String,
@@ -73,7 +75,7 @@ pub(crate) async fn handle(broker: &Arc<Broker>, request: ProduceRequest, versio
         tokio::spawn(async move {
             for (topic, partitions) in topics {
                 for append in partitions {
-                    let Outcome::Pending(pending) = append.outcome else {
+                    let Outcome::Pending(pending, _) = append.outcome else {
                         continue;
                     };
                     for batch in pending {
@@ -133,6 +135,20 @@ async fn append(
         }
     };
     let count = decoded.record_count() as u64;
+    let mut decoded = decoded;
+    let append_time = match broker.engine.topic(topic).await {
+        Ok(found) if found.config.log_append_time() => Some(now_ms()),
+        _ => None,
+    };
+    if let Some(time) = append_time {
+        for record in decoded
+            .batches
+            .iter_mut()
+            .flat_map(|b| b.records.iter_mut())
+        {
+            record.timestamp = time;
+        }
+    }
     let mut pending = Vec::with_capacity(decoded.batches.len());
     for batch in decoded.batches {
         match broker
@@ -152,7 +168,13 @@ async fn append(
     }
     metrics::counter!("streamhouse_kafka_produce_records_total").increment(count);
     metrics::counter!("streamhouse_kafka_produce_bytes_total").increment(decoded.wire_bytes as u64);
-    Outcome::Pending(pending)
+    Outcome::Pending(pending, append_time)
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 fn error_of(error: &StorageError) -> (i16, String) {
@@ -165,8 +187,10 @@ async fn respond(
     append: PartitionAppend,
     version: i16,
 ) -> PartitionProduceResponse {
+    let mut append_time = None;
     let outcome = match append.outcome {
-        Outcome::Pending(pending) => {
+        Outcome::Pending(pending, time) => {
+            append_time = time;
             let mut base_offset = None;
             let mut failure = None;
             for append in pending {
@@ -189,7 +213,7 @@ async fn respond(
     };
     let response = PartitionProduceResponse::default()
         .with_index(append.partition)
-        .with_log_append_time_ms(-1);
+        .with_log_append_time_ms(append_time.unwrap_or(-1));
     match outcome {
         Ok(base_offset) => {
             let log_start_offset = if version >= 5 {
