@@ -216,6 +216,12 @@ for var in STREAMHOUSE_TEST_POSTGRES_URL STREAMHOUSE_TEST_S3_URL STREAMHOUSE_TES
     printf '      %s=%s\n' "$var" "$(_sh_redact_url "${!var}")" >&2
 done
 
+# Some Rust tests drive kcat as a real Kafka client (streamctl's group
+# commands); install it before they run rather than let them skip.
+step_begin "kcat"
+sh_ensure_kcat
+step_end PASS
+
 run_test_step "cargo test" cargo_test_step "$@"
 
 if [ "${STREAMHOUSE_TEST_SKIP_PIPELINE:-0}" = 1 ]; then
