@@ -50,7 +50,10 @@ esac
 sh_log "writing and reading $records records through the library"
 output=$(mktemp "${TMPDIR:-/tmp}/streamhouse-proof-output.XXXXXX")
 sh_register_cleanup_path "$output"
-cargo run --quiet -p streamhouse-storage --example pipeline -- "$records" | tee "$output"
+# Built with the same target selection as the test suite, so that right
+# after `cargo test --workspace --all-targets` nothing is compiled again.
+cargo build --quiet --workspace --all-targets
+"${CARGO_TARGET_DIR:-target}/debug/examples/pipeline" "$records" | tee "$output"
 topic=$(sed -n 's/^TOPIC=//p' "$output")
 if [ -z "$topic" ]; then
     echo "the pipeline run did not report its topic" >&2
