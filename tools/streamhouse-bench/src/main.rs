@@ -7,6 +7,7 @@
 //! Every record carries its run id and sequence number, so a run can check
 //! that each acknowledged record is read back exactly once and in order.
 
+mod raw;
 mod report;
 mod workload;
 
@@ -89,6 +90,20 @@ enum Command {
         #[arg(long)]
         expect: Option<u64>,
     },
+    /// PUT and GET objects straight to an S3 store (endpoint and keys from
+    /// AWS_*): the baseline StreamHouse is compared with.
+    RawS3 {
+        #[arg(long)]
+        bucket: String,
+        #[arg(long, default_value = "bench-raw")]
+        prefix: String,
+        #[arg(long, default_value_t = 8 << 20)]
+        object_size: usize,
+        #[arg(long, default_value_t = 64)]
+        objects: usize,
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+    },
     /// Produce at a fixed rate while consuming; report end-to-end latency.
     E2e {
         #[command(flatten)]
@@ -112,6 +127,13 @@ async fn main() -> anyhow::Result<()> {
             verify,
         } => workload::produce(&common, &producer, records, seconds, verify).await?,
         Command::Consume { common, expect } => workload::consume(&common, expect).await?,
+        Command::RawS3 {
+            bucket,
+            prefix,
+            object_size,
+            objects,
+            concurrency,
+        } => raw::put_get(&bucket, &prefix, object_size, objects, concurrency).await?,
         Command::E2e {
             common,
             producer,

@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# Runs StreamHouse and its baselines side by side on this machine and prints
+# a comparison table. Everything starts on loopback and stops at the end:
+#
+#   - the raw S3 server (SeaweedFS): PUT and GET at StreamHouse's object
+#     size and upload concurrency;
+#   - StreamHouse on the embedded default (SQLite + a local directory);
+#   - StreamHouse on PostgreSQL + the same S3 server;
+#   - Tansu, another Kafka-compatible broker, with its S3 storage engine on
+#     the same server, when `tansu` is installed (see docs/BENCHMARKS.md).
+#
+# Every broker is driven by tools/streamhouse-bench (librdkafka), so they are
+# measured the same way; each run prints one JSON report, kept in
+# target/bench/. The table shows ratios against baselines of the same run.
+#
+#   scripts/bench.sh                    full run (a few minutes)
+#   BENCH_RECORDS=100000 scripts/bench.sh   a smaller run
+#   BENCH_SOAK_SECONDS=300 scripts/bench.sh adds a sustained produce/consume
+#                                        run that samples the server's memory
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+REPO_ROOT=$(pwd)
+# shellcheck source-path=SCRIPTDIR source=lib/services.sh
+source scripts/lib/services.sh
+sh_install_cleanup_trap
+
+RECORDS="${BENCH_RECORDS:-500000}"
+RECORD_SIZE="${BENCH_RECORD_SIZE:-1024}"
+PARTITIONS="${BENCH_PARTITIONS:-16}"
+E2E_RATE="${BENCH_E2E_RATE:-2000}"
+E2E_SECONDS="${BENCH_E2E_SECONDS:-20}"
+SOAK_SECONDS="${BENCH_SOAK_SECONDS:-0}"
+OUT="$REPO_ROOT/target/bench"
+mkdir -p "$OUT"
+rm -f "$OUT"/*.json
+
+sh_log "building streamhouse and streamhouse-bench (release)"
+cargo build --quiet --release --bin streamhouse
+(cd tools/streamhouse-bench && cargo build --quiet --release)
+STREAMHOUSE="$REPO_ROOT/target/release/streamhouse"
+BENCH="$REPO_ROOT/tools/streamhouse-bench/target/release/streamhouse-bench"
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/streamhouse-bench.XXXXXX")
+sh_register_cleanup_path "$WORK"
+
+sh_ensure_postgres
+PG_URL=$(sh_create_database streamhouse_bench)
+sh_ensure_weed
+sh_start_s3 "$WORK/s3"
+sh_create_bucket streamhouse-bench
+
+SERVER_PID=""
+RSS_FILE=""
+stop_server() {
+    if [ -n "$SERVER_PID" ]; then
+        kill -TERM "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+        SERVER_PID=""
+    fi
+}
+sh_at_exit stop_server
+
+# start_server NAME ARGS... : starts `streamhouse serve`, waits for /ready,
+# sets KAFKA and METRICS.
+start_server() {
+    local name="$1"
+    shift
+    local kafka_port http_port
+    kafka_port=$(sh_free_port)
+    http_port=$(sh_free_port)
+    "$STREAMHOUSE" serve --data-dir "$WORK/$name" \
+        --kafka-listen "127.0.0.1:$kafka_port" --http-listen "127.0.0.1:$http_port" \
+        "$@" >"$WORK/$name.log" 2>&1 &
+    SERVER_PID=$!
+    KAFKA="127.0.0.1:$kafka_port"
+    METRICS="http://127.0.0.1:$http_port/metrics"
+    local ready="http://127.0.0.1:$http_port/ready" i
+    for i in $(seq 1 100); do
+        if curl -sf "$ready" >/dev/null 2>&1; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    tail -20 "$WORK/$name.log" >&2
+    echo "streamhouse ($name) did not become ready" >&2
+    exit 1
+}
+
+# Samples the server's resident memory every second into RSS_FILE.
+sample_rss() {
+    local pid="$1" file="$2"
+    while kill -0 "$pid" 2>/dev/null; do
+        awk '/VmRSS/ {print $2}' "/proc/$pid/status" 2>/dev/null >>"$file" || true
+        sleep 1
+    done
+}
+
+# bench_broker LABEL: the produce / consume / latency runs against $KAFKA.
+bench_broker() {
+    local label="$1" metrics=()
+    if [ -n "${METRICS:-}" ]; then
+        metrics=(--metrics-url "$METRICS")
+    fi
+    sh_log "[$label] produce $RECORDS x ${RECORD_SIZE} B, acks=all, $PARTITIONS partitions"
+    "$BENCH" produce --brokers "$KAFKA" --topic "bench-$label" --partitions "$PARTITIONS" \
+        --record-size "$RECORD_SIZE" --records "$RECORDS" --label "$label" --verify \
+        "${metrics[@]}" >"$OUT/$label-produce.json"
+    sh_log "[$label] consume from the start"
+    "$BENCH" consume --brokers "$KAFKA" --topic "bench-$label" --partitions "$PARTITIONS" \
+        --label "$label" "${metrics[@]}" >"$OUT/$label-consume.json"
+    local max_rate steady
+    max_rate=$(python3 -c "import json;print(int(json.load(open('$OUT/$label-produce.json'))['results']['records_per_s']))")
+    steady=$((max_rate / 5))
+    sh_log "[$label] steady produce at $steady records/s (20% of the maximum)"
+    "$BENCH" produce --brokers "$KAFKA" --topic "bench-$label-steady" --partitions "$PARTITIONS" \
+        --record-size "$RECORD_SIZE" --rate "$steady" --seconds 15 --label "$label" \
+        "${metrics[@]}" >"$OUT/$label-steady.json"
+    sh_log "[$label] end to end at $E2E_RATE records/s, linger 0"
+    "$BENCH" e2e --brokers "$KAFKA" --topic "bench-$label-e2e" --partitions "$PARTITIONS" \
+        --record-size "$RECORD_SIZE" --rate "$E2E_RATE" --seconds "$E2E_SECONDS" --linger-ms 0 \
+        --label "$label" >"$OUT/$label-e2e.json"
+}
+
+# The object size StreamHouse wrote, for the raw baseline.
+object_size() {
+    python3 - "$OUT/$1-produce.json" <<'PY'
+import json, sys
+report = json.load(open(sys.argv[1]))
+broker = report.get("broker", {})
+puts = broker.get("object_puts", 0)
+print(int(broker.get("object_bytes_written", 0) / puts) if puts else 8 << 20)
+PY
+}
+
+# --- StreamHouse, embedded default -----------------------------------------
+start_server embedded
+RSS_FILE="$OUT/embedded-rss.txt"
+sample_rss "$SERVER_PID" "$RSS_FILE" &
+bench_broker streamhouse-embedded
+stop_server
+
+# --- StreamHouse, PostgreSQL + S3 ------------------------------------------
+start_server postgres-s3 --metadata "$PG_URL" --object-store "s3://streamhouse-bench/sh"
+sample_rss "$SERVER_PID" "$OUT/postgres-s3-rss.txt" &
+bench_broker streamhouse-postgres-s3
+stop_server
+
+# --- The raw S3 server, at the object size StreamHouse wrote ----------------
+size=$(object_size streamhouse-postgres-s3)
+sh_log "raw S3: PUT and GET of $size-byte objects, 4 at a time"
+"$BENCH" raw-s3 --bucket streamhouse-bench --prefix raw --object-size "$size" \
+    --objects 96 --concurrency 4 >"$OUT/raw-s3.json"
+
+# --- Tansu, when installed ---------------------------------------------------
+if command -v tansu >/dev/null 2>&1; then
+    tansu_port=$(sh_free_port)
+    sh_log "tansu on 127.0.0.1:$tansu_port with S3 storage"
+    tansu broker --listener-url "tcp://127.0.0.1:$tansu_port" \
+        --advertised-listener-url "tcp://127.0.0.1:$tansu_port" \
+        --storage-engine "s3://streamhouse-bench/tansu" >"$WORK/tansu.log" 2>&1 &
+    SERVER_PID=$!
+    KAFKA="127.0.0.1:$tansu_port"
+    METRICS=""
+    sleep 3
+    if bench_broker tansu-s3; then
+        :
+    else
+        sh_log "tansu run failed; see $WORK/tansu.log"
+    fi
+    stop_server
+else
+    sh_log "tansu is not installed; skipping that baseline (cargo install tansu --features postgres,dynostore)"
+fi
+
+# --- Memory under a sustained load ------------------------------------------
+if [ "$SOAK_SECONDS" -gt 0 ]; then
+    start_server soak --cache-bytes 268435456
+    sample_rss "$SERVER_PID" "$OUT/soak-rss.txt" &
+    sh_log "sustained produce + consume for $SOAK_SECONDS s"
+    "$BENCH" e2e --brokers "$KAFKA" --topic bench-soak --partitions "$PARTITIONS" \
+        --record-size "$RECORD_SIZE" --rate 20000 --seconds "$SOAK_SECONDS" \
+        --label soak >"$OUT/soak-e2e.json"
+    stop_server
+fi
+
+python3 "$REPO_ROOT/scripts/lib/bench_table.py" "$OUT"

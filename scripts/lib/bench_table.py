@@ -1,0 +1,111 @@
+"""Prints the comparison table of a scripts/bench.sh run from its JSON
+reports (target/bench/*.json), with the ratios the targets are stated in."""
+
+import json
+import pathlib
+import sys
+
+FLUSH_INTERVAL_MS = 50
+
+
+def load(directory: pathlib.Path, name: str):
+    path = directory / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def rss_max_mib(directory: pathlib.Path, name: str):
+    path = directory / f"{name}-rss.txt"
+    if not path.exists():
+        return None
+    values = [int(line) for line in path.read_text().split() if line.strip().isdigit()]
+    return max(values) / 1024 if values else None
+
+
+def fmt(value, spec=".1f", missing="—"):
+    return missing if value is None else format(value, spec)
+
+
+def main() -> None:
+    directory = pathlib.Path(sys.argv[1])
+    raw = load(directory, "raw-s3")
+    put_mib = raw["put"]["mib_per_s"] if raw else None
+    get_mib = raw["get"]["mib_per_s"] if raw else None
+    put_p99 = raw["put"]["latency_ms"]["p99"] if raw else None
+
+    rows = []
+    for label, rss in [
+        ("streamhouse-embedded", "embedded"),
+        ("streamhouse-postgres-s3", "postgres-s3"),
+        ("tansu-s3", None),
+    ]:
+        produce = load(directory, f"{label}-produce")
+        if produce is None:
+            continue
+        consume = load(directory, f"{label}-consume")
+        steady = load(directory, f"{label}-steady")
+        e2e = load(directory, f"{label}-e2e")
+        results = produce["results"]
+        broker = produce.get("broker", {})
+        rows.append(
+            {
+                "setup": label,
+                "produce_mib": results["mib_per_s"],
+                "vs_put": results["mib_per_s"] / put_mib if put_mib and "s3" in label else None,
+                "ack_p99_max": results["ack_latency_ms"]["p99"],
+                "steady_p99": steady["results"]["ack_latency_ms"]["p99"] if steady else None,
+                "e2e_p99": e2e["results"]["e2e_latency_ms"]["p99"] if e2e else None,
+                "e2e_ack_p99": e2e["results"]["ack_latency_ms"]["p99"] if e2e else None,
+                "consume_mib": consume["results"]["mib_per_s"] if consume else None,
+                "vs_get": consume["results"]["mib_per_s"] / get_mib
+                if consume and get_mib and "s3" in label
+                else None,
+                "puts_per_s": broker.get("object_puts_per_s"),
+                "commits_per_flush": broker.get("metadata_commits_per_flush"),
+                "integrity": produce.get("integrity", {}).get("ok"),
+                "rss": rss_max_mib(directory, rss) if rss else None,
+            }
+        )
+
+    print()
+    if raw:
+        print(
+            f"raw S3: PUT {raw['put']['mib_per_s']:.1f} MiB/s (p99 {put_p99:.1f} ms), "
+            f"GET {raw['get']['mib_per_s']:.1f} MiB/s, "
+            f"{raw['parameters']['object_bytes']} B objects, {raw['parameters']['concurrency']} at a time"
+        )
+    header = (
+        "| setup | produce MiB/s | ÷ raw PUT | ack p99 at max (ms) | ack p99 at 20% (ms) "
+        "| e2e p99 (ms) | e2e ÷ ack p99 | consume MiB/s | ÷ raw GET | PUTs/s | commits/flush "
+        "| integrity | max RSS MiB |"
+    )
+    print(header)
+    print("|" + "|".join(["---"] * 13) + "|")
+    for r in rows:
+        ratio_e2e = r["e2e_p99"] / r["e2e_ack_p99"] if r["e2e_p99"] and r["e2e_ack_p99"] else None
+        print(
+            f"| {r['setup']} | {fmt(r['produce_mib'])} | {fmt(r['vs_put'], '.2f')} "
+            f"| {fmt(r['ack_p99_max'])} | {fmt(r['steady_p99'])} | {fmt(r['e2e_p99'])} "
+            f"| {fmt(ratio_e2e, '.2f')} | {fmt(r['consume_mib'])} | {fmt(r['vs_get'], '.2f')} "
+            f"| {fmt(r['puts_per_s'])} | {fmt(r['commits_per_flush'], '.2f')} "
+            f"| {'ok' if r['integrity'] else ('FAILED' if r['integrity'] is False else '—')} "
+            f"| {fmt(r['rss'], '.0f')} |"
+        )
+    if put_p99 is not None:
+        print(
+            f"\nsteady-load target: ack p99 ≤ flush interval ({FLUSH_INTERVAL_MS} ms) "
+            f"+ 2 × PUT p99 ({2 * put_p99:.1f} ms) + commit p99"
+        )
+    tansu = next((r for r in rows if r["setup"] == "tansu-s3"), None)
+    ours = next((r for r in rows if r["setup"] == "streamhouse-postgres-s3"), None)
+    if tansu and ours:
+        print(f"StreamHouse ÷ Tansu produce throughput: {ours['produce_mib'] / tansu['produce_mib']:.2f}")
+    soak = load(directory, "soak-e2e")
+    if soak:
+        print(
+            f"\nsoak: {soak['results']['received']} records over {soak['parameters']['seconds']} s, "
+            f"max RSS {fmt(rss_max_mib(directory, 'soak'), '.0f')} MiB"
+        )
+
+
+if __name__ == "__main__":
+    main()
