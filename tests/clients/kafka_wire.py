@@ -1,15 +1,20 @@
 """Just enough of the Kafka wire format to send requests a well-behaved
-client never would, and to read the answers of a few."""
+client never would, to send a request to one chosen agent of a cluster
+(clients send each partition's requests to its leader), and to read the
+answers of a few."""
 
 import socket
 import struct
 import time
 
-from kafka.record.memory_records import MemoryRecordsBuilder
+from kafka.record.memory_records import MemoryRecords, MemoryRecordsBuilder
 
 API_PRODUCE = 0
+API_FETCH = 1
 API_METADATA = 3
+API_FIND_COORDINATOR = 10
 API_VERSIONS = 18
+API_INIT_PRODUCER_ID = 22
 UNSUPPORTED_VERSION = 35
 UNKNOWN_TOPIC_OR_PARTITION = 3
 
@@ -36,10 +41,23 @@ def request(
     return frame(header + body)
 
 
-def produce_v3(topic: str, partition: int, correlation_id: int) -> bytes:
-    """Produce v3, acks=-1, one record batch with one record."""
+def produce_v3(
+    topic: str,
+    partition: int,
+    correlation_id: int,
+    values: list[bytes] = (b"value",),
+    producer: tuple[int, int, int] | None = None,
+) -> bytes:
+    """Produce v3, acks=-1, one record batch with a record per value (one
+    by default), each with the key b"key"; `producer` (id, epoch, base
+    sequence) makes it an idempotent producer's batch."""
     builder = MemoryRecordsBuilder(magic=2, compression_type=0, batch_size=1 << 20)
-    builder.append(int(time.time() * 1000), b"key", b"value")
+    if producer is not None:
+        producer_id, epoch, base_sequence = producer
+        builder.set_producer_state(producer_id, epoch, base_sequence, is_transactional=False)
+    now = int(time.time() * 1000)
+    for value in values:
+        builder.append(now, b"key", value)
     builder.close()
     batch = bytes(builder.buffer())
     body = (
@@ -70,6 +88,143 @@ def parse_produce_v3(payload: bytes) -> tuple[int, list[tuple[str, int, int, int
             index, error, base_offset, _append_time = struct.unpack_from(">ihqq", payload, pos)
             pos += 22
             results.append((name, index, error, base_offset))
+    return correlation_id, results
+
+
+class Reader:
+    """Reads the big-endian fields of a response body in order."""
+
+    def __init__(self, payload: bytes):
+        self.payload = payload
+        self.pos = 0
+
+    def unpack(self, layout: str):
+        values = struct.unpack_from(">" + layout, self.payload, self.pos)
+        self.pos += struct.calcsize(">" + layout)
+        return values if len(values) > 1 else values[0]
+
+    def string(self) -> str | None:
+        length = self.unpack("h")
+        if length < 0:
+            return None
+        value = self.payload[self.pos : self.pos + length].decode()
+        self.pos += length
+        return value
+
+    def bytes(self) -> bytes | None:
+        length = self.unpack("i")
+        if length < 0:
+            return None
+        value = self.payload[self.pos : self.pos + length]
+        self.pos += length
+        return value
+
+    def array(self, read_item) -> list | None:
+        count = self.unpack("i")
+        return None if count < 0 else [read_item() for _ in range(count)]
+
+
+def metadata_v1(correlation_id: int, topics: list[str] | None = None) -> bytes:
+    """Metadata v1 for `topics`, or for every topic when None."""
+    if topics is None:
+        body = struct.pack(">i", -1)
+    else:
+        body = struct.pack(">i", len(topics)) + b"".join(string(t) for t in topics)
+    return request(API_METADATA, 1, correlation_id, body)
+
+
+def parse_metadata_v1(
+    payload: bytes,
+) -> tuple[int, dict[int, tuple[str, int]], dict[tuple[str, int], int], dict[str, int]]:
+    """(correlation id, {node id: (host, port)}, {(topic, partition): leader},
+    {topic: error code})."""
+    r = Reader(payload)
+    correlation_id = r.unpack("i")
+    brokers = {}
+    for node_id, host, port, _rack in r.array(
+        lambda: (r.unpack("i"), r.string(), r.unpack("i"), r.string())
+    ):
+        brokers[node_id] = (host, port)
+    r.unpack("i")  # controller id
+    leaders = {}
+
+    def partition():
+        _error, index, leader = r.unpack("hii")
+        r.array(lambda: r.unpack("i"))  # replicas
+        r.array(lambda: r.unpack("i"))  # in-sync replicas
+        return index, leader
+
+    errors = {}
+    for _ in range(r.unpack("i")):
+        error, name, _internal = r.unpack("h"), r.string(), r.unpack("?")
+        errors[name] = error
+        for index, leader in r.array(partition):
+            leaders[(name, index)] = leader
+    return correlation_id, brokers, leaders, errors
+
+
+def init_producer_id_v3(correlation_id: int, producer_id: int = -1, epoch: int = -1) -> bytes:
+    """InitProducerId v3 (flexible) without a transactional id: a new
+    producer id, or with `producer_id` and `epoch` a new epoch for it."""
+    body = b"\x00" + struct.pack(">iqh", 60000, producer_id, epoch) + b"\x00"
+    return request(API_INIT_PRODUCER_ID, 3, correlation_id, body, flexible=True)
+
+
+def parse_init_producer_id_v3(payload: bytes) -> tuple[int, int, int, int]:
+    """(correlation id, error code, producer id, epoch)."""
+    correlation_id, _tags, _throttle, error, producer_id, epoch = struct.unpack_from(
+        ">ibihqh", payload
+    )
+    return correlation_id, error, producer_id, epoch
+
+
+def find_coordinator_v0(group: str, correlation_id: int) -> bytes:
+    return request(API_FIND_COORDINATOR, 0, correlation_id, string(group))
+
+
+def parse_find_coordinator_v0(payload: bytes) -> tuple[int, int, int, str, int]:
+    """(correlation id, error code, node id, host, port)."""
+    r = Reader(payload)
+    return r.unpack("i"), r.unpack("h"), r.unpack("i"), r.string(), r.unpack("i")
+
+
+def fetch_v4(
+    topic: str,
+    partition: int,
+    offset: int,
+    correlation_id: int,
+    max_wait_ms: int = 0,
+    min_bytes: int = 1,
+    max_bytes: int = 1 << 20,
+) -> bytes:
+    """Fetch v4 of one partition from `offset`, read uncommitted."""
+    body = (
+        struct.pack(">iiiib", -1, max_wait_ms, min_bytes, max_bytes, 0)
+        + struct.pack(">i", 1)
+        + string(topic)
+        + struct.pack(">i", 1)
+        + struct.pack(">iqi", partition, offset, max_bytes)
+    )
+    return request(API_FETCH, 4, correlation_id, body)
+
+
+def parse_fetch_v4(payload: bytes) -> tuple[int, list[tuple[int, int, int, list]]]:
+    """(correlation id, [(partition, error code, high watermark,
+    [(offset, value)])])."""
+    r = Reader(payload)
+    correlation_id, _throttle = r.unpack("ii")
+    results = []
+    for _ in range(r.unpack("i")):
+        r.string()
+        for _ in range(r.unpack("i")):
+            index, error, high_watermark, _last_stable = r.unpack("ihqq")
+            r.array(lambda: r.unpack("qq"))  # aborted transactions
+            data = r.bytes() or b""
+            records = []
+            batches = MemoryRecords(data)
+            while (batch := batches.next_batch()) is not None:
+                records.extend((record.offset, record.value) for record in batch)
+            results.append((index, error, high_watermark, records))
     return correlation_id, results
 
 
@@ -111,6 +266,11 @@ class Connection:
     def read_response(self) -> bytes:
         (size,) = struct.unpack(">i", self._read_exactly(4))
         return self._read_exactly(size)
+
+    def round_trip(self, data: bytes) -> bytes:
+        """Sends one request and returns its response."""
+        self.send(data)
+        return self.read_response()
 
     def closed_by_server(self) -> bytes | None:
         """Waits for the server to close the connection and returns what it

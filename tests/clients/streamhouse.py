@@ -6,8 +6,10 @@ The runner (scripts/lib/client_suites.sh) chooses the binary and backends:
   STREAMHOUSE_CLIENTS_METADATA      postgres://... (unset: embedded SQLite)
   STREAMHOUSE_CLIENTS_OBJECT_STORE  s3://BUCKET/PREFIX (unset: local directory)
 
-A server keeps its ports and data across restarts, so a test can SIGKILL it
-and bring it back where clients expect it.
+A server keeps its ports, agent id and data across restarts, so a test can
+SIGKILL it and bring it back where clients expect it. Several servers with
+their own agent ids on the same PostgreSQL database and S3 prefix form a
+cluster.
 """
 
 import os
@@ -48,11 +50,25 @@ def backend_label() -> str:
 class StreamHouse:
     """One agent: its data directory, log file and (after start) ports."""
 
-    def __init__(self, data_dir: Path, log_path: Path):
+    def __init__(
+        self,
+        data_dir: Path,
+        log_path: Path,
+        agent_id: str | None = None,
+        metadata: str | None = None,
+        environment: dict[str, str] | None = None,
+        advertised_host: str | None = None,
+    ):
+        """`metadata` replaces the runner's metadata URL (a test points it at
+        a proxy, say), `environment` adds variables such as AWS_ENDPOINT_URL,
+        and `advertised_host` is the host Kafka clients are told to use."""
         self.data_dir = data_dir
         self.log_path = log_path
-        self.metadata = os.environ.get("STREAMHOUSE_CLIENTS_METADATA") or None
+        self.agent_id = agent_id
+        self.metadata = metadata or os.environ.get("STREAMHOUSE_CLIENTS_METADATA") or None
         self.object_store = os.environ.get("STREAMHOUSE_CLIENTS_OBJECT_STORE") or None
+        self.extra_environment = dict(environment or {})
+        self.advertised_host = advertised_host
         self.kafka_port = 0
         self.http_port = 0
         self.process: subprocess.Popen | None = None
@@ -81,15 +97,19 @@ class StreamHouse:
             command += ["--metadata", self.metadata]
         if self.object_store:
             command += ["--object-store", self.object_store]
+        if self.agent_id:
+            command += ["--agent-id", self.agent_id]
+        if self.advertised_host:
+            command += ["--advertised-host", self.advertised_host]
         return command
 
-    @staticmethod
-    def _environment() -> dict[str, str]:
+    def _environment(self) -> dict[str, str]:
         # Settings such as STREAMHOUSE_METADATA in the caller's environment
         # would silently change what the server runs on; only flags count.
         env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMHOUSE_")}
         env["NO_COLOR"] = "1"
         env.setdefault("RUST_BACKTRACE", "1")
+        env.update(self.extra_environment)
         return env
 
     def start(self) -> None:
@@ -153,11 +173,22 @@ class StreamHouse:
                 f"streamhouse exited with status {self.process.returncode} before it was ready\n"
                 + self.log_tail()
             )
+        return self.http_status("/ready", timeout=2) == 200
+
+    def http_status(self, path: str, timeout: float = 10.0) -> int | None:
+        """The status of GET `path` on the HTTP API; None when nothing answers."""
+        return self.http_get(path, timeout)[0]
+
+    def http_get(self, path: str, timeout: float = 10.0) -> tuple[int | None, str]:
+        """(status, body) of GET `path` on the HTTP API; (None, why) when
+        nothing answers."""
         try:
-            with urllib.request.urlopen(self.http_url + "/ready", timeout=2) as response:
-                return response.status == 200
-        except (urllib.error.URLError, OSError):
-            return False
+            with urllib.request.urlopen(self.http_url + path, timeout=timeout) as response:
+                return response.status, response.read().decode("utf-8", "replace")
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode("utf-8", "replace")
+        except (urllib.error.URLError, OSError) as error:
+            return None, str(error)
 
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None

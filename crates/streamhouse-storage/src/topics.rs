@@ -66,6 +66,13 @@ impl TopicCache {
                     .insert(name.to_string(), (topic.clone(), Instant::now()));
                 Ok(topic)
             }
+            // While the metadata store is unreachable, what was known keeps
+            // serving: a topic's partitions only grow, and a deleted topic's
+            // writes still fail at commit.
+            Err(error) if error.is_retriable() => match self.topics.lock().get(name) {
+                Some((topic, _)) => Ok(topic.clone()),
+                None => Err(error.into()),
+            },
             Err(error) => {
                 self.topics.lock().remove(name);
                 Err(error.into())

@@ -45,13 +45,32 @@ impl Watermarks {
         }
     }
 
-    /// The partition's readable range, from memory when fresh.
+    /// The partition's readable range, from memory when fresh. When the
+    /// metadata store cannot be reached, the last known range is served
+    /// instead: it only ever lags, so reads stay correct, and data this
+    /// agent has cached stays readable through a database outage.
     pub async fn get(&self, topic: &str, partition: i32) -> Result<PartitionInfo, MetadataError> {
         let tp = TopicPartition::new(topic, partition);
         if let Some(info) = self.fresh(&tp) {
             return Ok(info);
         }
-        self.refresh(topic, partition).await
+        match self.refresh(topic, partition).await {
+            Err(error) if error.is_retriable() => match self.last_known(&tp) {
+                Some(info) => {
+                    tracing::debug!(%tp, %error, "metadata store unavailable; serving the last known watermark");
+                    Ok(info)
+                }
+                None => Err(error),
+            },
+            other => other,
+        }
+    }
+
+    fn last_known(&self, tp: &TopicPartition) -> Option<PartitionInfo> {
+        let entries = self.entries.lock();
+        let entry = entries.get(tp)?;
+        entry.fetched_at?;
+        Some(*entry.sender.borrow())
     }
 
     /// Reads the partition from the metadata store and publishes it.

@@ -8,9 +8,10 @@ use kafka_protocol::messages::metadata_response::{
 };
 use kafka_protocol::messages::{MetadataRequest, MetadataResponse, TopicName};
 use streamhouse_metadata::{MetadataError, NewTopic, Topic};
+use streamhouse_storage::StorageError;
 
 use super::str_bytes;
-use crate::error::metadata_error_code;
+use crate::error::{metadata_error_code, storage_error_code};
 use crate::server::Broker;
 
 pub(crate) async fn handle(
@@ -42,17 +43,22 @@ pub(crate) async fn handle(
         },
         Some(names) => {
             for name in names {
-                let found = match store.get_topic(&name).await {
-                    Err(MetadataError::TopicNotFound { .. }) if auto_create => {
-                        create_on_first_use(broker, &name).await
+                // Through the engine's topic cache, which keeps answering
+                // while the metadata store is briefly unreachable.
+                let found = match broker.engine.topic(&name).await {
+                    Ok(topic) => Ok((*topic).clone()),
+                    Err(StorageError::UnknownTopic { .. }) if auto_create => {
+                        create_on_first_use(broker, &name)
+                            .await
+                            .map_err(|e| metadata_error_code(&e))
                     }
-                    other => other,
+                    Err(error) => Err(storage_error_code(&error)),
                 };
                 topics.push(match found {
                     Ok(topic) => topic_metadata(broker, &topic),
-                    Err(error) => MetadataResponseTopic::default()
+                    Err(code) => MetadataResponseTopic::default()
                         .with_name(Some(TopicName(str_bytes(name))))
-                        .with_error_code(metadata_error_code(&error)),
+                        .with_error_code(code),
                 });
             }
         }
