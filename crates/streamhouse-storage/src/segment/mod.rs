@@ -41,12 +41,16 @@
 //! | offset | field            | type | notes                                      |
 //! |-------:|------------------|------|--------------------------------------------|
 //! |      0 | uncompressed_len | u32  | at most [`MAX_BLOCK_LEN`] (512 MiB)        |
-//! |      4 | stored_len       | u32  | payload bytes that follow                  |
+//! |      4 | stored_len       | u32  | payload bytes that follow; the top bit (`RAW_BLOCK`) marks a block stored uncompressed |
 //! |      8 | record_count     | u32  | at least 1                                 |
 //! |     12 | payload          |      | the block's record bytes, compressed alone |
 //!
 //! The payload is compressed on its own with the segment's codec (stored raw
-//! for `none`), so any block can be decoded without its neighbours. A block
+//! for `none`), so any block can be decoded without its neighbours. In a
+//! compressed segment a block whose bytes do not compress (a sample of it
+//! compresses to more than 90%) is stored raw, its `stored_len` carrying
+//! the `RAW_BLOCK` bit, so that incompressible data costs no compression
+//! time and no decompression time. A block
 //! is closed once its uncompressed bytes reach the block target
 //! ([`DEFAULT_BLOCK_SIZE`], 1 MiB); a record that on its own reaches the
 //! target gets a block of its own.
@@ -127,6 +131,10 @@ pub const HEADER_LEN: usize = 56;
 pub const FOOTER_LEN: usize = 16;
 pub const INDEX_ENTRY_LEN: usize = 40;
 pub const BLOCK_HEADER_LEN: usize = 12;
+/// Set in a block's `stored_len` when its payload is stored uncompressed in
+/// a compressed segment. Blocks never exceed [`MAX_BLOCK_LEN`], so the top
+/// bit of the length is free.
+pub const RAW_BLOCK: u32 = 1 << 31;
 /// Largest uncompressed block the reader will allocate for, and so the
 /// largest the writer will produce.
 pub const MAX_BLOCK_LEN: usize = 512 << 20;

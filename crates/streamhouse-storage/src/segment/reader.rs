@@ -9,7 +9,8 @@ use streamhouse_core::{Header, Record};
 
 use super::{
     BLOCK_HEADER_LEN, BlockIndexEntry, Compression, FOOTER_LEN, HEADER_LEN, INDEX_ENTRY_LEN, MAGIC,
-    MAX_BLOCK_LEN, MIN_RECORD_LEN, SegmentError, SegmentHeader, corrupt, le_array, le_u32, le_u64,
+    MAX_BLOCK_LEN, MIN_RECORD_LEN, RAW_BLOCK, SegmentError, SegmentHeader, corrupt, le_array,
+    le_u32, le_u64,
 };
 
 #[cfg(test)]
@@ -48,6 +49,8 @@ struct BlockMeta {
     stored_len: usize,
     uncompressed_len: usize,
     record_count: u32,
+    /// Stored uncompressed in a compressed segment.
+    raw: bool,
 }
 
 impl SegmentReader {
@@ -303,6 +306,7 @@ impl SegmentReader {
         let stored = self.data.slice(meta.payload..stored_end);
         let codec = self.layout.header.compression;
         let buf = match codec {
+            _ if meta.raw => stored,
             Compression::None => stored,
             Compression::Lz4 => {
                 let mut out = vec![0u8; meta.uncompressed_len];
@@ -377,7 +381,9 @@ fn check_block(
     }
     let field = |at| le_u32(data, at).ok_or_else(|| corrupt("block header", position));
     let uncompressed_len = field(position)? as usize;
-    let stored_len = field(position + 4)? as usize;
+    let stored_field = field(position + 4)?;
+    let raw = stored_field & RAW_BLOCK != 0;
+    let stored_len = (stored_field & !RAW_BLOCK) as usize;
     let record_count = field(position + 8)?;
     if uncompressed_len > MAX_BLOCK_LEN {
         return Err(corrupt("block uncompressed length exceeds limit", position));
@@ -385,7 +391,13 @@ fn check_block(
     if stored_len > index_start - payload {
         return Err(corrupt("block payload overruns index", position));
     }
-    if codec == Compression::None && stored_len != uncompressed_len {
+    if codec == Compression::None && raw {
+        return Err(corrupt(
+            "raw flag on a block of an uncompressed segment",
+            position,
+        ));
+    }
+    if (codec == Compression::None || raw) && stored_len != uncompressed_len {
         return Err(corrupt("uncompressed block lengths differ", position));
     }
     if record_count == 0 {
@@ -399,6 +411,7 @@ fn check_block(
         stored_len,
         uncompressed_len,
         record_count,
+        raw,
     })
 }
 

@@ -8,7 +8,7 @@ use streamhouse_core::Record;
 
 use super::{
     BLOCK_HEADER_LEN, BlockIndexEntry, Compression, DEFAULT_BLOCK_SIZE, FOOTER_LEN, HEADER_LEN,
-    INDEX_ENTRY_LEN, MAGIC, MAX_BLOCK_LEN, SegmentError, SegmentHeader, VERSION,
+    INDEX_ENTRY_LEN, MAGIC, MAX_BLOCK_LEN, RAW_BLOCK, SegmentError, SegmentHeader, VERSION,
 };
 
 #[cfg(test)]
@@ -258,6 +258,11 @@ impl SegmentWriter {
         let uncompressed_len = open.len as u32;
         let stored_len = match self.compression {
             Compression::None => uncompressed_len,
+            codec if !compresses(codec, &self.scratch) => {
+                self.buf.extend_from_slice(&[0; BLOCK_HEADER_LEN]);
+                self.buf.extend_from_slice(&self.scratch);
+                uncompressed_len | RAW_BLOCK
+            }
             codec => {
                 self.buf.extend_from_slice(&[0; BLOCK_HEADER_LEN]);
                 match self.compress_open_block(codec) {
@@ -340,6 +345,25 @@ impl fmt::Debug for SegmentWriter {
             .field("estimated_size", &self.estimated_size())
             .finish()
     }
+}
+
+/// Bytes of a block sampled to decide whether it is worth compressing.
+const SAMPLE: usize = 8 << 10;
+
+/// Whether a block compresses by at least 10%, judged from its first
+/// [`SAMPLE`] bytes: random or already-compressed data is stored raw
+/// instead of paying for compression that saves nothing.
+fn compresses(codec: Compression, block: &[u8]) -> bool {
+    let sample = &block[..block.len().min(SAMPLE)];
+    if sample.len() < 256 {
+        return true;
+    }
+    let compressed = match codec {
+        Compression::None => return false,
+        Compression::Lz4 => lz4_flex::block::compress(sample).len(),
+        Compression::Zstd => zstd::bulk::compress(sample, 1).map_or(usize::MAX, |c| c.len()),
+    };
+    compressed * 10 < sample.len() * 9
 }
 
 /// Length of a record with `body_len` bytes after its length prefix.

@@ -592,3 +592,24 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn test_raw_block_flag_is_checked() {
+    // An uncompressed segment cannot carry the raw flag.
+    let mut plain = write(Compression::None, DEFAULT_BLOCK_SIZE, &records(0, 3, 10)).to_vec();
+    let flag_byte = HEADER_LEN + 4 + 3;
+    plain[flag_byte] |= 0x80;
+    fix_crc(&mut plain);
+    assert!(matches!(
+        SegmentReader::new(Bytes::from(plain)),
+        Err(SegmentError::Corrupt { .. })
+    ));
+    // A raw block of a compressed segment must be as long as it claims.
+    let mut lz4 = write(Compression::Lz4, DEFAULT_BLOCK_SIZE, &records(0, 3, 300)).to_vec();
+    lz4[flag_byte] |= 0x80;
+    fix_crc(&mut lz4);
+    assert!(matches!(
+        SegmentReader::new(Bytes::from(lz4)),
+        Err(SegmentError::Corrupt { .. })
+    ));
+}

@@ -1,9 +1,10 @@
 use super::super::test_util::{record, records, write};
 use super::super::{
     BLOCK_HEADER_LEN, BlockIndexEntry, Compression, FOOTER_LEN, HEADER_LEN, INDEX_ENTRY_LEN, MAGIC,
-    SegmentError, SegmentHeader, SegmentReader, le_u32, le_u64,
+    RAW_BLOCK, SegmentError, SegmentHeader, SegmentReader, le_u32, le_u64,
 };
 use super::SegmentWriter;
+use streamhouse_core::Record;
 
 /// (uncompressed_len, stored_len, record_count) of the block at `position`.
 fn block_header(segment: &[u8], position: usize) -> (usize, usize, u32) {
@@ -403,4 +404,65 @@ fn test_writer_block_size_clamped() {
     assert_eq!(index(&segment).len(), 3);
     let writer = SegmentWriter::with_block_size(Compression::None, usize::MAX);
     assert_eq!(writer.block_size(), super::super::MAX_BLOCK_LEN);
+}
+
+/// Pseudo-random bytes that no codec can shrink.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 32) as u8
+        })
+        .collect()
+}
+
+#[test]
+fn test_writer_stores_incompressible_blocks_raw() {
+    for codec in [Compression::Lz4, Compression::Zstd] {
+        let random: Vec<Record> = (0..40)
+            .map(|i| record(i, 1_000 + i, Some(b"k"), &noise(1024, i as u64 + 1), &[]))
+            .collect();
+        let segment = write(codec, 16 * 1024, &random);
+        let mut position = HEADER_LEN;
+        let mut raw_blocks = 0;
+        for _ in 0..index(&segment).len() {
+            let stored_field = u32::from_le_bytes(
+                segment[position + 4..position + 8]
+                    .try_into()
+                    .expect("4 bytes"),
+            );
+            let uncompressed =
+                u32::from_le_bytes(segment[position..position + 4].try_into().expect("4 bytes"));
+            assert_ne!(
+                stored_field & RAW_BLOCK,
+                0,
+                "{codec}: random data is stored raw"
+            );
+            assert_eq!(stored_field & !RAW_BLOCK, uncompressed);
+            raw_blocks += 1;
+            position += BLOCK_HEADER_LEN + uncompressed as usize;
+        }
+        assert!(raw_blocks > 1);
+        let reader = SegmentReader::new(segment).expect("valid");
+        assert_eq!(reader.read_all().expect("records"), random, "{codec}");
+
+        // Text still compresses.
+        let text = records(0, 40, 1024);
+        let segment = write(codec, 16 * 1024, &text);
+        let (uncompressed, stored, _) = block_header(&segment, HEADER_LEN);
+        assert!(
+            stored < uncompressed / 2,
+            "{codec}: {stored} of {uncompressed}"
+        );
+        assert_eq!(
+            SegmentReader::new(segment)
+                .expect("valid")
+                .read_all()
+                .expect("records"),
+            text
+        );
+    }
 }
