@@ -1,9 +1,10 @@
 use async_trait::async_trait;
+use streamhouse_core::TopicConfig;
 
 use crate::error::Result;
 use crate::types::{
     AgentInfo, CommitNotice, CommittedOffset, FlushCommit, NewTopic, OffsetCommit, PartitionInfo,
-    SegmentInfo, SegmentOutcome, Topic, TopicDescription,
+    SegmentInfo, SegmentOutcome, SegmentReplacement, StorageStats, Topic, TopicDescription,
 };
 
 /// Where StreamHouse keeps everything but the event data.
@@ -30,13 +31,39 @@ pub trait MetadataStore: Send + Sync + std::fmt::Debug + 'static {
     async fn describe_topic(&self, name: &str) -> Result<TopicDescription>;
 
     /// Removes the topic, its partitions, its segment rows and the consumer
-    /// offsets committed for it. The objects stay until garbage collection.
+    /// offsets committed for it. The objects stay until garbage collection:
+    /// each one the topic referenced gets a tombstone.
     async fn delete_topic(&self, name: &str) -> Result<()>;
 
     /// Grows a topic to `total` partitions. Partitions cannot be removed.
     async fn add_partitions(&self, topic: &str, total: i64) -> Result<Topic>;
 
     async fn get_partition(&self, topic: &str, partition: i32) -> Result<PartitionInfo>;
+
+    /// Replaces a topic's configuration overrides.
+    async fn update_topic_config(&self, name: &str, config: TopicConfig) -> Result<Topic>;
+
+    /// Advances a partition's log start offset to `offset` (never back,
+    /// never past the high watermark) and, in the same transaction,
+    /// deletes the segment rows that lie wholly below it, tombstoning
+    /// their objects. Retention and DeleteRecords use it. Returns the
+    /// partition's new state.
+    async fn truncate_partition(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+    ) -> Result<PartitionInfo>;
+
+    /// Compaction's swap: in ONE transaction, deletes the run of rows the
+    /// replacement covers, inserts the replacement row and tombstones the
+    /// objects the deleted rows referenced. Returns false, changing
+    /// nothing, when the run no longer has `replaced_rows` rows or starts
+    /// below the log start offset.
+    async fn replace_segments(&self, replacement: &SegmentReplacement) -> Result<bool>;
+
+    /// Counts over the segment rows and tombstones.
+    async fn storage_stats(&self) -> Result<StorageStats>;
 
     /// Makes one flushed object visible: in ONE transaction, assigns each
     /// segment's offsets from its partition's high watermark (segments of
@@ -96,6 +123,36 @@ pub trait MetadataStore: Send + Sync + std::fmt::Debug + 'static {
     /// Which of `keys` (object keys in `bucket`) some segment row
     /// references. Used to find objects no row points at.
     async fn referenced_objects(&self, bucket: &str, keys: &[String]) -> Result<Vec<String>>;
+
+    /// Objects of `bucket` that lost their last segment row before
+    /// `before` (ms since the epoch), oldest first, at most `limit`.
+    async fn expired_tombstones(
+        &self,
+        bucket: &str,
+        before: i64,
+        limit: usize,
+    ) -> Result<Vec<String>>;
+
+    /// Which of `keys` have a tombstone, whatever its age.
+    async fn tombstoned_objects(&self, bucket: &str, keys: &[String]) -> Result<Vec<String>>;
+
+    /// Forgets tombstones (the objects were deleted, or are referenced
+    /// again and will be tombstoned anew when they lose that reference).
+    async fn remove_tombstones(&self, bucket: &str, keys: &[String]) -> Result<()>;
+
+    /// Takes or renews the lease on a background job for `holder` until
+    /// `expires_at`: succeeds when nobody holds it, `holder` already does,
+    /// or the current lease expired before `now` (ms since the epoch).
+    async fn acquire_lease(
+        &self,
+        job: &str,
+        holder: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<bool>;
+
+    /// Gives a lease up, if `holder` has it.
+    async fn release_lease(&self, job: &str, holder: &str) -> Result<()>;
 
     /// A stream of the high watermarks each commit produced, by this
     /// process and (on PostgreSQL) by every other agent sharing the

@@ -172,3 +172,45 @@ pub struct CommittedOffset {
     pub metadata: Option<String>,
     pub committed_at: i64,
 }
+
+/// One compacted segment replacing a run of consecutive segment rows of a
+/// partition, swapped in by [`crate::MetadataStore::replace_segments`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentReplacement {
+    pub topic: String,
+    pub partition: i32,
+    /// The run replaced: every row with `base_offset >= base_offset` and
+    /// `end_offset <= end_offset`; the new segment holds exactly these
+    /// offsets.
+    pub base_offset: i64,
+    pub end_offset: i64,
+    /// How many rows the run had when it was read. If it has a different
+    /// number now (retention or another compaction got there first),
+    /// nothing changes.
+    pub replaced_rows: i64,
+    pub record_count: i64,
+    pub size_bytes: i64,
+    pub bucket: String,
+    pub key: String,
+    pub byte_offset: i64,
+    pub byte_length: i64,
+    pub min_timestamp: i64,
+    pub max_timestamp: i64,
+    /// Milliseconds since the Unix epoch: the new row's `created_at`, and
+    /// when the replaced rows' objects lost these references.
+    pub created_at: i64,
+}
+
+/// Counts over the segment table, for metrics and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StorageStats {
+    pub segment_rows: i64,
+    /// Distinct objects referenced by segment rows.
+    pub objects: i64,
+    /// Bytes of object data referenced by segment rows.
+    pub bytes: i64,
+    /// The most segment rows any one partition has.
+    pub max_rows_per_partition: i64,
+    /// Objects that lost their last reference and await garbage collection.
+    pub tombstones: i64,
+}

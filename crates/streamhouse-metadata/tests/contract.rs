@@ -9,7 +9,7 @@ use streamhouse_core::{TopicConfig, ValidationError};
 use streamhouse_metadata::testing::{isolated_postgres, temp_sqlite};
 use streamhouse_metadata::{
     AgentInfo, FlushCommit, MetadataError, MetadataStore, NewTopic, OffsetCommit, PendingSegment,
-    ProducerBatch, SegmentOutcome,
+    ProducerBatch, SegmentOutcome, SegmentReplacement,
 };
 
 /// Runs one contract body against every backend.
@@ -56,6 +56,12 @@ contract!(concurrent_retries_store_a_batch_once);
 contract!(agents_register_heartbeat_and_leave);
 contract!(referenced_objects_are_found);
 contract!(commits_are_announced);
+contract!(topic_config_can_be_updated);
+contract!(truncation_advances_log_start_and_tombstones_objects);
+contract!(replacement_swaps_a_run_atomically);
+contract!(tombstones_age_and_are_removed);
+contract!(deleting_a_topic_tombstones_its_objects);
+contract!(leases_have_one_holder_until_they_expire);
 
 fn segment(topic: &str, partition: i32, records: i64, byte_offset: i64) -> PendingSegment {
     PendingSegment {
@@ -1100,4 +1106,341 @@ async fn postgres_commit_notices_reach_other_agents() {
             ),
         }
     }
+}
+
+/// Commits `count` one-record flushes to partition 0 of `topic`, each in its
+/// own object `obj-{first + i}`.
+async fn one_record_flushes(store: &dyn MetadataStore, topic: &str, first: usize, count: usize) {
+    for i in first..first + count {
+        store
+            .commit_flush(&flush(
+                &format!("obj-{i:04}"),
+                vec![segment(topic, 0, 1, 0)],
+            ))
+            .await
+            .expect("commit");
+    }
+}
+
+async fn topic_config_can_be_updated(store: Arc<dyn MetadataStore>) {
+    store
+        .create_topic(NewTopic::new("configured", 1))
+        .await
+        .expect("create");
+    let config = TopicConfig::from_pairs([("retention.ms", "60000"), ("retention.bytes", "1000")])
+        .expect("valid config");
+    let updated = store
+        .update_topic_config("configured", config.clone())
+        .await
+        .expect("update");
+    assert_eq!(updated.config, config);
+    assert_eq!(
+        store.get_topic("configured").await.expect("get").config,
+        config
+    );
+    assert!(matches!(
+        store.update_topic_config("missing", config).await,
+        Err(MetadataError::TopicNotFound { .. })
+    ));
+}
+
+async fn truncation_advances_log_start_and_tombstones_objects(store: Arc<dyn MetadataStore>) {
+    store
+        .create_topic(NewTopic::new("trunc", 1))
+        .await
+        .expect("create");
+    one_record_flushes(store.as_ref(), "trunc", 0, 5).await;
+    // Offsets 0..=4, one per object. Truncating to 3 drops the rows of 0, 1, 2.
+    let info = store
+        .truncate_partition("trunc", 0, 3)
+        .await
+        .expect("truncate");
+    assert_eq!((info.log_start_offset, info.high_watermark), (3, 5));
+    let left = store.list_segments("trunc", 0, 0, 100).await.expect("list");
+    assert_eq!(
+        left.iter().map(|s| s.base_offset).collect::<Vec<_>>(),
+        vec![3, 4]
+    );
+    let far_future = i64::MAX;
+    let mut dead = store
+        .expired_tombstones("bucket", far_future, 100)
+        .await
+        .expect("tombstones");
+    dead.sort();
+    assert_eq!(dead, vec!["obj-0000", "obj-0001", "obj-0002"]);
+    // Never backwards, never past the high watermark.
+    let info = store
+        .truncate_partition("trunc", 0, 1)
+        .await
+        .expect("truncate");
+    assert_eq!(info.log_start_offset, 3);
+    let info = store
+        .truncate_partition("trunc", 0, 99)
+        .await
+        .expect("truncate");
+    assert_eq!((info.log_start_offset, info.high_watermark), (5, 5));
+    assert!(
+        store
+            .list_segments("trunc", 0, 0, 100)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .get_partition("trunc", 0)
+            .await
+            .expect("partition")
+            .log_start_offset,
+        5
+    );
+    assert!(matches!(
+        store.truncate_partition("trunc", 7, 1).await,
+        Err(MetadataError::PartitionNotFound { .. })
+    ));
+}
+
+fn replacement(topic: &str, base: i64, end: i64, rows: i64, key: &str) -> SegmentReplacement {
+    SegmentReplacement {
+        topic: topic.into(),
+        partition: 0,
+        base_offset: base,
+        end_offset: end,
+        replaced_rows: rows,
+        record_count: end - base + 1,
+        size_bytes: 100,
+        bucket: "bucket".into(),
+        key: key.into(),
+        byte_offset: 0,
+        byte_length: 50,
+        min_timestamp: 1_000,
+        max_timestamp: 2_000,
+        created_at: 1_800_000_000_000,
+    }
+}
+
+async fn replacement_swaps_a_run_atomically(store: Arc<dyn MetadataStore>) {
+    store
+        .create_topic(NewTopic::new("compact", 1))
+        .await
+        .expect("create");
+    one_record_flushes(store.as_ref(), "compact", 0, 6).await;
+    // A stale run (wrong row count) changes nothing.
+    assert!(
+        !store
+            .replace_segments(&replacement("compact", 0, 3, 3, "compacted-a"))
+            .await
+            .expect("replace")
+    );
+    assert_eq!(
+        store
+            .list_segments("compact", 0, 0, 100)
+            .await
+            .expect("list")
+            .len(),
+        6
+    );
+    assert!(
+        store
+            .replace_segments(&replacement("compact", 0, 3, 4, "compacted-a"))
+            .await
+            .expect("replace")
+    );
+    let rows = store
+        .list_segments("compact", 0, 0, 100)
+        .await
+        .expect("list");
+    let ranges: Vec<(i64, i64, &str)> = rows
+        .iter()
+        .map(|s| (s.base_offset, s.end_offset, s.key.as_str()))
+        .collect();
+    assert_eq!(
+        ranges,
+        vec![
+            (0, 3, "compacted-a"),
+            (4, 4, "obj-0004"),
+            (5, 5, "obj-0005")
+        ]
+    );
+    assert_eq!(rows[0].record_count, 4);
+    assert_eq!(rows[0].created_at, 1_800_000_000_000);
+    let mut dead = store
+        .expired_tombstones("bucket", i64::MAX, 100)
+        .await
+        .expect("tombstones");
+    dead.sort();
+    assert_eq!(dead, vec!["obj-0000", "obj-0001", "obj-0002", "obj-0003"]);
+    // Below the log start offset: refused.
+    store
+        .truncate_partition("compact", 0, 5)
+        .await
+        .expect("truncate");
+    assert!(
+        !store
+            .replace_segments(&replacement("compact", 4, 5, 2, "compacted-b"))
+            .await
+            .expect("replace")
+    );
+    let stats = store.storage_stats().await.expect("stats");
+    assert_eq!(stats.segment_rows, 1);
+    assert_eq!(stats.objects, 1);
+    assert_eq!(stats.max_rows_per_partition, 1);
+    // obj-0000..=0004 and the compacted object, dropped by the truncation.
+    assert_eq!(stats.tombstones, 6);
+}
+
+async fn tombstones_age_and_are_removed(store: Arc<dyn MetadataStore>) {
+    store
+        .create_topic(NewTopic::new("aging", 1))
+        .await
+        .expect("create");
+    one_record_flushes(store.as_ref(), "aging", 0, 3).await;
+    store
+        .truncate_partition("aging", 0, 2)
+        .await
+        .expect("truncate");
+    // Tombstoned just now: not expired for a cutoff in the past.
+    assert!(
+        store
+            .expired_tombstones("bucket", 1_000, 100)
+            .await
+            .expect("tombstones")
+            .is_empty()
+    );
+    assert!(
+        store
+            .expired_tombstones("other-bucket", i64::MAX, 100)
+            .await
+            .expect("tombstones")
+            .is_empty()
+    );
+    let limited = store
+        .expired_tombstones("bucket", i64::MAX, 1)
+        .await
+        .expect("tombstones");
+    assert_eq!(limited.len(), 1);
+    let asked: Vec<String> = vec!["obj-0000".into(), "obj-0002".into(), "zzz".into()];
+    assert_eq!(
+        store
+            .tombstoned_objects("bucket", &asked)
+            .await
+            .expect("tombstoned"),
+        vec!["obj-0000".to_string()]
+    );
+    store
+        .remove_tombstones("bucket", &["obj-0000".to_string(), "obj-0001".to_string()])
+        .await
+        .expect("remove");
+    assert!(
+        store
+            .expired_tombstones("bucket", i64::MAX, 100)
+            .await
+            .expect("tombstones")
+            .is_empty()
+    );
+}
+
+async fn deleting_a_topic_tombstones_its_objects(store: Arc<dyn MetadataStore>) {
+    store
+        .create_topic(NewTopic::new("doomed", 1))
+        .await
+        .expect("create");
+    store
+        .create_topic(NewTopic::new("kept", 1))
+        .await
+        .expect("create");
+    store
+        .commit_flush(&flush(
+            "shared-object",
+            vec![segment("doomed", 0, 2, 0), segment("kept", 0, 2, 20)],
+        ))
+        .await
+        .expect("commit");
+    one_record_flushes(store.as_ref(), "doomed", 0, 1).await;
+    store.delete_topic("doomed").await.expect("delete");
+    let mut dead = store
+        .expired_tombstones("bucket", i64::MAX, 100)
+        .await
+        .expect("tombstones");
+    dead.sort();
+    assert_eq!(dead, vec!["obj-0000", "shared-object"]);
+    // The shared object is still referenced by the other topic: garbage
+    // collection must check references before it deletes anything.
+    assert_eq!(
+        store
+            .referenced_objects("bucket", &dead)
+            .await
+            .expect("referenced"),
+        vec!["shared-object".to_string()]
+    );
+}
+
+async fn leases_have_one_holder_until_they_expire(store: Arc<dyn MetadataStore>) {
+    let t = 1_000_000;
+    assert!(
+        store
+            .acquire_lease("compaction", "a", t, t + 100)
+            .await
+            .expect("lease")
+    );
+    assert!(
+        !store
+            .acquire_lease("compaction", "b", t + 50, t + 150)
+            .await
+            .expect("lease")
+    );
+    // Another job is independent.
+    assert!(
+        store
+            .acquire_lease("gc", "b", t + 50, t + 150)
+            .await
+            .expect("lease")
+    );
+    // The holder renews.
+    assert!(
+        store
+            .acquire_lease("compaction", "a", t + 90, t + 190)
+            .await
+            .expect("lease")
+    );
+    assert!(
+        !store
+            .acquire_lease("compaction", "b", t + 150, t + 250)
+            .await
+            .expect("lease")
+    );
+    // Expired: another agent takes over, and the old holder is out.
+    assert!(
+        store
+            .acquire_lease("compaction", "b", t + 191, t + 291)
+            .await
+            .expect("lease")
+    );
+    assert!(
+        !store
+            .acquire_lease("compaction", "a", t + 200, t + 300)
+            .await
+            .expect("lease")
+    );
+    // Releasing someone else's lease does nothing; releasing one's own frees it.
+    store
+        .release_lease("compaction", "a")
+        .await
+        .expect("release");
+    assert!(
+        !store
+            .acquire_lease("compaction", "c", t + 210, t + 310)
+            .await
+            .expect("lease")
+    );
+    store
+        .release_lease("compaction", "b")
+        .await
+        .expect("release");
+    assert!(
+        store
+            .acquire_lease("compaction", "c", t + 210, t + 310)
+            .await
+            .expect("lease")
+    );
 }

@@ -121,6 +121,82 @@ pub(crate) const SELECT_GROUPS: &str =
 
 pub(crate) const DELETE_GROUP: &str = "DELETE FROM consumer_offsets WHERE group_id = $1";
 
+/// Tombstones the objects of segment rows about to be deleted: `$1` is the
+/// time, then the row filter's parameters. A newer removal moves the time
+/// forward, so the grace period counts from the LAST reference lost.
+macro_rules! tombstone_rows_where {
+    ($filter:literal) => {
+        concat!(
+            "INSERT INTO object_tombstones (s3_bucket, s3_key, unreferenced_at) \
+             SELECT DISTINCT s3_bucket, s3_key, $1 FROM segments WHERE ",
+            $filter,
+            " ON CONFLICT (s3_bucket, s3_key) DO UPDATE SET \
+             unreferenced_at = excluded.unreferenced_at"
+        )
+    };
+}
+
+pub(crate) const TOMBSTONE_TOPIC: &str = tombstone_rows_where!("topic = $2");
+
+pub(crate) const UPDATE_TOPIC_CONFIG: &str = "UPDATE topics SET config = $2 WHERE name = $1";
+
+/// Advances the log start offset, never back and never past the high
+/// watermark; the UPDATE also locks the partition row.
+pub(crate) const ADVANCE_LOG_START: &str = "UPDATE partitions SET log_start_offset = CASE \
+         WHEN $3 > high_watermark THEN high_watermark \
+         WHEN $3 > log_start_offset THEN $3 \
+         ELSE log_start_offset END \
+     WHERE topic = $1 AND partition_id = $2 \
+     RETURNING partition_id, high_watermark, log_start_offset";
+
+pub(crate) const TOMBSTONE_BELOW: &str =
+    tombstone_rows_where!("topic = $2 AND partition_id = $3 AND end_offset < $4");
+
+pub(crate) const DELETE_SEGMENTS_BELOW: &str =
+    "DELETE FROM segments WHERE topic = $1 AND partition_id = $2 AND end_offset < $3";
+
+/// Locks the partition row (a no-op update) and reads its log start.
+pub(crate) const LOCK_PARTITION: &str = "UPDATE partitions SET log_start_offset = log_start_offset \
+     WHERE topic = $1 AND partition_id = $2 RETURNING log_start_offset";
+
+pub(crate) const TOMBSTONE_RUN: &str = tombstone_rows_where!(
+    "topic = $2 AND partition_id = $3 AND base_offset >= $4 AND end_offset <= $5"
+);
+
+pub(crate) const DELETE_RUN: &str = "DELETE FROM segments WHERE topic = $1 AND partition_id = $2 \
+     AND base_offset >= $3 AND end_offset <= $4";
+
+pub(crate) const INSERT_ONE_SEGMENT: &str = "INSERT INTO segments (topic, partition_id, \
+     base_offset, end_offset, record_count, size_bytes, s3_bucket, s3_key, byte_offset, \
+     byte_length, min_timestamp, max_timestamp, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+
+pub(crate) const SELECT_STORAGE_STATS: &str = "SELECT \
+     (SELECT CAST(COUNT(*) AS BIGINT) FROM segments), \
+     (SELECT COUNT(*) FROM (SELECT DISTINCT s3_bucket, s3_key FROM segments) AS o), \
+     (SELECT CAST(COALESCE(SUM(byte_length), 0) AS BIGINT) FROM segments), \
+     (SELECT COALESCE(MAX(n), 0) FROM (SELECT COUNT(*) AS n FROM segments \
+          GROUP BY topic, partition_id) AS p), \
+     (SELECT COUNT(*) FROM object_tombstones)";
+
+pub(crate) const SELECT_EXPIRED_TOMBSTONES: &str = "SELECT s3_key FROM object_tombstones \
+     WHERE s3_bucket = $1 AND unreferenced_at < $2 ORDER BY unreferenced_at LIMIT $3";
+
+pub(crate) const SELECT_TOMBSTONED_KEYS: &str = "SELECT s3_key FROM object_tombstones \
+     WHERE s3_bucket = $1 AND s3_key >= $2 AND s3_key <= $3";
+
+pub(crate) const DELETE_TOMBSTONE: &str =
+    "DELETE FROM object_tombstones WHERE s3_bucket = $1 AND s3_key = $2";
+
+/// Takes a lease that is free, expired, or already ours.
+pub(crate) const ACQUIRE_LEASE: &str = "INSERT INTO job_leases (job, holder, expires_at) \
+     VALUES ($1, $2, $3) \
+     ON CONFLICT (job) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at \
+     WHERE job_leases.holder = excluded.holder OR job_leases.expires_at < $4 \
+     RETURNING holder";
+
+pub(crate) const RELEASE_LEASE: &str = "DELETE FROM job_leases WHERE job = $1 AND holder = $2";
+
 #[derive(sqlx::FromRow)]
 pub(crate) struct AgentRow {
     agent_id: String,
@@ -391,7 +467,7 @@ pub(crate) fn producer_state(rows: Vec<ProducerBatchRow>) -> ProducerState {
     state
 }
 
-fn limit_to_i64(limit: usize) -> i64 {
+pub(crate) fn limit_to_i64(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)
 }
 
@@ -518,6 +594,12 @@ macro_rules! impl_shared_queries {
             async fn delete_topic(&self, name: &str) -> $crate::Result<()> {
                 const OP: &str = "delete topic";
                 let mut tx = self.begin_write(OP).await?;
+                sqlx::query($crate::sql::TOMBSTONE_TOPIC)
+                    .bind($crate::sql::now_ms())
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| MetadataError::from_sqlx(OP, e))?;
                 let deleted = sqlx::query($crate::sql::DELETE_TOPIC)
                     .bind(name)
                     .execute(&mut *tx)
@@ -770,6 +852,270 @@ macro_rules! impl_shared_queries {
                         .filter(|key| wanted.contains(key))
                         .collect(),
                 )
+            }
+
+            async fn update_topic_config(
+                &self,
+                name: &str,
+                config: streamhouse_core::TopicConfig,
+            ) -> $crate::Result<$crate::Topic> {
+                const OP: &str = "update topic config";
+                let encoded =
+                    serde_json::to_string(&config).map_err(|e| MetadataError::InvalidArgument {
+                        what: "topic config",
+                        reason: e.to_string(),
+                    })?;
+                let mut tx = self.begin_write(OP).await?;
+                let updated = sqlx::query($crate::sql::UPDATE_TOPIC_CONFIG)
+                    .bind(name)
+                    .bind(&encoded)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| MetadataError::from_sqlx(OP, e))?;
+                if updated.rows_affected() == 0 {
+                    return Err(MetadataError::TopicNotFound {
+                        topic: name.to_string(),
+                    });
+                }
+                let topic = sqlx::query_as::<$db, $crate::sql::TopicRow>($crate::sql::SELECT_TOPIC)
+                    .bind(name)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(|e| MetadataError::from_sqlx(OP, e))?
+                    .into_topic()?;
+                tx.commit()
+                    .await
+                    .map_err(|e| MetadataError::from_sqlx(OP, e))?;
+                Ok(topic)
+            }
+
+            async fn truncate_partition(
+                &self,
+                topic: &str,
+                partition: i32,
+                offset: i64,
+            ) -> $crate::Result<$crate::PartitionInfo> {
+                const OP: &str = "truncate partition";
+                let mut tx = self.begin_write(OP).await?;
+                let info: $crate::PartitionInfo = sqlx::query_as::<$db, $crate::sql::PartitionRow>(
+                    $crate::sql::ADVANCE_LOG_START,
+                )
+                .bind(topic)
+                .bind(partition)
+                .bind(offset)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| MetadataError::from_sqlx(OP, e))?
+                .ok_or_else(|| MetadataError::PartitionNotFound {
+                    topic: topic.to_string(),
+                    partition,
+                })?
+                .into();
+                sqlx::query($crate::sql::TOMBSTONE_BELOW)
+                    .bind($crate::sql::now_ms())
+                    .bind(topic)
+                    .bind(partition)
+                    .bind(info.log_start_offset)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| MetadataError::from_sqlx(OP, e))?;
+                sqlx::query($crate::sql::DELETE_SEGMENTS_BELOW)
+                    .bind(topic)
+                    .bind(partition)
+                    .bind(info.log_start_offset)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| MetadataError::from_sqlx(OP, e))?;
+                tx.commit()
+                    .await
+                    .map_err(|e| MetadataError::from_sqlx(OP, e))?;
+                Ok(info)
+            }
+
+            async fn replace_segments(
+                &self,
+                r: &$crate::SegmentReplacement,
+            ) -> $crate::Result<bool> {
+                const OP: &str = "replace segments";
+                if r.replaced_rows < 1 || r.record_count < 1 || r.end_offset < r.base_offset {
+                    return Err(MetadataError::InvalidArgument {
+                        what: "segment replacement",
+                        reason: format!(
+                            "{} rows, {} records, offsets {}..={}",
+                            r.replaced_rows, r.record_count, r.base_offset, r.end_offset
+                        ),
+                    });
+                }
+                let mut tx = self.begin_write(OP).await?;
+                let Some(log_start) = sqlx::query_scalar::<$db, i64>($crate::sql::LOCK_PARTITION)
+                    .bind(&r.topic)
+                    .bind(r.partition)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(|e| MetadataError::from_sqlx(OP, e))?
+                else {
+                    return Ok(false);
+                };
+                if r.base_offset < log_start {
+                    return Ok(false);
+                }
+                sqlx::query($crate::sql::TOMBSTONE_RUN)
+                    .bind(r.created_at)
+                    .bind(&r.topic)
+                    .bind(r.partition)
+                    .bind(r.base_offset)
+                    .bind(r.end_offset)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| MetadataError::from_sqlx(OP, e))?;
+                let deleted = sqlx::query($crate::sql::DELETE_RUN)
+                    .bind(&r.topic)
+                    .bind(r.partition)
+                    .bind(r.base_offset)
+                    .bind(r.end_offset)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| MetadataError::from_sqlx(OP, e))?;
+                if i64::try_from(deleted.rows_affected()).ok() != Some(r.replaced_rows) {
+                    // Dropping the transaction rolls it back.
+                    return Ok(false);
+                }
+                sqlx::query($crate::sql::INSERT_ONE_SEGMENT)
+                    .bind(&r.topic)
+                    .bind(r.partition)
+                    .bind(r.base_offset)
+                    .bind(r.end_offset)
+                    .bind(r.record_count)
+                    .bind(r.size_bytes)
+                    .bind(&r.bucket)
+                    .bind(&r.key)
+                    .bind(r.byte_offset)
+                    .bind(r.byte_length)
+                    .bind(r.min_timestamp)
+                    .bind(r.max_timestamp)
+                    .bind(r.created_at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| MetadataError::from_sqlx(OP, e))?;
+                // The new object is referenced from now on.
+                sqlx::query($crate::sql::DELETE_TOMBSTONE)
+                    .bind(&r.bucket)
+                    .bind(&r.key)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| MetadataError::from_sqlx(OP, e))?;
+                tx.commit()
+                    .await
+                    .map_err(|e| MetadataError::from_sqlx(OP, e))?;
+                Ok(true)
+            }
+
+            async fn storage_stats(&self) -> $crate::Result<$crate::StorageStats> {
+                let (segment_rows, objects, bytes, max_rows_per_partition, tombstones) =
+                    sqlx::query_as::<$db, (i64, i64, i64, i64, i64)>(
+                        $crate::sql::SELECT_STORAGE_STATS,
+                    )
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(|e| MetadataError::from_sqlx("storage stats", e))?;
+                Ok($crate::StorageStats {
+                    segment_rows,
+                    objects,
+                    bytes,
+                    max_rows_per_partition,
+                    tombstones,
+                })
+            }
+
+            async fn expired_tombstones(
+                &self,
+                bucket: &str,
+                before: i64,
+                limit: usize,
+            ) -> $crate::Result<Vec<String>> {
+                sqlx::query_scalar::<$db, String>($crate::sql::SELECT_EXPIRED_TOMBSTONES)
+                    .bind(bucket)
+                    .bind(before)
+                    .bind($crate::sql::limit_to_i64(limit))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(|e| MetadataError::from_sqlx("expired tombstones", e))
+            }
+
+            async fn tombstoned_objects(
+                &self,
+                bucket: &str,
+                keys: &[String],
+            ) -> $crate::Result<Vec<String>> {
+                let (Some(first), Some(last)) = (keys.iter().min(), keys.iter().max()) else {
+                    return Ok(Vec::new());
+                };
+                let wanted: std::collections::HashSet<&String> = keys.iter().collect();
+                Ok(
+                    sqlx::query_scalar::<$db, String>($crate::sql::SELECT_TOMBSTONED_KEYS)
+                        .bind(bucket)
+                        .bind(first)
+                        .bind(last)
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(|e| MetadataError::from_sqlx("tombstoned objects", e))?
+                        .into_iter()
+                        .filter(|key| wanted.contains(key))
+                        .collect(),
+                )
+            }
+
+            async fn remove_tombstones(&self, bucket: &str, keys: &[String]) -> $crate::Result<()> {
+                const OP: &str = "remove tombstones";
+                if keys.is_empty() {
+                    return Ok(());
+                }
+                let mut tx = self.begin_write(OP).await?;
+                for key in keys {
+                    sqlx::query($crate::sql::DELETE_TOMBSTONE)
+                        .bind(bucket)
+                        .bind(key)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|e| MetadataError::from_sqlx(OP, e))?;
+                }
+                tx.commit()
+                    .await
+                    .map_err(|e| MetadataError::from_sqlx(OP, e))?;
+                Ok(())
+            }
+
+            async fn acquire_lease(
+                &self,
+                job: &str,
+                holder: &str,
+                now: i64,
+                expires_at: i64,
+            ) -> $crate::Result<bool> {
+                const OP: &str = "acquire lease";
+                let mut tx = self.begin_write(OP).await?;
+                let taken = sqlx::query_scalar::<$db, String>($crate::sql::ACQUIRE_LEASE)
+                    .bind(job)
+                    .bind(holder)
+                    .bind(expires_at)
+                    .bind(now)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(|e| MetadataError::from_sqlx(OP, e))?;
+                tx.commit()
+                    .await
+                    .map_err(|e| MetadataError::from_sqlx(OP, e))?;
+                Ok(taken.as_deref() == Some(holder))
+            }
+
+            async fn release_lease(&self, job: &str, holder: &str) -> $crate::Result<()> {
+                sqlx::query($crate::sql::RELEASE_LEASE)
+                    .bind(job)
+                    .bind(holder)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| MetadataError::from_sqlx("release lease", e))?;
+                Ok(())
             }
 
             fn commit_notices(&self) -> tokio::sync::broadcast::Receiver<$crate::CommitNotice> {
