@@ -95,6 +95,41 @@ pub struct ServeArgs {
         allow_negative_numbers = true
     )]
     pub max_body_bytes: Option<String>,
+    /// Size a compacted segment aims for, at least 1024 [default: 67108864].
+    #[arg(
+        long,
+        env = "STREAMHOUSE_COMPACTION_TARGET_BYTES",
+        value_name = "N",
+        allow_negative_numbers = true
+    )]
+    pub compaction_target_bytes: Option<String>,
+    /// Age after which a partition's newest small segments are compacted
+    /// even below the target size [default: 60000].
+    #[arg(
+        long,
+        env = "STREAMHOUSE_COMPACTION_SPAN_MS",
+        value_name = "N",
+        allow_negative_numbers = true
+    )]
+    pub compaction_span_ms: Option<String>,
+    /// How often compaction, retention and garbage collection run, each on
+    /// one agent of the cluster at a time, at least 10 [default: 30000].
+    #[arg(
+        long,
+        env = "STREAMHOUSE_JOB_INTERVAL_MS",
+        value_name = "N",
+        allow_negative_numbers = true
+    )]
+    pub job_interval_ms: Option<String>,
+    /// How long an object outlives its last reference (or, never committed,
+    /// its upload) before garbage collection deletes it [default: 600000].
+    #[arg(
+        long,
+        env = "STREAMHOUSE_GC_GRACE_MS",
+        value_name = "N",
+        allow_negative_numbers = true
+    )]
+    pub gc_grace_ms: Option<String>,
 }
 
 // Numeric flags allow negative numbers so that `--cache-bytes -1` reaches

@@ -23,6 +23,14 @@ pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA_DIR: &str = "./data";
 /// Default largest accepted HTTP request body.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 16 << 20;
+/// Default size of a compacted segment.
+pub const DEFAULT_COMPACTION_TARGET_BYTES: u64 = 64 << 20;
+/// Default age after which small trailing segments are compacted anyway.
+pub const DEFAULT_COMPACTION_SPAN: Duration = Duration::from_secs(60);
+/// Default period of the background jobs.
+pub const DEFAULT_JOB_INTERVAL: Duration = Duration::from_secs(30);
+/// Default grace period of garbage collection.
+pub const DEFAULT_GC_GRACE: Duration = Duration::from_secs(600);
 /// Allowed range of `--flush-interval-ms`.
 pub const FLUSH_INTERVAL_MS_RANGE: std::ops::RangeInclusive<u64> = 1..=10_000;
 
@@ -50,6 +58,17 @@ pub struct ServerConfig {
     pub cache_bytes: u64,
     /// Largest HTTP request body accepted (413 above it).
     pub max_body_bytes: usize,
+    /// Size a compacted segment aims for.
+    pub compaction_target_bytes: u64,
+    /// Age after which a partition's newest flushed segments are compacted
+    /// even below the target size.
+    pub compaction_span: Duration,
+    /// How often compaction, retention and garbage collection run (each on
+    /// one agent of the cluster at a time).
+    pub job_interval: Duration,
+    /// How long an object outlives its last reference before garbage
+    /// collection deletes it.
+    pub gc_grace: Duration,
 }
 
 impl Default for ServerConfig {
@@ -67,6 +86,10 @@ impl Default for ServerConfig {
             flush_interval: storage.flush.flush_interval,
             cache_bytes: storage.cache_bytes,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            compaction_target_bytes: DEFAULT_COMPACTION_TARGET_BYTES,
+            compaction_span: DEFAULT_COMPACTION_SPAN,
+            job_interval: DEFAULT_JOB_INTERVAL,
+            gc_grace: DEFAULT_GC_GRACE,
         }
     }
 }
@@ -204,10 +227,14 @@ pub enum Setting {
     FlushIntervalMs,
     CacheBytes,
     MaxBodyBytes,
+    CompactionTargetBytes,
+    CompactionSpanMs,
+    JobIntervalMs,
+    GcGraceMs,
 }
 
 impl Setting {
-    pub const ALL: [Setting; 11] = [
+    pub const ALL: [Setting; 15] = [
         Setting::DataDir,
         Setting::Metadata,
         Setting::ObjectStore,
@@ -219,6 +246,10 @@ impl Setting {
         Setting::FlushIntervalMs,
         Setting::CacheBytes,
         Setting::MaxBodyBytes,
+        Setting::CompactionTargetBytes,
+        Setting::CompactionSpanMs,
+        Setting::JobIntervalMs,
+        Setting::GcGraceMs,
     ];
 
     /// The TOML key, which is also clap's argument id.
@@ -235,6 +266,10 @@ impl Setting {
             Setting::FlushIntervalMs => "flush_interval_ms",
             Setting::CacheBytes => "cache_bytes",
             Setting::MaxBodyBytes => "max_body_bytes",
+            Setting::CompactionTargetBytes => "compaction_target_bytes",
+            Setting::CompactionSpanMs => "compaction_span_ms",
+            Setting::JobIntervalMs => "job_interval_ms",
+            Setting::GcGraceMs => "gc_grace_ms",
         }
     }
 
@@ -251,6 +286,10 @@ impl Setting {
             Setting::FlushIntervalMs => "--flush-interval-ms",
             Setting::CacheBytes => "--cache-bytes",
             Setting::MaxBodyBytes => "--max-body-bytes",
+            Setting::CompactionTargetBytes => "--compaction-target-bytes",
+            Setting::CompactionSpanMs => "--compaction-span-ms",
+            Setting::JobIntervalMs => "--job-interval-ms",
+            Setting::GcGraceMs => "--gc-grace-ms",
         }
     }
 
@@ -267,6 +306,10 @@ impl Setting {
             Setting::FlushIntervalMs => "STREAMHOUSE_FLUSH_INTERVAL_MS",
             Setting::CacheBytes => "STREAMHOUSE_CACHE_BYTES",
             Setting::MaxBodyBytes => "STREAMHOUSE_MAX_BODY_BYTES",
+            Setting::CompactionTargetBytes => "STREAMHOUSE_COMPACTION_TARGET_BYTES",
+            Setting::CompactionSpanMs => "STREAMHOUSE_COMPACTION_SPAN_MS",
+            Setting::JobIntervalMs => "STREAMHOUSE_JOB_INTERVAL_MS",
+            Setting::GcGraceMs => "STREAMHOUSE_GC_GRACE_MS",
         }
     }
 }
@@ -377,6 +420,24 @@ impl RawSettings {
                         .and_then(check_max_body_bytes)
                         .map_err(fail)?
                 }
+                Setting::CompactionTargetBytes => {
+                    config.compaction_target_bytes = parse_u64(raw)
+                        .and_then(|n| at_least(n, 1 << 10, "bytes"))
+                        .map_err(fail)?
+                }
+                Setting::CompactionSpanMs => {
+                    config.compaction_span = Duration::from_millis(parse_u64(raw).map_err(fail)?)
+                }
+                Setting::JobIntervalMs => {
+                    config.job_interval = Duration::from_millis(
+                        parse_u64(raw)
+                            .and_then(|n| at_least(n, 10, "milliseconds"))
+                            .map_err(fail)?,
+                    )
+                }
+                Setting::GcGraceMs => {
+                    config.gc_grace = Duration::from_millis(parse_u64(raw).map_err(fail)?)
+                }
             }
         }
         Ok(config)
@@ -399,6 +460,10 @@ struct FileSettings {
     flush_interval_ms: Option<u64>,
     cache_bytes: Option<u64>,
     max_body_bytes: Option<u64>,
+    compaction_target_bytes: Option<u64>,
+    compaction_span_ms: Option<u64>,
+    job_interval_ms: Option<u64>,
+    gc_grace_ms: Option<u64>,
 }
 
 /// Reads the TOML file given by `--config` into a settings layer.
@@ -441,6 +506,10 @@ fn parse_config_file(text: &str, path: &Path) -> Result<RawSettings, ConfigError
         (Setting::FlushIntervalMs, file.flush_interval_ms),
         (Setting::CacheBytes, file.cache_bytes),
         (Setting::MaxBodyBytes, file.max_body_bytes),
+        (Setting::CompactionTargetBytes, file.compaction_target_bytes),
+        (Setting::CompactionSpanMs, file.compaction_span_ms),
+        (Setting::JobIntervalMs, file.job_interval_ms),
+        (Setting::GcGraceMs, file.gc_grace_ms),
     ];
     for (setting, value) in numbers {
         if let Some(value) = value {
@@ -466,6 +535,14 @@ fn parse_u64(raw: &str) -> Result<u64, String> {
     raw.trim()
         .parse::<u64>()
         .map_err(|_| format!("{raw:?} is not a non-negative integer"))
+}
+
+fn at_least(n: u64, min: u64, unit: &str) -> Result<u64, String> {
+    if n >= min {
+        Ok(n)
+    } else {
+        Err(format!("must be at least {min} {unit}"))
+    }
 }
 
 fn non_empty_path(path: &Path) -> Result<(), String> {

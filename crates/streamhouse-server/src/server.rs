@@ -14,6 +14,7 @@ use std::time::Duration;
 use metrics_exporter_prometheus::PrometheusHandle;
 use streamhouse_kafka::{GroupCoordinator, KafkaConfig, KafkaServer};
 use streamhouse_metadata::MetadataStore;
+use streamhouse_storage::jobs::JobsConfig;
 use streamhouse_storage::{FlushConfig, ObjectStorage, StorageConfig, StorageEngine};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -125,6 +126,9 @@ async fn launch(
         flush_interval_ms = config.flush_interval.as_millis() as u64,
         cache_bytes = config.cache_bytes,
         max_body_bytes = config.max_body_bytes,
+        compaction_target_bytes = config.compaction_target_bytes,
+        job_interval_ms = config.job_interval.as_millis() as u64,
+        gc_grace_ms = config.gc_grace.as_millis() as u64,
         "starting streamhouse"
     );
 
@@ -140,6 +144,14 @@ async fn launch(
             ..StorageConfig::default()
         },
     );
+    let mut jobs = JobsConfig::new(agent_id.clone());
+    jobs.compaction.target_bytes = config.compaction_target_bytes;
+    jobs.compaction.span = config.compaction_span;
+    jobs.compaction_interval = config.job_interval;
+    jobs.retention_interval = config.job_interval;
+    jobs.gc_interval = config.job_interval;
+    jobs.gc_grace = config.gc_grace;
+    engine.start_jobs(jobs);
     let kafka = KafkaServer::new(
         engine.clone(),
         KafkaConfig {

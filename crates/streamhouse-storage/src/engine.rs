@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use streamhouse_core::{Record, TopicPartition};
+use streamhouse_core::{Record, TopicConfig, TopicPartition};
 use streamhouse_metadata::{MetadataStore, NewTopic, PartitionInfo, ProducerBatch, Topic};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -19,6 +19,9 @@ use crate::cache::{CacheStats, SegmentCache};
 use crate::consumer::{Consumer, ConsumerConfig};
 use crate::error::{Result, StorageError};
 use crate::flusher::{self, FlushTargets};
+use crate::jobs::{
+    self, CheckReport, CompactionConfig, CompactionReport, GcReport, JobsConfig, RetentionReport,
+};
 use crate::object_storage::{ObjectStorage, ObjectStoreStats};
 use crate::producer::Producer;
 use crate::reader::{PartitionReader, ReadContext, ReadResult};
@@ -308,6 +311,63 @@ impl StorageEngine {
     /// read as data; garbage collection may delete them.
     pub async fn orphan_objects(&self, grace: Duration) -> Result<Vec<object_store::ObjectMeta>> {
         crate::orphans::find(&self.inner.storage, self.inner.metadata.as_ref(), grace).await
+    }
+
+    /// One compaction pass over every partition (the background job runs
+    /// this on one agent at a time; see [`Self::start_jobs`]).
+    pub async fn compact(&self, config: &CompactionConfig) -> Result<CompactionReport> {
+        jobs::compaction_pass(&self.job_context(), config).await
+    }
+
+    /// One retention pass: drops segments past each topic's
+    /// `retention.ms` / `retention.bytes` and advances log start offsets.
+    pub async fn enforce_retention(&self) -> Result<RetentionReport> {
+        jobs::retention_pass(&self.job_context()).await
+    }
+
+    /// One garbage collection pass with the given grace period.
+    pub async fn collect_garbage(&self, grace: Duration) -> Result<GcReport> {
+        jobs::gc_pass(&self.job_context(), grace).await
+    }
+
+    /// Checks that every segment row's bytes exist and decode, and that the
+    /// rows cover every readable offset exactly once.
+    pub async fn check_consistency(&self) -> Result<CheckReport> {
+        jobs::check_consistency(self.inner.metadata.as_ref(), &self.inner.storage).await
+    }
+
+    /// Kafka's DeleteRecords: makes offsets below `offset` unreadable (-1:
+    /// everything up to the high watermark). Returns the new log start
+    /// offset.
+    pub async fn delete_records(&self, topic: &str, partition: i32, offset: i64) -> Result<i64> {
+        jobs::delete_records(&self.job_context(), topic, partition, offset).await
+    }
+
+    /// Replaces a topic's configuration overrides.
+    pub async fn update_topic_config(&self, name: &str, config: TopicConfig) -> Result<Topic> {
+        let topic = self
+            .inner
+            .metadata
+            .update_topic_config(name, config)
+            .await?;
+        self.inner.topics.invalidate(name);
+        Ok(topic)
+    }
+
+    /// Runs compaction, retention and garbage collection in the background,
+    /// each while this agent holds the job's lease, until shutdown.
+    pub fn start_jobs(&self, config: JobsConfig) {
+        let tasks = jobs::runner::spawn(self.job_context(), config, self.inner.cancel.clone());
+        self.inner.tasks.lock().extend(tasks);
+    }
+
+    fn job_context(&self) -> jobs::JobContext {
+        jobs::JobContext {
+            metadata: self.inner.metadata.clone(),
+            storage: self.inner.storage.clone(),
+            index: self.inner.index.clone(),
+            watermarks: self.inner.watermarks.clone(),
+        }
     }
 
     fn read_context(&self) -> ReadContext {

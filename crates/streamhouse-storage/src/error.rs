@@ -122,6 +122,12 @@ impl StorageError {
         }
     }
 
+    /// True when an object a segment row pointed at does not exist.
+    pub fn is_object_not_found(&self) -> bool {
+        matches!(self, StorageError::ObjectStore { source, .. }
+            if matches!(**source, object_store::Error::NotFound { .. }))
+    }
+
     pub fn kind(&self) -> ErrorKind {
         match self {
             StorageError::Segment(_) | StorageError::SegmentMissing { .. } => ErrorKind::Corrupt,

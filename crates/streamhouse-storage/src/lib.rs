@@ -17,6 +17,7 @@ mod consumer;
 mod engine;
 mod error;
 mod flusher;
+pub mod jobs;
 mod object_storage;
 mod orphans;
 mod partitioner;

@@ -1,7 +1,8 @@
-//! Finding objects that no segment row references: uploads whose commit
-//! failed or never happened. They are never read (readers only follow
-//! segment rows); garbage collection deletes them after a grace period,
-//! which covers flushes that are uploaded but not yet committed.
+//! Finding objects that no segment row references and that are not
+//! waiting out a tombstone: uploads whose commit failed or never happened.
+//! They are never read (readers only follow segment rows); garbage
+//! collection deletes them after a grace period, which covers flushes that
+//! are uploaded but not yet committed.
 
 use std::time::Duration;
 
@@ -21,31 +22,41 @@ pub(crate) async fn find(
     metadata: &dyn MetadataStore,
     grace: Duration,
 ) -> Result<Vec<ObjectMeta>> {
-    let prefix = Path::from(storage.key("batches"));
+    // Everything StreamHouse writes under its prefix: flushes under
+    // `batches/` and compacted segments under `{topic}/{partition}/`.
+    let prefix = (!storage.prefix().is_empty()).then(|| Path::from(storage.prefix()));
     let listed: Vec<ObjectMeta> = storage
         .store()
-        .list(Some(&prefix))
+        .list(prefix.as_ref())
         .try_collect()
         .await
-        .map_err(|e| StorageError::object_store("list", prefix.as_ref(), e))?;
+        .map_err(|e| {
+            StorageError::object_store("list", prefix.as_ref().map_or("", |p| p.as_ref()), e)
+        })?;
     let cutoff = chrono_cutoff(grace);
     let mut candidates: Vec<ObjectMeta> = listed
         .into_iter()
-        .filter(|meta| meta.last_modified.timestamp_millis() <= cutoff)
+        .filter(|meta| {
+            meta.location.as_ref().ends_with(".bin")
+                && meta.last_modified.timestamp_millis() <= cutoff
+        })
         .collect();
     candidates.sort_by(|a, b| a.location.cmp(&b.location));
     let mut orphans = Vec::new();
     for chunk in candidates.chunks(CHUNK) {
         let keys: Vec<String> = chunk.iter().map(|m| m.location.to_string()).collect();
-        let referenced: std::collections::HashSet<String> = metadata
+        let mut kept: std::collections::HashSet<String> = metadata
             .referenced_objects(storage.bucket(), &keys)
             .await?
             .into_iter()
             .collect();
+        // Objects that lost their last reference recently wait for their
+        // tombstone's grace period instead.
+        kept.extend(metadata.tombstoned_objects(storage.bucket(), &keys).await?);
         orphans.extend(
             chunk
                 .iter()
-                .filter(|m| !referenced.contains(m.location.as_ref()))
+                .filter(|m| !kept.contains(m.location.as_ref()))
                 .cloned(),
         );
     }

@@ -104,12 +104,39 @@ impl PartitionReader {
         }
         let mut next = offset;
         let mut bytes = 0;
+        let mut reloaded = false;
         'segments: while next < high_watermark && result.records.len() < max_records {
             let segment = self.segment_for(next).await?;
-            let reader = self
-                .load(&segment)
-                .await?
-                .with_base_offset(segment.base_offset);
+            let reader = match self.load(&segment).await {
+                Ok(reader) => reader.with_base_offset(segment.base_offset),
+                // The row was replaced (compaction) or dropped (retention)
+                // and its object collected after this agent last looked:
+                // reload the partition's rows and log start once.
+                Err(error) if error.is_object_not_found() && !reloaded => {
+                    reloaded = true;
+                    self.context.index.invalidate(&self.topic, self.partition);
+                    let fresh = self
+                        .context
+                        .watermarks
+                        .refresh(&self.topic, self.partition)
+                        .await?;
+                    result.log_start_offset = fresh.log_start_offset;
+                    if next < fresh.log_start_offset {
+                        if result.records.is_empty() {
+                            return Err(StorageError::OffsetOutOfRange {
+                                topic: self.topic.clone(),
+                                partition: self.partition,
+                                offset: next,
+                                log_start_offset: fresh.log_start_offset,
+                                high_watermark: fresh.high_watermark,
+                            });
+                        }
+                        break 'segments;
+                    }
+                    continue 'segments;
+                }
+                Err(error) => return Err(error),
+            };
             for record in reader.iter_from(next) {
                 let record = record?;
                 if record.offset >= high_watermark {

@@ -49,7 +49,7 @@ impl Default for FlushConfig {
             upload_backoff: Duration::from_millis(100),
             commit_attempts: 3,
             compression: Compression::Lz4,
-            max_pending_bytes: 256 << 20,
+            max_pending_bytes: 64 << 20,
         }
     }
 }

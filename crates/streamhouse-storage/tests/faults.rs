@@ -213,6 +213,60 @@ impl MetadataStore for FailingCommits {
     ) -> Result<Vec<String>, MetadataError> {
         self.inner.referenced_objects(bucket, keys).await
     }
+    async fn update_topic_config(
+        &self,
+        name: &str,
+        config: streamhouse_core::TopicConfig,
+    ) -> Result<Topic, MetadataError> {
+        self.inner.update_topic_config(name, config).await
+    }
+    async fn truncate_partition(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+    ) -> Result<PartitionInfo, MetadataError> {
+        self.inner.truncate_partition(topic, partition, offset).await
+    }
+    async fn replace_segments(
+        &self,
+        replacement: &streamhouse_metadata::SegmentReplacement,
+    ) -> Result<bool, MetadataError> {
+        self.inner.replace_segments(replacement).await
+    }
+    async fn storage_stats(&self) -> Result<streamhouse_metadata::StorageStats, MetadataError> {
+        self.inner.storage_stats().await
+    }
+    async fn expired_tombstones(
+        &self,
+        bucket: &str,
+        before: i64,
+        limit: usize,
+    ) -> Result<Vec<String>, MetadataError> {
+        self.inner.expired_tombstones(bucket, before, limit).await
+    }
+    async fn tombstoned_objects(
+        &self,
+        bucket: &str,
+        keys: &[String],
+    ) -> Result<Vec<String>, MetadataError> {
+        self.inner.tombstoned_objects(bucket, keys).await
+    }
+    async fn remove_tombstones(&self, bucket: &str, keys: &[String]) -> Result<(), MetadataError> {
+        self.inner.remove_tombstones(bucket, keys).await
+    }
+    async fn acquire_lease(
+        &self,
+        job: &str,
+        holder: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<bool, MetadataError> {
+        self.inner.acquire_lease(job, holder, now, expires_at).await
+    }
+    async fn release_lease(&self, job: &str, holder: &str) -> Result<(), MetadataError> {
+        self.inner.release_lease(job, holder).await
+    }
     fn commit_notices(&self) -> tokio::sync::broadcast::Receiver<CommitNotice> {
         self.inner.commit_notices()
     }

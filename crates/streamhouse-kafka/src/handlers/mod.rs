@@ -1,9 +1,11 @@
 //! One module per Kafka API. Each handler takes its decoded request and
 //! returns the response (or, for requests that wait, a future of it).
 
+mod alter_configs;
 pub(crate) mod api_versions;
 mod create_partitions;
 mod create_topics;
+mod delete_records;
 mod delete_topics;
 mod describe_configs;
 mod fetch;
@@ -104,6 +106,17 @@ pub(crate) async fn dispatch(
         RequestKind::DeleteGroups(request) => Reply::now(ResponseKind::DeleteGroups(
             groups::delete(broker, request).await,
         )),
+        RequestKind::DeleteRecords(request) => Reply::now(ResponseKind::DeleteRecords(
+            delete_records::handle(broker, request).await,
+        )),
+        RequestKind::AlterConfigs(request) => Reply::now(ResponseKind::AlterConfigs(
+            alter_configs::alter(broker, request).await,
+        )),
+        RequestKind::IncrementalAlterConfigs(request) => {
+            Reply::now(ResponseKind::IncrementalAlterConfigs(
+                alter_configs::incremental(broker, request).await,
+            ))
+        }
         other => {
             // The decoder only accepts the APIs in `versions::SUPPORTED`.
             tracing::error!(request = ?other, "request with no handler");
@@ -137,6 +150,9 @@ pub(crate) fn api_name(api_key: ApiKey) -> &'static str {
         ApiKey::SaslAuthenticate => "sasl_authenticate",
         ApiKey::CreatePartitions => "create_partitions",
         ApiKey::DeleteGroups => "delete_groups",
+        ApiKey::DeleteRecords => "delete_records",
+        ApiKey::AlterConfigs => "alter_configs",
+        ApiKey::IncrementalAlterConfigs => "incremental_alter_configs",
         _ => "other",
     }
 }

@@ -153,6 +153,12 @@ fn errors_name_the_flag_and_where_the_value_came_from() {
         Some("--cache-bytes: \"lots\" is not a non-negative integer")
     );
     assert!(resolve(Setting::MaxBodyBytes, "10", Origin::Flag).is_some());
+    assert_eq!(
+        resolve(Setting::JobIntervalMs, "5", Origin::Flag).as_deref(),
+        Some("--job-interval-ms: must be at least 10 milliseconds")
+    );
+    assert!(resolve(Setting::CompactionTargetBytes, "100", Origin::Flag).is_some());
+    assert!(resolve(Setting::GcGraceMs, "-1", Origin::Flag).is_some());
     assert!(resolve(Setting::AgentId, "", Origin::Flag).is_some());
     assert!(resolve(Setting::AdvertisedHost, "a b", Origin::Flag).is_some());
     assert!(resolve(Setting::DataDir, "", Origin::Flag).is_some());
@@ -172,6 +178,10 @@ fn config_file_sets_every_key() {
         flush_interval_ms = 20
         cache_bytes = 1048576
         max_body_bytes = 4096
+        compaction_target_bytes = 8388608
+        compaction_span_ms = 5000
+        job_interval_ms = 1000
+        gc_grace_ms = 120000
     "#;
     let layer = parse_config_file(text, Path::new("sh.toml")).map_err(|e| e.to_string());
     let config = layer.and_then(|l| l.resolve().map_err(|e| e.to_string()));
@@ -187,6 +197,10 @@ fn config_file_sets_every_key() {
         flush_interval: Duration::from_millis(20),
         cache_bytes: 1 << 20,
         max_body_bytes: 4096,
+        compaction_target_bytes: 8 << 20,
+        compaction_span: Duration::from_secs(5),
+        job_interval: Duration::from_secs(1),
+        gc_grace: Duration::from_secs(120),
     };
     assert_eq!(config, Ok(expected));
 }

@@ -1,0 +1,514 @@
+//! Compaction: runs of consecutive flushed segments of one partition become
+//! one segment in its own object, `{prefix}/{topic}/{partition}/
+//! seg_{base_offset:020}-{ulid}.bin`.
+//!
+//! A run is read with ranged GETs (a few at a time, in order), its records
+//! are re-encoded unchanged (same offsets, timestamps, keys, values and
+//! headers) into one segment, the object is uploaded, and then ONE metadata
+//! transaction swaps the run's rows for the new row
+//! ([`MetadataStore::replace_segments`]). If the run changed in between
+//! (retention, or another runner), the swap is refused and the unreferenced
+//! upload is deleted; if the process dies, the upload is an orphan that
+//! garbage collection removes after its grace period. The replaced objects
+//! stay until garbage collection, so readers that looked up the old rows
+//! keep working.
+//!
+//! Object keys end in a ULID so that a key is never written twice: garbage
+//! collection can then never delete a newer object under an older name.
+//!
+//! Only flushed segments are compacted; a compacted segment is never
+//! rewritten, so each record is rewritten at most once. A run closes at the
+//! target size; the newest run of a partition is compacted once its oldest
+//! segment is older than the span, so that idle partitions are compacted
+//! too.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use streamhouse_metadata::{MetadataError, SegmentInfo, SegmentReplacement};
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    DEFAULT_COMPACTION_SPAN, DEFAULT_COMPACTION_TARGET, DEFAULT_COMPRESSION, JobContext,
+    is_compacted_key,
+};
+use crate::error::{Result, StorageError};
+use crate::flusher::now_ms;
+use crate::segment::{Compression, SegmentError, SegmentReader, SegmentWriter};
+
+/// Settings of compaction.
+#[derive(Debug, Clone)]
+pub struct CompactionConfig {
+    /// Bytes of segment data a compacted segment aims for.
+    pub target_bytes: u64,
+    /// A partition's newest run is compacted once its oldest segment is
+    /// this old, even below the target size.
+    pub span: Duration,
+    /// Most segment rows merged into one.
+    pub max_rows_per_run: usize,
+    /// Ranged GETs in flight while runs are read.
+    pub read_concurrency: usize,
+    /// Bytes of input fetched at once: runs are rewritten in batches of
+    /// about this much.
+    pub read_budget_bytes: u64,
+    pub compression: Compression,
+}
+
+impl Default for CompactionConfig {
+    fn default() -> Self {
+        Self {
+            target_bytes: DEFAULT_COMPACTION_TARGET,
+            span: DEFAULT_COMPACTION_SPAN,
+            max_rows_per_run: 20_000,
+            read_concurrency: 16,
+            read_budget_bytes: 128 << 20,
+            compression: DEFAULT_COMPRESSION,
+        }
+    }
+}
+
+/// What one compaction pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CompactionReport {
+    /// Runs swapped in.
+    pub runs: u64,
+    /// Segment rows replaced, and the rows that replaced them.
+    pub rows_replaced: u64,
+    pub rows_written: u64,
+    /// Bytes of segment data read and written.
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+    /// Runs that changed while they were rewritten and were left alone.
+    pub conflicts: u64,
+    /// Age in milliseconds of the oldest flushed segment left uncompacted.
+    pub lag_ms: i64,
+}
+
+/// Rows of a partition read per pass.
+const ROWS_PER_PASS: usize = 200_000;
+const UPLOAD_ATTEMPTS: u32 = 3;
+
+/// One compaction pass over every partition of every topic.
+///
+/// Runs are planned for all partitions of a topic first and then rewritten
+/// in batches (bounded by `read_budget_bytes`) whose inputs are fetched
+/// together: a flush object shared by many partitions is read with ONE
+/// ranged GET spanning the segments the batch needs, not one GET per
+/// partition.
+pub(crate) async fn compact_all(
+    ctx: &JobContext,
+    config: &CompactionConfig,
+    cancel: &CancellationToken,
+) -> Result<CompactionReport> {
+    let mut report = CompactionReport::default();
+    for topic in ctx.metadata.list_topics().await? {
+        let now = now_ms();
+        let mut planned: Vec<(i32, Vec<SegmentInfo>)> = Vec::new();
+        for partition in 0..topic.partition_count {
+            if cancel.is_cancelled() {
+                return Ok(report);
+            }
+            let info = match ctx.metadata.get_partition(&topic.name, partition).await {
+                Ok(info) => info,
+                // Deleted while the pass ran.
+                Err(MetadataError::PartitionNotFound { .. }) => break,
+                Err(error) => return Err(error.into()),
+            };
+            let rows = ctx
+                .metadata
+                .list_segments(&topic.name, partition, info.log_start_offset, ROWS_PER_PASS)
+                .await?;
+            let runs = plan_runs(&rows, config, now);
+            let planned_until = runs.last().and_then(|run| run.last()).map(|r| r.end_offset);
+            // Lag: the oldest flushed segment this pass leaves alone.
+            if let Some(oldest) = rows.iter().find(|row| {
+                !is_compacted_key(&row.key) && planned_until.is_none_or(|end| row.base_offset > end)
+            }) {
+                report.lag_ms = report.lag_ms.max(now - oldest.created_at);
+            }
+            planned.extend(runs.into_iter().map(|run| (partition, run.to_vec())));
+        }
+        let mut batch: Vec<(i32, Vec<SegmentInfo>)> = Vec::new();
+        let mut batch_bytes: u64 = 0;
+        let mut planned = planned.into_iter().peekable();
+        while let Some((partition, run)) = planned.next() {
+            batch_bytes += run_bytes(&run);
+            batch.push((partition, run));
+            let next_fits = planned
+                .peek()
+                .is_some_and(|(_, next)| batch_bytes + run_bytes(next) <= config.read_budget_bytes);
+            if next_fits {
+                continue;
+            }
+            if cancel.is_cancelled() {
+                return Ok(report);
+            }
+            compact_batch(ctx, config, &topic.name, &batch, &mut report).await?;
+            batch.clear();
+            batch_bytes = 0;
+        }
+    }
+    Ok(report)
+}
+
+fn run_bytes(run: &[SegmentInfo]) -> u64 {
+    run.iter()
+        .map(|r| u64::try_from(r.byte_length).unwrap_or(0))
+        .sum()
+}
+
+/// Fetches the inputs of a batch of runs, then rewrites and swaps each.
+async fn compact_batch(
+    ctx: &JobContext,
+    config: &CompactionConfig,
+    topic: &str,
+    batch: &[(i32, Vec<SegmentInfo>)],
+    report: &mut CompactionReport,
+) -> Result<()> {
+    let inputs = fetch_inputs(ctx, config, batch.iter().flat_map(|(_, run)| run)).await?;
+    report.bytes_read += inputs
+        .values()
+        .map(|(_, bytes)| bytes.len() as u64)
+        .sum::<u64>();
+    let mut swapped = std::collections::BTreeSet::new();
+    for (partition, run) in batch {
+        if compact_run(ctx, config, topic, *partition, run, &inputs, report).await? {
+            swapped.insert(*partition);
+        }
+    }
+    // New lookups find the compacted rows; readers holding old rows still
+    // read the old objects, which outlive the swap.
+    for partition in swapped {
+        ctx.index.invalidate(topic, partition);
+    }
+    Ok(())
+}
+
+/// Per object, the bytes spanning every segment of `rows` it holds, and
+/// where that span starts: one ranged GET per object.
+async fn fetch_inputs<'a>(
+    ctx: &JobContext,
+    config: &CompactionConfig,
+    rows: impl Iterator<Item = &'a SegmentInfo>,
+) -> Result<HashMap<String, (u64, Bytes)>> {
+    let mut spans: HashMap<String, (u64, u64)> = HashMap::new();
+    for row in rows {
+        let start = u64::try_from(row.byte_offset).unwrap_or(0);
+        let end = start + u64::try_from(row.byte_length).unwrap_or(0);
+        let span = spans.entry(row.key.clone()).or_insert((start, end));
+        span.0 = span.0.min(start);
+        span.1 = span.1.max(end);
+    }
+    let store = ctx.storage.store();
+    futures::stream::iter(spans.into_iter().map(|(key, (start, end))| {
+        let store = store.clone();
+        async move {
+            let path = Path::parse(&key).map_err(|e| {
+                StorageError::object_store("get", &key, object_store::Error::from(e))
+            })?;
+            let bytes = store
+                .get_range(&path, start..end)
+                .await
+                .map_err(|e| StorageError::object_store("get", &key, e))?;
+            Ok::<_, StorageError>((key, (start, bytes)))
+        }
+    }))
+    .buffer_unordered(config.read_concurrency.max(1))
+    .try_collect()
+    .await
+}
+
+/// Splits a partition's rows into runs of consecutive flushed segments:
+/// each closes at the target size or row count; the last one is kept only
+/// if it is full or its oldest segment is older than the span.
+pub(crate) fn plan_runs<'a>(
+    rows: &'a [SegmentInfo],
+    config: &CompactionConfig,
+    now: i64,
+) -> Vec<&'a [SegmentInfo]> {
+    let span = i64::try_from(config.span.as_millis()).unwrap_or(i64::MAX);
+    let max_rows = config.max_rows_per_run.max(1);
+    let mut runs: Vec<&[SegmentInfo]> = Vec::new();
+    let mut start: Option<usize> = None;
+    let mut bytes: u64 = 0;
+    for (i, row) in rows.iter().enumerate() {
+        let eligible = !is_compacted_key(&row.key);
+        let contiguous = i > 0 && rows[i - 1].end_offset + 1 == row.base_offset;
+        if let Some(s) = start
+            && (!eligible || !contiguous)
+        {
+            runs.push(&rows[s..i]);
+            start = None;
+        }
+        if !eligible {
+            continue;
+        }
+        let length = u64::try_from(row.byte_length).unwrap_or(0);
+        if start.is_none() {
+            start = Some(i);
+            bytes = 0;
+        }
+        bytes += length;
+        let count = start.map_or(0, |s| i + 1 - s);
+        if bytes >= config.target_bytes || count >= max_rows {
+            if let Some(s) = start {
+                runs.push(&rows[s..=i]);
+            }
+            start = None;
+        }
+    }
+    if let Some(s) = start {
+        runs.push(&rows[s..]);
+    }
+    runs.into_iter()
+        .filter(|run| {
+            let Some(first) = run.first() else {
+                return false;
+            };
+            let bytes: u64 = run
+                .iter()
+                .map(|r| u64::try_from(r.byte_length).unwrap_or(0))
+                .sum();
+            let full = bytes >= config.target_bytes || run.len() >= max_rows;
+            full || now.saturating_sub(first.created_at) >= span
+        })
+        .collect()
+}
+
+/// Rewrites one run from its fetched inputs and swaps it in. Returns
+/// whether the swap happened.
+async fn compact_run(
+    ctx: &JobContext,
+    config: &CompactionConfig,
+    topic: &str,
+    partition: i32,
+    run: &[SegmentInfo],
+    inputs: &HashMap<String, (u64, Bytes)>,
+    report: &mut CompactionReport,
+) -> Result<bool> {
+    let (Some(first), Some(last)) = (run.first(), run.last()) else {
+        return Ok(false);
+    };
+    let started = Instant::now();
+    let store = ctx.storage.store();
+    let mut writer = SegmentWriter::new(config.compression);
+    let mut records: i64 = 0;
+    for row in run {
+        let bytes = slice_input(inputs, row)?;
+        let reader = SegmentReader::new(bytes)?.with_base_offset(row.base_offset);
+        let mut count: i64 = 0;
+        for record in reader.iter_from(row.base_offset) {
+            let record = record?;
+            writer.append(&record)?;
+            count += 1;
+        }
+        if count != row.record_count {
+            return Err(StorageError::Segment(SegmentError::Corrupt {
+                what: "segment record count differs from its metadata row",
+                position: 0,
+            }));
+        }
+        records += count;
+    }
+    let encoded = writer.finish()?;
+    let key = ctx.storage.key(&format!(
+        "{topic}/{partition}/seg_{:020}-{}.bin",
+        first.base_offset,
+        ulid::Ulid::generate()
+    ));
+    let path = Path::parse(&key)
+        .map_err(|e| StorageError::object_store("put", &key, object_store::Error::from(e)))?;
+    put_with_retries(store.as_ref(), &path, &key, encoded.clone()).await?;
+    let replacement = SegmentReplacement {
+        topic: topic.to_string(),
+        partition,
+        base_offset: first.base_offset,
+        end_offset: last.end_offset,
+        replaced_rows: i64::try_from(run.len()).unwrap_or(i64::MAX),
+        record_count: records,
+        size_bytes: run.iter().map(|r| r.size_bytes).sum(),
+        bucket: ctx.storage.bucket().to_string(),
+        key: key.clone(),
+        byte_offset: 0,
+        byte_length: i64::try_from(encoded.len()).unwrap_or(i64::MAX),
+        min_timestamp: run.iter().map(|r| r.min_timestamp).min().unwrap_or(0),
+        max_timestamp: run.iter().map(|r| r.max_timestamp).max().unwrap_or(0),
+        created_at: now_ms(),
+    };
+    let swapped = match ctx.metadata.replace_segments(&replacement).await {
+        Ok(swapped) => swapped,
+        Err(error) => {
+            // The outcome is unknown: leave the object to garbage
+            // collection, which deletes it only if nothing references it.
+            return Err(error.into());
+        }
+    };
+    if !swapped {
+        report.conflicts += 1;
+        tracing::info!(%topic, partition, base_offset = first.base_offset,
+            "segments changed during compaction; run left alone");
+        if let Err(error) = store.delete(&path).await {
+            tracing::warn!(%key, %error, "could not delete an unused compaction output");
+        }
+        return Ok(false);
+    }
+    report.runs += 1;
+    report.rows_replaced += run.len() as u64;
+    report.rows_written += 1;
+    report.bytes_written += encoded.len() as u64;
+    metrics::counter!("streamhouse_compaction_runs_total").increment(1);
+    metrics::counter!("streamhouse_compaction_rows_replaced_total").increment(run.len() as u64);
+    metrics::counter!("streamhouse_compaction_bytes_written_total").increment(encoded.len() as u64);
+    metrics::histogram!("streamhouse_compaction_run_seconds")
+        .record(started.elapsed().as_secs_f64());
+    tracing::debug!(%topic, partition, rows = run.len(), base_offset = first.base_offset,
+        end_offset = last.end_offset, bytes = encoded.len(), "compacted");
+    Ok(true)
+}
+
+/// One row's segment bytes out of the fetched spans.
+fn slice_input(inputs: &HashMap<String, (u64, Bytes)>, row: &SegmentInfo) -> Result<Bytes> {
+    let missing = || {
+        StorageError::Segment(SegmentError::Corrupt {
+            what: "segment range outside the bytes fetched for it",
+            position: usize::try_from(row.byte_offset).unwrap_or(0),
+        })
+    };
+    let (span_start, bytes) = inputs.get(&row.key).ok_or_else(missing)?;
+    let offset = u64::try_from(row.byte_offset).map_err(|_| missing())?;
+    let start = usize::try_from(offset.checked_sub(*span_start).ok_or_else(missing)?)
+        .map_err(|_| missing())?;
+    let end = start + usize::try_from(row.byte_length).map_err(|_| missing())?;
+    if end > bytes.len() {
+        return Err(missing());
+    }
+    Ok(bytes.slice(start..end))
+}
+
+/// The bytes of one segment, by a ranged GET.
+pub(crate) async fn read_segment(store: Arc<dyn ObjectStore>, row: &SegmentInfo) -> Result<Bytes> {
+    let path = Path::parse(&row.key)
+        .map_err(|e| StorageError::object_store("get", &row.key, object_store::Error::from(e)))?;
+    let start = u64::try_from(row.byte_offset).unwrap_or(0);
+    let length = u64::try_from(row.byte_length).unwrap_or(0);
+    store
+        .get_range(&path, start..start + length)
+        .await
+        .map_err(|e| StorageError::object_store("get", &row.key, e))
+}
+
+async fn put_with_retries(
+    store: &dyn ObjectStore,
+    path: &Path,
+    key: &str,
+    bytes: Bytes,
+) -> Result<()> {
+    let mut attempt = 1;
+    loop {
+        match store.put(path, PutPayload::from_bytes(bytes.clone())).await {
+            Ok(_) => return Ok(()),
+            Err(error) if attempt >= UPLOAD_ATTEMPTS => {
+                return Err(StorageError::UploadFailed {
+                    key: key.to_string(),
+                    attempts: attempt,
+                    source: Arc::new(error),
+                });
+            }
+            Err(error) => {
+                tracing::warn!(%key, attempt, %error, "compaction upload failed; retrying");
+                tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+                attempt += 1;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(base: i64, end: i64, key: &str, bytes: i64, created_at: i64) -> SegmentInfo {
+        SegmentInfo {
+            id: base,
+            topic: "t".into(),
+            partition: 0,
+            base_offset: base,
+            end_offset: end,
+            record_count: end - base + 1,
+            size_bytes: bytes,
+            bucket: "b".into(),
+            key: key.into(),
+            byte_offset: 0,
+            byte_length: bytes,
+            min_timestamp: 0,
+            max_timestamp: 0,
+            created_at,
+        }
+    }
+
+    fn config(target: u64, span_ms: u64) -> CompactionConfig {
+        CompactionConfig {
+            target_bytes: target,
+            span: Duration::from_millis(span_ms),
+            ..CompactionConfig::default()
+        }
+    }
+
+    fn bounds(runs: &[&[SegmentInfo]]) -> Vec<(i64, i64)> {
+        runs.iter()
+            .map(|r| (r[0].base_offset, r[r.len() - 1].end_offset))
+            .collect()
+    }
+
+    #[test]
+    fn runs_close_at_the_target_and_skip_compacted_segments() {
+        let rows = vec![
+            row(0, 9, "t/0/seg_00000000000000000000-A.bin", 1000, 0),
+            row(10, 19, "batches/a.bin", 40, 0),
+            row(20, 29, "batches/b.bin", 40, 0),
+            row(30, 39, "batches/c.bin", 40, 0),
+            row(40, 49, "batches/d.bin", 40, 0),
+            row(50, 59, "batches/e.bin", 40, 1_000),
+        ];
+        // Target 80 bytes, span 10 s, now = 5 s: two full runs; the tail
+        // (one young segment) waits.
+        let runs = plan_runs(&rows, &config(80, 10_000), 5_000);
+        assert_eq!(bounds(&runs), vec![(10, 29), (30, 49)]);
+        // Once the span has passed, the tail is compacted too.
+        let runs = plan_runs(&rows, &config(80, 10_000), 11_000);
+        assert_eq!(bounds(&runs), vec![(10, 29), (30, 49), (50, 59)]);
+    }
+
+    #[test]
+    fn young_partial_runs_wait() {
+        let rows = vec![
+            row(0, 0, "batches/a.bin", 10, 9_000),
+            row(1, 1, "batches/b.bin", 10, 9_500),
+        ];
+        assert!(plan_runs(&rows, &config(1 << 20, 5_000), 10_000).is_empty());
+        assert_eq!(
+            bounds(&plan_runs(&rows, &config(1 << 20, 1_000), 10_000)),
+            vec![(0, 1)]
+        );
+    }
+
+    #[test]
+    fn runs_are_bounded_by_row_count() {
+        let rows: Vec<SegmentInfo> = (0..10)
+            .map(|i| row(i, i, &format!("batches/{i}.bin"), 1, 0))
+            .collect();
+        let config = CompactionConfig {
+            max_rows_per_run: 4,
+            ..config(1 << 20, 0)
+        };
+        assert_eq!(
+            bounds(&plan_runs(&rows, &config, 0)),
+            vec![(0, 3), (4, 7), (8, 9)]
+        );
+    }
+}

@@ -1,0 +1,459 @@
+//! Background jobs end to end: compaction, retention, garbage collection
+//! and record deletion, checked after every job by the consistency checker,
+//! on the embedded default and on PostgreSQL + the S3 server.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Backend, at_offset, numbered_record, test_config};
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStoreExt, PutPayload};
+use streamhouse_core::{Record, TopicConfig};
+use streamhouse_metadata::NewTopic;
+use streamhouse_storage::jobs::{CompactionConfig, is_compacted_key};
+use streamhouse_storage::{FlushConfig, StorageConfig, StorageEngine, StorageError};
+
+on_every_backend!(
+    compaction_shrinks_ten_thousand_flushes,
+    retention_by_size_and_time,
+    garbage_collection_waits_for_the_grace_period,
+    delete_records_and_delete_topic_free_storage,
+);
+
+const PARTITIONS: i32 = 16;
+
+/// Flushes as soon as something is buffered, so each round of appends is
+/// its own flush.
+fn eager_config() -> StorageConfig {
+    StorageConfig {
+        flush: FlushConfig {
+            flush_interval: Duration::from_millis(1),
+            upload_backoff: Duration::from_millis(10),
+            ..FlushConfig::default()
+        },
+        ..test_config()
+    }
+}
+
+fn compact_everything() -> CompactionConfig {
+    CompactionConfig {
+        span: Duration::ZERO,
+        ..CompactionConfig::default()
+    }
+}
+
+fn start(backend: &Backend, config: StorageConfig) -> StorageEngine {
+    StorageEngine::start(backend.metadata.clone(), backend.storage.clone(), config)
+}
+
+/// Rounds of appends, one record to every partition each, with a few
+/// rounds in flight so that uploads overlap, until the engine has written
+/// `flushes` objects. Returns the records as they must read back, per
+/// partition.
+async fn small_flushes(engine: &StorageEngine, topic: &str, flushes: u64) -> Vec<Vec<Record>> {
+    const IN_FLIGHT: usize = 4;
+    let mut written: Vec<Vec<Record>> = vec![Vec::new(); PARTITIONS as usize];
+    let mut rounds = std::collections::VecDeque::new();
+    let mut n = 0;
+    while engine.object_store_stats().puts < flushes || !rounds.is_empty() {
+        if rounds.len() >= IN_FLIGHT || engine.object_store_stats().puts >= flushes {
+            let round: Vec<(i32, Record, streamhouse_storage::PendingAppend)> =
+                rounds.pop_front().expect("a round in flight");
+            for (partition, record, append) in round {
+                let result = append.await.expect("commit");
+                written[partition as usize].push(at_offset(&record, result.base_offset));
+            }
+            continue;
+        }
+        let mut round = Vec::with_capacity(PARTITIONS as usize);
+        for partition in 0..PARTITIONS {
+            let record = numbered_record(partition, n);
+            let append = engine
+                .start_append(topic, partition, vec![record.clone()])
+                .await
+                .expect("append");
+            round.push((partition, record, append));
+        }
+        rounds.push_back(round);
+        n += 1;
+    }
+    written
+}
+
+async fn read_partition(
+    engine: &StorageEngine,
+    topic: &str,
+    partition: i32,
+    from: i64,
+) -> Vec<Record> {
+    let mut records = Vec::new();
+    let mut next = from;
+    loop {
+        let result = engine
+            .read(topic, partition, next, 5_000, 8 << 20)
+            .await
+            .unwrap_or_else(|e| panic!("read {topic}-{partition} at {next}: {e}"));
+        let Some(last) = result.records.last() else {
+            break;
+        };
+        next = last.offset + 1;
+        records.extend(result.records);
+        if next >= result.high_watermark {
+            break;
+        }
+    }
+    records
+}
+
+async fn assert_consistent(engine: &StorageEngine, after: &str) {
+    let report = engine.check_consistency().await.expect("check");
+    assert!(
+        report.is_ok(),
+        "consistency check after {after} failed:\n{}",
+        report.problems.join("\n")
+    );
+}
+
+async fn object_keys(backend: &Backend) -> Vec<String> {
+    let prefix = Path::from(backend.storage.prefix());
+    let prefix = (!backend.storage.prefix().is_empty()).then_some(&prefix);
+    backend
+        .storage
+        .store()
+        .list(prefix)
+        .map_ok(|meta| meta.location.to_string())
+        .try_collect()
+        .await
+        .expect("list objects")
+}
+
+async fn compaction_shrinks_ten_thousand_flushes(backend: Backend) {
+    const FLUSHES: u64 = 10_000;
+    let engine = start(&backend, eager_config());
+    engine
+        .create_topic(NewTopic::new("small", i64::from(PARTITIONS)))
+        .await
+        .expect("create topic");
+    let started = Instant::now();
+    let written = small_flushes(&engine, "small", FLUSHES).await;
+    let before = backend.metadata.storage_stats().await.expect("stats");
+    let objects_before = object_keys(&backend).await.len();
+    eprintln!(
+        "[{}] {FLUSHES} flushes in {:?}: {} segment rows in {} objects",
+        backend.name,
+        started.elapsed(),
+        before.segment_rows,
+        objects_before
+    );
+    assert!(objects_before as u64 >= FLUSHES, "{objects_before} objects");
+    // Flushes hold a segment of most partitions (rounds in flight may
+    // split across two flushes).
+    assert!(before.segment_rows >= i64::try_from(FLUSHES).unwrap() * i64::from(PARTITIONS) / 2);
+
+    let started = Instant::now();
+    let report = engine
+        .compact(&compact_everything())
+        .await
+        .expect("compact");
+    eprintln!(
+        "[{}] compaction {:?}: {report:?}",
+        backend.name,
+        started.elapsed()
+    );
+    assert_eq!(report.conflicts, 0);
+    assert_eq!(report.rows_replaced, before.segment_rows as u64);
+    assert_consistent(&engine, "compaction").await;
+
+    // Reads through the engine that read nothing yet, and through a new
+    // engine with cold caches, give exactly what was written.
+    for partition in 0..PARTITIONS {
+        assert_eq!(
+            read_partition(&engine, "small", partition, 0).await,
+            written[partition as usize],
+            "partition {partition} after compaction"
+        );
+    }
+    let collected = engine.collect_garbage(Duration::ZERO).await.expect("gc");
+    assert_consistent(&engine, "garbage collection").await;
+    let after = backend.metadata.storage_stats().await.expect("stats");
+    let objects_after = object_keys(&backend).await;
+    eprintln!(
+        "[{}] after: {} rows, {} objects ({collected:?})",
+        backend.name,
+        after.segment_rows,
+        objects_after.len()
+    );
+    assert!(after.segment_rows * 10 <= before.segment_rows);
+    assert!(objects_after.len() * 10 <= objects_before);
+    assert!(objects_after.iter().all(|key| is_compacted_key(key)));
+    assert_eq!(after.tombstones, 0);
+
+    // The engine that cached the old rows still reads correctly after the
+    // old objects were deleted; so does a fresh one.
+    let fresh = start(&backend, eager_config());
+    for partition in 0..PARTITIONS {
+        let expected = &written[partition as usize];
+        assert_eq!(
+            &read_partition(&engine, "small", partition, 0).await,
+            expected
+        );
+        assert_eq!(
+            &read_partition(&fresh, "small", partition, 0).await,
+            expected
+        );
+    }
+    // Another pass finds nothing left to do.
+    let again = engine
+        .compact(&compact_everything())
+        .await
+        .expect("compact");
+    assert_eq!(again.runs, 0);
+    fresh.shutdown().await;
+    engine.shutdown().await;
+}
+
+async fn retention_by_size_and_time(backend: Backend) {
+    let engine = start(&backend, eager_config());
+    let by_size = TopicConfig::from_pairs([("retention.bytes", "4000"), ("retention.ms", "-1")])
+        .expect("config");
+    engine
+        .create_topic(NewTopic::new("sized", 1).with_config(by_size))
+        .await
+        .expect("create");
+    let day = 24 * 3_600_000;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
+    let by_time = TopicConfig::from_pairs([("retention.ms", &*day.to_string())]).expect("config");
+    engine
+        .create_topic(NewTopic::new("timed", 1).with_config(by_time))
+        .await
+        .expect("create");
+    let keep_forever = TopicConfig::from_pairs([("retention.ms", "-1")]).expect("config");
+    engine
+        .create_topic(NewTopic::new("forever", 1).with_config(keep_forever))
+        .await
+        .expect("create");
+
+    // 20 flushes of ~1 KiB each (incompressible) to "sized"; 10
+    // two-day-old and 10 fresh flushes to "timed" and "forever".
+    let value = bytes::Bytes::from(noise(1000));
+    for i in 0..20 {
+        let record = Record::new(now, value.clone());
+        engine
+            .append("sized", 0, vec![record])
+            .await
+            .expect("append");
+        let timestamp = if i < 10 { now - 2 * day } else { now };
+        for topic in ["timed", "forever"] {
+            let record = Record::new(timestamp + i, value.clone());
+            engine.append(topic, 0, vec![record]).await.expect("append");
+        }
+    }
+    let report = engine.enforce_retention().await.expect("retention");
+    assert_eq!(report.partitions_truncated, 2, "{report:?}");
+    assert_consistent(&engine, "retention").await;
+
+    // Size: the newest segments within 4000 bytes stay.
+    let sized = backend
+        .metadata
+        .list_segments("sized", 0, 0, 100)
+        .await
+        .expect("list");
+    let kept: i64 = sized.iter().map(|s| s.byte_length).sum();
+    assert!(
+        kept <= 4000 && kept + sized[0].byte_length > 3000,
+        "kept {kept} bytes"
+    );
+    let info = engine.partition_info("sized", 0).await.expect("info");
+    assert_eq!(info.log_start_offset, sized[0].base_offset);
+    assert_eq!(info.high_watermark, 20);
+    // Time: exactly the ten old records are gone.
+    let timed = engine.partition_info("timed", 0).await.expect("info");
+    assert_eq!((timed.log_start_offset, timed.high_watermark), (10, 20));
+    assert_eq!(
+        engine
+            .partition_info("forever", 0)
+            .await
+            .expect("info")
+            .log_start_offset,
+        0
+    );
+
+    // Below the log start: out of range; from it: the rest.
+    match engine.read("timed", 0, 3, 100, 1 << 20).await {
+        Err(StorageError::OffsetOutOfRange {
+            log_start_offset, ..
+        }) => {
+            assert_eq!(log_start_offset, 10);
+        }
+        other => panic!("expected OffsetOutOfRange, got {other:?}"),
+    }
+    let rest = read_partition(&engine, "timed", 0, 10).await;
+    assert_eq!(
+        rest.iter().map(|r| r.offset).collect::<Vec<_>>(),
+        (10..20).collect::<Vec<_>>()
+    );
+    assert_eq!(read_partition(&engine, "forever", 0, 0).await.len(), 20);
+
+    // The dropped segments' objects go once garbage is collected.
+    let objects_before = object_keys(&backend).await.len();
+    let gc = engine.collect_garbage(Duration::ZERO).await.expect("gc");
+    assert_consistent(&engine, "garbage collection").await;
+    assert!(gc.tombstoned_deleted > 0, "{gc:?}");
+    assert!(object_keys(&backend).await.len() < objects_before);
+    // A second pass changes nothing.
+    assert_eq!(
+        engine
+            .enforce_retention()
+            .await
+            .expect("retention")
+            .partitions_truncated,
+        0
+    );
+    engine.shutdown().await;
+}
+
+/// Bytes no codec compresses.
+fn noise(len: usize) -> Vec<u8> {
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
+async fn garbage_collection_waits_for_the_grace_period(backend: Backend) {
+    let engine = start(&backend, eager_config());
+    engine
+        .create_topic(NewTopic::new("graced", 2))
+        .await
+        .expect("create");
+    let written = small_flushes_two(&engine).await;
+    // An upload nobody committed.
+    let orphan = backend.storage.key("batches/orphan.bin");
+    backend
+        .storage
+        .store()
+        .put(
+            &Path::from(orphan.as_str()),
+            PutPayload::from_static(b"never committed"),
+        )
+        .await
+        .expect("put orphan");
+    engine
+        .compact(&compact_everything())
+        .await
+        .expect("compact");
+    let before = object_keys(&backend).await;
+
+    // Within the grace period nothing goes: neither the replaced flush
+    // objects nor the fresh orphan.
+    let gc = engine
+        .collect_garbage(Duration::from_secs(3600))
+        .await
+        .expect("gc");
+    assert_eq!(
+        (gc.tombstoned_deleted, gc.orphans_deleted),
+        (0, 0),
+        "{gc:?}"
+    );
+    assert_eq!(object_keys(&backend).await.len(), before.len());
+    assert_consistent(&engine, "garbage collection within the grace period").await;
+
+    // Past it, everything unreferenced goes and nothing referenced does.
+    let gc = engine.collect_garbage(Duration::ZERO).await.expect("gc");
+    assert!(
+        gc.orphans_deleted >= 1 && gc.tombstoned_deleted >= 1,
+        "{gc:?}"
+    );
+    let after = object_keys(&backend).await;
+    assert!(!after.contains(&orphan));
+    assert!(after.iter().all(|key| is_compacted_key(key)), "{after:?}");
+    assert_consistent(&engine, "garbage collection").await;
+    for (partition, expected) in written.iter().enumerate() {
+        assert_eq!(
+            &read_partition(&engine, "graced", partition as i32, 0).await,
+            expected
+        );
+    }
+    engine.shutdown().await;
+}
+
+/// Ten flushes over the two partitions of "graced".
+async fn small_flushes_two(engine: &StorageEngine) -> Vec<Vec<Record>> {
+    let mut written = vec![Vec::new(), Vec::new()];
+    for n in 0..10 {
+        for partition in 0..2 {
+            let record = numbered_record(partition, n);
+            let result = engine
+                .append("graced", partition, vec![record.clone()])
+                .await
+                .expect("append");
+            written[partition as usize].push(at_offset(&record, result.base_offset));
+        }
+    }
+    written
+}
+
+async fn delete_records_and_delete_topic_free_storage(backend: Backend) {
+    let engine = start(&backend, eager_config());
+    engine
+        .create_topic(NewTopic::new("trimmed", 1))
+        .await
+        .expect("create");
+    engine
+        .create_topic(NewTopic::new("doomed", 1))
+        .await
+        .expect("create");
+    for n in 0..10 {
+        engine
+            .append("trimmed", 0, vec![numbered_record(0, n)])
+            .await
+            .expect("append");
+        engine
+            .append("doomed", 0, vec![numbered_record(0, n)])
+            .await
+            .expect("append");
+    }
+    assert_eq!(
+        engine
+            .delete_records("trimmed", 0, 4)
+            .await
+            .expect("delete records"),
+        4
+    );
+    assert!(matches!(
+        engine.delete_records("trimmed", 0, 11).await,
+        Err(StorageError::OffsetOutOfRange { .. })
+    ));
+    assert!(matches!(
+        engine.read("trimmed", 0, 3, 10, 1 << 20).await,
+        Err(StorageError::OffsetOutOfRange { .. })
+    ));
+    assert_eq!(read_partition(&engine, "trimmed", 0, 4).await.len(), 6);
+    // -1: everything up to the high watermark.
+    assert_eq!(
+        engine
+            .delete_records("trimmed", 0, -1)
+            .await
+            .expect("delete records"),
+        10
+    );
+    assert!(read_partition(&engine, "trimmed", 0, 10).await.is_empty());
+    assert_consistent(&engine, "delete records").await;
+
+    engine.delete_topic("doomed").await.expect("delete topic");
+    engine.collect_garbage(Duration::ZERO).await.expect("gc");
+    assert_consistent(&engine, "garbage collection").await;
+    // Nothing references any object any more: the bucket is empty.
+    assert_eq!(object_keys(&backend).await, Vec::<String>::new());
+    engine.shutdown().await;
+}
