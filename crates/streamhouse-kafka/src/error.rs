@@ -27,6 +27,7 @@ pub(crate) fn storage_error_code(error: &StorageError) -> i16 {
         // Nothing became visible; the client may retry.
         StorageError::UploadFailed { .. }
         | StorageError::CommitFailed { .. }
+        | StorageError::CommitTooLate { .. }
         | StorageError::EarlierFlushFailed { .. }
         | StorageError::ObjectStore { .. } => ResponseError::KafkaStorageError,
         StorageError::ShuttingDown => ResponseError::NotLeaderOrFollower,

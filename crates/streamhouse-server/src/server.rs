@@ -151,6 +151,10 @@ async fn launch(
     jobs.retention_interval = config.job_interval;
     jobs.gc_interval = config.job_interval;
     jobs.gc_grace = config.gc_grace;
+    // A dead runner's jobs move to another agent after its lease expires:
+    // a few job periods, within 1 to 30 seconds.
+    jobs.lease_ttl =
+        (config.job_interval * 3).clamp(Duration::from_secs(1), Duration::from_secs(30));
     engine.start_jobs(jobs);
     let kafka = KafkaServer::new(
         engine.clone(),

@@ -325,9 +325,13 @@ impl StorageEngine {
         jobs::retention_pass(&self.job_context()).await
     }
 
-    /// One garbage collection pass with the given grace period.
-    pub async fn collect_garbage(&self, grace: Duration) -> Result<GcReport> {
-        jobs::gc_pass(&self.job_context(), grace).await
+    /// One garbage collection pass: deletes objects that lost their last
+    /// reference more than `grace` ago, and uncommitted uploads older than
+    /// `orphan_age`. The background job uses at least
+    /// [`jobs::MIN_ORPHAN_AGE`] for the latter; anything shorter is safe only
+    /// while no flush or compaction is in flight.
+    pub async fn collect_garbage(&self, grace: Duration, orphan_age: Duration) -> Result<GcReport> {
+        jobs::gc_pass(&self.job_context(), grace, orphan_age).await
     }
 
     /// Checks that every segment row's bytes exist and decode, and that the

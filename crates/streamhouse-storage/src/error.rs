@@ -44,6 +44,11 @@ pub enum StorageError {
         #[source]
         source: Arc<MetadataError>,
     },
+    /// The flush was uploaded too long ago to be committed safely: garbage
+    /// collection may treat an object this old as an orphan. Nothing of it
+    /// became visible.
+    #[error("flush {key:?} not committed: its upload started {elapsed_ms} ms ago")]
+    CommitTooLate { key: String, elapsed_ms: u64 },
     /// An earlier flush failed while this one was in flight; it is failed
     /// too so that a producer's writes to a partition never commit out of
     /// order.
@@ -145,6 +150,7 @@ impl StorageError {
             },
             StorageError::UploadFailed { .. }
             | StorageError::CommitFailed { .. }
+            | StorageError::CommitTooLate { .. }
             | StorageError::EarlierFlushFailed { .. } => ErrorKind::Retriable,
             StorageError::OffsetOutOfRange { .. } => ErrorKind::OffsetOutOfRange,
             StorageError::UnknownTopic { .. } | StorageError::UnknownPartition { .. } => {

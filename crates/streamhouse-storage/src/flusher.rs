@@ -294,6 +294,14 @@ async fn commit(
     let attempts = shared.config.commit_attempts.max(1);
     let mut attempt = 1;
     loop {
+        // Past the deadline, garbage collection may already count the
+        // object as an orphan: committing it could point rows at nothing.
+        if job.started.elapsed() > crate::jobs::COMMIT_DEADLINE {
+            return Err(StorageError::CommitTooLate {
+                key: job.key.clone(),
+                elapsed_ms: u64::try_from(job.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            });
+        }
         let started = Instant::now();
         match targets.metadata.commit_flush(&flush).await {
             Ok(outcomes) => {

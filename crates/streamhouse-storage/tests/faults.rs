@@ -226,7 +226,9 @@ impl MetadataStore for FailingCommits {
         partition: i32,
         offset: i64,
     ) -> Result<PartitionInfo, MetadataError> {
-        self.inner.truncate_partition(topic, partition, offset).await
+        self.inner
+            .truncate_partition(topic, partition, offset)
+            .await
     }
     async fn replace_segments(
         &self,

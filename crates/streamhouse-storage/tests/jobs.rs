@@ -175,7 +175,10 @@ async fn compaction_shrinks_ten_thousand_flushes(backend: Backend) {
             "partition {partition} after compaction"
         );
     }
-    let collected = engine.collect_garbage(Duration::ZERO).await.expect("gc");
+    let collected = engine
+        .collect_garbage(Duration::ZERO, Duration::ZERO)
+        .await
+        .expect("gc");
     assert_consistent(&engine, "garbage collection").await;
     let after = backend.metadata.storage_stats().await.expect("stats");
     let objects_after = object_keys(&backend).await;
@@ -301,7 +304,10 @@ async fn retention_by_size_and_time(backend: Backend) {
 
     // The dropped segments' objects go once garbage is collected.
     let objects_before = object_keys(&backend).await.len();
-    let gc = engine.collect_garbage(Duration::ZERO).await.expect("gc");
+    let gc = engine
+        .collect_garbage(Duration::ZERO, Duration::ZERO)
+        .await
+        .expect("gc");
     assert_consistent(&engine, "garbage collection").await;
     assert!(gc.tombstoned_deleted > 0, "{gc:?}");
     assert!(object_keys(&backend).await.len() < objects_before);
@@ -369,7 +375,10 @@ async fn garbage_collection_waits_for_the_grace_period(backend: Backend) {
     assert_consistent(&engine, "garbage collection within the grace period").await;
 
     // Past it, everything unreferenced goes and nothing referenced does.
-    let gc = engine.collect_garbage(Duration::ZERO).await.expect("gc");
+    let gc = engine
+        .collect_garbage(Duration::ZERO, Duration::ZERO)
+        .await
+        .expect("gc");
     assert!(
         gc.orphans_deleted >= 1 && gc.tombstoned_deleted >= 1,
         "{gc:?}"
@@ -451,7 +460,10 @@ async fn delete_records_and_delete_topic_free_storage(backend: Backend) {
     assert_consistent(&engine, "delete records").await;
 
     engine.delete_topic("doomed").await.expect("delete topic");
-    engine.collect_garbage(Duration::ZERO).await.expect("gc");
+    engine
+        .collect_garbage(Duration::ZERO, Duration::ZERO)
+        .await
+        .expect("gc");
     assert_consistent(&engine, "garbage collection").await;
     // Nothing references any object any more: the bucket is empty.
     assert_eq!(object_keys(&backend).await, Vec::<String>::new());

@@ -340,6 +340,15 @@ async fn compact_run(
         max_timestamp: run.iter().map(|r| r.max_timestamp).max().unwrap_or(0),
         created_at: now_ms(),
     };
+    // Past the deadline, garbage collection may count the upload as an
+    // orphan; never point a row at it then.
+    if started.elapsed() > super::COMMIT_DEADLINE {
+        report.conflicts += 1;
+        if let Err(error) = store.delete(&path).await {
+            tracing::warn!(%key, %error, "could not delete a late compaction output");
+        }
+        return Ok(false);
+    }
     let swapped = match ctx.metadata.replace_segments(&replacement).await {
         Ok(swapped) => swapped,
         Err(error) => {

@@ -6,8 +6,11 @@
 //!   from the last reference lost, so a reader that looked up an old row
 //!   just before the change still finds the bytes;
 //! - orphans — uploads never committed (an agent died between upload and
-//!   commit, or a compaction swap was refused); the grace period counts
-//!   from the upload, which covers flushes still being committed.
+//!   commit, or a compaction swap was refused); they go once older than
+//!   the grace period and never before [`super::MIN_ORPHAN_AGE`], twice the
+//!   deadline by which writers commit an upload or give up
+//!   ([`super::COMMIT_DEADLINE`]), so an upload still being committed is
+//!   never taken for an orphan.
 //!
 //! References are re-checked just before deleting. Object keys are never
 //! reused, so nothing can start referencing a key once it has none.
@@ -41,6 +44,7 @@ const BATCH: usize = 500;
 pub(crate) async fn collect(
     ctx: &JobContext,
     grace: Duration,
+    orphan_age: Duration,
     cancel: &CancellationToken,
 ) -> Result<GcReport> {
     let mut report = GcReport::default();
@@ -78,7 +82,7 @@ pub(crate) async fn collect(
             break;
         }
     }
-    for orphan in crate::orphans::find(&ctx.storage, ctx.metadata.as_ref(), grace).await? {
+    for orphan in crate::orphans::find(&ctx.storage, ctx.metadata.as_ref(), orphan_age).await? {
         if cancel.is_cancelled() {
             return Ok(report);
         }

@@ -68,11 +68,24 @@ pub(crate) async fn retention_pass(ctx: &JobContext) -> crate::Result<RetentionR
     retention::enforce_all(ctx, &CancellationToken::new()).await
 }
 
-pub(crate) async fn gc_pass(ctx: &JobContext, grace: Duration) -> crate::Result<GcReport> {
-    gc::collect(ctx, grace, &CancellationToken::new()).await
+pub(crate) async fn gc_pass(
+    ctx: &JobContext,
+    grace: Duration,
+    orphan_age: Duration,
+) -> crate::Result<GcReport> {
+    gc::collect(ctx, grace, orphan_age, &CancellationToken::new()).await
 }
 
 pub(crate) use retention::delete_records;
+
+/// An uploaded object is committed within this time after its flush (or
+/// compaction run) started, or never: writers give up past it.
+pub const COMMIT_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Garbage collection deletes an uncommitted object only once it is older
+/// than this, whatever the grace period: twice the commit deadline, so an
+/// object still being committed is never taken for an orphan.
+pub const MIN_ORPHAN_AGE: Duration = Duration::from_secs(120);
 
 /// Defaults shared by the configuration types.
 pub(crate) const DEFAULT_COMPACTION_TARGET: u64 = 64 << 20;

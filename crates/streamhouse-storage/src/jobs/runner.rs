@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::{CompactionConfig, DEFAULT_GC_GRACE, JobContext, compaction, gc, retention};
+use super::{
+    CompactionConfig, DEFAULT_GC_GRACE, JobContext, MIN_ORPHAN_AGE, compaction, gc, retention,
+};
 use crate::error::Result;
 use crate::flusher::now_ms;
 
@@ -102,7 +104,7 @@ pub(crate) fn spawn(
             config,
             cancel,
             move |ctx, run_cancel| async move {
-                gc::collect(&ctx, grace, &run_cancel).await?;
+                gc::collect(&ctx, grace, grace.max(MIN_ORPHAN_AGE), &run_cancel).await?;
                 Ok(())
             },
         )),
