@@ -363,7 +363,7 @@ async fn garbage_collection_waits_for_the_grace_period(backend: Backend) {
     // Within the grace period nothing goes: neither the replaced flush
     // objects nor the fresh orphan.
     let gc = engine
-        .collect_garbage(Duration::from_secs(3600))
+        .collect_garbage(Duration::from_secs(3600), Duration::from_secs(3600))
         .await
         .expect("gc");
     assert_eq!(
