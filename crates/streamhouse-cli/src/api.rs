@@ -170,6 +170,10 @@ pub(crate) struct SegmentRow {
     pub(crate) min_timestamp: i64,
     pub(crate) max_timestamp: i64,
     pub(crate) created_at: i64,
+    /// `flushed` (inside a flush object shared by partitions) or
+    /// `compacted` (in its own object); absent from older servers.
+    #[serde(default)]
+    pub(crate) kind: Option<String>,
 }
 
 /// Most rows the server returns per segments request.

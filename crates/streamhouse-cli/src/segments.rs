@@ -9,7 +9,8 @@
 //! JSON output: one array of rows, each as the server gives it
 //! (`{"id","topic","partition","base_offset","end_offset","record_count",
 //! "size_bytes","bucket","key","byte_offset","byte_length","min_timestamp",
-//! "max_timestamp","created_at"}`).
+//! "max_timestamp","created_at","kind"}`, where `kind` is `flushed` or
+//! `compacted`).
 
 use anyhow::Result;
 use clap::Args;
@@ -74,6 +75,7 @@ fn segments_table(rows: &[SegmentRow]) -> comfy_table::Table {
         "BASE",
         "END",
         "RECORDS",
+        "KIND",
         "UNCOMPRESSED BYTES",
         "OBJECT",
         "BYTE RANGE",
@@ -87,6 +89,7 @@ fn segments_table(rows: &[SegmentRow]) -> comfy_table::Table {
             row.base_offset.to_string(),
             row.end_offset.to_string(),
             row.record_count.to_string(),
+            row.kind.clone().unwrap_or_else(|| "-".to_string()),
             row.size_bytes.to_string(),
             row.key.clone(),
             format!(

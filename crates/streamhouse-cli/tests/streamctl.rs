@@ -365,12 +365,20 @@ fn segments_lists_the_rows_written_by_produce() -> Result<()> {
             "{row}"
         );
         assert!(row["byte_length"].as_i64().unwrap_or_default() > 0, "{row}");
+        assert_eq!(row["kind"], "flushed", "{row}");
     }
     let table = server
         .run(&["segments", "seg", "--partition", "1"])?
         .ok()?
         .stdout;
-    for expected in ["OBJECT", "BYTE RANGE", "CREATED", "batches/"] {
+    for expected in [
+        "OBJECT",
+        "BYTE RANGE",
+        "CREATED",
+        "KIND",
+        "flushed",
+        "batches/",
+    ] {
         assert!(
             table.contains(expected),
             "{expected:?} missing from\n{table}"

@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use common::{TestServer, assert_error, b64};
+use common::{TestServer, assert_error, b64, into_json};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use streamhouse_metadata::OffsetCommit;
@@ -530,4 +530,81 @@ async fn binary_values_survive_a_utf8_read_losslessly() -> Result<()> {
     assert_eq!(read["records"][1]["encoding"], "base64");
     assert_eq!(read["records"][1]["value"], b64(&[0xff, 0x00]));
     t.shutdown().await
+}
+
+/// Topic configs change over REST; retention then drops old segments,
+/// compaction rewrites the rest, and the segment rows say which is which.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_update_drives_retention_and_compaction() -> Result<()> {
+    let t = TestServer::start_with(|mut config| {
+        config.job_interval = Duration::from_millis(50);
+        config.compaction_span = Duration::ZERO;
+        config
+    })
+    .await?;
+    t.create_topic("aging", 1).await?;
+    for n in 0..6 {
+        // Three records from two days ago, three from now.
+        let timestamp = if n < 3 { 1_000_000 } else { chrono_now() };
+        let (status, body) = t
+            .post(
+                "/api/v1/topics/aging/records",
+                json!({"records": [{"partition": 0, "value": format!("v{n}"), "timestamp": timestamp}]}),
+            )
+            .await?;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let patch = |body: serde_json::Value| {
+        t.client
+            .patch(t.url("/api/v1/topics/aging/config"))
+            .json(&body)
+            .send()
+    };
+    let (status, body) = into_json(patch(json!({"retention.ms": "86400000"})).await?).await?;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["config"]["retention.ms"], "86400000");
+    let (status, body) = into_json(patch(json!({"retention.ms": "soon"})).await?).await?;
+    assert_error(&(status, body), StatusCode::BAD_REQUEST, "invalid_input");
+
+    // Retention moves the log start past the old records; compaction
+    // leaves one compacted segment holding the new ones.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, topic) = t.get("/api/v1/topics/aging").await?;
+        let (_, segments) = t.get("/api/v1/topics/aging/partitions/0/segments").await?;
+        let kinds: Vec<&str> = segments
+            .as_array()
+            .map(|rows| rows.iter().filter_map(|r| r["kind"].as_str()).collect())
+            .unwrap_or_default();
+        if topic["partitions"][0]["log_start_offset"] == 3 && kinds == ["compacted"] {
+            assert_eq!(segments[0]["base_offset"], 3);
+            assert_eq!(segments[0]["end_offset"], 5);
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "retention and compaction did not happen: {topic} {segments}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, read) = t
+        .get("/api/v1/topics/aging/partitions/0/records?offset=3")
+        .await?;
+    assert_eq!(status, StatusCode::OK, "{read}");
+    let values: Vec<&str> = read["records"]
+        .as_array()
+        .map(|r| r.iter().filter_map(|r| r["value"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(values, ["v3", "v4", "v5"]);
+    // Removing the override restores the default.
+    let (status, body) = into_json(patch(json!({"retention.ms": null})).await?).await?;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["config"].get("retention.ms").is_none(), "{body}");
+    t.shutdown().await
+}
+
+fn chrono_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }

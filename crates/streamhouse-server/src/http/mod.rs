@@ -81,6 +81,10 @@ pub(crate) fn router(state: SharedState, max_body_bytes: usize) -> Router {
             get(topics::describe).delete(topics::delete),
         )
         .route(
+            "/topics/{name}/config",
+            axum::routing::patch(topics::update_config),
+        )
+        .route(
             "/topics/{name}/records",
             axum::routing::post(records::produce),
         )

@@ -151,6 +151,30 @@ pub(crate) async fn describe(
     }))
 }
 
+/// `PATCH /topics/{name}/config`: sets the configs given (Kafka names and
+/// string values) and removes those given as `null`; the others stay.
+pub(crate) async fn update_config(
+    State(state): State<SharedState>,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(changes): ApiJson<BTreeMap<String, Option<String>>>,
+) -> Result<Json<TopicSummary>, ApiError> {
+    let topic = state.engine.metadata().get_topic(&name).await?;
+    let mut config = topic.config.clone();
+    for (key, value) in changes {
+        match value {
+            Some(value) => config
+                .set(key, value)
+                .map_err(|e| ApiError::invalid_input(e.to_string()))?,
+            None => {
+                config.remove(&key);
+            }
+        }
+    }
+    let updated = state.engine.update_topic_config(&name, config).await?;
+    tracing::info!(topic = %name, "topic config changed over http");
+    Ok(Json(TopicSummary::from(updated)))
+}
+
 pub(crate) async fn delete(
     State(state): State<SharedState>,
     ApiPath(name): ApiPath<String>,
@@ -186,11 +210,19 @@ pub(crate) struct SegmentRow {
     min_timestamp: i64,
     max_timestamp: i64,
     created_at: i64,
+    /// `flushed` (a segment inside a flush object shared by partitions) or
+    /// `compacted` (one partition's segment in its own object).
+    kind: &'static str,
 }
 
 impl From<SegmentInfo> for SegmentRow {
     fn from(s: SegmentInfo) -> Self {
         Self {
+            kind: if streamhouse_storage::jobs::is_compacted_key(&s.key) {
+                "compacted"
+            } else {
+                "flushed"
+            },
             id: s.id,
             topic: s.topic,
             partition: s.partition,
