@@ -178,13 +178,20 @@ fn build_job(
     let key = targets
         .storage
         .key(&format!("batches/{}.bin", ulid::Ulid::generate()));
-    let upload = tokio::spawn(upload(
-        targets.storage.store(),
-        key.clone(),
-        payload,
-        shared.config.upload_attempts.max(1),
-        shared.config.upload_backoff,
-    ));
+    let upload = tokio::spawn({
+        let (store, key) = (targets.storage.store(), key.clone());
+        let (attempts, backoff) = (
+            shared.config.upload_attempts.max(1),
+            shared.config.upload_backoff,
+        );
+        async move {
+            let started = Instant::now();
+            upload(store, key, payload, attempts, backoff).await?;
+            metrics::histogram!("streamhouse_flush_upload_seconds")
+                .record(started.elapsed().as_secs_f64());
+            Ok(())
+        }
+    });
     Some((
         FlushJob {
             seq,
@@ -197,7 +204,9 @@ fn build_job(
     ))
 }
 
-async fn upload(
+/// PUTs `payload` at `key`, retrying failures with exponential backoff
+/// up to `attempts` times in all.
+pub(crate) async fn upload(
     store: Arc<dyn ObjectStore>,
     key: String,
     payload: PutPayload,
@@ -206,15 +215,10 @@ async fn upload(
 ) -> Result<(), StorageError> {
     let path = Path::parse(&key)
         .map_err(|e| StorageError::object_store("put", &key, object_store::Error::from(e)))?;
-    let started = Instant::now();
     let mut attempt = 1;
     loop {
         match store.put(&path, payload.clone()).await {
-            Ok(_) => {
-                metrics::histogram!("streamhouse_flush_upload_seconds")
-                    .record(started.elapsed().as_secs_f64());
-                return Ok(());
-            }
+            Ok(_) => return Ok(()),
             Err(error) if attempt >= attempts => {
                 tracing::error!(%key, attempt, %error, "upload failed; giving up");
                 return Err(StorageError::UploadFailed {

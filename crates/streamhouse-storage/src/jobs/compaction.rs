@@ -92,6 +92,7 @@ pub struct CompactionReport {
 /// Rows of a partition read per pass.
 const ROWS_PER_PASS: usize = 200_000;
 const UPLOAD_ATTEMPTS: u32 = 3;
+const UPLOAD_BACKOFF: Duration = Duration::from_millis(100);
 
 /// One compaction pass over every partition of every topic.
 ///
@@ -323,7 +324,14 @@ async fn compact_run(
     ));
     let path = Path::parse(&key)
         .map_err(|e| StorageError::object_store("put", &key, object_store::Error::from(e)))?;
-    put_with_retries(store.as_ref(), &path, &key, encoded.clone()).await?;
+    crate::flusher::upload(
+        store.clone(),
+        key.clone(),
+        PutPayload::from_bytes(encoded.clone()),
+        UPLOAD_ATTEMPTS,
+        UPLOAD_BACKOFF,
+    )
+    .await?;
     let replacement = SegmentReplacement {
         topic: topic.to_string(),
         partition,
@@ -409,32 +417,6 @@ pub(crate) async fn read_segment(store: Arc<dyn ObjectStore>, row: &SegmentInfo)
         .get_range(&path, start..start + length)
         .await
         .map_err(|e| StorageError::object_store("get", &row.key, e))
-}
-
-async fn put_with_retries(
-    store: &dyn ObjectStore,
-    path: &Path,
-    key: &str,
-    bytes: Bytes,
-) -> Result<()> {
-    let mut attempt = 1;
-    loop {
-        match store.put(path, PutPayload::from_bytes(bytes.clone())).await {
-            Ok(_) => return Ok(()),
-            Err(error) if attempt >= UPLOAD_ATTEMPTS => {
-                return Err(StorageError::UploadFailed {
-                    key: key.to_string(),
-                    attempts: attempt,
-                    source: Arc::new(error),
-                });
-            }
-            Err(error) => {
-                tracing::warn!(%key, attempt, %error, "compaction upload failed; retrying");
-                tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
-                attempt += 1;
-            }
-        }
-    }
 }
 
 #[cfg(test)]
