@@ -475,6 +475,33 @@ pub(crate) fn limit_to_i64(limit: usize) -> i64 {
 /// `self.pool`, `begin_write()` and `commit_flush_tx()`.
 macro_rules! impl_shared_queries {
     ($store:ty, $db:ty) => {
+        impl $store {
+            /// Which of `keys` the key-range `query` (`$1` bucket, `$2`
+            /// lowest key, `$3` highest key) returns.
+            async fn keys_among(
+                &self,
+                query: &'static str,
+                operation: &'static str,
+                bucket: &str,
+                keys: &[String],
+            ) -> $crate::Result<Vec<String>> {
+                let (Some(first), Some(last)) = (keys.iter().min(), keys.iter().max()) else {
+                    return Ok(Vec::new());
+                };
+                let wanted: std::collections::HashSet<&String> = keys.iter().collect();
+                Ok(sqlx::query_scalar::<$db, String>(query)
+                    .bind(bucket)
+                    .bind(first)
+                    .bind(last)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(|e| MetadataError::from_sqlx(operation, e))?
+                    .into_iter()
+                    .filter(|key| wanted.contains(key))
+                    .collect())
+            }
+        }
+
         #[async_trait::async_trait]
         impl $crate::store::MetadataStore for $store {
             fn backend(&self) -> &'static str {
@@ -836,22 +863,13 @@ macro_rules! impl_shared_queries {
                 bucket: &str,
                 keys: &[String],
             ) -> $crate::Result<Vec<String>> {
-                let (Some(first), Some(last)) = (keys.iter().min(), keys.iter().max()) else {
-                    return Ok(Vec::new());
-                };
-                let wanted: std::collections::HashSet<&String> = keys.iter().collect();
-                Ok(
-                    sqlx::query_scalar::<$db, String>($crate::sql::SELECT_REFERENCED_KEYS)
-                        .bind(bucket)
-                        .bind(first)
-                        .bind(last)
-                        .fetch_all(&self.pool)
-                        .await
-                        .map_err(|e| MetadataError::from_sqlx("referenced objects", e))?
-                        .into_iter()
-                        .filter(|key| wanted.contains(key))
-                        .collect(),
+                self.keys_among(
+                    $crate::sql::SELECT_REFERENCED_KEYS,
+                    "referenced objects",
+                    bucket,
+                    keys,
                 )
+                .await
             }
 
             async fn update_topic_config(
@@ -1047,22 +1065,13 @@ macro_rules! impl_shared_queries {
                 bucket: &str,
                 keys: &[String],
             ) -> $crate::Result<Vec<String>> {
-                let (Some(first), Some(last)) = (keys.iter().min(), keys.iter().max()) else {
-                    return Ok(Vec::new());
-                };
-                let wanted: std::collections::HashSet<&String> = keys.iter().collect();
-                Ok(
-                    sqlx::query_scalar::<$db, String>($crate::sql::SELECT_TOMBSTONED_KEYS)
-                        .bind(bucket)
-                        .bind(first)
-                        .bind(last)
-                        .fetch_all(&self.pool)
-                        .await
-                        .map_err(|e| MetadataError::from_sqlx("tombstoned objects", e))?
-                        .into_iter()
-                        .filter(|key| wanted.contains(key))
-                        .collect(),
+                self.keys_among(
+                    $crate::sql::SELECT_TOMBSTONED_KEYS,
+                    "tombstoned objects",
+                    bucket,
+                    keys,
                 )
+                .await
             }
 
             async fn remove_tombstones(&self, bucket: &str, keys: &[String]) -> $crate::Result<()> {

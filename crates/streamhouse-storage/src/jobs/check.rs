@@ -5,10 +5,15 @@
 //! object exists; its byte range decodes as a segment with a valid CRC
 //! whose records are exactly the row's offsets.
 
-use streamhouse_metadata::MetadataError;
+use streamhouse_metadata::{MetadataError, SegmentInfo};
 
-use super::compaction::read_segment;
-use crate::error::Result;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+
+use crate::error::{Result, StorageError};
 use crate::segment::SegmentReader;
 
 /// What the checker found.
@@ -130,4 +135,16 @@ pub async fn check_consistency(
         }
     }
     Ok(report)
+}
+
+/// The bytes of one segment, by a ranged GET.
+async fn read_segment(store: Arc<dyn ObjectStore>, row: &SegmentInfo) -> Result<Bytes> {
+    let path = Path::parse(&row.key)
+        .map_err(|e| StorageError::object_store("get", &row.key, object_store::Error::from(e)))?;
+    let start = u64::try_from(row.byte_offset).unwrap_or(0);
+    let length = u64::try_from(row.byte_length).unwrap_or(0);
+    store
+        .get_range(&path, start..start + length)
+        .await
+        .map_err(|e| StorageError::object_store("get", &row.key, e))
 }

@@ -23,13 +23,12 @@
 //! too.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectStoreExt, PutPayload};
 use streamhouse_metadata::{MetadataError, SegmentInfo, SegmentReplacement};
 use tokio_util::sync::CancellationToken;
 
@@ -405,18 +404,6 @@ fn slice_input(inputs: &HashMap<String, (u64, Bytes)>, row: &SegmentInfo) -> Res
         return Err(missing());
     }
     Ok(bytes.slice(start..end))
-}
-
-/// The bytes of one segment, by a ranged GET.
-pub(crate) async fn read_segment(store: Arc<dyn ObjectStore>, row: &SegmentInfo) -> Result<Bytes> {
-    let path = Path::parse(&row.key)
-        .map_err(|e| StorageError::object_store("get", &row.key, object_store::Error::from(e)))?;
-    let start = u64::try_from(row.byte_offset).unwrap_or(0);
-    let length = u64::try_from(row.byte_length).unwrap_or(0);
-    store
-        .get_range(&path, start..start + length)
-        .await
-        .map_err(|e| StorageError::object_store("get", &row.key, e))
 }
 
 #[cfg(test)]
