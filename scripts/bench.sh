@@ -23,6 +23,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 REPO_ROOT=$(pwd)
 # shellcheck source-path=SCRIPTDIR source=lib/services.sh
 source scripts/lib/services.sh
+# shellcheck source-path=SCRIPTDIR source=lib/bench_agents.sh
+source scripts/lib/bench_agents.sh
 sh_install_cleanup_trap
 
 RECORDS="${BENCH_RECORDS:-500000}"
@@ -50,41 +52,18 @@ sh_ensure_weed
 sh_start_s3 "$WORK/s3"
 sh_create_bucket streamhouse-bench
 
-SERVER_PID=""
-RSS_FILE=""
-stop_server() {
-    if [ -n "$SERVER_PID" ]; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-        SERVER_PID=""
-    fi
-}
-sh_at_exit stop_server
+sh_at_exit stop_agents
 
-# start_server NAME ARGS... : starts `streamhouse serve`, waits for /ready,
-# sets KAFKA and METRICS.
+# start_server NAME ARGS... : one agent; sets SERVER_PID, KAFKA and METRICS.
 start_server() {
-    local name="$1"
-    shift
-    local kafka_port http_port
-    kafka_port=$(sh_free_port)
-    http_port=$(sh_free_port)
-    "$STREAMHOUSE" serve --data-dir "$WORK/$name" \
-        --kafka-listen "127.0.0.1:$kafka_port" --http-listen "127.0.0.1:$http_port" \
-        "$@" >"$WORK/$name.log" 2>&1 &
-    SERVER_PID=$!
-    KAFKA="127.0.0.1:$kafka_port"
-    METRICS="http://127.0.0.1:$http_port/metrics"
-    local ready="http://127.0.0.1:$http_port/ready" i
-    for i in $(seq 1 100); do
-        if curl -sf "$ready" >/dev/null 2>&1; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    tail -20 "$WORK/$name.log" >&2
-    echo "streamhouse ($name) did not become ready" >&2
-    exit 1
+    start_agent "$@"
+    SERVER_PID=${AGENT_PIDS[-1]}
+    KAFKA=${AGENT_KAFKA[-1]}
+    METRICS=${AGENT_METRICS[-1]}
+}
+
+stop_server() {
+    stop_agents
 }
 
 # Samples the server's resident memory every second into RSS_FILE.
@@ -159,7 +138,7 @@ if command -v tansu >/dev/null 2>&1; then
     tansu broker --listener-url "tcp://127.0.0.1:$tansu_port" \
         --advertised-listener-url "tcp://127.0.0.1:$tansu_port" \
         --storage-engine "s3://streamhouse-bench/tansu" >"$WORK/tansu.log" 2>&1 &
-    SERVER_PID=$!
+    AGENT_PIDS+=("$!")
     KAFKA="127.0.0.1:$tansu_port"
     METRICS=""
     sleep 3

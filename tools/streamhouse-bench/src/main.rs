@@ -36,7 +36,8 @@ pub struct Common {
     /// Bytes of each record's value.
     #[arg(long, default_value_t = 1024)]
     pub record_size: usize,
-    /// A StreamHouse /metrics URL to read request counts from.
+    /// StreamHouse /metrics URLs (comma-separated, one per agent) to read
+    /// request counts from; counts are summed.
     #[arg(long)]
     pub metrics_url: Option<String>,
     /// A name for the system under test, copied into the report.

@@ -62,28 +62,30 @@ const SERIES: &[(&str, &str)] = &[
 ];
 
 impl BrokerCounters {
-    /// Reads the counters; `None` when no URL was given or it cannot be read
-    /// (the report then says so instead of inventing zeros).
-    pub fn scrape(url: Option<&str>) -> Option<Self> {
-        let url = url?;
-        let body = match reqwest::blocking::get(url).and_then(|r| r.error_for_status()) {
-            Ok(response) => response.text().ok()?,
-            Err(error) => {
-                eprintln!("warning: cannot read {url}: {error}");
-                return None;
-            }
-        };
+    /// Reads the counters, summed over a comma-separated list of URLs (one
+    /// per agent of a cluster); `None` when no URL was given or one cannot
+    /// be read (the report then says so instead of inventing zeros).
+    pub fn scrape(urls: Option<&str>) -> Option<Self> {
         let mut values = BTreeMap::new();
-        for line in body.lines().filter(|l| !l.starts_with('#')) {
-            let Some((series, value)) = line.rsplit_once(' ') else {
-                continue;
+        for url in urls?.split(',').filter(|u| !u.is_empty()) {
+            let body = match reqwest::blocking::get(url).and_then(|r| r.error_for_status()) {
+                Ok(response) => response.text().ok()?,
+                Err(error) => {
+                    eprintln!("warning: cannot read {url}: {error}");
+                    return None;
+                }
             };
-            let Ok(value) = value.parse::<f64>() else {
-                continue;
-            };
-            for (name, wanted) in SERIES {
-                if series == *wanted {
-                    *values.entry(name.to_string()).or_insert(0.0) += value;
+            for line in body.lines().filter(|l| !l.starts_with('#')) {
+                let Some((series, value)) = line.rsplit_once(' ') else {
+                    continue;
+                };
+                let Ok(value) = value.parse::<f64>() else {
+                    continue;
+                };
+                for (name, wanted) in SERIES {
+                    if series == *wanted {
+                        *values.entry(name.to_string()).or_insert(0.0) += value;
+                    }
                 }
             }
         }
