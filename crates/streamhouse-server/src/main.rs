@@ -11,6 +11,12 @@ use streamhouse_server::{CliError, RunningServer, Server, ServerConfig, parse_se
 use tokio::signal::unix::{SignalKind, signal};
 use tracing_subscriber::EnvFilter;
 
+/// jemalloc returns freed memory to the system after a short decay; with
+/// the system allocator, the large short-lived buffers of flushes and
+/// compaction left the resident set ratcheting upwards.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let config = match parse_serve(std::env::args_os()) {
         Ok(config) => config,
