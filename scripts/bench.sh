@@ -35,7 +35,7 @@ E2E_SECONDS="${BENCH_E2E_SECONDS:-20}"
 SOAK_SECONDS="${BENCH_SOAK_SECONDS:-0}"
 OUT="$REPO_ROOT/target/bench"
 mkdir -p "$OUT"
-rm -f "$OUT"/*.json
+rm -f "$OUT"/*.json "$OUT"/*-rss.txt
 
 sh_log "building streamhouse and streamhouse-bench (release)"
 cargo build --quiet --release --bin streamhouse

@@ -53,7 +53,8 @@ pub struct CompactionConfig {
     /// Ranged GETs in flight while runs are read.
     pub read_concurrency: usize,
     /// Bytes of input fetched at once: runs are rewritten in batches of
-    /// about this much.
+    /// about this much (a run larger than this is fetched alone). With the
+    /// output buffer, compaction holds about twice this in memory.
     pub read_budget_bytes: u64,
     pub compression: Compression,
 }
@@ -65,7 +66,7 @@ impl Default for CompactionConfig {
             span: DEFAULT_COMPACTION_SPAN,
             max_rows_per_run: 20_000,
             read_concurrency: 16,
-            read_budget_bytes: 128 << 20,
+            read_budget_bytes: DEFAULT_COMPACTION_TARGET,
             compression: DEFAULT_COMPRESSION,
         }
     }
@@ -297,6 +298,7 @@ async fn compact_run(
     let started = Instant::now();
     let store = ctx.storage.store();
     let mut writer = SegmentWriter::new(config.compression);
+    writer.reserve(usize::try_from(run_bytes(run)).unwrap_or(0));
     let mut records: i64 = 0;
     for row in run {
         let bytes = slice_input(inputs, row)?;
