@@ -543,17 +543,22 @@ async fn config_update_drives_retention_and_compaction() -> Result<()> {
     })
     .await?;
     t.create_topic("aging", 1).await?;
-    for n in 0..6 {
-        // Three records from two days ago, three from now.
-        let timestamp = if n < 3 { 1_000_000 } else { chrono_now() };
-        let (status, body) = t
-            .post(
-                "/api/v1/topics/aging/records",
-                json!({"records": [{"partition": 0, "value": format!("v{n}"), "timestamp": timestamp}]}),
-            )
-            .await?;
-        assert_eq!(status, StatusCode::OK, "{body}");
-    }
+    let server = &t;
+    // Each call is one request, so its records land in one flushed segment.
+    let produce = |values: std::ops::Range<usize>, timestamp: i64| {
+        let records: Vec<_> = values
+            .map(|n| json!({"partition": 0, "value": format!("v{n}"), "timestamp": timestamp}))
+            .collect();
+        let body = json!({ "records": records });
+        async move {
+            let (status, body) = server.post("/api/v1/topics/aging/records", body).await?;
+            anyhow::ensure!(status == StatusCode::OK, "{body}");
+            Ok(())
+        }
+    };
+    // Three records from long ago. Compaction may rewrite them before the
+    // retention change below; a segment of old records is still expired.
+    produce(0..3, 1_000_000).await?;
     let patch = |body: serde_json::Value| {
         t.client
             .patch(t.url("/api/v1/topics/aging/config"))
@@ -566,8 +571,22 @@ async fn config_update_drives_retention_and_compaction() -> Result<()> {
     let (status, body) = into_json(patch(json!({"retention.ms": "soon"})).await?).await?;
     assert_error(&(status, body), StatusCode::BAD_REQUEST, "invalid_input");
 
-    // Retention moves the log start past the old records; compaction
-    // leaves one compacted segment holding the new ones.
+    // Retention moves the log start past the old records.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, topic) = t.get("/api/v1/topics/aging").await?;
+        let (_, segments) = t.get("/api/v1/topics/aging/partitions/0/segments").await?;
+        if topic["partitions"][0]["log_start_offset"] == 3 && segments == json!([]) {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "retention did not happen: {topic} {segments}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Three records from now: compaction leaves one segment holding them.
+    produce(3..6, chrono_now()).await?;
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let (_, topic) = t.get("/api/v1/topics/aging").await?;
@@ -576,14 +595,15 @@ async fn config_update_drives_retention_and_compaction() -> Result<()> {
             .as_array()
             .map(|rows| rows.iter().filter_map(|r| r["kind"].as_str()).collect())
             .unwrap_or_default();
-        if topic["partitions"][0]["log_start_offset"] == 3 && kinds == ["compacted"] {
+        if kinds == ["compacted"] {
+            assert_eq!(topic["partitions"][0]["log_start_offset"], 3, "{topic}");
             assert_eq!(segments[0]["base_offset"], 3);
             assert_eq!(segments[0]["end_offset"], 5);
             break;
         }
         anyhow::ensure!(
             Instant::now() < deadline,
-            "retention and compaction did not happen: {topic} {segments}"
+            "compaction did not happen: {topic} {segments}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
