@@ -35,7 +35,7 @@ E2E_SECONDS="${BENCH_E2E_SECONDS:-20}"
 SOAK_SECONDS="${BENCH_SOAK_SECONDS:-0}"
 OUT="$REPO_ROOT/target/bench"
 mkdir -p "$OUT"
-rm -f "$OUT"/*.json "$OUT"/*-rss.txt
+rm -f "$OUT"/*.json "$OUT"/*-rss.txt "$OUT"/*-storage.txt
 
 sh_log "building streamhouse and streamhouse-bench (release)"
 cargo build --quiet --release --bin streamhouse
@@ -72,6 +72,28 @@ sample_rss() {
     while kill -0 "$pid" 2>/dev/null; do
         awk '/VmRSS/ {print $2}' "/proc/$pid/status" 2>/dev/null >>"$file" || true
         sleep 1
+    done
+}
+
+# Samples the storage gauges (segment rows, objects referenced, the most
+# rows of any partition, bytes referenced) and the object files actually on
+# disk under DIR every 10 s into FILE, one line per sample:
+#   seconds rows objects max_rows_per_partition bytes files_on_disk disk_bytes
+sample_storage() {
+    local pid="$1" url="$2" dir="$3" file="$4" started=$SECONDS gauges disk
+    while kill -0 "$pid" 2>/dev/null; do
+        gauges=$(curl -sf "$url" 2>/dev/null | awk '
+            /^streamhouse_segment_rows /                   { rows = $2 }
+            /^streamhouse_segment_objects /                { objects = $2 }
+            /^streamhouse_segment_rows_max_per_partition / { max = $2 }
+            /^streamhouse_segment_bytes /                  { bytes = $2 }
+            END { if (rows != "") print rows, objects, max, bytes }') || true
+        disk=$(find "$dir" -name '*.bin' -printf '%s\n' 2>/dev/null |
+            awk '{ n++; b += $1 } END { print n + 0, b + 0 }')
+        if [ -n "$gauges" ]; then
+            echo "$((SECONDS - started)) $gauges $disk" >>"$file"
+        fi
+        sleep 10
     done
 }
 
@@ -135,7 +157,7 @@ sh_log "raw S3: PUT and GET of $size-byte objects, 4 at a time"
 if command -v tansu >/dev/null 2>&1; then
     tansu_port=$(sh_free_port)
     sh_log "tansu on 127.0.0.1:$tansu_port with S3 storage"
-    tansu broker --listener-url "tcp://127.0.0.1:$tansu_port" \
+    AWS_ENDPOINT="$AWS_ENDPOINT_URL" tansu broker --listener-url "tcp://127.0.0.1:$tansu_port" \
         --advertised-listener-url "tcp://127.0.0.1:$tansu_port" \
         --storage-engine "s3://streamhouse-bench/tansu" >"$WORK/tansu.log" 2>&1 &
     AGENT_PIDS+=("$!")
@@ -154,9 +176,16 @@ fi
 
 # --- Memory under a sustained load ------------------------------------------
 if [ "$SOAK_SECONDS" -gt 0 ]; then
-    start_server soak --cache-bytes 268435456
+    start_server soak --cache-bytes 268435456 --gc-grace-ms 60000
     sample_rss "$SERVER_PID" "$OUT/soak-rss.txt" &
-    sh_log "sustained produce + consume for $SOAK_SECONDS s"
+    # Two minutes of retention, so storage reaches a steady state: segment
+    # rows and objects must level off while the load goes on.
+    soak_http=${METRICS%/metrics}
+    curl -sf -X POST "$soak_http/api/v1/topics" -H 'content-type: application/json' \
+        -d "{\"name\":\"bench-soak\",\"partitions\":$PARTITIONS,\"config\":{\"retention.ms\":120000}}" \
+        >/dev/null
+    sample_storage "$SERVER_PID" "$METRICS" "$WORK/soak" "$OUT/soak-storage.txt" &
+    sh_log "sustained produce + consume for $SOAK_SECONDS s (retention.ms=120000, GC grace 60 s)"
     "$BENCH" e2e --brokers "$KAFKA" --topic bench-soak --partitions "$PARTITIONS" \
         --record-size "$RECORD_SIZE" --rate 20000 --seconds "$SOAK_SECONDS" \
         --label soak >"$OUT/soak-e2e.json"

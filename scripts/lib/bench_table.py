@@ -105,6 +105,41 @@ def main() -> None:
             f"\nsoak: {soak['results']['received']} records over {soak['parameters']['seconds']} s, "
             f"max RSS {fmt(rss_max_mib(directory, 'soak'), '.0f')} MiB"
         )
+    storage_samples(directory / "soak-storage.txt")
+
+
+def storage_samples(path: pathlib.Path) -> None:
+    """Segment rows and objects during the soak: with retention on, both
+    must level off rather than grow with the number of flushes."""
+    if not path.exists():
+        return
+    samples = []
+    for line in path.read_text().splitlines():
+        fields = line.split()
+        if len(fields) == 7:
+            samples.append([float(f) for f in fields])
+    if not samples:
+        return
+    print(
+        "\n| soak second | segment rows | objects referenced | most rows in a partition "
+        "| MiB referenced | object files on disk | MiB on disk |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    step = max(1, len(samples) // 10)
+    shown = samples[::step]
+    if shown[-1] is not samples[-1]:
+        shown.append(samples[-1])
+    for seconds, rows, objects, most, stored, files, disk in shown:
+        print(
+            f"| {seconds:.0f} | {rows:.0f} | {objects:.0f} | {most:.0f} | {stored / 1048576:.0f} "
+            f"| {files:.0f} | {disk / 1048576:.0f} |"
+        )
+    half = samples[len(samples) // 2 :]
+    print(
+        f"second half of the soak: segment rows {min(s[1] for s in half):.0f}–{max(s[1] for s in half):.0f}, "
+        f"objects {min(s[2] for s in half):.0f}–{max(s[2] for s in half):.0f}, "
+        f"files on disk {min(s[5] for s in half):.0f}–{max(s[5] for s in half):.0f}"
+    )
 
 
 if __name__ == "__main__":

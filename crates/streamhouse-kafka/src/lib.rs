@@ -11,7 +11,7 @@ mod error;
 mod frame;
 mod groups;
 mod handlers;
-mod records;
+pub mod records;
 mod server;
 mod versions;
 

@@ -11,31 +11,31 @@ use streamhouse_metadata::ProducerBatch;
 
 /// One record batch of a produce request.
 #[derive(Debug, Default)]
-pub(crate) struct ProducedBatch {
-    pub(crate) records: Vec<Record>,
+pub struct ProducedBatch {
+    pub records: Vec<Record>,
     /// Set when the batch comes from an idempotent producer.
-    pub(crate) producer: Option<ProducerBatch>,
+    pub producer: Option<ProducerBatch>,
 }
 
 /// Records decoded from a produce request's batches.
 #[derive(Debug, Default)]
-pub(crate) struct ProducedRecords {
+pub struct ProducedRecords {
     /// Batches of idempotent producers stay apart, so each is checked on
     /// its own; everything else is merged into one batch.
-    pub(crate) batches: Vec<ProducedBatch>,
+    pub batches: Vec<ProducedBatch>,
     /// Bytes of the batches as received, for metrics.
-    pub(crate) wire_bytes: usize,
+    pub wire_bytes: usize,
 }
 
 impl ProducedRecords {
-    pub(crate) fn record_count(&self) -> usize {
+    pub fn record_count(&self) -> usize {
         self.batches.iter().map(|b| b.records.len()).sum()
     }
 }
 
 /// Decodes every record batch in `data` (any of the four codecs), checking
 /// each batch's CRC. Control records are not data and are skipped.
-pub(crate) fn decode_produced(data: Bytes) -> anyhow::Result<ProducedRecords> {
+pub fn decode_produced(data: Bytes) -> anyhow::Result<ProducedRecords> {
     let wire_bytes = data.len();
     let mut buf = data;
     let sets = RecordBatchDecoder::decode_all(&mut buf)?;
@@ -84,7 +84,7 @@ pub(crate) fn decode_produced(data: Bytes) -> anyhow::Result<ProducedRecords> {
 
 /// Encodes records as one uncompressed record batch (magic 2), marked as
 /// carrying append times when the topic stamps records on append.
-pub(crate) fn encode_batch(records: &[Record], log_append_time: bool) -> anyhow::Result<Bytes> {
+pub fn encode_batch(records: &[Record], log_append_time: bool) -> anyhow::Result<Bytes> {
     let timestamp_type = if log_append_time {
         TimestampType::LogAppend
     } else {
