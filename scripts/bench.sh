@@ -147,6 +147,28 @@ sample_rss "$SERVER_PID" "$OUT/postgres-s3-rss.txt" &
 bench_broker streamhouse-postgres-s3
 stop_server
 
+# --- An idle agent makes no object requests ---------------------------------
+# One agent with a second's job interval writes a little, compacts it, then
+# sits idle for IDLE_SECONDS while its jobs keep running; the object-store
+# request counters must not move.
+object_requests() {
+    curl -sf "$1" | awk '/^streamhouse_object_store_requests_total/ { n += $2 } END { print n + 0 }'
+}
+IDLE_SECONDS="${BENCH_IDLE_SECONDS:-60}"
+IDLE_PG_URL=$(sh_create_database streamhouse_bench_idle)
+start_server idle --metadata "$IDLE_PG_URL" --object-store "s3://streamhouse-bench/idle" \
+    --job-interval-ms 1000 --compaction-span-ms 1000
+"$BENCH" produce --brokers "$KAFKA" --topic bench-idle --partitions "$PARTITIONS" \
+    --record-size "$RECORD_SIZE" --records 10000 --label idle >/dev/null
+sleep 10
+idle_before=$(object_requests "$METRICS")
+sh_log "idle agent: counting object requests for $IDLE_SECONDS s"
+sleep "$IDLE_SECONDS"
+idle_after=$(object_requests "$METRICS")
+echo "{\"seconds\": $IDLE_SECONDS, \"job_interval_ms\": 1000, \"object_requests\": $((idle_after - idle_before))}" \
+    >"$OUT/idle.json"
+stop_server
+
 # --- The raw S3 server, at the object size StreamHouse wrote ----------------
 size=$(object_size streamhouse-postgres-s3)
 sh_log "raw S3: PUT and GET of $size-byte objects, 4 at a time"

@@ -99,6 +99,12 @@ def main() -> None:
     ours = next((r for r in rows if r["setup"] == "streamhouse-postgres-s3"), None)
     if tansu and ours:
         print(f"StreamHouse ÷ Tansu produce throughput: {ours['produce_mib'] / tansu['produce_mib']:.2f}")
+    idle = load(directory, "idle")
+    if idle:
+        print(
+            f"idle agent (jobs every {idle['job_interval_ms']} ms): "
+            f"{idle['object_requests']} object requests in {idle['seconds']} s"
+        )
     soak = load(directory, "soak-e2e")
     if soak:
         print(

@@ -17,11 +17,29 @@ use crate::object_storage::ObjectStorage;
 /// Keys asked about per metadata query.
 const CHUNK: usize = 1000;
 
+/// What one scan of the object prefix found.
+#[derive(Debug, Default)]
+pub(crate) struct Scan {
+    /// Unreferenced objects past the grace period.
+    pub(crate) orphans: Vec<ObjectMeta>,
+    /// Unreferenced objects still inside the grace period: uploads that
+    /// may yet be committed, or orphans a later scan must come back for.
+    pub(crate) young_unreferenced: usize,
+}
+
 pub(crate) async fn find(
     storage: &ObjectStorage,
     metadata: &dyn MetadataStore,
     grace: Duration,
 ) -> Result<Vec<ObjectMeta>> {
+    Ok(scan(storage, metadata, grace).await?.orphans)
+}
+
+pub(crate) async fn scan(
+    storage: &ObjectStorage,
+    metadata: &dyn MetadataStore,
+    grace: Duration,
+) -> Result<Scan> {
     // Everything StreamHouse writes under its prefix: flushes under
     // `batches/` and compacted segments under `{topic}/{partition}/`.
     let prefix = (!storage.prefix().is_empty()).then(|| Path::from(storage.prefix()));
@@ -36,13 +54,10 @@ pub(crate) async fn find(
     let cutoff = chrono_cutoff(grace);
     let mut candidates: Vec<ObjectMeta> = listed
         .into_iter()
-        .filter(|meta| {
-            meta.location.as_ref().ends_with(".bin")
-                && meta.last_modified.timestamp_millis() <= cutoff
-        })
+        .filter(|meta| meta.location.as_ref().ends_with(".bin"))
         .collect();
     candidates.sort_by(|a, b| a.location.cmp(&b.location));
-    let mut orphans = Vec::new();
+    let mut found = Scan::default();
     for chunk in candidates.chunks(CHUNK) {
         let keys: Vec<String> = chunk.iter().map(|m| m.location.to_string()).collect();
         let mut kept: std::collections::HashSet<String> = metadata
@@ -53,14 +68,18 @@ pub(crate) async fn find(
         // Objects that lost their last reference recently wait for their
         // tombstone's grace period instead.
         kept.extend(metadata.tombstoned_objects(storage.bucket(), &keys).await?);
-        orphans.extend(
-            chunk
-                .iter()
-                .filter(|m| !kept.contains(m.location.as_ref()))
-                .cloned(),
-        );
+        for meta in chunk {
+            if kept.contains(meta.location.as_ref()) {
+                continue;
+            }
+            if meta.last_modified.timestamp_millis() <= cutoff {
+                found.orphans.push(meta.clone());
+            } else {
+                found.young_unreferenced += 1;
+            }
+        }
     }
-    Ok(orphans)
+    Ok(found)
 }
 
 /// The newest last-modified time (ms since the epoch) an object may have

@@ -73,7 +73,7 @@ pub(crate) async fn gc_pass(
     grace: Duration,
     orphan_age: Duration,
 ) -> crate::Result<GcReport> {
-    gc::collect(ctx, grace, orphan_age, &CancellationToken::new()).await
+    gc::collect(ctx, grace, orphan_age, &CancellationToken::new(), None).await
 }
 
 pub(crate) use retention::delete_records;

@@ -59,6 +59,7 @@ pub(crate) fn spawn(
 ) -> Vec<JoinHandle<()>> {
     let compaction_config = config.compaction.clone();
     let grace = config.gc_grace;
+    let schedule = std::sync::Arc::new(tokio::sync::Mutex::new(gc::OrphanScanSchedule::default()));
     vec![
         tokio::spawn(job_loop(
             COMPACTION,
@@ -103,9 +104,20 @@ pub(crate) fn spawn(
             ctx,
             config,
             cancel,
-            move |ctx, run_cancel| async move {
-                gc::collect(&ctx, grace, grace.max(MIN_ORPHAN_AGE), &run_cancel).await?;
-                Ok(())
+            move |ctx, run_cancel| {
+                let schedule = schedule.clone();
+                async move {
+                    let mut schedule = schedule.lock().await;
+                    gc::collect(
+                        &ctx,
+                        grace,
+                        grace.max(MIN_ORPHAN_AGE),
+                        &run_cancel,
+                        Some(&mut schedule),
+                    )
+                    .await?;
+                    Ok(())
+                }
             },
         )),
     ]
