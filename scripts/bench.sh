@@ -88,13 +88,46 @@ sample_storage() {
             /^streamhouse_segment_rows_max_per_partition / { max = $2 }
             /^streamhouse_segment_bytes /                  { bytes = $2 }
             END { if (rows != "") print rows, objects, max, bytes }') || true
-        disk=$(find "$dir" -name '*.bin' -printf '%s\n' 2>/dev/null |
+        # Garbage collection deletes files while find walks the tree.
+        disk=$( (find "$dir" -name '*.bin' -printf '%s\n' 2>/dev/null || true) |
             awk '{ n++; b += $1 } END { print n + 0, b + 0 }')
         if [ -n "$gauges" ]; then
             echo "$((SECONDS - started)) $gauges $disk" >>"$file"
         fi
         sleep 10
     done
+}
+
+# CPU accounting, to show where a run's CPU went: ticks of user + system
+# time of the broker, the S3 server and every PostgreSQL process, and the
+# machine's busy ticks, and the wall clock. Prints
+# "broker s3 postgres machine seconds".
+proc_ticks() {
+    local total=0 pid ticks
+    for pid in "$@"; do
+        ticks=$(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null) || continue
+        total=$((total + ${ticks:-0}))
+    done
+    echo "$total"
+}
+cpu_snapshot() {
+    local pg_pids
+    mapfile -t pg_pids < <(pgrep -x postgres || true)
+    echo "$(proc_ticks "${AGENT_PIDS[-1]}") $(proc_ticks "${SH_WEED_PID:-}")" \
+        "$(proc_ticks "${pg_pids[@]}")" \
+        "$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat)" "$EPOCHREALTIME"
+}
+# cpu_report BEFORE AFTER: CPU seconds of each, as JSON.
+cpu_report() {
+    python3 - "$1" "$2" "$(getconf CLK_TCK)" <<'PY'
+import json, sys
+before, after = ([float(x) for x in arg.split()] for arg in sys.argv[1:3])
+hz = int(sys.argv[3])
+broker, s3, pg, machine = ((a - b) / hz for a, b in zip(after[:4], before[:4]))
+print(json.dumps({"broker": broker, "s3_server": s3, "postgres": pg,
+                  "everything_else": max(0.0, machine - broker - s3 - pg), "machine": machine,
+                  "wall_seconds": after[4] - before[4]}))
+PY
 }
 
 # bench_broker LABEL: the produce / consume / latency runs against $KAFKA.
@@ -107,6 +140,14 @@ bench_broker() {
     "$BENCH" produce --brokers "$KAFKA" --topic "bench-$label" --partitions "$PARTITIONS" \
         --record-size "$RECORD_SIZE" --records "$RECORDS" --label "$label" --verify \
         "${metrics[@]}" >"$OUT/$label-produce.json"
+    # The same produce again without the read-back check, for where the
+    # CPU goes while producing at full speed.
+    local cpu_before
+    cpu_before=$(cpu_snapshot)
+    "$BENCH" produce --brokers "$KAFKA" --topic "bench-$label-cpu" --partitions "$PARTITIONS" \
+        --record-size "$RECORD_SIZE" --records "$RECORDS" --label "$label" \
+        >"$OUT/$label-produce-cpu.json"
+    cpu_report "$cpu_before" "$(cpu_snapshot)" >"$OUT/$label-cpu.json"
     sh_log "[$label] consume from the start"
     "$BENCH" consume --brokers "$KAFKA" --topic "bench-$label" --partitions "$PARTITIONS" \
         --label "$label" "${metrics[@]}" >"$OUT/$label-consume.json"
@@ -193,7 +234,7 @@ if command -v tansu >/dev/null 2>&1; then
     fi
     stop_server
 else
-    sh_log "tansu is not installed; skipping that baseline (cargo install tansu --features postgres,dynostore)"
+    sh_log "tansu is not installed; skipping that baseline (cargo install --locked tansu --features postgres,dynostore)"
 fi
 
 # --- Memory under a sustained load ------------------------------------------

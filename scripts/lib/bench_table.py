@@ -99,6 +99,7 @@ def main() -> None:
     ours = next((r for r in rows if r["setup"] == "streamhouse-postgres-s3"), None)
     if tansu and ours:
         print(f"StreamHouse ÷ Tansu produce throughput: {ours['produce_mib'] / tansu['produce_mib']:.2f}")
+    cpu_split(directory)
     idle = load(directory, "idle")
     if idle:
         print(
@@ -112,6 +113,33 @@ def main() -> None:
             f"max RSS {fmt(rss_max_mib(directory, 'soak'), '.0f')} MiB"
         )
     storage_samples(directory / "soak-storage.txt")
+
+
+def cpu_split(directory: pathlib.Path) -> None:
+    """Where the CPU went during a full-speed produce (a second run of it,
+    without the read-back check): the broker, the S3 server, PostgreSQL and
+    everything else (the librdkafka client and the kernel)."""
+    lines = []
+    for label in ("streamhouse-embedded", "streamhouse-postgres-s3", "tansu-s3"):
+        cpu = load(directory, f"{label}-cpu")
+        run = load(directory, f"{label}-produce-cpu")
+        if not cpu or not run:
+            continue
+        seconds = run["results"]["seconds"]
+        mib = run["results"]["mib_per_s"] * seconds
+        share = lambda v: f"{v:.2f} s ({1000 * v / mib:.1f} ms/MiB)" if mib else "—"
+        lines.append(
+            f"| {label} | {run['results']['mib_per_s']:.1f} | {share(cpu['broker'])} "
+            f"| {share(cpu['s3_server'])} | {share(cpu['postgres'])} "
+            f"| {share(cpu['everything_else'])} | {100 * cpu['machine'] / (2 * cpu['wall_seconds']):.0f}% |"
+        )
+    if lines:
+        print(
+            "\n| produce, CPU split | MiB/s | broker | S3 server | PostgreSQL "
+            "| everything else | machine busy (2 cores) |"
+        )
+        print("|---|---|---|---|---|---|---|")
+        print("\n".join(lines))
 
 
 def storage_samples(path: pathlib.Path) -> None:
