@@ -506,17 +506,78 @@ async fn produce_until_killed(
     }
 }
 
+/// Where an agent keeps its metadata and objects, as `serve` flags, and
+/// how a test reads them while agents come and go.
+struct Backend {
+    metadata_url: String,
+    object_url: String,
+    storage: streamhouse_storage::ObjectStorage,
+}
+
+impl Backend {
+    fn embedded(data: &Path) -> Result<Self> {
+        Ok(Self {
+            metadata_url: format!("sqlite://{}", data.join("metadata.db").display()),
+            object_url: format!("file://{}", data.join("objects").display()),
+            storage: streamhouse_storage::ObjectStorage::local(data.join("objects"))?,
+        })
+    }
+
+    /// A schema of its own on the test PostgreSQL server (named in the
+    /// URL's `options`) and a prefix of its own in the test bucket. `None`
+    /// after a loud SKIPPED line when the servers are not configured.
+    async fn postgres_s3(test_name: &str) -> Result<Option<Self>> {
+        use streamhouse_metadata::testing::{
+            POSTGRES_URL_ENV, create_schema, server_url, unique_schema,
+        };
+        let Some(pg_url) = server_url(POSTGRES_URL_ENV, test_name) else {
+            return Ok(None);
+        };
+        let Some(s3_url) = server_url(streamhouse_storage::testing::S3_URL_ENV, test_name) else {
+            return Ok(None);
+        };
+        let schema = unique_schema(test_name);
+        create_schema(&pg_url, &schema).await?;
+        let separator = if pg_url.contains('?') { '&' } else { '?' };
+        let object_url = format!("{}/{schema}", s3_url.trim_end_matches('/'));
+        Ok(Some(Self {
+            metadata_url: format!("{pg_url}{separator}options=-c%20search_path%3D{schema}"),
+            storage: streamhouse_storage::ObjectStorage::from_url(&object_url)?,
+            object_url,
+        }))
+    }
+
+    async fn metadata(&self) -> Result<Arc<dyn streamhouse_metadata::MetadataStore>> {
+        Ok(streamhouse_metadata::open(&self.metadata_url).await?)
+    }
+}
+
 /// Compaction and garbage collection killed with SIGKILL at random points,
 /// again and again, while producers write: no acknowledged record is lost
 /// or duplicated, and afterwards the consistency checker finds every
-/// segment row's bytes intact.
+/// segment row's bytes intact. On the embedded default.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_compaction_and_gc_loses_nothing() -> Result<()> {
-    const PARTITIONS: i32 = 4;
     let dir = tempfile::tempdir()?;
-    let data = dir.path().join("data");
+    let backend = Backend::embedded(&dir.path().join("data"))?;
+    sigkill_during_jobs(dir.path(), &backend).await
+}
+
+/// The same on PostgreSQL and the S3 server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_compaction_and_gc_loses_nothing_on_postgres_and_s3() -> Result<()> {
+    let Some(backend) = Backend::postgres_s3("sigkill_jobs").await? else {
+        return Ok(());
+    };
+    let dir = tempfile::tempdir()?;
+    sigkill_during_jobs(dir.path(), &backend).await
+}
+
+async fn sigkill_during_jobs(dir: &Path, backend: &Backend) -> Result<()> {
+    const PARTITIONS: i32 = 4;
+    let data = dir.join("data");
     let serve = || {
-        let mut command = streamhouse(dir.path());
+        let mut command = streamhouse(dir);
         command
             .args([
                 "serve",
@@ -527,6 +588,8 @@ async fn sigkill_during_compaction_and_gc_loses_nothing() -> Result<()> {
             ])
             .arg("--data-dir")
             .arg(&data)
+            .args(["--metadata", &backend.metadata_url])
+            .args(["--object-store", &backend.object_url])
             .args(["--flush-interval-ms", "2", "--job-interval-ms", "10"])
             .args(["--compaction-span-ms", "0", "--gc-grace-ms", "0"])
             .args(["--compaction-target-bytes", "16384"]);
@@ -571,7 +634,7 @@ async fn sigkill_during_compaction_and_gc_loses_nothing() -> Result<()> {
         }
         maybe.extend(in_flight);
         next = after;
-        let rows = segment_rows(&data).await?;
+        let rows = segment_rows(backend).await?;
         most_rows = most_rows.max(rows);
         eprintln!(
             "round {round}: killed after {lifetime:?}; {rows} segment rows, next request {next}"
@@ -584,11 +647,11 @@ async fn sigkill_during_compaction_and_gc_loses_nothing() -> Result<()> {
     // exactly once, in order.
     let agent = Agent::start(&mut serve()).await?;
     let deadline = Instant::now() + Duration::from_secs(60);
-    while flushed_rows(&data, PARTITIONS).await? > 0 {
+    while flushed_rows(backend, PARTITIONS).await? > 0 {
         if Instant::now() > deadline {
             bail!(
                 "compaction did not finish: {} rows",
-                segment_rows(&data).await?
+                segment_rows(backend).await?
             );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -619,21 +682,17 @@ async fn sigkill_during_compaction_and_gc_loses_nothing() -> Result<()> {
         "{total} acknowledged, {stored_records} stored, at most {most_rows} rows between kills"
     );
 
-    let metadata =
-        streamhouse_metadata::open(&format!("sqlite://{}", data.join("metadata.db").display()))
-            .await?;
-    let storage = streamhouse_storage::ObjectStorage::local(data.join("objects"))?;
-    let report = streamhouse_storage::jobs::check_consistency(metadata.as_ref(), &storage).await?;
+    let metadata = backend.metadata().await?;
+    let report =
+        streamhouse_storage::jobs::check_consistency(metadata.as_ref(), &backend.storage).await?;
     assert!(report.is_ok(), "{}", report.problems.join("\n"));
     assert_eq!(report.records, stored_records as u64);
     Ok(())
 }
 
 /// Rows of flushed (not yet compacted) segments of topic "killed".
-async fn flushed_rows(data: &Path, partitions: i32) -> Result<usize> {
-    let metadata =
-        streamhouse_metadata::open(&format!("sqlite://{}", data.join("metadata.db").display()))
-            .await?;
+async fn flushed_rows(backend: &Backend, partitions: i32) -> Result<usize> {
+    let metadata = backend.metadata().await?;
     let mut flushed = 0;
     for p in 0..partitions {
         flushed += metadata
@@ -646,10 +705,8 @@ async fn flushed_rows(data: &Path, partitions: i32) -> Result<usize> {
     Ok(flushed)
 }
 
-/// Segment rows in the agent's SQLite database, read while it runs.
-async fn segment_rows(data: &Path) -> Result<i64> {
-    let metadata =
-        streamhouse_metadata::open(&format!("sqlite://{}", data.join("metadata.db").display()))
-            .await?;
+/// Segment rows in the agent's metadata store, read while it runs.
+async fn segment_rows(backend: &Backend) -> Result<i64> {
+    let metadata = backend.metadata().await?;
     Ok(metadata.storage_stats().await?.segment_rows)
 }
