@@ -8,14 +8,11 @@
 
 use std::hint::black_box;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{
-    Compression, Record as KafkaRecord, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::{Compression, TimestampType};
 use streamhouse_core::Record;
-use streamhouse_kafka::records::{decode_produced, encode_batch};
+use streamhouse_kafka::records::{decode_produced, encode_batch, encode_records};
 
 const RECORDS: usize = 1000;
 const VALUE_LEN: usize = 1024;
@@ -50,40 +47,8 @@ fn records() -> Vec<Record> {
 
 /// A batch as a producer sends it: offsets from zero, CreateTime stamps.
 fn produced_batch(records: &[Record], compression: Compression) -> Bytes {
-    let kafka_records: Vec<KafkaRecord> = records
-        .iter()
-        .enumerate()
-        .map(|(i, r)| KafkaRecord {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: i as i32,
-            timestamp: r.timestamp,
-            key: r.key.clone(),
-            value: r.value.clone(),
-            headers: r
-                .headers
-                .iter()
-                .map(|h| (StrBytes::from_string(h.key.clone()), h.value.clone()))
-                .collect(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        kafka_records.iter(),
-        &RecordEncodeOptions {
-            version: 2,
-            compression,
-        },
-    )
-    .expect("encoding a record batch in memory");
-    buf.freeze()
+    encode_records(records, TimestampType::Creation, compression)
+        .expect("encoding a record batch in memory")
 }
 
 fn payload_bytes(records: &[Record]) -> u64 {

@@ -90,6 +90,16 @@ pub fn encode_batch(records: &[Record], log_append_time: bool) -> anyhow::Result
     } else {
         TimestampType::Creation
     };
+    encode_records(records, timestamp_type, Compression::None)
+}
+
+/// Encodes records, offsets as given, as one record batch (magic 2) of a
+/// producer that is not idempotent, compressed with `compression`.
+pub fn encode_records(
+    records: &[Record],
+    timestamp_type: TimestampType,
+    compression: Compression,
+) -> anyhow::Result<Bytes> {
     let Some(first) = records.first() else {
         return Ok(Bytes::new());
     };
@@ -124,7 +134,7 @@ pub fn encode_batch(records: &[Record], log_append_time: bool) -> anyhow::Result
         kafka_records.iter(),
         &RecordEncodeOptions {
             version: 2,
-            compression: Compression::None,
+            compression,
         },
     )?;
     Ok(buf.freeze())
@@ -209,39 +219,9 @@ mod tests {
             Compression::Lz4,
             Compression::Zstd,
         ] {
-            let kafka: Vec<KafkaRecord> = records
-                .iter()
-                .map(|r| KafkaRecord {
-                    transactional: false,
-                    control: false,
-                    delete_horizon: false,
-                    partition_leader_epoch: 0,
-                    producer_id: -1,
-                    producer_epoch: -1,
-                    timestamp_type: TimestampType::Creation,
-                    offset: r.offset - 40,
-                    sequence: -1,
-                    timestamp: r.timestamp,
-                    key: r.key.clone(),
-                    value: r.value.clone(),
-                    headers: r
-                        .headers
-                        .iter()
-                        .map(|h| (StrBytes::from_string(h.key.clone()), h.value.clone()))
-                        .collect(),
-                })
-                .collect();
-            let mut buf = BytesMut::new();
-            RecordBatchEncoder::encode(
-                &mut buf,
-                kafka.iter(),
-                &RecordEncodeOptions {
-                    version: 2,
-                    compression,
-                },
-            )
-            .expect("encode");
-            let decoded = decode_produced(buf.freeze()).expect("decode");
+            let batch =
+                encode_records(&records, TimestampType::Creation, compression).expect("encode");
+            let decoded = decode_produced(batch).expect("decode");
             let records = &decoded.batches[0].records;
             assert_eq!(records.len(), 3, "{compression:?}");
             assert_eq!(records[0].headers.len(), 2);

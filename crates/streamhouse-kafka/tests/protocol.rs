@@ -14,11 +14,9 @@ use kafka_protocol::messages::{
     ResponseKind, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{
-    Compression, Record as KafkaRecord, RecordBatchDecoder, RecordBatchEncoder,
-    RecordEncodeOptions, TimestampType,
-};
-use streamhouse_core::TopicConfig;
+use kafka_protocol::records::{Compression, RecordBatchDecoder, TimestampType};
+use streamhouse_core::{Record, TopicConfig};
+use streamhouse_kafka::records::encode_records;
 use streamhouse_metadata::NewTopic;
 
 on_every_backend!(
@@ -31,36 +29,16 @@ on_every_backend!(
 );
 
 fn batch(values: &[&[u8]], compression: Compression) -> Bytes {
-    let records: Vec<KafkaRecord> = values
+    let records: Vec<Record> = values
         .iter()
         .enumerate()
-        .map(|(i, v)| KafkaRecord {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: -1,
-            timestamp: 1_700_000_000_000 + i as i64,
-            key: Some(Bytes::from(format!("k{i}"))),
-            value: Some(Bytes::copy_from_slice(v)),
-            headers: Vec::new(),
+        .map(|(i, v)| {
+            Record::new(1_700_000_000_000 + i as i64, Bytes::copy_from_slice(v))
+                .with_key(Bytes::from(format!("k{i}")))
+                .with_offset(i as i64)
         })
         .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        records.iter(),
-        &RecordEncodeOptions {
-            version: 2,
-            compression,
-        },
-    )
-    .expect("encode");
-    buf.freeze()
+    encode_records(&records, TimestampType::Creation, compression).expect("encode")
 }
 
 fn produce(topic: &str, partition: i32, records: Bytes, acks: i16) -> RequestKind {
