@@ -24,49 +24,34 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bytes::Bytes;
+use clap::Parser;
 use futures::StreamExt;
 use parking_lot::Mutex;
-use rand::RngExt;
 use streamhouse_core::Record;
 use streamhouse_metadata::NewTopic;
 use streamhouse_storage::jobs::CompactionConfig;
 use streamhouse_storage::{StorageConfig, StorageEngine};
+use support::{Target, percentile, value_pool};
+
+mod support;
 
 const RECORD_SIZE: usize = 1024;
 const PARTITIONS: i32 = 16;
 const BATCH: usize = 100;
 
+/// Compaction throughput and its cost to concurrent produce latency.
+#[derive(Parser)]
 struct Args {
+    /// MiB of backlog to compact.
+    #[arg(long, default_value_t = 512)]
     mib: u64,
+    /// MiB/s of the steady produce running next to compaction.
+    #[arg(long, default_value_t = 8.0)]
     rate_mib: f64,
+    /// Seconds of the steady produce, alone and during the pass (longer
+    /// if the pass takes longer).
+    #[arg(long, default_value_t = 20)]
     seconds: u64,
-}
-
-fn parse_args() -> anyhow::Result<Args> {
-    let mut args = Args {
-        mib: 512,
-        rate_mib: 8.0,
-        seconds: 20,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let value = it.next().with_context(|| format!("{flag} needs a value"))?;
-        match flag.as_str() {
-            "--mib" => args.mib = value.parse()?,
-            "--rate-mib" => args.rate_mib = value.parse()?,
-            "--seconds" => args.seconds = value.parse()?,
-            other => anyhow::bail!("unknown flag {other}"),
-        }
-    }
-    Ok(args)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let index = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[index].as_secs_f64() * 1000.0
 }
 
 fn latency_summary(mut latencies: Vec<Duration>) -> serde_json::Value {
@@ -128,18 +113,14 @@ async fn steady_produce(
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = parse_args()?;
-    let temp = tempfile::tempdir()?;
-    let metadata_url = std::env::var("STREAMHOUSE_METADATA")
-        .unwrap_or_else(|_| format!("sqlite://{}", temp.path().join("metadata.db").display()));
-    let object_url = std::env::var("STREAMHOUSE_OBJECT_STORE")
-        .unwrap_or_else(|_| format!("file://{}", temp.path().join("objects").display()));
-    let setup = if metadata_url.starts_with("sqlite") {
-        "embedded (SQLite + local directory)"
-    } else {
-        "PostgreSQL + S3"
-    };
-    let engine = StorageEngine::open(&metadata_url, &object_url, StorageConfig::default()).await?;
+    let args = Args::parse();
+    let target = Target::from_env()?;
+    let engine = StorageEngine::open(
+        &target.metadata_url,
+        &target.object_url,
+        StorageConfig::default(),
+    )
+    .await?;
     let suffix = ulid::Ulid::generate().to_string().to_lowercase();
     let backlog = format!("backlog-{suffix}");
     let live = format!("live-{suffix}");
@@ -148,12 +129,7 @@ async fn main() -> anyhow::Result<()> {
             .create_topic(NewTopic::new(topic, i64::from(PARTITIONS)))
             .await?;
     }
-    let mut rng = rand::rng();
-    let pool: Arc<Vec<Bytes>> = Arc::new(
-        (0..1024)
-            .map(|_| Bytes::from((0..RECORD_SIZE).map(|_| rng.random()).collect::<Vec<u8>>()))
-            .collect(),
-    );
+    let pool = Arc::new(value_pool(RECORD_SIZE));
 
     // 1. The backlog, at full speed.
     let batches = args.mib * 1048576 / (RECORD_SIZE * BATCH) as u64;
@@ -240,7 +216,7 @@ async fn main() -> anyhow::Result<()> {
     let mib = |bytes: u64| bytes as f64 / 1048576.0;
     let report = serde_json::json!({
         "benchmark": "compaction",
-        "setup": setup,
+        "setup": target.setup,
         "parameters": {
             "backlog_mib": args.mib,
             "record_size": RECORD_SIZE,
@@ -276,6 +252,5 @@ async fn main() -> anyhow::Result<()> {
         },
     });
     println!("{}", serde_json::to_string_pretty(&report)?);
-    drop(temp);
     Ok(())
 }

@@ -12,70 +12,46 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use bytes::Bytes;
+use clap::Parser;
 use futures::StreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload};
-use rand::RngExt;
 use streamhouse_core::Record;
 use streamhouse_metadata::NewTopic;
 use streamhouse_storage::{ObjectStorage, StorageConfig, StorageEngine};
+use support::{Target, percentile, value_pool};
 
+mod support;
+
+/// In-process produce throughput next to raw PUTs of the same size.
+#[derive(Parser)]
 struct Args {
+    /// MiB of records to produce.
+    #[arg(long, default_value_t = 512)]
     mib: u64,
+    #[arg(long, default_value_t = 1024)]
     record_size: usize,
+    #[arg(long, default_value_t = 16)]
     partitions: i32,
+    /// Records per append.
+    #[arg(long, default_value_t = 100)]
     batch: usize,
+    /// Appends in flight at once.
+    #[arg(long, default_value_t = 256)]
     in_flight: usize,
-}
-
-fn parse_args() -> anyhow::Result<Args> {
-    let mut args = Args {
-        mib: 512,
-        record_size: 1024,
-        partitions: 16,
-        batch: 100,
-        in_flight: 256,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let value = it.next().with_context(|| format!("{flag} needs a value"))?;
-        match flag.as_str() {
-            "--mib" => args.mib = value.parse()?,
-            "--record-size" => args.record_size = value.parse()?,
-            "--partitions" => args.partitions = value.parse()?,
-            "--batch" => args.batch = value.parse()?,
-            "--in-flight" => args.in_flight = value.parse()?,
-            other => anyhow::bail!("unknown flag {other}"),
-        }
-    }
-    Ok(args)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let index = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[index].as_secs_f64() * 1000.0
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = parse_args()?;
-    let temp = tempfile::tempdir()?;
-    let metadata_url = std::env::var("STREAMHOUSE_METADATA")
-        .unwrap_or_else(|_| format!("sqlite://{}", temp.path().join("metadata.db").display()));
-    let object_url = std::env::var("STREAMHOUSE_OBJECT_STORE")
-        .unwrap_or_else(|_| format!("file://{}", temp.path().join("objects").display()));
-    let setup = if metadata_url.starts_with("sqlite") {
-        "embedded (SQLite + local directory)"
-    } else {
-        "PostgreSQL + S3"
-    };
-
-    let engine = StorageEngine::open(&metadata_url, &object_url, StorageConfig::default()).await?;
+    let args = Args::parse();
+    let target = Target::from_env()?;
+    let engine = StorageEngine::open(
+        &target.metadata_url,
+        &target.object_url,
+        StorageConfig::default(),
+    )
+    .await?;
     let topic = format!(
         "bench-{}",
         ulid::Ulid::generate().to_string().to_lowercase()
@@ -84,18 +60,7 @@ async fn main() -> anyhow::Result<()> {
         .create_topic(NewTopic::new(&topic, i64::from(args.partitions)))
         .await?;
 
-    // One pool of random values, reused: generating random bytes would
-    // otherwise cost as much as producing them.
-    let mut rng = rand::rng();
-    let pool: Vec<Bytes> = (0..1024)
-        .map(|_| {
-            Bytes::from(
-                (0..args.record_size)
-                    .map(|_| rng.random())
-                    .collect::<Vec<u8>>(),
-            )
-        })
-        .collect();
+    let pool = value_pool(args.record_size);
     let total_records = args.mib * 1024 * 1024 / args.record_size as u64;
     let batches = total_records.div_ceil(args.batch as u64);
     let before = engine.object_store_stats();
@@ -136,7 +101,7 @@ async fn main() -> anyhow::Result<()> {
 
     // The baseline: PUTs of the same size, as many at once as the flusher
     // keeps in flight, straight to the same store.
-    let storage = ObjectStorage::from_url(&object_url)?;
+    let storage = ObjectStorage::from_url(&target.object_url)?;
     let store = storage.store();
     let payload = PutPayload::from(Bytes::from(
         (0..object_size.max(1))
@@ -172,7 +137,7 @@ async fn main() -> anyhow::Result<()> {
     let produce_mib_s = mib / elapsed.as_secs_f64();
     let report = serde_json::json!({
         "benchmark": "in-process produce",
-        "setup": setup,
+        "setup": target.setup,
         "parameters": {
             "record_size": args.record_size,
             "records": records,
@@ -207,6 +172,5 @@ async fn main() -> anyhow::Result<()> {
         "produce_vs_raw_put": produce_mib_s / raw_mib_s,
     });
     println!("{}", serde_json::to_string_pretty(&report)?);
-    drop(temp);
     Ok(())
 }
