@@ -1,6 +1,9 @@
 //! Retention and record deletion: whole segments past a topic's
 //! `retention.ms` (by their newest timestamp) or beyond its
-//! `retention.bytes` (per partition, oldest first) are dropped, and the
+//! `retention.bytes` (per partition, oldest first, as Kafka does: a segment
+//! goes only when what stays still holds at least `retention.bytes`, so a
+//! partition never keeps less than its limit because segments are large)
+//! are dropped, and the
 //! partition's log start offset advances past them in the same metadata
 //! transaction ([`MetadataStore::truncate_partition`]). DeleteRecords moves
 //! the log start offset to any offset; segments wholly below it go.
@@ -85,8 +88,10 @@ async fn enforce_partition(
 }
 
 /// How many of the oldest rows retention drops: those whose newest record
-/// is older than `retention_ms`, and then as many more as it takes to get
-/// the partition's bytes within `retention_bytes`.
+/// is older than `retention_ms`, and then each next oldest row whose
+/// removal still leaves at least `retention_bytes` (Kafka's rule: the limit
+/// is what a partition may grow to before old segments go, never less than
+/// what it keeps).
 pub(crate) fn expired_prefix(
     rows: &[SegmentInfo],
     retention_ms: Option<i64>,
@@ -100,7 +105,7 @@ pub(crate) fn expired_prefix(
     }
     if let Some(limit) = retention_bytes {
         let mut total: i64 = rows[drop..].iter().map(|r| r.byte_length).sum();
-        while total > limit && drop < rows.len() {
+        while drop < rows.len() && total - rows[drop].byte_length >= limit {
             total -= rows[drop].byte_length;
             drop += 1;
         }
@@ -191,11 +196,16 @@ mod tests {
     }
 
     #[test]
-    fn size_retention_keeps_the_newest_bytes() {
+    fn size_retention_keeps_at_least_the_limit() {
         let rows = vec![row(0, 10, 1), row(10, 20, 2), row(20, 30, 3)];
+        assert_eq!(expired_prefix(&rows, None, Some(61), 0), 0);
         assert_eq!(expired_prefix(&rows, None, Some(60), 0), 0);
-        assert_eq!(expired_prefix(&rows, None, Some(59), 0), 1);
+        // Dropping the 10-byte row would leave 50 < 59: it stays.
+        assert_eq!(expired_prefix(&rows, None, Some(59), 0), 0);
+        assert_eq!(expired_prefix(&rows, None, Some(50), 0), 1);
+        assert_eq!(expired_prefix(&rows, None, Some(31), 0), 1);
         assert_eq!(expired_prefix(&rows, None, Some(30), 0), 2);
+        assert_eq!(expired_prefix(&rows, None, Some(1), 0), 2);
         assert_eq!(expired_prefix(&rows, None, Some(0), 0), 3);
     }
 }
