@@ -19,6 +19,6 @@ pub use sql::{PostgresStore, SqliteStore};
 pub use store::MetadataStore;
 pub use types::{
     AgentInfo, CommitNotice, CommittedOffset, FlushCommit, NewTopic, OffsetCommit, PartitionInfo,
-    PendingSegment, ProducerBatch, SegmentInfo, SegmentOutcome, SegmentReplacement, StorageStats,
-    Topic, TopicDescription,
+    PendingSegment, ProducerBatch, ReplacementSegment, SegmentInfo, SegmentOutcome,
+    SegmentReplacement, StorageStats, Topic, TopicDescription,
 };

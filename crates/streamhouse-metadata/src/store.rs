@@ -56,7 +56,7 @@ pub trait MetadataStore: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<PartitionInfo>;
 
     /// Compaction's swap: in ONE transaction, deletes the run of rows the
-    /// replacement covers, inserts the replacement row and tombstones the
+    /// replacement covers, inserts a row per replacement segment and tombstones the
     /// objects the deleted rows referenced. Returns false, changing
     /// nothing, when the run no longer has `replaced_rows` rows or starts
     /// below the log start offset.

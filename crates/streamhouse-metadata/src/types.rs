@@ -173,14 +173,16 @@ pub struct CommittedOffset {
     pub committed_at: i64,
 }
 
-/// One compacted segment replacing a run of consecutive segment rows of a
-/// partition, swapped in by [`crate::MetadataStore::replace_segments`].
+/// A run of consecutive segment rows of a partition rewritten into one
+/// object, swapped in by [`crate::MetadataStore::replace_segments`]. The
+/// object holds one or more segments back to back (so a reader fetches and
+/// caches a few MiB at a time, not the whole object); each becomes a row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegmentReplacement {
     pub topic: String,
     pub partition: i32,
     /// The run replaced: every row with `base_offset >= base_offset` and
-    /// `end_offset <= end_offset`; the new segment holds exactly these
+    /// `end_offset <= end_offset`; the new segments hold exactly these
     /// offsets.
     pub base_offset: i64,
     pub end_offset: i64,
@@ -188,17 +190,83 @@ pub struct SegmentReplacement {
     /// number now (retention or another compaction got there first),
     /// nothing changes.
     pub replaced_rows: i64,
-    pub record_count: i64,
-    pub size_bytes: i64,
     pub bucket: String,
     pub key: String,
+    /// The object's segments in offset order: the first starts at
+    /// `base_offset`, each next one right after the previous one's end, and
+    /// the last ends at `end_offset`.
+    pub segments: Vec<ReplacementSegment>,
+    /// Milliseconds since the Unix epoch: the new rows' `created_at`, and
+    /// when the replaced rows' objects lost these references.
+    pub created_at: i64,
+}
+
+/// One segment of a [`SegmentReplacement`]'s object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplacementSegment {
+    pub base_offset: i64,
+    pub end_offset: i64,
+    pub record_count: i64,
+    pub size_bytes: i64,
     pub byte_offset: i64,
     pub byte_length: i64,
     pub min_timestamp: i64,
     pub max_timestamp: i64,
-    /// Milliseconds since the Unix epoch: the new row's `created_at`, and
-    /// when the replaced rows' objects lost these references.
-    pub created_at: i64,
+}
+
+impl SegmentReplacement {
+    /// Why this replacement is malformed, if it is: no segments, segments
+    /// that do not tile `base_offset..=end_offset`, or empty or negative
+    /// ranges.
+    pub fn invalid_reason(&self) -> Option<String> {
+        if self.replaced_rows < 1 {
+            return Some(format!("{} rows replaced", self.replaced_rows));
+        }
+        let (Some(first), Some(last)) = (self.segments.first(), self.segments.last()) else {
+            return Some("no segments".to_string());
+        };
+        if first.base_offset != self.base_offset || last.end_offset != self.end_offset {
+            return Some(format!(
+                "segments cover {}..={}, the run is {}..={}",
+                first.base_offset, last.end_offset, self.base_offset, self.end_offset
+            ));
+        }
+        let mut expected = self.base_offset;
+        for segment in &self.segments {
+            if segment.base_offset != expected
+                || segment.end_offset < segment.base_offset
+                || segment.record_count < 1
+                || segment.byte_offset < 0
+                || segment.byte_length < 1
+            {
+                return Some(format!(
+                    "segment {}..={} ({} records, bytes {}+{}) after offset {}",
+                    segment.base_offset,
+                    segment.end_offset,
+                    segment.record_count,
+                    segment.byte_offset,
+                    segment.byte_length,
+                    expected - 1
+                ));
+            }
+            expected = segment.end_offset + 1;
+        }
+        None
+    }
+
+    /// Records in all the segments.
+    pub fn record_count(&self) -> i64 {
+        self.segments.iter().map(|s| s.record_count).sum()
+    }
+
+    /// Bytes of the object the segments span.
+    pub fn byte_length(&self) -> i64 {
+        self.segments
+            .iter()
+            .map(|s| s.byte_offset + s.byte_length)
+            .max()
+            .unwrap_or(0)
+    }
 }
 
 /// Counts over the segment table, for metrics and tests.

@@ -9,7 +9,7 @@ use streamhouse_core::{TopicConfig, ValidationError};
 use streamhouse_metadata::testing::{isolated_postgres, temp_sqlite};
 use streamhouse_metadata::{
     AgentInfo, FlushCommit, MetadataError, MetadataStore, NewTopic, OffsetCommit, PendingSegment,
-    ProducerBatch, SegmentOutcome, SegmentReplacement,
+    ProducerBatch, ReplacementSegment, SegmentOutcome, SegmentReplacement,
 };
 
 /// Runs one contract body against every backend.
@@ -59,6 +59,7 @@ contract!(commits_are_announced);
 contract!(topic_config_can_be_updated);
 contract!(truncation_advances_log_start_and_tombstones_objects);
 contract!(replacement_swaps_a_run_atomically);
+contract!(replacement_with_several_segments);
 contract!(tombstones_age_and_are_removed);
 contract!(deleting_a_topic_tombstones_its_objects);
 contract!(leases_have_one_holder_until_they_expire);
@@ -1207,16 +1208,134 @@ fn replacement(topic: &str, base: i64, end: i64, rows: i64, key: &str) -> Segmen
         base_offset: base,
         end_offset: end,
         replaced_rows: rows,
-        record_count: end - base + 1,
-        size_bytes: 100,
         bucket: "bucket".into(),
         key: key.into(),
-        byte_offset: 0,
-        byte_length: 50,
-        min_timestamp: 1_000,
-        max_timestamp: 2_000,
+        segments: vec![ReplacementSegment {
+            base_offset: base,
+            end_offset: end,
+            record_count: end - base + 1,
+            size_bytes: 100,
+            byte_offset: 0,
+            byte_length: 50,
+            min_timestamp: 1_000,
+            max_timestamp: 2_000,
+        }],
         created_at: 1_800_000_000_000,
     }
+}
+
+/// A replacement whose object holds one segment per `(base, end)` piece,
+/// 50 bytes each, back to back.
+fn pieced_replacement(
+    topic: &str,
+    pieces: &[(i64, i64)],
+    rows: i64,
+    key: &str,
+) -> SegmentReplacement {
+    let (base, end) = (pieces[0].0, pieces[pieces.len() - 1].1);
+    let mut replacement = replacement(topic, base, end, rows, key);
+    replacement.segments = pieces
+        .iter()
+        .enumerate()
+        .map(|(i, &(base, end))| ReplacementSegment {
+            base_offset: base,
+            end_offset: end,
+            record_count: end - base + 1,
+            size_bytes: 100,
+            byte_offset: 50 * i as i64,
+            byte_length: 50,
+            min_timestamp: 1_000 + base,
+            max_timestamp: 1_000 + end,
+        })
+        .collect();
+    replacement
+}
+
+async fn replacement_with_several_segments(store: Arc<dyn MetadataStore>) {
+    store
+        .create_topic(NewTopic::new("pieces", 1))
+        .await
+        .expect("create");
+    one_record_flushes(store.as_ref(), "pieces", 0, 6).await;
+    // Pieces that leave a gap, overlap, or miss the run's ends are refused
+    // and change nothing.
+    for bad in [
+        vec![(0, 1), (3, 5)],
+        vec![(0, 2), (2, 5)],
+        vec![(0, 2), (3, 4)],
+        vec![(1, 2), (3, 5)],
+    ] {
+        let mut broken = pieced_replacement("pieces", &bad, 6, "pieces-bad");
+        broken.base_offset = 0;
+        broken.end_offset = 5;
+        assert!(
+            matches!(
+                store.replace_segments(&broken).await,
+                Err(MetadataError::InvalidArgument { .. })
+            ),
+            "{bad:?}"
+        );
+    }
+    let mut empty = replacement("pieces", 0, 5, 6, "pieces-empty");
+    empty.segments.clear();
+    assert!(matches!(
+        store.replace_segments(&empty).await,
+        Err(MetadataError::InvalidArgument { .. })
+    ));
+    assert_eq!(
+        store
+            .list_segments("pieces", 0, 0, 100)
+            .await
+            .expect("list")
+            .len(),
+        6
+    );
+
+    assert!(
+        store
+            .replace_segments(&pieced_replacement(
+                "pieces",
+                &[(0, 2), (3, 4), (5, 5)],
+                6,
+                "pieces-obj"
+            ))
+            .await
+            .expect("replace")
+    );
+    let rows = store
+        .list_segments("pieces", 0, 0, 100)
+        .await
+        .expect("list");
+    let ranges: Vec<(i64, i64, &str, i64, i64)> = rows
+        .iter()
+        .map(|s| {
+            (
+                s.base_offset,
+                s.end_offset,
+                s.key.as_str(),
+                s.byte_offset,
+                s.byte_length,
+            )
+        })
+        .collect();
+    assert_eq!(
+        ranges,
+        vec![
+            (0, 2, "pieces-obj", 0, 50),
+            (3, 4, "pieces-obj", 50, 50),
+            (5, 5, "pieces-obj", 100, 50),
+        ]
+    );
+    assert_eq!(rows[1].record_count, 2);
+    assert_eq!(
+        (rows[1].min_timestamp, rows[1].max_timestamp),
+        (1_003, 1_004)
+    );
+    let stats = store.storage_stats().await.expect("stats");
+    assert_eq!((stats.segment_rows, stats.objects), (3, 1));
+    // A read by offset finds the piece holding it.
+    let found = store.list_segments("pieces", 0, 4, 1).await.expect("list");
+    assert_eq!(found[0].base_offset, 3);
 }
 
 async fn replacement_swaps_a_run_atomically(store: Arc<dyn MetadataStore>) {

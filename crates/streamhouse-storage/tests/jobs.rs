@@ -17,6 +17,7 @@ use streamhouse_storage::{FlushConfig, StorageConfig, StorageEngine, StorageErro
 
 on_every_backend!(
     compaction_shrinks_ten_thousand_flushes,
+    compacted_objects_hold_segments_read_one_at_a_time,
     retention_by_size_and_time,
     garbage_collection_waits_for_the_grace_period,
     delete_records_and_delete_topic_free_storage,
@@ -213,6 +214,89 @@ async fn compaction_shrinks_ten_thousand_flushes(backend: Backend) {
         .await
         .expect("compact");
     assert_eq!(again.runs, 0);
+    fresh.shutdown().await;
+    engine.shutdown().await;
+}
+
+/// A compacted object holds the run as segments of about
+/// `segment_bytes` each, one row per segment; a read fetches only the
+/// segment holding its offset.
+async fn compacted_objects_hold_segments_read_one_at_a_time(backend: Backend) {
+    const RECORDS: i64 = 300;
+    const SEGMENT_BYTES: i64 = 32 << 10;
+    let engine = start(&backend, eager_config());
+    engine
+        .create_topic(NewTopic::new("pieces", 1))
+        .await
+        .expect("create");
+    let value = bytes::Bytes::from(noise(1000));
+    for i in 0..RECORDS {
+        let record = Record::new(1_700_000_000_000 + i, value.clone());
+        engine
+            .append("pieces", 0, vec![record])
+            .await
+            .expect("append");
+    }
+    let written = read_partition(&engine, "pieces", 0, 0).await;
+    assert_eq!(written.len() as i64, RECORDS);
+
+    let config = CompactionConfig {
+        segment_bytes: SEGMENT_BYTES as u64,
+        ..compact_everything()
+    };
+    let report = engine.compact(&config).await.expect("compact");
+    assert_eq!(
+        (report.runs, report.rows_replaced),
+        (1, RECORDS as u64),
+        "{report:?}"
+    );
+    assert_consistent(&engine, "compaction").await;
+
+    let rows = backend
+        .metadata
+        .list_segments("pieces", 0, 0, 1_000)
+        .await
+        .expect("list");
+    assert_eq!(report.rows_written, rows.len() as u64);
+    // ~300 KB of records in segments of ~32 KiB.
+    assert!((8..=12).contains(&rows.len()), "{} segments", rows.len());
+    assert!(is_compacted_key(&rows[0].key), "{}", rows[0].key);
+    assert_eq!(rows[0].base_offset, 0);
+    assert_eq!(rows[0].byte_offset, 0);
+    assert_eq!(rows[rows.len() - 1].end_offset, RECORDS - 1);
+    for pair in rows.windows(2) {
+        assert_eq!(pair[1].key, pair[0].key, "one object");
+        assert_eq!(pair[1].base_offset, pair[0].end_offset + 1);
+        assert_eq!(
+            pair[1].byte_offset,
+            pair[0].byte_offset + pair[0].byte_length
+        );
+    }
+    for row in &rows {
+        assert!(row.byte_length <= SEGMENT_BYTES + 4096, "{row:?}");
+        assert_eq!(row.record_count, row.end_offset - row.base_offset + 1);
+        assert!(row.min_timestamp <= row.max_timestamp);
+    }
+
+    // A cold reader of one offset makes one ranged GET of that segment.
+    let fresh = start(&backend, eager_config());
+    let holding = rows
+        .iter()
+        .find(|row| row.base_offset <= 150 && 150 <= row.end_offset)
+        .expect("a segment holds offset 150");
+    let before = fresh.object_store_stats();
+    let read = fresh
+        .read("pieces", 0, 150, 1, 1 << 20)
+        .await
+        .expect("read");
+    let after = fresh.object_store_stats();
+    assert_eq!(read.records, written[150..151].to_vec());
+    assert_eq!(after.gets - before.gets, 1);
+    assert_eq!(
+        i64::try_from(after.bytes_read - before.bytes_read).expect("bytes"),
+        holding.byte_length
+    );
+    assert_eq!(read_partition(&fresh, "pieces", 0, 0).await, written);
     fresh.shutdown().await;
     engine.shutdown().await;
 }

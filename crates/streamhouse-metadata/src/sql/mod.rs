@@ -955,13 +955,10 @@ macro_rules! impl_shared_queries {
                 r: &$crate::SegmentReplacement,
             ) -> $crate::Result<bool> {
                 const OP: &str = "replace segments";
-                if r.replaced_rows < 1 || r.record_count < 1 || r.end_offset < r.base_offset {
+                if let Some(reason) = r.invalid_reason() {
                     return Err(MetadataError::InvalidArgument {
                         what: "segment replacement",
-                        reason: format!(
-                            "{} rows, {} records, offsets {}..={}",
-                            r.replaced_rows, r.record_count, r.base_offset, r.end_offset
-                        ),
+                        reason,
                     });
                 }
                 let mut tx = self.begin_write(OP).await?;
@@ -998,23 +995,25 @@ macro_rules! impl_shared_queries {
                     // Dropping the transaction rolls it back.
                     return Ok(false);
                 }
-                sqlx::query($crate::sql::INSERT_ONE_SEGMENT)
-                    .bind(&r.topic)
-                    .bind(r.partition)
-                    .bind(r.base_offset)
-                    .bind(r.end_offset)
-                    .bind(r.record_count)
-                    .bind(r.size_bytes)
-                    .bind(&r.bucket)
-                    .bind(&r.key)
-                    .bind(r.byte_offset)
-                    .bind(r.byte_length)
-                    .bind(r.min_timestamp)
-                    .bind(r.max_timestamp)
-                    .bind(r.created_at)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| MetadataError::from_sqlx(OP, e))?;
+                for segment in &r.segments {
+                    sqlx::query($crate::sql::INSERT_ONE_SEGMENT)
+                        .bind(&r.topic)
+                        .bind(r.partition)
+                        .bind(segment.base_offset)
+                        .bind(segment.end_offset)
+                        .bind(segment.record_count)
+                        .bind(segment.size_bytes)
+                        .bind(&r.bucket)
+                        .bind(&r.key)
+                        .bind(segment.byte_offset)
+                        .bind(segment.byte_length)
+                        .bind(segment.min_timestamp)
+                        .bind(segment.max_timestamp)
+                        .bind(r.created_at)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|e| MetadataError::from_sqlx(OP, e))?;
+                }
                 // The new object is referenced from now on.
                 sqlx::query($crate::sql::DELETE_TOMBSTONE)
                     .bind(&r.bucket)

@@ -1,11 +1,16 @@
 //! Compaction: runs of consecutive flushed segments of one partition become
-//! one segment in its own object, `{prefix}/{topic}/{partition}/
-//! seg_{base_offset:020}-{ulid}.bin`.
+//! one object of its own, `{prefix}/{topic}/{partition}/
+//! seg_{base_offset:020}-{ulid}.bin` (up to the target size, 64 MiB by
+//! default), holding the run as consecutive segments of about
+//! [`CompactionConfig::segment_bytes`] (4 MiB) each. A reader fetches and
+//! caches one such segment with one ranged GET, so a consumer catching up
+//! on many partitions needs a few MiB of cache per partition, not the whole
+//! object.
 //!
 //! A run is read with ranged GETs (a few at a time, in order), its records
 //! are re-encoded unchanged (same offsets, timestamps, keys, values and
-//! headers) into one segment, the object is uploaded, and then ONE metadata
-//! transaction swaps the run's rows for the new row
+//! headers), the object is uploaded, and then ONE metadata transaction
+//! swaps the run's rows for a row per new segment
 //! ([`MetadataStore::replace_segments`]). If the run changed in between
 //! (retention, or another runner), the swap is refused and the unreferenced
 //! upload is deleted; if the process dies, the upload is an orphan that
@@ -29,12 +34,13 @@ use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload};
-use streamhouse_metadata::{MetadataError, SegmentInfo, SegmentReplacement};
+use streamhouse_core::Record;
+use streamhouse_metadata::{MetadataError, ReplacementSegment, SegmentInfo, SegmentReplacement};
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    DEFAULT_COMPACTION_SPAN, DEFAULT_COMPACTION_TARGET, DEFAULT_COMPRESSION, JobContext,
-    is_compacted_key,
+    DEFAULT_COMPACTION_SEGMENT, DEFAULT_COMPACTION_SPAN, DEFAULT_COMPACTION_TARGET,
+    DEFAULT_COMPRESSION, JobContext, is_compacted_key,
 };
 use crate::error::{Result, StorageError};
 use crate::flusher::now_ms;
@@ -43,8 +49,11 @@ use crate::segment::{Compression, SegmentError, SegmentReader, SegmentWriter};
 /// Settings of compaction.
 #[derive(Debug, Clone)]
 pub struct CompactionConfig {
-    /// Bytes of segment data a compacted segment aims for.
+    /// Bytes of segment data a compacted object aims for.
     pub target_bytes: u64,
+    /// Bytes at which a segment inside a compacted object closes: the unit
+    /// a reader fetches and caches.
+    pub segment_bytes: u64,
     /// A partition's newest run is compacted once its oldest segment is
     /// this old, even below the target size.
     pub span: Duration,
@@ -63,6 +72,7 @@ impl Default for CompactionConfig {
     fn default() -> Self {
         Self {
             target_bytes: DEFAULT_COMPACTION_TARGET,
+            segment_bytes: DEFAULT_COMPACTION_SEGMENT,
             span: DEFAULT_COMPACTION_SPAN,
             max_rows_per_run: 20_000,
             read_concurrency: 16,
@@ -297,16 +307,13 @@ async fn compact_run(
     };
     let started = Instant::now();
     let store = ctx.storage.store();
-    let mut writer = SegmentWriter::new(config.compression);
-    writer.reserve(usize::try_from(run_bytes(run)).unwrap_or(0));
-    let mut records: i64 = 0;
+    let mut output = CompactionOutput::new(config, first.base_offset, run_bytes(run));
     for row in run {
         let bytes = slice_input(inputs, row)?;
         let reader = SegmentReader::new(bytes)?.with_base_offset(row.base_offset);
         let mut count: i64 = 0;
         for record in reader.iter_from(row.base_offset) {
-            let record = record?;
-            writer.append(&record)?;
+            output.append(&record?)?;
             count += 1;
         }
         if count != row.record_count {
@@ -315,9 +322,8 @@ async fn compact_run(
                 position: 0,
             }));
         }
-        records += count;
     }
-    let encoded = writer.finish()?;
+    let (encoded, segments) = output.finish(last.end_offset)?;
     let key = ctx.storage.key(&format!(
         "{topic}/{partition}/seg_{:020}-{}.bin",
         first.base_offset,
@@ -339,14 +345,9 @@ async fn compact_run(
         base_offset: first.base_offset,
         end_offset: last.end_offset,
         replaced_rows: i64::try_from(run.len()).unwrap_or(i64::MAX),
-        record_count: records,
-        size_bytes: run.iter().map(|r| r.size_bytes).sum(),
         bucket: ctx.storage.bucket().to_string(),
         key: key.clone(),
-        byte_offset: 0,
-        byte_length: i64::try_from(encoded.len()).unwrap_or(i64::MAX),
-        min_timestamp: run.iter().map(|r| r.min_timestamp).min().unwrap_or(0),
-        max_timestamp: run.iter().map(|r| r.max_timestamp).max().unwrap_or(0),
+        segments,
         created_at: now_ms(),
     };
     // Past the deadline, garbage collection may count the upload as an
@@ -377,7 +378,7 @@ async fn compact_run(
     }
     report.runs += 1;
     report.rows_replaced += run.len() as u64;
-    report.rows_written += 1;
+    report.rows_written += replacement.segments.len() as u64;
     report.bytes_written += encoded.len() as u64;
     metrics::counter!("streamhouse_compaction_runs_total").increment(1);
     metrics::counter!("streamhouse_compaction_rows_replaced_total").increment(run.len() as u64);
@@ -387,6 +388,82 @@ async fn compact_run(
     tracing::debug!(%topic, partition, rows = run.len(), base_offset = first.base_offset,
         end_offset = last.end_offset, bytes = encoded.len(), "compacted");
     Ok(true)
+}
+
+/// A run's records re-encoded into one object of consecutive segments,
+/// each closed once it reaches `segment_bytes`, so that readers fetch and
+/// cache one segment of a few MiB rather than the whole object.
+struct CompactionOutput {
+    compression: Compression,
+    segment_bytes: usize,
+    object: Vec<u8>,
+    segments: Vec<ReplacementSegment>,
+    open: SegmentWriter,
+    /// Where the open segment's offset range starts: right after the
+    /// previous segment, so that the segments tile the run.
+    open_base: i64,
+}
+
+impl CompactionOutput {
+    fn new(config: &CompactionConfig, base_offset: i64, input_bytes: u64) -> Self {
+        // The output is about as large as the input: grow it once.
+        let object = Vec::with_capacity(usize::try_from(input_bytes).unwrap_or(0));
+        Self {
+            compression: config.compression,
+            segment_bytes: usize::try_from(config.segment_bytes.max(1)).unwrap_or(usize::MAX),
+            object,
+            segments: Vec::new(),
+            open: SegmentWriter::new(config.compression),
+            open_base: base_offset,
+        }
+    }
+
+    fn append(&mut self, record: &Record) -> Result<()> {
+        self.open.append(record)?;
+        if self.open.estimated_size() >= self.segment_bytes {
+            let end = record.offset;
+            self.close(end)?;
+        }
+        Ok(())
+    }
+
+    /// Closes the open segment, which ends at `end_offset`.
+    fn close(&mut self, end_offset: i64) -> Result<()> {
+        let writer = std::mem::replace(&mut self.open, SegmentWriter::new(self.compression));
+        if writer.is_empty() {
+            return Ok(());
+        }
+        let record_count = i64::try_from(writer.record_count()).unwrap_or(i64::MAX);
+        let size_bytes = i64::try_from(writer.uncompressed_bytes()).unwrap_or(i64::MAX);
+        let (min_timestamp, max_timestamp) = (
+            writer.min_timestamp().unwrap_or(-1),
+            writer.max_timestamp().unwrap_or(-1),
+        );
+        let bytes = writer.finish()?;
+        self.segments.push(ReplacementSegment {
+            base_offset: self.open_base,
+            end_offset,
+            record_count,
+            size_bytes,
+            byte_offset: i64::try_from(self.object.len()).unwrap_or(i64::MAX),
+            byte_length: i64::try_from(bytes.len()).unwrap_or(i64::MAX),
+            min_timestamp,
+            max_timestamp,
+        });
+        self.object.extend_from_slice(&bytes);
+        self.open_base = end_offset + 1;
+        Ok(())
+    }
+
+    /// The object's bytes and its segments; the last one ends at
+    /// `end_offset`, the run's end.
+    fn finish(mut self, end_offset: i64) -> Result<(Bytes, Vec<ReplacementSegment>)> {
+        self.close(end_offset)?;
+        if let Some(last) = self.segments.last_mut() {
+            last.end_offset = end_offset;
+        }
+        Ok((Bytes::from(self.object), self.segments))
+    }
 }
 
 /// One row's segment bytes out of the fetched spans.

@@ -89,6 +89,9 @@ pub const MIN_ORPHAN_AGE: Duration = Duration::from_secs(120);
 
 /// Defaults shared by the configuration types.
 pub(crate) const DEFAULT_COMPACTION_TARGET: u64 = 64 << 20;
+/// Segments inside a compacted object close at 4 MiB: a reader catching up
+/// on many partitions fetches and caches 4 MiB per partition, not 64.
+pub(crate) const DEFAULT_COMPACTION_SEGMENT: u64 = 4 << 20;
 pub(crate) const DEFAULT_COMPACTION_SPAN: Duration = Duration::from_secs(60);
 pub(crate) const DEFAULT_GC_GRACE: Duration = Duration::from_secs(600);
 pub(crate) const DEFAULT_COMPRESSION: Compression = Compression::Lz4;
