@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use moka::future::Cache;
+use moka::policy::EvictionPolicy;
 
 use crate::error::{Result, StorageError};
 use crate::segment::SegmentReader;
@@ -50,7 +51,15 @@ impl CacheStats {
     }
 }
 
-/// A byte-bounded cache of segments (moka, TinyLFU admission).
+/// A byte-bounded cache of segments (moka, least recently used first).
+///
+/// LRU rather than moka's default TinyLFU: TinyLFU admits a new entry only
+/// if it looks more popular than the one it would evict, so a consumer
+/// catching up on old data, whose next segment has been seen once while
+/// the ones it finished were read several times, would have every new
+/// segment refused and fetch it again for each read. Tailing readers are
+/// unaffected: they read a flushed segment moments after the flusher
+/// inserts it.
 #[derive(Clone)]
 pub struct SegmentCache {
     cache: Cache<SegmentKey, SegmentReader>,
@@ -72,6 +81,7 @@ impl SegmentCache {
     pub fn new(capacity_bytes: u64) -> Self {
         let cache = Cache::builder()
             .max_capacity(capacity_bytes)
+            .eviction_policy(EvictionPolicy::lru())
             .weigher(|_key: &SegmentKey, segment: &SegmentReader| {
                 u32::try_from(segment.len()).unwrap_or(u32::MAX)
             })
@@ -184,6 +194,33 @@ mod tests {
             .get_or_load(key.clone(), async { Ok(segment(1, 1)) })
             .await;
         assert!(loaded.is_ok());
+    }
+
+    /// A consumer reading old data fetches each segment once and then reads
+    /// it in several fetches: the segment it just loaded must stay, even
+    /// though older segments were read more often.
+    #[tokio::test]
+    async fn a_sequential_reader_loads_each_segment_once() {
+        let one = segment(4, 2_000).len() as u64;
+        let cache = SegmentCache::new(one * 4 + one / 2);
+        let loads = AtomicU64::new(0);
+        for i in 0..40 {
+            let key = SegmentKey::new("objects/a", i * 10_000);
+            for _ in 0..4 {
+                cache
+                    .get_or_load(key.clone(), async {
+                        loads.fetch_add(1, Ordering::SeqCst);
+                        Ok(segment(4, 2_000))
+                    })
+                    .await
+                    .expect("load");
+                cache.sync().await;
+            }
+        }
+        assert_eq!(loads.load(Ordering::SeqCst), 40);
+        let stats = cache.stats();
+        assert_eq!((stats.hits, stats.misses), (120, 40));
+        assert!(stats.bytes <= one * 4 + one / 2);
     }
 
     #[tokio::test]

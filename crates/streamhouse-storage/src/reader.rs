@@ -105,8 +105,10 @@ impl PartitionReader {
         let mut next = offset;
         let mut bytes = 0;
         let mut reloaded = false;
+        let mut last_segment_end = None;
         'segments: while next < high_watermark && result.records.len() < max_records {
             let segment = self.segment_for(next).await?;
+            last_segment_end = Some(segment.end_offset);
             let reader = match self.load(&segment).await {
                 Ok(reader) => reader.with_base_offset(segment.base_offset),
                 // The row was replaced (compaction) or dropped (retention)
@@ -155,9 +157,43 @@ impl PartitionReader {
             }
             next = next.max(segment.end_offset + 1);
         }
+        // Read ahead: a reader going through old data will want the next
+        // segment soon; fetch it now so that its next read finds it cached.
+        if let Some(end) = last_segment_end
+            && end + 1 < high_watermark
+            && !result.records.is_empty()
+        {
+            let reader = self.clone();
+            tokio::spawn(async move { reader.prefetch(end + 1).await });
+        }
         metrics::counter!("streamhouse_read_records_total").increment(result.records.len() as u64);
         metrics::counter!("streamhouse_read_bytes_total").increment(bytes as u64);
         Ok(result)
+    }
+
+    /// Loads the segment holding `offset` into the cache, if `offset` is
+    /// readable and the segment is not there yet, so that a read of it
+    /// that follows finds it. Lets a caller about to read several
+    /// partitions one after another fetch their segments at once.
+    /// Failures are left for that read to report.
+    pub async fn prefetch(&self, offset: i64) {
+        let Ok(watermarks) = self
+            .context
+            .watermarks
+            .get(&self.topic, self.partition)
+            .await
+        else {
+            return;
+        };
+        if offset < watermarks.log_start_offset || offset >= watermarks.high_watermark {
+            return;
+        }
+        if let Ok(segment) = self.segment_for(offset).await {
+            let key = SegmentKey::new(segment.object.clone(), segment.byte_offset);
+            if self.context.cache.get(&key).await.is_none() {
+                let _ = self.load(&segment).await;
+            }
+        }
     }
 
     /// The earliest offset whose record has a timestamp at or after

@@ -278,24 +278,63 @@ async fn compacted_objects_hold_segments_read_one_at_a_time(backend: Backend) {
         assert!(row.min_timestamp <= row.max_timestamp);
     }
 
-    // A cold reader of one offset makes one ranged GET of that segment.
+    // A cold reader of one offset makes one ranged GET of the segment
+    // holding it (the last one: there is nothing after it to read ahead).
     let fresh = start(&backend, eager_config());
-    let holding = rows
-        .iter()
-        .find(|row| row.base_offset <= 150 && 150 <= row.end_offset)
-        .expect("a segment holds offset 150");
+    let holding = rows.last().expect("segments");
+    let offset = holding.base_offset + 1;
     let before = fresh.object_store_stats();
     let read = fresh
-        .read("pieces", 0, 150, 1, 1 << 20)
+        .read("pieces", 0, offset, 1, 1 << 20)
         .await
         .expect("read");
     let after = fresh.object_store_stats();
-    assert_eq!(read.records, written[150..151].to_vec());
+    assert_eq!(
+        read.records,
+        written[offset as usize..=offset as usize].to_vec()
+    );
     assert_eq!(after.gets - before.gets, 1);
     assert_eq!(
         i64::try_from(after.bytes_read - before.bytes_read).expect("bytes"),
         holding.byte_length
     );
+
+    // Reading from the start fetches the first segment and reads the second
+    // ahead, so the read that reaches it makes no request of its own.
+    let ahead = start(&backend, eager_config());
+    let before = ahead.object_store_stats();
+    let first = ahead.read("pieces", 0, 0, 1, 1 << 20).await.expect("read");
+    assert_eq!(first.records, written[..1].to_vec());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let two_segments = u64::try_from(rows[0].byte_length + rows[1].byte_length).expect("bytes");
+    while ahead.object_store_stats().bytes_read - before.bytes_read < two_segments {
+        assert!(
+            Instant::now() < deadline,
+            "the second segment was not read ahead"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mid = ahead.object_store_stats();
+    assert_eq!(mid.bytes_read - before.bytes_read, two_segments);
+    assert_eq!(mid.gets - before.gets, 2);
+    let second = rows[1].base_offset;
+    let read = ahead
+        .read("pieces", 0, second, 1, 1 << 20)
+        .await
+        .expect("read");
+    assert_eq!(
+        read.records,
+        written[second as usize..=second as usize].to_vec()
+    );
+    // Nothing fetched for the second segment; only, perhaps already, the
+    // third one read ahead.
+    let after = ahead.object_store_stats();
+    let fetched = i64::try_from(after.bytes_read - mid.bytes_read).expect("bytes");
+    assert!(
+        fetched == 0 || fetched == rows[2].byte_length,
+        "{fetched} bytes fetched reading a segment read ahead"
+    );
+    ahead.shutdown().await;
     assert_eq!(read_partition(&fresh, "pieces", 0, 0).await, written);
     fresh.shutdown().await;
     engine.shutdown().await;
