@@ -408,14 +408,24 @@ impl CompactionOutput {
     fn new(config: &CompactionConfig, base_offset: i64, input_bytes: u64) -> Self {
         // The output is about as large as the input: grow it once.
         let object = Vec::with_capacity(usize::try_from(input_bytes).unwrap_or(0));
+        let segment_bytes = usize::try_from(config.segment_bytes.max(1))
+            .unwrap_or(usize::MAX)
+            .min(usize::try_from(config.target_bytes).unwrap_or(usize::MAX));
         Self {
             compression: config.compression,
-            segment_bytes: usize::try_from(config.segment_bytes.max(1)).unwrap_or(usize::MAX),
+            segment_bytes,
             object,
             segments: Vec::new(),
-            open: SegmentWriter::new(config.compression),
+            open: Self::writer(config.compression, segment_bytes),
             open_base: base_offset,
         }
+    }
+
+    /// A writer whose buffer holds a whole segment without growing.
+    fn writer(compression: Compression, segment_bytes: usize) -> SegmentWriter {
+        let mut writer = SegmentWriter::new(compression);
+        writer.reserve(segment_bytes.saturating_add(crate::segment::DEFAULT_BLOCK_SIZE));
+        writer
     }
 
     fn append(&mut self, record: &Record) -> Result<()> {
@@ -429,7 +439,10 @@ impl CompactionOutput {
 
     /// Closes the open segment, which ends at `end_offset`.
     fn close(&mut self, end_offset: i64) -> Result<()> {
-        let writer = std::mem::replace(&mut self.open, SegmentWriter::new(self.compression));
+        let writer = std::mem::replace(
+            &mut self.open,
+            Self::writer(self.compression, self.segment_bytes),
+        );
         if writer.is_empty() {
             return Ok(());
         }

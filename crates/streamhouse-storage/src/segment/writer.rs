@@ -85,6 +85,13 @@ impl SegmentWriter {
         self.block_size
     }
 
+    /// Reserves room for `bytes` more bytes of encoded records, so that a
+    /// writer whose output size is known (compaction) grows its buffer
+    /// once instead of doubling it.
+    pub fn reserve(&mut self, bytes: usize) {
+        self.buf.reserve(bytes);
+    }
+
     /// Appends `record`, keeping `record.offset` as given.
     ///
     /// On error nothing was appended and the writer can still be used.
