@@ -253,20 +253,6 @@ impl SegmentReplacement {
         }
         None
     }
-
-    /// Records in all the segments.
-    pub fn record_count(&self) -> i64 {
-        self.segments.iter().map(|s| s.record_count).sum()
-    }
-
-    /// Bytes of the object the segments span.
-    pub fn byte_length(&self) -> i64 {
-        self.segments
-            .iter()
-            .map(|s| s.byte_offset + s.byte_length)
-            .max()
-            .unwrap_or(0)
-    }
 }
 
 /// Counts over the segment table, for metrics and tests.

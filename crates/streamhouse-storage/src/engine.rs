@@ -255,12 +255,6 @@ impl StorageEngine {
             .await
     }
 
-    /// Loads the segment holding `offset` into the read cache (see
-    /// [`PartitionReader::prefetch`]).
-    pub async fn prefetch(&self, topic: &str, partition: i32, offset: i64) {
-        self.reader(topic, partition).prefetch(offset).await;
-    }
-
     /// The partition's readable range.
     pub async fn partition_info(&self, topic: &str, partition: i32) -> Result<PartitionInfo> {
         Ok(self.inner.watermarks.get(topic, partition).await?)

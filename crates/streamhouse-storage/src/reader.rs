@@ -164,30 +164,18 @@ impl PartitionReader {
             && !result.records.is_empty()
         {
             let reader = self.clone();
-            tokio::spawn(async move { reader.prefetch(end + 1).await });
+            tokio::spawn(async move { reader.read_ahead(end + 1).await });
         }
         metrics::counter!("streamhouse_read_records_total").increment(result.records.len() as u64);
         metrics::counter!("streamhouse_read_bytes_total").increment(bytes as u64);
         Ok(result)
     }
 
-    /// Loads the segment holding `offset` into the cache, if `offset` is
-    /// readable and the segment is not there yet, so that a read of it
-    /// that follows finds it. Lets a caller about to read several
-    /// partitions one after another fetch their segments at once.
-    /// Failures are left for that read to report.
-    pub async fn prefetch(&self, offset: i64) {
-        let Ok(watermarks) = self
-            .context
-            .watermarks
-            .get(&self.topic, self.partition)
-            .await
-        else {
-            return;
-        };
-        if offset < watermarks.log_start_offset || offset >= watermarks.high_watermark {
-            return;
-        }
+    /// Loads the segment holding `offset` into the cache unless it is
+    /// there already. The caller knows `offset` is below the high
+    /// watermark; failures (the segment dropped meanwhile, storage down)
+    /// are left for the read that needs it to report.
+    async fn read_ahead(&self, offset: i64) {
         if let Ok(segment) = self.segment_for(offset).await {
             let key = SegmentKey::new(segment.object.clone(), segment.byte_offset);
             if self.context.cache.get(&key).await.is_none() {

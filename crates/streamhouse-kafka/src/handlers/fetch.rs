@@ -11,8 +11,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
 use futures::future::select_all;
-use futures::{FutureExt, StreamExt};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::fetch_request::FetchTopic;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
@@ -119,33 +119,7 @@ struct Read {
     errors: bool,
 }
 
-/// Segments fetched from object storage at once before a read: the read
-/// then goes through the partitions in order (the response's byte budget
-/// depends on that order) and finds their segments cached.
-const PREFETCH_CONCURRENCY: usize = 8;
-
 async fn read_all(broker: &Broker, topics: &[FetchTopic], max_bytes: usize) -> Read {
-    // At most as many partitions as the response could take data from.
-    let mut room = max_bytes;
-    let wanted = topics.iter().flat_map(|topic| {
-        topic
-            .partitions
-            .iter()
-            .map(move |p| (topic.topic.0.as_str(), p))
-    });
-    let prefetch: Vec<_> = wanted
-        .take_while(|(_, p)| {
-            let take = room > 0;
-            room = room.saturating_sub(usize::try_from(p.partition_max_bytes).unwrap_or(0));
-            take
-        })
-        .map(|(name, p)| broker.engine.prefetch(name, p.partition, p.fetch_offset))
-        .collect();
-    futures::stream::iter(prefetch)
-        .buffer_unordered(PREFETCH_CONCURRENCY)
-        .for_each(|()| async {})
-        .await;
-
     let mut read = Read {
         responses: Vec::with_capacity(topics.len()),
         bytes: 0,

@@ -29,11 +29,6 @@ const NOTICE_CAPACITY: usize = 1024;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
-const INSERT_SEGMENT: &str = "INSERT INTO segments (topic, partition_id, base_offset, end_offset, \
-     record_count, size_bytes, s3_bucket, s3_key, byte_offset, byte_length, min_timestamp, \
-     max_timestamp, created_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
-
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -176,7 +171,7 @@ impl SqliteStore {
             else {
                 continue;
             };
-            sqlx::query(INSERT_SEGMENT)
+            sqlx::query(super::INSERT_ONE_SEGMENT)
                 .bind(&segment.topic)
                 .bind(segment.partition)
                 .bind(base_offset)

@@ -398,7 +398,9 @@ struct CompactionOutput {
     segment_bytes: usize,
     object: Vec<u8>,
     segments: Vec<ReplacementSegment>,
-    open: SegmentWriter,
+    /// The segment being written, opened by the first record after the
+    /// previous one closed.
+    open: Option<SegmentWriter>,
     /// Where the open segment's offset range starts: right after the
     /// previous segment, so that the segments tile the run.
     open_base: i64,
@@ -416,36 +418,33 @@ impl CompactionOutput {
             segment_bytes,
             object,
             segments: Vec::new(),
-            open: Self::writer(config.compression, segment_bytes),
+            open: None,
             open_base: base_offset,
         }
     }
 
-    /// A writer whose buffer holds a whole segment without growing.
-    fn writer(compression: Compression, segment_bytes: usize) -> SegmentWriter {
-        let mut writer = SegmentWriter::new(compression);
-        writer.reserve(segment_bytes.saturating_add(crate::segment::DEFAULT_BLOCK_SIZE));
-        writer
-    }
-
     fn append(&mut self, record: &Record) -> Result<()> {
-        self.open.append(record)?;
-        if self.open.estimated_size() >= self.segment_bytes {
-            let end = record.offset;
-            self.close(end)?;
+        let writer = self.open.get_or_insert_with(|| {
+            // Room for a whole segment, so its buffer never grows.
+            let mut writer = SegmentWriter::new(self.compression);
+            writer.reserve(
+                self.segment_bytes
+                    .saturating_add(crate::segment::DEFAULT_BLOCK_SIZE),
+            );
+            writer
+        });
+        writer.append(record)?;
+        if writer.estimated_size() >= self.segment_bytes {
+            self.close(record.offset)?;
         }
         Ok(())
     }
 
     /// Closes the open segment, which ends at `end_offset`.
     fn close(&mut self, end_offset: i64) -> Result<()> {
-        let writer = std::mem::replace(
-            &mut self.open,
-            Self::writer(self.compression, self.segment_bytes),
-        );
-        if writer.is_empty() {
+        let Some(writer) = self.open.take() else {
             return Ok(());
-        }
+        };
         let record_count = i64::try_from(writer.record_count()).unwrap_or(i64::MAX);
         let size_bytes = i64::try_from(writer.uncompressed_bytes()).unwrap_or(i64::MAX);
         let (min_timestamp, max_timestamp) = (
