@@ -58,10 +58,12 @@ class StreamHouse:
         metadata: str | None = None,
         environment: dict[str, str] | None = None,
         advertised_host: str | None = None,
+        extra_args: list[str] | None = None,
     ):
         """`metadata` replaces the runner's metadata URL (a test points it at
         a proxy, say), `environment` adds variables such as AWS_ENDPOINT_URL,
-        and `advertised_host` is the host Kafka clients are told to use."""
+        `advertised_host` is the host Kafka clients are told to use, and
+        `extra_args` are further `serve` flags (limits a test lowers)."""
         self.data_dir = data_dir
         self.log_path = log_path
         self.agent_id = agent_id
@@ -69,6 +71,7 @@ class StreamHouse:
         self.object_store = os.environ.get("STREAMHOUSE_CLIENTS_OBJECT_STORE") or None
         self.extra_environment = dict(environment or {})
         self.advertised_host = advertised_host
+        self.extra_args = list(extra_args or [])
         self.kafka_port = 0
         self.http_port = 0
         self.process: subprocess.Popen | None = None
@@ -101,7 +104,7 @@ class StreamHouse:
             command += ["--agent-id", self.agent_id]
         if self.advertised_host:
             command += ["--advertised-host", self.advertised_host]
-        return command
+        return command + self.extra_args
 
     def _environment(self) -> dict[str, str]:
         # Settings such as STREAMHOUSE_METADATA in the caller's environment
@@ -189,6 +192,18 @@ class StreamHouse:
             return error.code, error.read().decode("utf-8", "replace")
         except (urllib.error.URLError, OSError) as error:
             return None, str(error)
+
+    def rss_bytes(self) -> int:
+        """The process's resident memory (VmRSS of /proc/PID/status)."""
+        with open(f"/proc/{self.process.pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        raise AssertionError("no VmRSS in /proc status")
+
+    def open_files(self) -> int:
+        """File descriptors the process holds open."""
+        return len(os.listdir(f"/proc/{self.process.pid}/fd"))
 
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use kafka_protocol::records::{Compression, TimestampType};
 use streamhouse_core::Record;
-use streamhouse_kafka::records::{decode_produced, encode_batch, encode_records};
+use streamhouse_kafka::records::{BatchLimits, decode_produced, encode_batch, encode_records};
 
 const RECORDS: usize = 1000;
 const VALUE_LEN: usize = 1024;
@@ -69,7 +69,8 @@ fn decode(c: &mut Criterion) {
         let batch = produced_batch(&records, compression);
         group.bench_with_input(BenchmarkId::from_parameter(name), &batch, |b, batch| {
             b.iter(|| {
-                let decoded = decode_produced(batch.clone()).expect("a valid batch decodes");
+                let decoded = decode_produced(batch.clone(), &BatchLimits::UNLIMITED)
+                    .expect("a valid batch decodes");
                 black_box(decoded.record_count())
             })
         });

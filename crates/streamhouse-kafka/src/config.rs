@@ -19,14 +19,38 @@ pub struct KafkaConfig {
     pub advertised_port: u16,
     /// Cluster id reported to clients.
     pub cluster_id: String,
-    /// Largest request frame accepted; bigger frames close the connection.
+    /// Largest request frame accepted; bigger frames close the connection
+    /// (Kafka's `socket.request.max.bytes`).
     pub max_frame_bytes: usize,
+    /// Request bytes being read or waiting to be handled across all
+    /// connections (Kafka's `queued.max.request.bytes`); when they are
+    /// used up, connections stop reading until handled requests free some.
+    pub queued_max_request_bytes: usize,
+    /// A produced batch may decompress to at most this many times its
+    /// topic's `max.message.bytes` (and never past the request budget).
+    pub max_uncompressed_batch_factor: usize,
+    /// The largest Fetch answer (Kafka's `fetch.max.bytes`), whatever the
+    /// client asks for; also the response bytes one connection may hold.
+    pub fetch_max_bytes: usize,
+    /// A connection with no request and nothing in flight for this long is
+    /// closed (Kafka's `connections.max.idle.ms`).
+    pub connections_max_idle: Duration,
+    /// A request whose first bytes arrived must be complete within this,
+    /// and a response must be taken by the client within it.
+    pub request_read_timeout: Duration,
+    /// Open connections per agent (Kafka's `max.connections`).
+    pub max_connections: usize,
+    /// Open connections from one address (`max.connections.per.ip`).
+    pub max_connections_per_ip: usize,
     /// Partitions of a topic created with `num_partitions = -1` or on
     /// first use.
     pub default_partitions: i32,
     /// Create a topic when a client asks for metadata of one that does not
     /// exist (Kafka's `auto.create.topics.enable`).
     pub auto_create_topics: bool,
+    /// Bounds on consumer groups: session and rebalance timeouts, members
+    /// per group, groups, and how long offsets outlive an empty group.
+    pub group_limits: crate::groups::GroupLimits,
 }
 
 impl Default for KafkaConfig {
@@ -41,8 +65,16 @@ impl Default for KafkaConfig {
             advertised_port: 9092,
             cluster_id: "streamhouse".into(),
             max_frame_bytes: 100 << 20,
+            queued_max_request_bytes: 256 << 20,
+            max_uncompressed_batch_factor: 8,
+            fetch_max_bytes: 55 << 20,
+            connections_max_idle: Duration::from_secs(600),
+            request_read_timeout: Duration::from_secs(30),
+            max_connections: 10_000,
+            max_connections_per_ip: 1_000,
             default_partitions: 1,
             auto_create_topics: true,
+            group_limits: crate::groups::GroupLimits::default(),
         }
     }
 }

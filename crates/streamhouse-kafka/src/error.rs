@@ -30,6 +30,9 @@ pub(crate) fn storage_error_code(error: &StorageError) -> i16 {
         | StorageError::CommitTooLate { .. }
         | StorageError::EarlierFlushFailed { .. }
         | StorageError::ObjectStore { .. } => ResponseError::KafkaStorageError,
+        StorageError::Backpressure { .. } => ResponseError::KafkaStorageError,
+        StorageError::PolicyViolation { .. } => ResponseError::PolicyViolation,
+        StorageError::AppendTimedOut { .. } => ResponseError::RequestTimedOut,
         StorageError::ShuttingDown => ResponseError::NotLeaderOrFollower,
         StorageError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
         StorageError::ProducerFenced { .. } => ResponseError::InvalidProducerEpoch,

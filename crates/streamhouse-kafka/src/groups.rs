@@ -22,13 +22,58 @@ use kafka_protocol::ResponseError;
 use kafka_protocol::messages::ConsumerProtocolAssignment;
 use kafka_protocol::protocol::Decodable;
 use parking_lot::Mutex;
+use streamhouse_metadata::MetadataStore;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::cluster::Cluster;
+
 /// How often deadlines (rebalance, session, pending member) are checked.
 const TICK: Duration = Duration::from_millis(100);
+
+/// Bounds on what clients can make the coordinator hold, named after
+/// Kafka's broker settings where Kafka has one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupLimits {
+    /// Shortest session timeout a member may ask for
+    /// (`group.min.session.timeout.ms`, 6 s).
+    pub min_session_timeout: Duration,
+    /// Longest session timeout a member may ask for
+    /// (`group.max.session.timeout.ms`, 30 min).
+    pub max_session_timeout: Duration,
+    /// Longest the coordinator waits for members to rejoin, whatever
+    /// rebalance timeout (`max.poll.interval.ms`) they ask for; members
+    /// that have not rejoined by then are left out of the generation.
+    /// Kafka has no such bound; 30 min by default, like the session bound.
+    pub max_rebalance_timeout: Duration,
+    /// Members (including member ids handed out and not yet used) of one
+    /// group (`group.max.size`, 1000).
+    pub max_group_size: usize,
+    /// Groups with members held by this coordinator (100 000).
+    pub max_groups: usize,
+    /// How long a group's committed offsets outlive its last member
+    /// (`offsets.retention.minutes`, 7 days).
+    pub offsets_retention: Duration,
+    /// How often offsets are checked for expiry
+    /// (`offsets.retention.check.interval.ms`, 10 min).
+    pub offsets_retention_check_interval: Duration,
+}
+
+impl Default for GroupLimits {
+    fn default() -> Self {
+        Self {
+            min_session_timeout: Duration::from_millis(6_000),
+            max_session_timeout: Duration::from_millis(1_800_000),
+            max_rebalance_timeout: Duration::from_millis(1_800_000),
+            max_group_size: 1_000,
+            max_groups: 100_000,
+            offsets_retention: Duration::from_secs(10_080 * 60),
+            offsets_retention_check_interval: Duration::from_millis(600_000),
+        }
+    }
+}
 
 /// A member of a group as an operator sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,8 +124,11 @@ pub(crate) struct JoinParams {
     pub(crate) group_instance_id: Option<String>,
     pub(crate) client_id: String,
     pub(crate) client_host: String,
-    pub(crate) session_timeout: Duration,
-    pub(crate) rebalance_timeout: Duration,
+    /// As the client sent them; the coordinator checks them against its
+    /// limits. JoinGroup v0 has no rebalance timeout: the handler passes
+    /// the session timeout, as Kafka does.
+    pub(crate) session_timeout_ms: i32,
+    pub(crate) rebalance_timeout_ms: i32,
     pub(crate) protocol_type: String,
     pub(crate) protocols: Vec<(String, Bytes)>,
     /// JoinGroup v4+: a new member first gets its id with
@@ -190,6 +238,18 @@ impl Group {
         self.by_id.get(member_id).map(|(_, m)| m)
     }
 
+    /// No member and no member id handed out: nothing to keep in memory
+    /// (committed offsets, if any, live in the metadata store).
+    fn is_unused(&self) -> bool {
+        self.by_id.is_empty() && self.pending.is_empty()
+    }
+
+    /// Whether one more member (or member id handed out) would exceed
+    /// `max_size`.
+    fn is_full(&self, max_size: usize) -> bool {
+        self.by_id.len() + self.pending.len() >= max_size
+    }
+
     fn member_mut(&mut self, member_id: &str) -> Option<&mut Member> {
         self.by_id.get_mut(member_id).map(|(_, m)| m)
     }
@@ -260,10 +320,21 @@ impl Group {
         Some(member)
     }
 
-    /// Whether every member supports one of `protocols`.
-    fn supports(&self, protocols: &[(String, Bytes)]) -> bool {
-        self.by_id.is_empty()
-            || protocols.iter().any(|(name, _)| {
+    /// Whether a group with no members could take this join: it names a
+    /// protocol type and at least one protocol (Kafka's check for an empty
+    /// group).
+    fn accepts_first(params: &JoinParams) -> bool {
+        !params.protocol_type.is_empty() && !params.protocols.is_empty()
+    }
+
+    /// Whether the join's protocol type is the group's and every member
+    /// supports one of its protocols.
+    fn accepts(&self, params: &JoinParams) -> bool {
+        if self.by_id.is_empty() {
+            return Self::accepts_first(params);
+        }
+        self.protocol_type.as_deref() == Some(params.protocol_type.as_str())
+            && params.protocols.iter().any(|(name, _)| {
                 self.by_id
                     .values()
                     .all(|(_, m)| m.protocols.iter().any(|(n, _)| n == name))
@@ -386,8 +457,37 @@ impl Group {
     }
 }
 
+/// Timeouts of a join, within the coordinator's limits.
+#[derive(Debug, Clone, Copy)]
+struct Timeouts {
+    session: Duration,
+    rebalance: Duration,
+}
+
+/// A timeout from the wire; `None` when negative.
+fn millis(ms: i32) -> Option<Duration> {
+    u64::try_from(ms).ok().map(Duration::from_millis)
+}
+
+/// Milliseconds since the epoch, the clock of `CommittedOffset::committed_at`.
+fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn limit_rejected(limit: &'static str) {
+    metrics::counter!("streamhouse_kafka_limit_rejections_total", "limit" => limit).increment(1);
+}
+
 struct Inner {
+    limits: GroupLimits,
+    /// Groups with a member or a member id handed out; a group is removed
+    /// as soon as it has neither. Locked before `idle_since`.
     groups: Mutex<HashMap<String, Group>>,
+    /// Groups with committed offsets that this coordinator has seen
+    /// without members, and since when (see `expire_offsets`).
+    idle_since: Mutex<HashMap<String, Instant>>,
 }
 
 /// Handle to the groups this agent coordinates.
@@ -397,10 +497,12 @@ pub struct GroupCoordinator {
 }
 
 impl GroupCoordinator {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(limits: GroupLimits) -> Self {
         Self {
             inner: Arc::new(Inner {
+                limits,
                 groups: Mutex::new(HashMap::new()),
+                idle_since: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -422,27 +524,190 @@ impl GroupCoordinator {
         })
     }
 
-    pub(crate) fn join(&self, mut params: JoinParams) -> Wait<JoinOutcome> {
+    /// Starts expiring committed offsets of the groups this agent
+    /// coordinates (see `expire_offsets`) every
+    /// `offsets_retention_check_interval`, until `stop`.
+    #[expect(
+        dead_code,
+        reason = "KafkaServer::run is to start it next to the session timer"
+    )]
+    pub(crate) fn start_offset_expiry(
+        &self,
+        store: Arc<dyn MetadataStore>,
+        cluster: Cluster,
+        stop: CancellationToken,
+    ) -> JoinHandle<()> {
+        self.run_offset_expiry(
+            store,
+            move |group| cluster.is_me(&cluster.coordinator(group)),
+            stop,
+        )
+    }
+
+    /// The offset expiry loop; `coordinates` tells whether this agent
+    /// coordinates a group: only a group's coordinator knows whether it has
+    /// members.
+    fn run_offset_expiry(
+        &self,
+        store: Arc<dyn MetadataStore>,
+        coordinates: impl Fn(&str) -> bool + Send + Sync + 'static,
+        stop: CancellationToken,
+    ) -> JoinHandle<()> {
+        let coordinator = self.clone();
+        let every = self
+            .inner
+            .limits
+            .offsets_retention_check_interval
+            .max(Duration::from_millis(1));
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(every);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = ticker.tick() => {}
+                }
+                let pass = coordinator.expire_offsets(
+                    store.as_ref(),
+                    &coordinates,
+                    Instant::now(),
+                    wall_clock_ms(),
+                );
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    result = pass => if let Err(error) = result {
+                        tracing::warn!(%error, "offset expiry failed; retrying at the next check");
+                    },
+                }
+            }
+        })
+    }
+
+    /// Kafka's offset expiry for the groups this agent coordinates: an
+    /// offset is removed from the metadata store once it was committed at
+    /// least `offsets_retention` ago and its group has been without members
+    /// for at least as long. How long a group has been empty is what this
+    /// coordinator saw itself: a group it finds without members starts
+    /// counting then, so an agent restart or a coordinator move delays
+    /// expiry, never hastens it. Returns how many offsets expired.
+    pub(crate) async fn expire_offsets(
+        &self,
+        store: &dyn MetadataStore,
+        coordinates: &(dyn Fn(&str) -> bool + Send + Sync),
+        now: Instant,
+        wall_clock_ms: i64,
+    ) -> streamhouse_metadata::Result<u64> {
+        let retention = self.inner.limits.offsets_retention;
+        let with_offsets = store.list_groups().await?;
+        let due: Vec<String> = {
+            let groups = self.inner.groups.lock();
+            let mut idle_since = self.inner.idle_since.lock();
+            // Groups that have members, are not ours or have no offsets
+            // any more drop out; the others keep counting.
+            let idle: HashMap<String, Instant> = with_offsets
+                .into_iter()
+                .filter(|id| !groups.contains_key(id) && coordinates(id))
+                .map(|id| {
+                    let since = idle_since.get(&id).copied().unwrap_or(now);
+                    (id, since)
+                })
+                .collect();
+            *idle_since = idle;
+            idle_since
+                .iter()
+                .filter(|(_, since)| now.saturating_duration_since(**since) >= retention)
+                .map(|(id, _)| id.clone())
+                .collect()
+        };
+        let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+        let committed_before = wall_clock_ms.saturating_sub(retention_ms);
+        let mut expired = 0;
+        for group_id in due {
+            // A member may have joined while the store answered.
+            if self.inner.groups.lock().contains_key(&group_id) {
+                continue;
+            }
+            let removed = store.expire_offsets(&group_id, committed_before).await?;
+            if removed > 0 {
+                tracing::info!(group = %group_id, offsets = removed,
+                    "committed offsets expired (group empty for offsets.retention.minutes)");
+                expired += removed;
+            }
+        }
+        metrics::counter!("streamhouse_kafka_offsets_expired_total").increment(expired);
+        Ok(expired)
+    }
+
+    /// A JoinGroup. A request that is refused, for whatever reason, leaves
+    /// no group behind: a group exists only while it has a member or a
+    /// member id handed out.
+    pub(crate) fn join(&self, params: JoinParams) -> Wait<JoinOutcome> {
+        let limits = &self.inner.limits;
+        let refuse = |code: ResponseError, member_id: String| {
+            Wait::Ready(JoinOutcome::error(code, member_id))
+        };
+        if params.group_id.is_empty() {
+            return refuse(ResponseError::InvalidGroupId, params.member_id);
+        }
+        let Some(session_timeout) = millis(params.session_timeout_ms)
+            .filter(|t| (limits.min_session_timeout..=limits.max_session_timeout).contains(t))
+        else {
+            limit_rejected("group_session_timeout");
+            tracing::debug!(group = %params.group_id, session_timeout_ms = params.session_timeout_ms,
+                "session timeout out of bounds");
+            return refuse(ResponseError::InvalidSessionTimeout, params.member_id);
+        };
+        // A rebalance timeout is the member's max.poll.interval.ms; a long
+        // one is legitimate (Kafka Streams used i32::MAX) but only ever
+        // waited for up to the bound. A negative one is a malformed request.
+        let Some(rebalance_timeout) = millis(params.rebalance_timeout_ms) else {
+            limit_rejected("group_rebalance_timeout");
+            return refuse(ResponseError::InvalidRequest, params.member_id);
+        };
+        let timeouts = Timeouts {
+            session: session_timeout,
+            rebalance: rebalance_timeout.min(limits.max_rebalance_timeout),
+        };
         let now = Instant::now();
         let mut groups = self.inner.groups.lock();
-        let group = groups
-            .entry(params.group_id.clone())
-            .or_insert_with(Group::new);
-        if params.protocols.is_empty()
-            || group
-                .protocol_type
-                .as_ref()
-                .is_some_and(|t| *t != params.protocol_type)
-            || !group.supports(&params.protocols)
-        {
+        if !groups.contains_key(&params.group_id) {
+            // Only a member without an id starts a group (Kafka answers
+            // UNKNOWN_MEMBER_ID to a member id the group never had).
+            if !params.member_id.is_empty() {
+                return refuse(ResponseError::UnknownMemberId, params.member_id);
+            }
+            if !Group::accepts_first(&params) {
+                return refuse(ResponseError::InconsistentGroupProtocol, params.member_id);
+            }
+            // Retriable: clients back off and retry, and room comes back as
+            // groups empty (they are forgotten at once) or sessions expire.
+            if groups.len() >= limits.max_groups {
+                limit_rejected("group_count");
+                tracing::debug!(group = %params.group_id, groups = groups.len(),
+                    "group limit reached");
+                return refuse(ResponseError::CoordinatorNotAvailable, params.member_id);
+            }
+            self.inner.idle_since.lock().remove(&params.group_id);
+        }
+        let group_id = params.group_id.clone();
+        let group = groups.entry(group_id.clone()).or_insert_with(Group::new);
+        let outcome = Self::join_group(group, params, timeouts, limits.max_group_size, now);
+        if group.is_unused() {
+            groups.remove(&group_id);
+        }
+        outcome
+    }
+
+    fn join_group(
+        group: &mut Group,
+        mut params: JoinParams,
+        timeouts: Timeouts,
+        max_group_size: usize,
+        now: Instant,
+    ) -> Wait<JoinOutcome> {
+        if !group.accepts(&params) {
             return Wait::Ready(JoinOutcome::error(
                 ResponseError::InconsistentGroupProtocol,
-                params.member_id,
-            ));
-        }
-        if params.session_timeout.is_zero() {
-            return Wait::Ready(JoinOutcome::error(
-                ResponseError::InvalidSessionTimeout,
                 params.member_id,
             ));
         }
@@ -492,11 +757,20 @@ impl GroupCoordinator {
             }
         }
         let member_id = if params.member_id.is_empty() {
+            if group.is_full(max_group_size) {
+                limit_rejected("group_max_size");
+                tracing::debug!(group = %params.group_id, members = group.by_id.len(),
+                    pending = group.pending.len(), "group is full");
+                return Wait::Ready(JoinOutcome::error(
+                    ResponseError::GroupMaxSizeReached,
+                    String::new(),
+                ));
+            }
             let member_id = new_member_id(&params.client_id);
             if params.require_known_member_id && params.group_instance_id.is_none() {
                 group
                     .pending
-                    .insert(member_id.clone(), now + params.session_timeout);
+                    .insert(member_id.clone(), now + timeouts.session);
                 return Wait::Ready(JoinOutcome::error(
                     ResponseError::MemberIdRequired,
                     member_id,
@@ -545,8 +819,8 @@ impl GroupCoordinator {
         match group.member_mut(&member_id) {
             Some(member) => {
                 member.protocols = params.protocols;
-                member.session_timeout = params.session_timeout;
-                member.rebalance_timeout = params.rebalance_timeout;
+                member.session_timeout = timeouts.session;
+                member.rebalance_timeout = timeouts.rebalance;
                 member.last_heartbeat = now;
                 if let Some(previous) = member.awaiting_join.replace(reply) {
                     let _ = previous.send(JoinOutcome::error(
@@ -561,8 +835,8 @@ impl GroupCoordinator {
                     group_instance_id: params.group_instance_id,
                     client_id: params.client_id,
                     client_host: params.client_host,
-                    session_timeout: params.session_timeout,
-                    rebalance_timeout: params.rebalance_timeout,
+                    session_timeout: timeouts.session,
+                    rebalance_timeout: timeouts.rebalance,
                     protocols: params.protocols,
                     assignment: Bytes::new(),
                     last_heartbeat: now,
@@ -701,6 +975,9 @@ impl GroupCoordinator {
         }
         if left {
             Self::after_departure(group, now);
+            if group.is_unused() {
+                groups.remove(group_id);
+            }
         }
         codes
     }
@@ -877,6 +1154,7 @@ impl GroupCoordinator {
                 Self::after_departure(group, now);
             }
         }
+        groups.retain(|_, group| !group.is_unused());
     }
 
     /// Answers every waiting JoinGroup and SyncGroup with `code`, so that

@@ -8,30 +8,38 @@
 //! same flush, and a long-poll fetch does not hold up the requests behind
 //! it.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use kafka_protocol::messages::{ApiKey, ResponseKind};
+use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
+use parking_lot::Mutex;
 use streamhouse_storage::StorageEngine;
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 
 use crate::cluster::{Agent, Cluster};
 use crate::config::KafkaConfig;
-use crate::frame::{self, DecodeError};
+use crate::frame::{self, DecodeError, Frame, FrameError, FrameLimits};
 use crate::groups::GroupCoordinator;
 use crate::handlers::{self, Reply};
 
-/// Requests of one connection whose responses are not yet written.
-const MAX_IN_FLIGHT: usize = 128;
+/// Requests of one connection whose responses are not yet written; the
+/// connection is not read further until the client takes some.
+const MAX_IN_FLIGHT: usize = 16;
+/// What a response other than a Fetch answer is assumed to hold.
+const SMALL_RESPONSE_BYTES: usize = 1 << 20;
+/// Semaphores count at most this many permits.
+const MAX_PERMITS: usize = u32::MAX as usize >> 3;
 /// How long a shutdown waits for connections to answer what they received.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -41,6 +49,11 @@ pub(crate) struct Broker {
     pub(crate) config: KafkaConfig,
     pub(crate) groups: GroupCoordinator,
     pub(crate) cluster: Cluster,
+    /// Request bytes being read or waiting (`queued.max.request.bytes`).
+    pub(crate) request_budget: Arc<Semaphore>,
+    /// Fetch answers being built or written, across connections.
+    pub(crate) response_budget: Arc<Semaphore>,
+    pub(crate) response_budget_size: u32,
 }
 
 /// Who sent a request.
@@ -58,7 +71,7 @@ pub struct KafkaServer {
 
 impl KafkaServer {
     pub fn new(engine: StorageEngine, config: KafkaConfig) -> Self {
-        let groups = GroupCoordinator::new();
+        let groups = GroupCoordinator::new(config.group_limits.clone());
         let me = Agent {
             agent_id: config.agent_id.clone(),
             node_id: config.node_id,
@@ -67,12 +80,19 @@ impl KafkaServer {
             zone: config.zone.clone(),
         };
         let cluster = Cluster::new(engine.metadata().clone(), me, config.agent_timeout);
+        // The same amount again for answers as for requests, and never less
+        // than one full Fetch answer.
+        let budget = config.queued_max_request_bytes.clamp(1, MAX_PERMITS);
+        let response_budget_size = budget.max(connection_budget_size_of(&config)) as u32;
         Self {
             broker: Arc::new(Broker {
                 engine,
-                config,
                 groups,
                 cluster,
+                request_budget: Arc::new(Semaphore::new(budget)),
+                response_budget: Arc::new(Semaphore::new(response_budget_size as usize)),
+                response_budget_size,
+                config,
             }),
         }
     }
@@ -92,6 +112,7 @@ impl KafkaServer {
     ) -> std::io::Result<()> {
         let stop = CancellationToken::new();
         let mut connections = JoinSet::new();
+        let open = Arc::new(Mutex::new(Connections::default()));
         let groups = self.broker.groups.start(stop.clone());
         let membership = self
             .broker
@@ -102,14 +123,22 @@ impl KafkaServer {
             tokio::select! {
                 _ = &mut shutdown => break,
                 accepted = listener.accept() => match accepted {
-                    Ok((stream, peer)) => {
-                        connections.spawn(serve_connection(
-                            self.broker.clone(),
-                            stream,
-                            peer,
-                            stop.clone(),
-                        ));
-                    }
+                    Ok((stream, peer)) => match admit(&open, peer.ip(), &self.broker.config) {
+                        Ok(slot) => {
+                            connections.spawn(serve_connection(
+                                self.broker.clone(),
+                                stream,
+                                peer,
+                                stop.clone(),
+                                slot,
+                            ));
+                        }
+                        Err(limit) => {
+                            metrics::counter!("streamhouse_limit_rejections_total", "limit" => limit)
+                                .increment(1);
+                            drop(stream);
+                        }
+                    },
                     // Running out of file descriptors and similar errors
                     // must not end the server; back off and keep going.
                     Err(error) => {
@@ -139,10 +168,89 @@ impl KafkaServer {
     }
 }
 
-/// A response in the connection's output queue.
-enum Outgoing {
+/// A response in the connection's output queue, with the share of the
+/// response budgets it holds until it is written.
+struct Outgoing {
+    response: Response,
+    _budget: Vec<OwnedSemaphorePermit>,
+}
+
+enum Response {
     Ready(Bytes),
     Pending(AbortOnDropHandle<Option<Bytes>>),
+}
+
+/// Open connections in total and per client address.
+#[derive(Default)]
+struct Connections {
+    total: usize,
+    per_ip: HashMap<IpAddr, usize>,
+    refused: u64,
+    last_refusal_log: Option<Instant>,
+}
+
+/// A connection's place in [`Connections`], given back when dropped.
+struct ConnectionSlot {
+    connections: Arc<Mutex<Connections>>,
+    ip: IpAddr,
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        let mut connections = self.connections.lock();
+        connections.total = connections.total.saturating_sub(1);
+        if let Some(count) = connections.per_ip.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                connections.per_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Takes a slot for a new connection from `ip`, or says which limit it hit.
+fn admit(
+    connections: &Arc<Mutex<Connections>>,
+    ip: IpAddr,
+    config: &KafkaConfig,
+) -> Result<ConnectionSlot, &'static str> {
+    let mut open = connections.lock();
+    let from_ip = open.per_ip.get(&ip).copied().unwrap_or(0);
+    let refused = if open.total >= config.max_connections {
+        Some("max.connections")
+    } else if from_ip >= config.max_connections_per_ip {
+        Some("max.connections.per.ip")
+    } else {
+        None
+    };
+    if let Some(limit) = refused {
+        open.refused += 1;
+        // One line per 10 s, not one per refused connection.
+        let now = Instant::now();
+        if open
+            .last_refusal_log
+            .is_none_or(|last| now.duration_since(last) >= Duration::from_secs(10))
+        {
+            tracing::warn!(
+                %ip,
+                limit,
+                open = open.total,
+                from_ip,
+                refused = open.refused,
+                "refusing Kafka connections: {limit} reached (--{})",
+                limit.replace('.', "-")
+            );
+            open.last_refusal_log = Some(now);
+            open.refused = 0;
+        }
+        return Err(limit);
+    }
+    open.total += 1;
+    *open.per_ip.entry(ip).or_insert(0) += 1;
+    Ok(ConnectionSlot {
+        connections: connections.clone(),
+        ip,
+    })
 }
 
 async fn serve_connection(
@@ -150,51 +258,105 @@ async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
     stop: CancellationToken,
+    _slot: ConnectionSlot,
 ) {
     let _ = stream.set_nodelay(true);
     metrics::gauge!("streamhouse_kafka_connections").increment(1.0);
     let (mut reader, writer) = stream.into_split();
     let (queue, outgoing) = mpsc::channel(MAX_IN_FLIGHT);
-    let writer = tokio::spawn(write_responses(writer, outgoing, peer));
-    let max_frame = broker.config.max_frame_bytes;
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let config = &broker.config;
+    let writer = AbortOnDropHandle::new(tokio::spawn(write_responses(
+        writer,
+        outgoing,
+        peer,
+        in_flight.clone(),
+        config.request_read_timeout,
+    )));
+    // One Fetch answer of the largest size, plus room for small answers.
+    let connection_budget = Arc::new(Semaphore::new(connection_budget_size(&broker)));
+    let limits = FrameLimits {
+        max_bytes: config.max_frame_bytes,
+        budget: broker.request_budget.clone(),
+        read_timeout: config.request_read_timeout,
+    };
+    // Whether the loop ended because the agent is stopping: then the
+    // responses already owed are written before the connection closes.
+    let mut draining = false;
     loop {
-        let frame = tokio::select! {
-            biased;
-            _ = stop.cancelled() => break,
-            frame = frame::read_frame(&mut reader, max_frame) => frame,
+        let read = frame::read_frame(&mut reader, &limits);
+        tokio::pin!(read);
+        let frame = loop {
+            tokio::select! {
+                biased;
+                _ = stop.cancelled() => {
+                    draining = true;
+                    break None;
+                }
+                frame = &mut read => break Some(frame),
+                _ = tokio::time::sleep(config.connections_max_idle) => {
+                    if in_flight.load(Ordering::SeqCst) > 0 {
+                        // A long poll or a join is in progress: not idle.
+                        continue;
+                    }
+                    tracing::debug!(%peer, "closing idle connection (connections.max.idle.ms)");
+                    metrics::counter!("streamhouse_kafka_idle_connections_closed_total")
+                        .increment(1);
+                    break None;
+                }
+            }
         };
+        let Some(frame) = frame else { break };
         let frame = match frame {
             Ok(Some(frame)) => frame,
             Ok(None) => break,
             Err(error) => {
                 tracing::info!(%peer, %error, "closing connection");
-                metrics::counter!("streamhouse_kafka_request_errors_total", "kind" => "frame")
+                let kind = match error {
+                    FrameError::TooLarge { .. } => "frame_too_large",
+                    FrameError::ReadTimeout { .. } => "read_timeout",
+                    _ => "frame",
+                };
+                metrics::counter!("streamhouse_kafka_request_errors_total", "kind" => kind)
                     .increment(1);
                 break;
             }
         };
-        let Some(outgoing) = handle_frame(&broker, frame, peer).await else {
+        let Some(outgoing) = handle_frame(&broker, frame, peer, &connection_budget).await else {
             break;
         };
-        if let Some(outgoing) = outgoing
-            && queue.send(outgoing).await.is_err()
-        {
-            break;
+        if let Some(outgoing) = outgoing {
+            in_flight.fetch_add(1, Ordering::SeqCst);
+            if queue.send(outgoing).await.is_err() {
+                break;
+            }
         }
     }
     drop(queue);
-    let _ = writer.await;
+    if draining {
+        let _ = writer.await;
+    } else {
+        // The client is gone (or broke the protocol): nobody will read the
+        // answers still owed, so drop them (a pending JoinGroup or long
+        // poll included) and release the socket now.
+        drop(writer);
+    }
     metrics::gauge!("streamhouse_kafka_connections").decrement(1.0);
 }
 
 /// `None` closes the connection; `Some(None)` means no response (acks=0).
 async fn handle_frame(
     broker: &Arc<Broker>,
-    frame: Bytes,
+    frame: Frame,
     peer: SocketAddr,
+    connection_budget: &Arc<Semaphore>,
 ) -> Option<Option<Outgoing>> {
     let started = Instant::now();
-    let request = match frame::decode_request(frame) {
+    let Frame {
+        bytes,
+        _budget: request_budget,
+    } = frame;
+    let request = match frame::decode_request(bytes) {
         Ok(request) => request,
         Err(DecodeError::UnsupportedVersion {
             api_key: ApiKey::ApiVersions,
@@ -206,7 +368,7 @@ async fn handle_frame(
             tracing::debug!(%peer, version, "ApiVersions version not supported");
             let response = handlers::api_versions::unsupported_version();
             return encode(ApiKey::ApiVersions, 0, correlation_id, &response, started)
-                .map(|bytes| Some(Outgoing::Ready(bytes)));
+                .map(|bytes| Some(Outgoing::ready(bytes)));
         }
         Err(error) => {
             tracing::warn!(%peer, %error, "closing connection after an undecodable request");
@@ -228,21 +390,75 @@ async fn handle_frame(
         client_host: peer.ip().to_string(),
         version,
     };
-    match handlers::dispatch(broker, &context, request.body).await {
+    let mut body = request.body;
+    // A Fetch answer is capped (fetch.max.bytes) and its size reserved
+    // before it is read, from this connection's budget (so a client that
+    // pipelines fetches without reading the answers stops being read) and
+    // from the agent's (so all connections together stay bounded).
+    let mut budget = Vec::new();
+    if let RequestKind::Fetch(fetch) = &mut body {
+        let cap = i32::try_from(broker.config.fetch_max_bytes).unwrap_or(i32::MAX);
+        fetch.max_bytes = fetch.max_bytes.clamp(0, cap);
+        let reserve = (usize::try_from(fetch.max_bytes).unwrap_or(0) + SMALL_RESPONSE_BYTES)
+            .min(connection_budget_size(broker)) as u32;
+        budget.push(
+            connection_budget
+                .clone()
+                .acquire_many_owned(reserve)
+                .await
+                .ok()?,
+        );
+        budget.push(
+            broker
+                .response_budget
+                .clone()
+                .acquire_many_owned(reserve.min(broker.response_budget_size))
+                .await
+                .ok()?,
+        );
+    }
+    let reply = handlers::dispatch(broker, &context, body).await;
+    // The request's bytes are no longer needed: what a produce holds is
+    // in the write buffer now, under its own limit.
+    drop(request_budget);
+    match reply {
         Reply::Now(response) => encode(api_key, version, correlation_id, &response, started)
-            .map(|bytes| Some(Outgoing::Ready(bytes))),
+            .map(|bytes| Some(Outgoing::ready(bytes))),
         Reply::Later(pending) => {
             let task = tokio::spawn(async move {
                 let response = pending.await;
                 encode(api_key, version, correlation_id, &response, started)
             });
-            Some(Some(Outgoing::Pending(AbortOnDropHandle::new(task))))
+            Some(Some(Outgoing {
+                response: Response::Pending(AbortOnDropHandle::new(task)),
+                _budget: budget,
+            }))
         }
         Reply::Nothing => {
             record(api_key, started);
             Some(None)
         }
     }
+}
+
+impl Outgoing {
+    fn ready(bytes: Bytes) -> Self {
+        Self {
+            response: Response::Ready(bytes),
+            _budget: Vec::new(),
+        }
+    }
+}
+
+fn connection_budget_size(broker: &Broker) -> usize {
+    connection_budget_size_of(&broker.config)
+}
+
+fn connection_budget_size_of(config: &KafkaConfig) -> usize {
+    config
+        .fetch_max_bytes
+        .saturating_add(SMALL_RESPONSE_BYTES)
+        .min(MAX_PERMITS)
 }
 
 fn encode(
@@ -275,21 +491,36 @@ async fn write_responses(
     mut writer: OwnedWriteHalf,
     mut outgoing: mpsc::Receiver<Outgoing>,
     peer: SocketAddr,
+    in_flight: Arc<AtomicUsize>,
+    write_timeout: Duration,
 ) {
     while let Some(next) = outgoing.recv().await {
-        let bytes: Option<Bytes> = match next {
-            Outgoing::Ready(bytes) => Some(bytes),
-            Outgoing::Pending(task) => task.await.unwrap_or(None),
+        let bytes: Option<Bytes> = match next.response {
+            Response::Ready(bytes) => Some(bytes),
+            Response::Pending(task) => task.await.unwrap_or(None),
         };
         let Some(bytes) = bytes else {
             // The response could not be produced: the client would wait for
             // it forever, so close the connection.
             break;
         };
-        if let Err(error) = writer.write_all(&bytes).await {
-            tracing::debug!(%peer, %error, "write failed");
-            break;
+        // A client that does not read its answers holds their memory: it
+        // gets as long as a request may take to arrive.
+        match tokio::time::timeout(write_timeout, writer.write_all(&bytes)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::debug!(%peer, %error, "write failed");
+                break;
+            }
+            Err(_) => {
+                tracing::info!(%peer, "closing connection: the client did not read its response");
+                metrics::counter!("streamhouse_kafka_request_errors_total", "kind" => "write_timeout")
+                    .increment(1);
+                break;
+            }
         }
+        drop(next._budget);
+        in_flight.fetch_sub(1, Ordering::SeqCst);
     }
     let _ = writer.shutdown().await;
 }

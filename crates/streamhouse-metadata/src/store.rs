@@ -173,4 +173,18 @@ pub trait MetadataStore: Send + Sync + std::fmt::Debug + 'static {
 
     /// Removes every offset of a group; returns whether it had any.
     async fn delete_group(&self, group: &str) -> Result<bool>;
+
+    /// Removes the offsets of `group` committed before `committed_before`
+    /// (milliseconds since the epoch, like `CommittedOffset::committed_at`):
+    /// Kafka's offset expiry. Returns how many were removed. Whether the
+    /// group may lose its offsets (it has been empty long enough) is the
+    /// group coordinator's decision. Backends must implement it; a store
+    /// that does not refuses, so nothing is removed by accident.
+    async fn expire_offsets(&self, group: &str, committed_before: i64) -> Result<u64> {
+        let _ = (group, committed_before);
+        Err(crate::MetadataError::InvalidArgument {
+            what: "operation",
+            reason: format!("{} does not expire offsets", self.backend()),
+        })
+    }
 }

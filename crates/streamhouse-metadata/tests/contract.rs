@@ -48,6 +48,7 @@ contract!(list_segments_filters_and_limits);
 contract!(find_segment_by_timestamp);
 contract!(add_partitions_grows_topic);
 contract!(consumer_offsets);
+contract!(offsets_expire_by_commit_time);
 contract!(delete_topic_removes_its_data);
 contract!(producer_ids_are_unique);
 contract!(idempotent_producer_sequences);
@@ -560,6 +561,87 @@ async fn consumer_offsets(store: Arc<dyn MetadataStore>) {
     assert!(store.delete_group("g1").await.expect("delete"));
     assert!(!store.delete_group("g1").await.expect("delete again"));
     assert_eq!(store.list_groups().await.expect("groups"), ["g2"]);
+}
+
+async fn offsets_expire_by_commit_time(store: Arc<dyn MetadataStore>) {
+    store
+        .create_topic(NewTopic::new("t", 2))
+        .await
+        .expect("create");
+    let commit = |partition, offset| OffsetCommit {
+        topic: "t".into(),
+        partition,
+        offset,
+        metadata: None,
+    };
+    store
+        .commit_offsets("old", &[commit(0, 5)])
+        .await
+        .expect("commit");
+    store
+        .commit_offsets("other", &[commit(0, 3)])
+        .await
+        .expect("commit");
+    let first = store.fetch_offsets("old").await.expect("fetch")[0].committed_at;
+    // Commit times are the agent's clock in milliseconds: wait for the next
+    // one so that the second commit is later than the first.
+    let now_ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    };
+    while now_ms() <= first {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    store
+        .commit_offsets("old", &[commit(1, 7)])
+        .await
+        .expect("commit");
+    let offsets = store.fetch_offsets("old").await.expect("fetch");
+    let second = offsets[1].committed_at;
+    assert!(second > first, "commit times {first} then {second}");
+
+    assert_eq!(
+        store.expire_offsets("old", first).await.expect("expire"),
+        0,
+        "an offset committed exactly at the cutoff stays"
+    );
+    assert_eq!(
+        store
+            .expire_offsets("nobody", i64::MAX)
+            .await
+            .expect("expire"),
+        0
+    );
+    assert_eq!(
+        store.expire_offsets("old", second).await.expect("expire"),
+        1
+    );
+    assert_eq!(
+        store
+            .fetch_offsets("old")
+            .await
+            .expect("fetch")
+            .iter()
+            .map(|o| (o.partition, o.offset))
+            .collect::<Vec<_>>(),
+        [(1, 7)],
+        "only the offset committed before the cutoff expired"
+    );
+    assert_eq!(
+        store.expire_offsets("old", i64::MAX).await.expect("expire"),
+        1
+    );
+    assert!(store.fetch_offsets("old").await.expect("fetch").is_empty());
+    assert_eq!(
+        store.list_groups().await.expect("groups"),
+        ["other"],
+        "a group whose offsets all expired is not listed; others are untouched"
+    );
+    assert_eq!(
+        store.fetch_offsets("other").await.expect("fetch")[0].offset,
+        3
+    );
 }
 
 async fn delete_topic_removes_its_data(store: Arc<dyn MetadataStore>) {

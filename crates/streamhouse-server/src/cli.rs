@@ -11,9 +11,11 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::parser::ValueSource;
-use clap::{ArgMatches, Args, CommandFactory, Parser, Subcommand};
+use clap::{Arg, ArgMatches, Args, CommandFactory, Parser, Subcommand};
 
-use crate::config::{ConfigError, Origin, RawSettings, ServerConfig, Setting, load_config_file};
+use crate::config::{
+    ConfigError, Kind, Origin, RawSettings, ServerConfig, Setting, load_config_file,
+};
 
 /// StreamHouse: an S3-native, Kafka-compatible event streaming server.
 #[derive(Debug, Parser)]
@@ -29,112 +31,65 @@ pub enum Command {
     Serve(ServeArgs),
 }
 
-/// Flags of `streamhouse serve`. Every flag can also be set with the
+/// Flags of `streamhouse serve`: `--config` and one flag per setting of the
+/// table in [`crate::config::Setting`]. Every flag can also be set with the
 /// environment variable shown, or in the `--config` TOML file under the
 /// flag's name in snake_case (`kafka_listen = "0.0.0.0:9092"`).
-#[derive(Debug, Args)]
+#[derive(Debug, Clone)]
 pub struct ServeArgs {
-    /// TOML file with settings; flags and environment variables override it.
-    #[arg(long, env = "STREAMHOUSE_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Directory holding the default metadata database and object store
-    /// [default: ./data].
-    #[arg(long, env = "STREAMHOUSE_DATA_DIR", value_name = "DIR")]
-    pub data_dir: Option<String>,
-    /// Metadata store: sqlite://PATH or postgres://USER[:PASSWORD]@HOST/DB
-    /// [default: sqlite://DATA_DIR/metadata.db].
-    #[arg(long, env = "STREAMHOUSE_METADATA", value_name = "URL")]
-    pub metadata: Option<String>,
-    /// Object store: file://PATH or s3://BUCKET[/PREFIX]; S3 endpoint and
-    /// credentials come from AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID,
-    /// AWS_SECRET_ACCESS_KEY and AWS_REGION [default: file://DATA_DIR/objects].
-    #[arg(long, env = "STREAMHOUSE_OBJECT_STORE", value_name = "URL")]
-    pub object_store: Option<String>,
-    /// Kafka protocol listen address; port 0 picks a free port
-    /// [default: 127.0.0.1:9092].
-    #[arg(long, env = "STREAMHOUSE_KAFKA_LISTEN", value_name = "HOST:PORT")]
-    pub kafka_listen: Option<String>,
-    /// Host Kafka clients are told to connect to [default: the listen host,
-    /// or this machine's hostname when listening on 0.0.0.0 or ::].
-    #[arg(long, env = "STREAMHOUSE_ADVERTISED_HOST", value_name = "HOST")]
-    pub advertised_host: Option<String>,
-    /// HTTP API listen address; port 0 picks a free port
-    /// [default: 127.0.0.1:8080].
-    #[arg(long, env = "STREAMHOUSE_HTTP_LISTEN", value_name = "HOST:PORT")]
-    pub http_listen: Option<String>,
-    /// This agent's name; the Kafka node id is derived from it
-    /// [default: HOSTNAME-KAFKA_PORT].
-    #[arg(long, env = "STREAMHOUSE_AGENT_ID", value_name = "ID")]
-    pub agent_id: Option<String>,
-    /// The zone (rack) this agent runs in, reported to Kafka clients.
-    #[arg(long, env = "STREAMHOUSE_ZONE", value_name = "ZONE")]
-    pub zone: Option<String>,
-    /// Longest time an append waits before its flush starts, 1-10000
-    /// [default: 50].
-    #[arg(
-        long,
-        env = "STREAMHOUSE_FLUSH_INTERVAL_MS",
-        value_name = "N",
-        allow_negative_numbers = true
-    )]
-    pub flush_interval_ms: Option<String>,
-    /// Bytes of segment data the read cache keeps in memory
-    /// [default: 268435456].
-    #[arg(
-        long,
-        env = "STREAMHOUSE_CACHE_BYTES",
-        value_name = "N",
-        allow_negative_numbers = true
-    )]
-    pub cache_bytes: Option<String>,
-    /// Largest HTTP request body accepted [default: 16777216].
-    #[arg(
-        long,
-        env = "STREAMHOUSE_MAX_BODY_BYTES",
-        value_name = "N",
-        allow_negative_numbers = true
-    )]
-    pub max_body_bytes: Option<String>,
-    /// Size a compacted segment aims for, at least 1024 [default: 67108864].
-    #[arg(
-        long,
-        env = "STREAMHOUSE_COMPACTION_TARGET_BYTES",
-        value_name = "N",
-        allow_negative_numbers = true
-    )]
-    pub compaction_target_bytes: Option<String>,
-    /// Age after which a partition's newest small segments are compacted
-    /// even below the target size [default: 60000].
-    #[arg(
-        long,
-        env = "STREAMHOUSE_COMPACTION_SPAN_MS",
-        value_name = "N",
-        allow_negative_numbers = true
-    )]
-    pub compaction_span_ms: Option<String>,
-    /// How often compaction, retention and garbage collection run, each on
-    /// one agent of the cluster at a time, at least 10 [default: 30000].
-    #[arg(
-        long,
-        env = "STREAMHOUSE_JOB_INTERVAL_MS",
-        value_name = "N",
-        allow_negative_numbers = true
-    )]
-    pub job_interval_ms: Option<String>,
-    /// How long an object outlives its last reference (or, never committed,
-    /// its upload) before garbage collection deletes it [default: 600000].
-    #[arg(
-        long,
-        env = "STREAMHOUSE_GC_GRACE_MS",
-        value_name = "N",
-        allow_negative_numbers = true
-    )]
-    pub gc_grace_ms: Option<String>,
 }
 
-// Numeric flags allow negative numbers so that `--cache-bytes -1` reaches
-// the range check (and its message naming the flag) instead of clap
-// reading `-1` as an unknown flag.
+impl clap::FromArgMatches for ServeArgs {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        Ok(Self {
+            config: matches.get_one::<PathBuf>("config").cloned(),
+        })
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
+    }
+}
+
+impl Args for ServeArgs {
+    fn augment_args(command: clap::Command) -> clap::Command {
+        let config = Arg::new("config")
+            .long("config")
+            .env("STREAMHOUSE_CONFIG")
+            .value_name("FILE")
+            .value_parser(clap::value_parser!(PathBuf))
+            .help("TOML file with settings; flags and environment variables override it");
+        command
+            .arg(config)
+            .args(Setting::ALL.iter().map(|&setting| setting_arg(setting)))
+    }
+
+    fn augment_args_for_update(command: clap::Command) -> clap::Command {
+        Self::augment_args(command)
+    }
+}
+
+/// clap only collects the string; [`RawSettings::resolve`] checks it.
+fn setting_arg(setting: Setting) -> Arg {
+    let arg = Arg::new(setting.key())
+        .long(&setting.flag()[2..])
+        .env(setting.env())
+        .value_name(setting.value_name())
+        .help(format!(
+            "{} [default: {}]",
+            setting.help(),
+            setting.default_text()
+        ));
+    match setting.kind() {
+        // Numeric flags allow negative numbers so that `--cache-bytes -1`
+        // reaches the range check (and its message naming the flag)
+        // instead of clap reading `-1` as an unknown flag.
+        Kind::Number => arg.allow_negative_numbers(true),
+        Kind::Text | Kind::Bool => arg,
+    }
+}
 
 /// Why the command line did not produce a configuration.
 #[derive(Debug)]
@@ -206,7 +161,7 @@ where
 fn layers(matches: &ArgMatches) -> Result<RawSettings, CliError> {
     let mut flags = RawSettings::default();
     let mut env = RawSettings::default();
-    for setting in Setting::ALL {
+    for &setting in Setting::ALL {
         let Some(value) = matches.get_one::<String>(setting.key()) else {
             continue;
         };

@@ -6,7 +6,6 @@
 //! it belongs to (and where the value came from), so an operator can fix it
 //! without reading a stack of errors.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -14,6 +13,12 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use thiserror::Error;
+
+mod settings;
+
+#[cfg(test)]
+pub(crate) use settings::parse_config_file;
+pub use settings::{Kind, RawSettings, Setting, load_config_file};
 
 /// Default Kafka listen address.
 pub const DEFAULT_KAFKA_LISTEN: &str = "127.0.0.1:9092";
@@ -69,11 +74,44 @@ pub struct ServerConfig {
     /// How long an object outlives its last reference before garbage
     /// collection deletes it.
     pub gc_grace: Duration,
+    /// Longest HTTP request target.
+    pub http_max_uri_bytes: u64,
+    /// Largest total size of an HTTP request's headers.
+    pub http_max_header_bytes: u64,
+    /// Time an HTTP request head may take (and keep-alive idle time).
+    pub http_header_timeout: Duration,
+    /// Time an HTTP request body may take after its head.
+    pub http_request_timeout: Duration,
+    pub http_max_connections: u64,
+    /// Bytes of appends buffered or uploading before produce is refused.
+    pub max_unflushed_bytes: u64,
+    /// Kafka request bytes being read or waiting, across connections.
+    pub queued_max_request_bytes: u64,
+    /// Largest Kafka request frame.
+    pub socket_request_max_bytes: u64,
+    /// How many times its topic's `max.message.bytes` a produced batch may
+    /// decompress to.
+    pub max_uncompressed_batch_factor: u64,
+    /// Largest Fetch answer.
+    pub fetch_max_bytes: u64,
+    /// A Kafka connection with no request and nothing in flight for this
+    /// long is closed.
+    pub connections_max_idle: Duration,
+    /// A started request must arrive (and a response leave) within this.
+    pub request_read_timeout: Duration,
+    pub max_connections: u64,
+    pub max_connections_per_ip: u64,
+    pub auto_create_topics_enable: bool,
+    /// Partitions of an auto-created topic.
+    pub num_partitions: u32,
+    /// Partitions the cluster may hold.
+    pub max_partitions: u64,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         let storage = streamhouse_storage::StorageConfig::default();
+        let kafka = streamhouse_kafka::KafkaConfig::default();
         Self {
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             metadata_url: None,
@@ -90,6 +128,23 @@ impl Default for ServerConfig {
             compaction_span: DEFAULT_COMPACTION_SPAN,
             job_interval: DEFAULT_JOB_INTERVAL,
             gc_grace: DEFAULT_GC_GRACE,
+            max_unflushed_bytes: storage.flush.max_pending_bytes as u64,
+            http_max_uri_bytes: 8 << 10,
+            http_max_header_bytes: 16 << 10,
+            http_header_timeout: Duration::from_secs(10),
+            http_request_timeout: Duration::from_secs(30),
+            http_max_connections: 1024,
+            queued_max_request_bytes: kafka.queued_max_request_bytes as u64,
+            socket_request_max_bytes: kafka.max_frame_bytes as u64,
+            max_uncompressed_batch_factor: kafka.max_uncompressed_batch_factor as u64,
+            fetch_max_bytes: kafka.fetch_max_bytes as u64,
+            connections_max_idle: kafka.connections_max_idle,
+            request_read_timeout: kafka.request_read_timeout,
+            max_connections: kafka.max_connections as u64,
+            max_connections_per_ip: kafka.max_connections_per_ip as u64,
+            auto_create_topics_enable: kafka.auto_create_topics,
+            num_partitions: kafka.default_partitions as u32,
+            max_partitions: storage.max_partitions as u64,
         }
     }
 }
@@ -213,107 +268,6 @@ impl FromStr for HostPort {
     }
 }
 
-/// One configurable setting: its TOML key, flag and environment variable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Setting {
-    DataDir,
-    Metadata,
-    ObjectStore,
-    KafkaListen,
-    AdvertisedHost,
-    HttpListen,
-    AgentId,
-    Zone,
-    FlushIntervalMs,
-    CacheBytes,
-    MaxBodyBytes,
-    CompactionTargetBytes,
-    CompactionSpanMs,
-    JobIntervalMs,
-    GcGraceMs,
-}
-
-impl Setting {
-    pub const ALL: [Setting; 15] = [
-        Setting::DataDir,
-        Setting::Metadata,
-        Setting::ObjectStore,
-        Setting::KafkaListen,
-        Setting::AdvertisedHost,
-        Setting::HttpListen,
-        Setting::AgentId,
-        Setting::Zone,
-        Setting::FlushIntervalMs,
-        Setting::CacheBytes,
-        Setting::MaxBodyBytes,
-        Setting::CompactionTargetBytes,
-        Setting::CompactionSpanMs,
-        Setting::JobIntervalMs,
-        Setting::GcGraceMs,
-    ];
-
-    /// The TOML key, which is also clap's argument id.
-    pub fn key(self) -> &'static str {
-        match self {
-            Setting::DataDir => "data_dir",
-            Setting::Metadata => "metadata",
-            Setting::ObjectStore => "object_store",
-            Setting::KafkaListen => "kafka_listen",
-            Setting::AdvertisedHost => "advertised_host",
-            Setting::HttpListen => "http_listen",
-            Setting::AgentId => "agent_id",
-            Setting::Zone => "zone",
-            Setting::FlushIntervalMs => "flush_interval_ms",
-            Setting::CacheBytes => "cache_bytes",
-            Setting::MaxBodyBytes => "max_body_bytes",
-            Setting::CompactionTargetBytes => "compaction_target_bytes",
-            Setting::CompactionSpanMs => "compaction_span_ms",
-            Setting::JobIntervalMs => "job_interval_ms",
-            Setting::GcGraceMs => "gc_grace_ms",
-        }
-    }
-
-    pub fn flag(self) -> &'static str {
-        match self {
-            Setting::DataDir => "--data-dir",
-            Setting::Metadata => "--metadata",
-            Setting::ObjectStore => "--object-store",
-            Setting::KafkaListen => "--kafka-listen",
-            Setting::AdvertisedHost => "--advertised-host",
-            Setting::HttpListen => "--http-listen",
-            Setting::AgentId => "--agent-id",
-            Setting::Zone => "--zone",
-            Setting::FlushIntervalMs => "--flush-interval-ms",
-            Setting::CacheBytes => "--cache-bytes",
-            Setting::MaxBodyBytes => "--max-body-bytes",
-            Setting::CompactionTargetBytes => "--compaction-target-bytes",
-            Setting::CompactionSpanMs => "--compaction-span-ms",
-            Setting::JobIntervalMs => "--job-interval-ms",
-            Setting::GcGraceMs => "--gc-grace-ms",
-        }
-    }
-
-    pub fn env(self) -> &'static str {
-        match self {
-            Setting::DataDir => "STREAMHOUSE_DATA_DIR",
-            Setting::Metadata => "STREAMHOUSE_METADATA",
-            Setting::ObjectStore => "STREAMHOUSE_OBJECT_STORE",
-            Setting::KafkaListen => "STREAMHOUSE_KAFKA_LISTEN",
-            Setting::AdvertisedHost => "STREAMHOUSE_ADVERTISED_HOST",
-            Setting::HttpListen => "STREAMHOUSE_HTTP_LISTEN",
-            Setting::AgentId => "STREAMHOUSE_AGENT_ID",
-            Setting::Zone => "STREAMHOUSE_ZONE",
-            Setting::FlushIntervalMs => "STREAMHOUSE_FLUSH_INTERVAL_MS",
-            Setting::CacheBytes => "STREAMHOUSE_CACHE_BYTES",
-            Setting::MaxBodyBytes => "STREAMHOUSE_MAX_BODY_BYTES",
-            Setting::CompactionTargetBytes => "STREAMHOUSE_COMPACTION_TARGET_BYTES",
-            Setting::CompactionSpanMs => "STREAMHOUSE_COMPACTION_SPAN_MS",
-            Setting::JobIntervalMs => "STREAMHOUSE_JOB_INTERVAL_MS",
-            Setting::GcGraceMs => "STREAMHOUSE_GC_GRACE_MS",
-        }
-    }
-}
-
 /// Where a value came from, for error messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
@@ -360,175 +314,26 @@ fn origin_suffix(origin: &Option<Origin>) -> String {
     }
 }
 
-/// Raw values of the settings, each with where it came from, before they
-/// are checked. Flags, environment and file each fill one layer.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RawSettings {
-    values: BTreeMap<Setting, (String, Origin)>,
-}
-
-impl RawSettings {
-    pub fn set(&mut self, setting: Setting, value: impl Into<String>, origin: Origin) {
-        self.values.insert(setting, (value.into(), origin));
-    }
-
-    /// Fills every setting this layer lacks from `lower` (lower precedence).
-    pub fn or(mut self, lower: RawSettings) -> Self {
-        for (setting, value) in lower.values {
-            self.values.entry(setting).or_insert(value);
-        }
-        self
-    }
-
-    pub fn get(&self, setting: Setting) -> Option<&(String, Origin)> {
-        self.values.get(&setting)
-    }
-
-    /// Checks every value and builds the configuration; unset values take
-    /// their defaults.
-    pub fn resolve(&self) -> Result<ServerConfig, ConfigError> {
-        let mut config = ServerConfig::default();
-        for (&setting, (raw, origin)) in &self.values {
-            let fail = |message: String| ConfigError::new(setting, Some(origin.clone()), message);
-            match setting {
-                Setting::DataDir => {
-                    config.data_dir = PathBuf::from(raw);
-                    non_empty_path(&config.data_dir).map_err(fail)?;
-                }
-                Setting::Metadata => {
-                    config.metadata_url = Some(check_metadata_url(raw).map_err(fail)?)
-                }
-                Setting::ObjectStore => {
-                    config.object_store_url = Some(check_object_store_url(raw).map_err(fail)?)
-                }
-                Setting::KafkaListen => config.kafka_listen = raw.parse().map_err(fail)?,
-                Setting::HttpListen => config.http_listen = raw.parse().map_err(fail)?,
-                Setting::AdvertisedHost => {
-                    config.advertised_host = Some(check_host(raw).map_err(fail)?)
-                }
-                Setting::AgentId => config.agent_id = Some(check_agent_id(raw).map_err(fail)?),
-                Setting::Zone => config.zone = Some(check_agent_id(raw).map_err(fail)?),
-                Setting::FlushIntervalMs => {
-                    let ms = parse_u64(raw)
-                        .and_then(check_flush_interval_ms)
-                        .map_err(fail)?;
-                    config.flush_interval = Duration::from_millis(ms);
-                }
-                Setting::CacheBytes => config.cache_bytes = parse_u64(raw).map_err(fail)?,
-                Setting::MaxBodyBytes => {
-                    config.max_body_bytes = parse_u64(raw)
-                        .and_then(check_max_body_bytes)
-                        .map_err(fail)?
-                }
-                Setting::CompactionTargetBytes => {
-                    config.compaction_target_bytes = parse_u64(raw)
-                        .and_then(|n| at_least(n, 1 << 10, "bytes"))
-                        .map_err(fail)?
-                }
-                Setting::CompactionSpanMs => {
-                    config.compaction_span = Duration::from_millis(parse_u64(raw).map_err(fail)?)
-                }
-                Setting::JobIntervalMs => {
-                    config.job_interval = Duration::from_millis(
-                        parse_u64(raw)
-                            .and_then(|n| at_least(n, 10, "milliseconds"))
-                            .map_err(fail)?,
-                    )
-                }
-                Setting::GcGraceMs => {
-                    config.gc_grace = Duration::from_millis(parse_u64(raw).map_err(fail)?)
-                }
-            }
-        }
-        Ok(config)
-    }
-}
-
-/// The settings a TOML file may hold; unknown keys are an error so that a
-/// typo does not silently fall back to a default.
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileSettings {
-    data_dir: Option<String>,
-    metadata: Option<String>,
-    object_store: Option<String>,
-    kafka_listen: Option<String>,
-    advertised_host: Option<String>,
-    http_listen: Option<String>,
-    agent_id: Option<String>,
-    zone: Option<String>,
-    flush_interval_ms: Option<u64>,
-    cache_bytes: Option<u64>,
-    max_body_bytes: Option<u64>,
-    compaction_target_bytes: Option<u64>,
-    compaction_span_ms: Option<u64>,
-    job_interval_ms: Option<u64>,
-    gc_grace_ms: Option<u64>,
-}
-
-/// Reads the TOML file given by `--config` into a settings layer.
-pub fn load_config_file(path: &Path) -> Result<RawSettings, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::config_file(format!("cannot read {}: {e}", path.display())))?;
-    parse_config_file(&text, path)
-}
-
-fn parse_config_file(text: &str, path: &Path) -> Result<RawSettings, ConfigError> {
-    let file: FileSettings = toml::from_str(text).map_err(|e| {
-        let location = e
-            .span()
-            .map(|span| {
-                let (line, column) = line_column(text, span.start);
-                format!(":{line}:{column}")
-            })
-            .unwrap_or_default();
-        let message = one_line(e.message());
-        ConfigError::config_file(format!("{}{location}: {message}", path.display()))
-    })?;
-    let origin = Origin::File(path.to_path_buf());
-    let mut layer = RawSettings::default();
-    let strings = [
-        (Setting::DataDir, file.data_dir),
-        (Setting::Metadata, file.metadata),
-        (Setting::ObjectStore, file.object_store),
-        (Setting::KafkaListen, file.kafka_listen),
-        (Setting::AdvertisedHost, file.advertised_host),
-        (Setting::HttpListen, file.http_listen),
-        (Setting::AgentId, file.agent_id),
-        (Setting::Zone, file.zone),
-    ];
-    for (setting, value) in strings {
-        if let Some(value) = value {
-            layer.set(setting, value, origin.clone());
-        }
-    }
-    let numbers = [
-        (Setting::FlushIntervalMs, file.flush_interval_ms),
-        (Setting::CacheBytes, file.cache_bytes),
-        (Setting::MaxBodyBytes, file.max_body_bytes),
-        (Setting::CompactionTargetBytes, file.compaction_target_bytes),
-        (Setting::CompactionSpanMs, file.compaction_span_ms),
-        (Setting::JobIntervalMs, file.job_interval_ms),
-        (Setting::GcGraceMs, file.gc_grace_ms),
-    ];
-    for (setting, value) in numbers {
-        if let Some(value) = value {
-            layer.set(setting, value.to_string(), origin.clone());
-        }
-    }
-    Ok(layer)
-}
-
-fn line_column(text: &str, byte: usize) -> (usize, usize) {
-    let before = &text[..byte.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, column)
-}
-
 /// Collapses a possibly multi-line message into one line.
 pub(crate) fn one_line(message: &str) -> String {
     message.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// `true` or `false`, as Kafka writes booleans.
+fn parse_bool(raw: &str) -> Result<bool, String> {
+    match raw.trim() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(format!("{raw:?} is not true or false")),
+    }
+}
+
+fn in_range(n: u64, min: u64, max: u64) -> Result<u64, String> {
+    if (min..=max).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!("must be between {min} and {max}"))
+    }
 }
 
 fn parse_u64(raw: &str) -> Result<u64, String> {

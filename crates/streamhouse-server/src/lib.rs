@@ -21,20 +21,8 @@
 //!    relative paths are relative to the working directory),
 //! 4. the default.
 //!
-//! | flag | environment variable | TOML key | default |
-//! |---|---|---|---|
-//! | `--config FILE` | `STREAMHOUSE_CONFIG` | — | none |
-//! | `--data-dir DIR` | `STREAMHOUSE_DATA_DIR` | `data_dir` | `./data` |
-//! | `--metadata URL` | `STREAMHOUSE_METADATA` | `metadata` | `sqlite://DATA_DIR/metadata.db` |
-//! | `--object-store URL` | `STREAMHOUSE_OBJECT_STORE` | `object_store` | `file://DATA_DIR/objects` |
-//! | `--kafka-listen HOST:PORT` | `STREAMHOUSE_KAFKA_LISTEN` | `kafka_listen` | `127.0.0.1:9092` |
-//! | `--advertised-host HOST` | `STREAMHOUSE_ADVERTISED_HOST` | `advertised_host` | the listen host; the hostname for `0.0.0.0`/`::` |
-//! | `--http-listen HOST:PORT` | `STREAMHOUSE_HTTP_LISTEN` | `http_listen` | `127.0.0.1:8080` |
-//! | `--agent-id ID` | `STREAMHOUSE_AGENT_ID` | `agent_id` | `HOSTNAME-KAFKAPORT` |
-//! | `--zone ZONE` | `STREAMHOUSE_ZONE` | `zone` | none |
-//! | `--flush-interval-ms N` (1–10000) | `STREAMHOUSE_FLUSH_INTERVAL_MS` | `flush_interval_ms` | `50` |
-//! | `--cache-bytes N` | `STREAMHOUSE_CACHE_BYTES` | `cache_bytes` | `268435456` |
-//! | `--max-body-bytes N` (≥ 1024) | `STREAMHOUSE_MAX_BODY_BYTES` | `max_body_bytes` | `16777216` |
+//! Every setting is declared once, in the table of [`Setting`]; `streamhouse
+//! serve --help` and the README list them all with their defaults.
 //!
 //! Other variables read: `RUST_LOG` (log filter, default `info`); for
 //! `s3://` object stores `AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`,
@@ -74,8 +62,9 @@ mod server;
 pub use cli::{Cli, CliError, Command, ServeArgs, parse_serve};
 pub use config::{
     ConfigError, DEFAULT_DATA_DIR, DEFAULT_HTTP_LISTEN, DEFAULT_KAFKA_LISTEN,
-    DEFAULT_MAX_BODY_BYTES, FLUSH_INTERVAL_MS_RANGE, HostPort, Origin, RawSettings, ServerConfig,
-    Setting, check_metadata_url, check_object_store_url, load_config_file, redact_url,
+    DEFAULT_MAX_BODY_BYTES, FLUSH_INTERVAL_MS_RANGE, HostPort, Kind, Origin, RawSettings,
+    ServerConfig, Setting, check_metadata_url, check_object_store_url, load_config_file,
+    redact_url,
 };
 pub use error::ServerError;
 pub use server::{RunningServer, Server, node_id};

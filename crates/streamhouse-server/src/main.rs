@@ -36,6 +36,7 @@ fn main() -> ExitCode {
         eprintln!("error: RUST_LOG: {message}");
         return ExitCode::from(2);
     }
+    raise_open_file_limit();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -47,6 +48,22 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(serve(config))
+}
+
+/// Every connection is a file descriptor: lift the soft limit to the hard
+/// one, as Kafka's documentation asks of brokers, so that
+/// `--max-connections` rather than the default 1024 is what bounds them.
+fn raise_open_file_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => {
+            if let Err(error) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                tracing::warn!(%error, soft, hard, "cannot raise the open file limit");
+            }
+        }
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "cannot read the open file limit"),
+    }
 }
 
 /// Logs go to stderr; stdout stays free for anything a wrapper wants.

@@ -20,12 +20,10 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use std::future::IntoFuture;
-
 use crate::config::{HostPort, ServerConfig, Setting, redact_url};
 use crate::error::ServerError;
 use crate::http::{self, AppState};
-use crate::readiness;
+use crate::readiness::{self, ReadinessConfig};
 
 /// How long shutdown waits for HTTP requests still running after the
 /// engine has answered every append (slow readers of large responses).
@@ -129,6 +127,13 @@ async fn launch(
         compaction_target_bytes = config.compaction_target_bytes,
         job_interval_ms = config.job_interval.as_millis() as u64,
         gc_grace_ms = config.gc_grace.as_millis() as u64,
+        max_unflushed_bytes = config.max_unflushed_bytes,
+        queued_max_request_bytes = config.queued_max_request_bytes,
+        socket_request_max_bytes = config.socket_request_max_bytes,
+        fetch_max_bytes = config.fetch_max_bytes,
+        max_connections = config.max_connections,
+        max_connections_per_ip = config.max_connections_per_ip,
+        connections_max_idle_ms = config.connections_max_idle.as_millis() as u64,
         "starting streamhouse"
     );
 
@@ -138,9 +143,12 @@ async fn launch(
         StorageConfig {
             flush: FlushConfig {
                 flush_interval: config.flush_interval,
+                max_pending_bytes: usize::try_from(config.max_unflushed_bytes)
+                    .unwrap_or(usize::MAX),
                 ..FlushConfig::default()
             },
             cache_bytes: config.cache_bytes,
+            max_partitions: to_usize(config.max_partitions),
             ..StorageConfig::default()
         },
     );
@@ -164,6 +172,16 @@ async fn launch(
             node_id,
             advertised_host,
             advertised_port: kafka_addr.port(),
+            max_frame_bytes: to_usize(config.socket_request_max_bytes),
+            queued_max_request_bytes: to_usize(config.queued_max_request_bytes),
+            max_uncompressed_batch_factor: to_usize(config.max_uncompressed_batch_factor),
+            fetch_max_bytes: to_usize(config.fetch_max_bytes),
+            connections_max_idle: config.connections_max_idle,
+            request_read_timeout: config.request_read_timeout,
+            max_connections: to_usize(config.max_connections),
+            max_connections_per_ip: to_usize(config.max_connections_per_ip),
+            auto_create_topics: config.auto_create_topics_enable,
+            default_partitions: i32::try_from(config.num_partitions).unwrap_or(i32::MAX),
             ..KafkaConfig::default()
         },
     );
@@ -178,10 +196,22 @@ async fn launch(
         "kafka",
     ));
     let state = AppState::new(engine.clone(), groups.clone(), shutdown.clone(), metrics);
-    let router = http::router(state, config.max_body_bytes);
-    let http_serve = axum::serve(http_listener, router)
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .into_future();
+    let limits = http::HttpLimits {
+        max_body_bytes: config.max_body_bytes,
+        max_uri_bytes: to_usize(config.http_max_uri_bytes),
+        max_header_bytes: to_usize(config.http_max_header_bytes),
+        body_timeout: config.http_request_timeout,
+        header_timeout: config.http_header_timeout,
+        max_connections: to_usize(config.http_max_connections),
+        ..http::HttpLimits::default()
+    };
+    let router = http::router_with(state, &limits, ReadinessConfig::default());
+    let http_serve = http::serve(
+        http_listener,
+        router,
+        &limits,
+        shutdown.clone().cancelled_owned(),
+    );
     let http_task = tokio::spawn(watch_task(
         http_serve,
         shutdown.clone(),
@@ -255,6 +285,10 @@ fn local_addr(
         addr: addr.to_string(),
         source,
     })
+}
+
+fn to_usize(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
 }
 
 /// This machine's host name, or `localhost` if it has none.

@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -11,6 +12,8 @@ use common::{TestServer, assert_error, b64, into_json};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use streamhouse_metadata::OffsetCommit;
+use streamhouse_storage::ObjectStorage;
+use streamhouse_storage::testing::FaultInjectingStore;
 
 #[tokio::test]
 async fn round_trip_on_sqlite_and_local_directory() -> Result<()> {
@@ -627,4 +630,215 @@ fn chrono_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// A request with a made-up method: 405 with the JSON error body.
+async fn made_up_method(t: &TestServer, method: &str, path: &str) -> Result<(StatusCode, Value)> {
+    let method = reqwest::Method::from_bytes(method.as_bytes())?;
+    into_json(t.client.request(method, t.url(path)).send().await?).await
+}
+
+#[tokio::test]
+async fn made_up_methods_and_paths_do_not_make_metric_series() -> Result<()> {
+    let t = TestServer::start().await?;
+    let marker = format!("XM{}", std::process::id());
+    for i in 0..200 {
+        let response = made_up_method(&t, &format!("{marker}{i}"), "/health").await?;
+        assert_error(&response, StatusCode::METHOD_NOT_ALLOWED, "invalid_input");
+        let response =
+            made_up_method(&t, &format!("{marker}{i}"), &format!("/p{marker}{i}")).await?;
+        assert_error(&response, StatusCode::METHOD_NOT_ALLOWED, "invalid_input");
+        let response = t.get(&format!("/api/v1/{marker}/path{i}")).await?;
+        assert_error(&response, StatusCode::NOT_FOUND, "not_found");
+    }
+    let metrics = t.client.get(t.url("/metrics")).send().await?.text().await?;
+    let requests: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("streamhouse_http_requests_total{"))
+        .collect();
+    assert!(
+        requests
+            .iter()
+            .any(|l| l.contains(r#"method="other""#) && l.contains(r#"status="405""#)),
+        "no series for the made-up methods: {requests:#?}"
+    );
+    assert!(
+        requests
+            .iter()
+            .any(|l| l.contains(r#"route="unmatched""#) && l.contains(r#"status="404""#)),
+        "no series for unmatched paths: {requests:#?}"
+    );
+    let leaked: Vec<&str> = metrics.lines().filter(|l| l.contains(&marker)).collect();
+    assert!(
+        leaked.is_empty(),
+        "client-chosen text in metric labels: {leaked:#?}"
+    );
+    t.shutdown().await
+}
+
+#[tokio::test]
+async fn long_uris_and_big_headers_get_json_errors() -> Result<()> {
+    let t = TestServer::start().await?;
+    let long = format!("/api/v1/topics/{}", "a".repeat(9 << 10));
+    assert_error(
+        &t.get(&long).await?,
+        StatusCode::URI_TOO_LONG,
+        "invalid_input",
+    );
+    // Just under the limit the request is routed as usual (and refused
+    // for the topic name's length).
+    let fits = format!("/api/v1/topics/{}", "a".repeat(7 << 10));
+    let (status, body) = t.get(&fits).await?;
+    assert!(
+        status != StatusCode::URI_TOO_LONG && body["error"]["code"].is_string(),
+        "{status} {body}"
+    );
+
+    let mut big = t.client.get(t.url("/health"));
+    for i in 0..4 {
+        big = big.header(format!("x-big-{i}"), "h".repeat(5 << 10));
+    }
+    let response = into_json(big.send().await?).await?;
+    assert_error(
+        &response,
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        "invalid_input",
+    );
+    let mut many = t.client.get(t.url("/health"));
+    for i in 0..99 {
+        many = many.header(format!("x-h-{i}"), "v");
+    }
+    // reqwest adds accept and host: 101 in all. Served by axum::serve,
+    // hyper's own limit of 100 answers first, without a body.
+    let response = into_json(many.send().await?).await?;
+    assert_eq!(response.0, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    if !response.1.is_null() {
+        assert_error(
+            &response,
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "invalid_input",
+        );
+    }
+    let (status, _) = t.get("/health").await?;
+    assert_eq!(status, StatusCode::OK);
+    t.shutdown().await
+}
+
+/// A server on SQLite and a local directory seen through a fault injector.
+async fn faulty_server() -> Result<(TestServer, Arc<FaultInjectingStore>, tempfile::TempDir)> {
+    let dir = tempfile::tempdir()?;
+    let metadata = streamhouse_metadata::open(&format!(
+        "sqlite://{}",
+        dir.path().join("metadata.db").display()
+    ))
+    .await?;
+    let mut fault = None;
+    let storage = ObjectStorage::local(dir.path().join("objects"))?.wrap_backend(|inner| {
+        let store = Arc::new(FaultInjectingStore::new(inner));
+        fault = Some(store.clone());
+        store
+    });
+    let fault = fault.context("the backend was wrapped")?;
+    let t = TestServer::start_with_components(metadata, storage).await?;
+    Ok((t, fault, dir))
+}
+
+/// `/ready`, which must answer within 2 s whatever the dependencies do.
+async fn ready(t: &TestServer) -> Result<(StatusCode, Value)> {
+    let started = Instant::now();
+    let response = tokio::time::timeout(Duration::from_secs(5), t.get("/ready"))
+        .await
+        .context("/ready did not answer within 5 s")??;
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(2),
+        "/ready took {took:?}: {response:?}"
+    );
+    Ok(response)
+}
+
+async fn wait_for_ready(t: &TestServer, want: StatusCode) -> Result<Value> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = ready(t).await?;
+        if status == want {
+            return Ok(body);
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "/ready still answers {status} {body}, not {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn ready_is_503_while_uploads_fail_and_200_once_they_succeed() -> Result<()> {
+    let (t, fault, _dir) = faulty_server().await?;
+    t.create_topic("disk-full", 1).await?;
+    wait_for_ready(&t, StatusCode::OK).await?;
+
+    fault.fail_all_puts(true);
+    // Listing still works: only the writes tell that the store is failing.
+    let response = t
+        .post(
+            "/api/v1/topics/disk-full/records",
+            json!({"records": [{"value": "lost"}]}),
+        )
+        .await?;
+    assert_error(&response, StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+    let body = wait_for_ready(&t, StatusCode::SERVICE_UNAVAILABLE).await?;
+    assert_eq!(body["metadata"], "ok", "{body}");
+    let object_store = body["object_store"].as_str().unwrap_or_default();
+    assert!(
+        object_store.contains("uploads failed") && object_store.contains("injected put failure"),
+        "{body}"
+    );
+    assert_eq!(body["error"]["code"], "unavailable", "{body}");
+    let (status, _) = t.get("/health").await?;
+    assert_eq!(status, StatusCode::OK, "/health stays 200");
+
+    // Back without any produce: the check's own test write succeeds.
+    fault.fail_all_puts(false);
+    let body = wait_for_ready(&t, StatusCode::OK).await?;
+    assert_eq!(body["object_store"], "ok", "{body}");
+    let (status, produced) = t
+        .post(
+            "/api/v1/topics/disk-full/records",
+            json!({"records": [{"value": "kept"}]}),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::OK, "{produced}");
+    t.shutdown().await
+}
+
+#[tokio::test]
+async fn ready_answers_503_within_two_seconds_when_the_object_store_hangs() -> Result<()> {
+    let (t, fault, _dir) = faulty_server().await?;
+    wait_for_ready(&t, StatusCode::OK).await?;
+    fault.blackhole(true);
+    let body = wait_for_ready(&t, StatusCode::SERVICE_UNAVAILABLE).await?;
+    assert_eq!(body["metadata"], "ok", "{body}");
+    assert!(
+        body["object_store"]
+            .as_str()
+            .is_some_and(|s| s.contains("no answer within")),
+        "{body}"
+    );
+    // Many at once: each answers in time, from one check.
+    let checks: Vec<_> = (0..20).map(|_| ready(&t)).collect();
+    for result in futures::future::join_all(checks).await {
+        let (status, _) = result?;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    }
+    let started = Instant::now();
+    let (status, _) = t.get("/health").await?;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "/health is slow"
+    );
+    fault.blackhole(false);
+    wait_for_ready(&t, StatusCode::OK).await?;
+    t.shutdown().await
 }

@@ -19,6 +19,7 @@ use crate::cache::{CacheStats, SegmentCache};
 use crate::consumer::{Consumer, ConsumerConfig};
 use crate::error::{Result, StorageError};
 use crate::flusher::{self, FlushTargets};
+use crate::health::{self, OutcomeTracker, WriteHealth};
 use crate::jobs::{
     self, CheckReport, CompactionConfig, CompactionReport, GcReport, JobsConfig, RetentionReport,
 };
@@ -29,6 +30,10 @@ use crate::segment_index::{SegmentIndex, SegmentIndexConfig};
 use crate::topics::TopicCache;
 use crate::watermarks::Watermarks;
 use crate::writer::{AppendResult, FlushConfig, PendingAppend, WriteShared};
+
+/// How long an append from the library or the HTTP API waits for buffer
+/// space before it fails (a Kafka produce waits its own `timeout_ms`).
+const DEFAULT_APPEND_WAIT: Duration = Duration::from_secs(30);
 
 /// Settings of the storage engine.
 #[derive(Debug, Clone)]
@@ -42,6 +47,9 @@ pub struct StorageConfig {
     pub watermark_ttl: Duration,
     /// How long topic metadata is trusted on the write path.
     pub topic_ttl: Duration,
+    /// Partitions the cluster may hold; creating topics or partitions past
+    /// it is refused.
+    pub max_partitions: usize,
 }
 
 impl Default for StorageConfig {
@@ -52,6 +60,7 @@ impl Default for StorageConfig {
             index: SegmentIndexConfig::default(),
             watermark_ttl: Duration::from_millis(500),
             topic_ttl: Duration::from_secs(5),
+            max_partitions: 100_000,
         }
     }
 }
@@ -63,9 +72,11 @@ pub(crate) struct EngineInner {
     index: Arc<SegmentIndex>,
     watermarks: Arc<Watermarks>,
     topics: TopicCache,
+    commits: Arc<OutcomeTracker>,
     write: Arc<WriteShared>,
     cancel: CancellationToken,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    max_partitions: usize,
 }
 
 impl Drop for EngineInner {
@@ -102,6 +113,7 @@ impl StorageEngine {
         let watermarks = Arc::new(Watermarks::new(metadata.clone(), config.watermark_ttl));
         let write = Arc::new(WriteShared::new(config.flush.clone()));
         let cancel = CancellationToken::new();
+        let commits = Arc::new(OutcomeTracker::default());
         let (flush_loop, committer) = flusher::spawn(
             write.clone(),
             FlushTargets {
@@ -110,6 +122,7 @@ impl StorageEngine {
                 cache: cache.clone(),
                 index: index.clone(),
                 watermarks: watermarks.clone(),
+                commits: commits.clone(),
             },
             cancel.clone(),
         );
@@ -121,6 +134,7 @@ impl StorageEngine {
         Self {
             inner: Arc::new(EngineInner {
                 topics: TopicCache::new(metadata.clone(), config.topic_ttl),
+                commits,
                 metadata,
                 storage,
                 cache,
@@ -129,6 +143,7 @@ impl StorageEngine {
                 write,
                 cancel,
                 tasks: Mutex::new(vec![flush_loop, committer, notices]),
+                max_partitions: config.max_partitions,
             }),
         }
     }
@@ -153,16 +168,58 @@ impl StorageEngine {
         &self.inner.storage
     }
 
+    /// Creates a topic, within the cluster's partition limit.
     pub async fn create_topic(&self, topic: NewTopic) -> Result<Topic> {
+        self.check_partition_limit(topic.partitions).await?;
         let name = topic.name.clone();
         let created = self.inner.metadata.create_topic(topic).await?;
         self.forget_topic(&name);
         Ok(created)
     }
 
+    /// Grows a topic to `total` partitions, within the cluster's limit.
+    pub async fn add_partitions(&self, name: &str, total: i64) -> Result<Topic> {
+        let current = self.inner.metadata.get_topic(name).await?;
+        self.check_partition_limit(total - i64::from(current.partition_count))
+            .await?;
+        let grown = self.inner.metadata.add_partitions(name, total).await?;
+        self.forget_topic(name);
+        Ok(grown)
+    }
+
+    /// Refuses `adding` more partitions when the cluster would then hold
+    /// more than `max_partitions`. Agents creating topics at the same
+    /// moment may overshoot by what they create together.
+    async fn check_partition_limit(&self, adding: i64) -> Result<()> {
+        if adding <= 0 {
+            return Ok(());
+        }
+        let max = self.inner.max_partitions;
+        let held: i64 = self
+            .inner
+            .metadata
+            .list_topics()
+            .await?
+            .iter()
+            .map(|t| i64::from(t.partition_count))
+            .sum();
+        if held.saturating_add(adding) > i64::try_from(max).unwrap_or(i64::MAX) {
+            metrics::counter!("streamhouse_limit_rejections_total", "limit" => "max_partitions")
+                .increment(1);
+            return Err(StorageError::PolicyViolation {
+                reason: format!(
+                    "the cluster holds {held} partitions; {adding} more would exceed \
+                     its limit of {max} (--max-partitions)"
+                ),
+            });
+        }
+        Ok(())
+    }
+
     pub async fn delete_topic(&self, name: &str) -> Result<()> {
         self.inner.metadata.delete_topic(name).await?;
         self.forget_topic(name);
+        self.inner.topics.deleted(name);
         Ok(())
     }
 
@@ -193,27 +250,13 @@ impl StorageEngine {
     /// Validates and buffers an append, returning once it is queued for the
     /// next flush; the returned future resolves when it is committed.
     /// Appends started one after another keep that order in the partition,
-    /// so a connection can start several before awaiting any.
+    /// so a connection can start several before awaiting any. Each record
+    /// must fit the topic's `max.message.bytes`.
     pub async fn start_append(
         &self,
         topic: &str,
         partition: i32,
         records: Vec<Record>,
-    ) -> Result<PendingAppend> {
-        self.start_producer_append(topic, partition, records, None)
-            .await
-    }
-
-    /// Like [`start_append`](Self::start_append) for one batch of an
-    /// idempotent producer: the commit checks its sequence, answers a retry
-    /// of a stored batch with the original offsets, and refuses gaps and
-    /// fenced epochs.
-    pub async fn start_producer_append(
-        &self,
-        topic: &str,
-        partition: i32,
-        records: Vec<Record>,
-        producer: Option<ProducerBatch>,
     ) -> Result<PendingAppend> {
         let config = self.inner.topics.get_partition(topic, partition).await?;
         let max = usize::try_from(config.config.max_message_bytes()).unwrap_or(usize::MAX);
@@ -228,11 +271,48 @@ impl StorageEngine {
                 max,
             });
         }
+        self.enqueue(topic, partition, records, None, DEFAULT_APPEND_WAIT)
+            .await
+    }
+
+    /// Like [`start_append`](Self::start_append) for one record batch as a
+    /// Kafka producer sent it, whose size the caller has checked against
+    /// `max.message.bytes` as Kafka does (the batch as received, not each
+    /// record). With `producer` set (an idempotent producer), the commit
+    /// checks its sequence, answers a retry of a stored batch with the
+    /// original offsets, and refuses gaps and fenced epochs. The append
+    /// waits at most `wait` for buffer space (the request's own timeout).
+    pub async fn start_producer_append(
+        &self,
+        topic: &str,
+        partition: i32,
+        records: Vec<Record>,
+        producer: Option<ProducerBatch>,
+        wait: Duration,
+    ) -> Result<PendingAppend> {
+        self.inner.topics.get_partition(topic, partition).await?;
+        self.enqueue(topic, partition, records, producer, wait)
+            .await
+    }
+
+    async fn enqueue(
+        &self,
+        topic: &str,
+        partition: i32,
+        records: Vec<Record>,
+        producer: Option<ProducerBatch>,
+        wait: Duration,
+    ) -> Result<PendingAppend> {
         let count = records.len() as u64;
         let pending = self
             .inner
             .write
-            .enqueue(TopicPartition::new(topic, partition), records, producer)
+            .enqueue(
+                TopicPartition::new(topic, partition),
+                records,
+                producer,
+                wait,
+            )
             .await?;
         metrics::counter!("streamhouse_append_records_total").increment(count);
         Ok(pending)
@@ -283,6 +363,33 @@ impl StorageEngine {
 
     pub fn object_store_stats(&self) -> ObjectStoreStats {
         self.inner.storage.stats()
+    }
+
+    /// Every topic, ordered by name. While the metadata store fails or
+    /// does not answer within seconds, the last list it gave (with topics
+    /// looked up since), never an empty list because the store is down.
+    pub async fn list_topics(&self) -> Result<Vec<Arc<Topic>>> {
+        self.inner.topics.list().await
+    }
+
+    /// The streaks of failed uploads and metadata commits, for readiness.
+    pub fn write_health(&self) -> WriteHealth {
+        WriteHealth {
+            uploads: self.inner.storage.upload_outcomes().status(),
+            commits: self.inner.commits.status(),
+        }
+    }
+
+    /// Uploads a tiny object, recorded like a flush's upload, so that a
+    /// streak of failed uploads can end while nothing is produced.
+    pub async fn probe_upload(&self) -> Result<()> {
+        health::probe_upload(&self.inner.storage).await
+    }
+
+    /// A small metadata write transaction, recorded like a flush's commit,
+    /// so that a streak of failed commits can end while nothing is produced.
+    pub async fn probe_commit(&self) -> Result<()> {
+        health::probe_commit(self.inner.metadata.as_ref(), &self.inner.commits).await
     }
 
     /// Records buffered and not yet handed to a flush.

@@ -73,6 +73,20 @@ pub enum StorageError {
     },
     #[error("invalid append: {reason}")]
     InvalidAppend { reason: &'static str },
+    /// A request the agent's policy refuses (a limit operators set).
+    #[error("{reason}")]
+    PolicyViolation { reason: String },
+    /// The agent already holds its limit of unflushed bytes while flushes
+    /// are failing; nothing was buffered and the client may retry.
+    #[error(
+        "{max} bytes of appends are waiting for storage that is failing; retry later \
+         (--max-unflushed-bytes)"
+    )]
+    Backpressure { max: usize },
+    /// The append waited for buffer space longer than its caller allowed;
+    /// nothing was buffered.
+    #[error("no buffer space within {waited_ms} ms (--max-unflushed-bytes is full)")]
+    AppendTimedOut { waited_ms: u64 },
     /// An idempotent producer's batch does not follow its last sequence on
     /// the partition.
     #[error("out-of-order sequence from an idempotent producer on {topic}-{partition}")]
@@ -140,6 +154,7 @@ impl StorageError {
             StorageError::Validation(_)
             | StorageError::RecordTooLarge { .. }
             | StorageError::InvalidAppend { .. }
+            | StorageError::PolicyViolation { .. }
             | StorageError::NoConsumerGroup
             | StorageError::OutOfOrderSequence { .. }
             | StorageError::ProducerFenced { .. }
@@ -151,7 +166,9 @@ impl StorageError {
             StorageError::UploadFailed { .. }
             | StorageError::CommitFailed { .. }
             | StorageError::CommitTooLate { .. }
-            | StorageError::EarlierFlushFailed { .. } => ErrorKind::Retriable,
+            | StorageError::EarlierFlushFailed { .. }
+            | StorageError::Backpressure { .. }
+            | StorageError::AppendTimedOut { .. } => ErrorKind::Retriable,
             StorageError::OffsetOutOfRange { .. } => ErrorKind::OffsetOutOfRange,
             StorageError::UnknownTopic { .. } | StorageError::UnknownPartition { .. } => {
                 ErrorKind::NotFound

@@ -37,6 +37,8 @@ pub(crate) struct FlushTargets {
     pub(crate) cache: SegmentCache,
     pub(crate) index: Arc<SegmentIndex>,
     pub(crate) watermarks: Arc<Watermarks>,
+    /// Where commit attempts record their outcome, for readiness.
+    pub(crate) commits: Arc<crate::health::OutcomeTracker>,
 }
 
 /// One partition's part of a flush.
@@ -274,8 +276,12 @@ async fn commit_loop(
             Err(error) => Err(error),
         };
         match result {
-            Ok(outcomes) => publish(&targets, job, outcomes).await,
+            Ok(outcomes) => {
+                shared.flush_failing.store(false, Ordering::SeqCst);
+                publish(&targets, job, outcomes).await
+            }
             Err(error) => {
+                shared.flush_failing.store(true, Ordering::SeqCst);
                 failed_through = dispatched.load(Ordering::SeqCst);
                 metrics::counter!("streamhouse_flush_failures_total").increment(1);
                 fail_job(job, &error);
@@ -307,7 +313,9 @@ async fn commit(
             });
         }
         let started = Instant::now();
-        match targets.metadata.commit_flush(&flush).await {
+        let committed = targets.metadata.commit_flush(&flush).await;
+        targets.commits.record(&committed);
+        match committed {
             Ok(outcomes) => {
                 metrics::histogram!("streamhouse_metadata_commit_seconds")
                     .record(started.elapsed().as_secs_f64());

@@ -26,6 +26,7 @@ use object_store::{
 };
 
 use crate::error::{Result, StorageError};
+use crate::health::OutcomeTracker;
 
 /// An object store together with the bucket name recorded in segment rows
 /// and the key prefix under which StreamHouse writes.
@@ -150,6 +151,11 @@ impl ObjectStorage {
     pub fn stats(&self) -> ObjectStoreStats {
         self.store.stats()
     }
+
+    /// The streak of failed PUTs, for readiness.
+    pub(crate) fn upload_outcomes(&self) -> &OutcomeTracker {
+        &self.store.uploads
+    }
 }
 
 fn s3_from_env(bucket: &str) -> object_store::Result<object_store::aws::AmazonS3> {
@@ -224,6 +230,7 @@ struct Counters {
 pub struct InstrumentedStore {
     inner: Arc<dyn ObjectStore>,
     counters: Arc<Counters>,
+    uploads: OutcomeTracker,
 }
 
 impl fmt::Debug for Counters {
@@ -243,6 +250,7 @@ impl InstrumentedStore {
         Self {
             inner,
             counters: Arc::new(Counters::default()),
+            uploads: OutcomeTracker::default(),
         }
     }
 
@@ -313,6 +321,7 @@ impl ObjectStore for InstrumentedStore {
         let len = payload.content_length() as u64;
         self.counters.puts.fetch_add(1, Ordering::Relaxed);
         let result = self.inner.put_opts(location, payload, opts).await;
+        self.uploads.record(&result);
         if result.is_ok() {
             self.counters
                 .bytes_written

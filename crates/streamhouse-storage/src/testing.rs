@@ -42,8 +42,11 @@ pub fn isolated_s3(test_name: &str) -> Option<ObjectStorage> {
 /// Failures are counted down: `fail_next_puts(2)` fails the next two puts
 /// and lets later ones through; `fail_all_puts(true)` fails every put until
 /// switched off. The same for gets. A failing call never reaches the inner
-/// store, so a failed put leaves no object behind.
+/// store, so a failed put leaves no object behind. `blackhole(true)` makes
+/// every put, get, listing and copy wait, unanswered, until switched off
+/// (a server that accepts connections and never answers).
 pub struct FaultInjectingStore {
+    blackholed: tokio::sync::watch::Sender<bool>,
     inner: Arc<dyn ObjectStore>,
     put_failures: AtomicU64,
     all_puts_fail: AtomicBool,
@@ -69,6 +72,7 @@ impl fmt::Display for FaultInjectingStore {
 impl FaultInjectingStore {
     pub fn new(inner: Arc<dyn ObjectStore>) -> Self {
         Self {
+            blackholed: tokio::sync::watch::Sender::new(false),
             inner,
             put_failures: AtomicU64::new(0),
             all_puts_fail: AtomicBool::new(false),
@@ -94,6 +98,16 @@ impl FaultInjectingStore {
 
     pub fn fail_all_gets(&self, fail: bool) {
         self.all_gets_fail.store(fail, Ordering::SeqCst);
+    }
+
+    pub fn blackhole(&self, on: bool) {
+        self.blackholed.send_replace(on);
+    }
+
+    /// Returns once the store is not blackholed.
+    async fn answer(&self) {
+        // The sender lives as long as `self`, so waiting cannot fail.
+        let _ = self.blackholed.subscribe().wait_for(|on| !on).await;
     }
 
     pub fn delay_puts(&self, delay: Option<Duration>) {
@@ -133,6 +147,7 @@ impl ObjectStore for FaultInjectingStore {
         opts: PutOptions,
     ) -> object_store::Result<PutResult> {
         self.put_attempts.fetch_add(1, Ordering::SeqCst);
+        self.answer().await;
         let delay = *self.put_delay.lock();
         if let Some(delay) = delay {
             tokio::time::sleep(delay).await;
@@ -157,6 +172,7 @@ impl ObjectStore for FaultInjectingStore {
         options: GetOptions,
     ) -> object_store::Result<GetResult> {
         self.get_attempts.fetch_add(1, Ordering::SeqCst);
+        self.answer().await;
         if Self::should_fail(&self.all_gets_fail, &self.get_failures) {
             return Err(Self::injected("get", location));
         }
@@ -175,6 +191,7 @@ impl ObjectStore for FaultInjectingStore {
     }
 
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
+        self.answer().await;
         self.inner.list_with_delimiter(prefix).await
     }
 
@@ -184,6 +201,7 @@ impl ObjectStore for FaultInjectingStore {
         to: &Path,
         options: CopyOptions,
     ) -> object_store::Result<()> {
+        self.answer().await;
         self.inner.copy_opts(from, to, options).await
     }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use streamhouse_core::{Record, TopicPartition};
 use streamhouse_metadata::ProducerBatch;
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, TryAcquireError, oneshot};
 
 use crate::error::{Result, StorageError};
 use crate::segment::{Compression, SegmentWriter};
@@ -35,7 +35,8 @@ pub struct FlushConfig {
     pub commit_attempts: u32,
     /// Codec of the segments the flusher writes.
     pub compression: Compression,
-    /// Appends wait once this many bytes are buffered or in flight.
+    /// Appends wait once this many bytes are buffered or in flight; while
+    /// flushes are failing they are refused at once instead.
     pub max_pending_bytes: usize,
 }
 
@@ -150,6 +151,10 @@ pub(crate) struct WriteShared {
     budget: Arc<Semaphore>,
     budget_size: usize,
     pub(crate) buffered_records: AtomicU64,
+    /// Set when a flush fails, cleared when one commits: while it is set a
+    /// full budget refuses appends instead of queueing them, so clients'
+    /// retries are not buffered behind storage that does not answer.
+    pub(crate) flush_failing: AtomicBool,
 }
 
 impl WriteShared {
@@ -165,17 +170,23 @@ impl WriteShared {
             budget: Arc::new(Semaphore::new(budget_size)),
             budget_size,
             buffered_records: AtomicU64::new(0),
+            flush_failing: AtomicBool::new(false),
         }
     }
 
     /// Buffers `records` for `tp`; the returned append resolves once they
     /// are committed. Appends enqueued one after another keep that order
     /// within their partition. The records' `offset` fields are ignored.
+    ///
+    /// When the pending-bytes budget is used up the append waits for room
+    /// for at most `wait`, or fails at once while flushes are failing;
+    /// either way nothing is buffered.
     pub(crate) async fn enqueue(
         &self,
         tp: TopicPartition,
         mut records: Vec<Record>,
         producer: Option<ProducerBatch>,
+        wait: Duration,
     ) -> Result<PendingAppend> {
         if records.is_empty() {
             return Err(StorageError::InvalidAppend {
@@ -184,12 +195,31 @@ impl WriteShared {
         }
         let bytes: usize = records.iter().map(|r| r.payload_size() + 16).sum();
         let permits = u32::try_from(bytes.clamp(1, self.budget_size)).unwrap_or(u32::MAX);
-        let budget = self
-            .budget
-            .clone()
-            .acquire_many_owned(permits)
-            .await
-            .map_err(|_| StorageError::ShuttingDown)?;
+        let budget = match self.budget.clone().try_acquire_many_owned(permits) {
+            Ok(budget) => budget,
+            Err(TryAcquireError::Closed) => return Err(StorageError::ShuttingDown),
+            Err(TryAcquireError::NoPermits) if self.flush_failing.load(Ordering::SeqCst) => {
+                metrics::counter!("streamhouse_limit_rejections_total", "limit" => "unflushed_bytes")
+                    .increment(1);
+                return Err(StorageError::Backpressure {
+                    max: self.budget_size,
+                });
+            }
+            Err(TryAcquireError::NoPermits) => {
+                let acquire = self.budget.clone().acquire_many_owned(permits);
+                match tokio::time::timeout(wait, acquire).await {
+                    Ok(Ok(budget)) => budget,
+                    Ok(Err(_)) => return Err(StorageError::ShuttingDown),
+                    Err(_) => {
+                        metrics::counter!("streamhouse_limit_rejections_total", "limit" => "unflushed_bytes")
+                            .increment(1);
+                        return Err(StorageError::AppendTimedOut {
+                            waited_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                        });
+                    }
+                }
+            }
+        };
 
         let (reply, response) = oneshot::channel();
         {

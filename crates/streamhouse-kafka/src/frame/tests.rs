@@ -84,19 +84,28 @@ fn huge_declared_array_is_rejected_without_allocating() {
     ));
 }
 
+fn limits(max_bytes: usize, budget: usize) -> FrameLimits {
+    FrameLimits {
+        max_bytes,
+        budget: Arc::new(Semaphore::new(budget)),
+        read_timeout: Duration::from_secs(5),
+    }
+}
+
 #[tokio::test]
 async fn frames_over_the_limit_or_negative_are_refused() {
+    let limits = limits(999, 1 << 20);
     let mut big = Vec::new();
     big.extend_from_slice(&1000i32.to_be_bytes());
     big.extend_from_slice(&[0u8; 1000]);
     let mut reader = &big[..];
     assert!(matches!(
-        read_frame(&mut reader, 999).await,
+        read_frame(&mut reader, &limits).await,
         Err(FrameError::TooLarge { size: 1000, .. })
     ));
     let mut reader = &(-5i32).to_be_bytes()[..];
     assert!(matches!(
-        read_frame(&mut reader, 999).await,
+        read_frame(&mut reader, &limits).await,
         Err(FrameError::Negative { size: -5 })
     ));
     let mut truncated = Vec::new();
@@ -104,11 +113,69 @@ async fn frames_over_the_limit_or_negative_are_refused() {
     truncated.extend_from_slice(&[1, 2, 3]);
     let mut reader = &truncated[..];
     assert!(matches!(
-        read_frame(&mut reader, 999).await,
+        read_frame(&mut reader, &limits).await,
         Err(FrameError::Truncated)
     ));
     let mut empty: &[u8] = &[];
-    assert!(matches!(read_frame(&mut empty, 999).await, Ok(None)));
+    assert!(matches!(read_frame(&mut empty, &limits).await, Ok(None)));
+}
+
+#[tokio::test]
+async fn a_frame_holds_its_bytes_of_the_budget_until_dropped() {
+    let limits = limits(1 << 20, 300_000);
+    let mut data = Vec::new();
+    data.extend_from_slice(&200_000i32.to_be_bytes());
+    data.extend((0..200_000u32).map(|i| i as u8));
+    let mut reader = &data[..];
+    let frame = read_frame(&mut reader, &limits)
+        .await
+        .expect("read")
+        .expect("a frame");
+    assert_eq!(frame.bytes.len(), 200_000);
+    assert_eq!(&frame.bytes[..], &data[4..]);
+    assert_eq!(limits.budget.available_permits(), 100_000);
+    drop(frame);
+    assert_eq!(limits.budget.available_permits(), 300_000);
+}
+
+#[tokio::test]
+async fn a_frame_waits_for_the_budget_instead_of_allocating() {
+    let limits = limits(1 << 20, 100_000);
+    let held = limits.budget.clone().acquire_many_owned(90_000).await;
+    let mut data = Vec::new();
+    data.extend_from_slice(&50_000i32.to_be_bytes());
+    data.extend(std::iter::repeat_n(7u8, 50_000));
+    let mut reader = &data[..];
+    let read = read_frame(&mut reader, &limits);
+    tokio::pin!(read);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), &mut read)
+            .await
+            .is_err(),
+        "the frame was read although the budget was used up"
+    );
+    drop(held);
+    let frame = read.await.expect("read").expect("a frame");
+    assert_eq!(frame.bytes.len(), 50_000);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_half_sent_frame_times_out() {
+    let limits = limits(1 << 20, 1 << 20);
+    let (mut client, mut server) = tokio::io::duplex(1 << 16);
+    use tokio::io::AsyncWriteExt;
+    client
+        .write_all(&1000i32.to_be_bytes())
+        .await
+        .expect("write");
+    client.write_all(&[0u8; 500]).await.expect("write");
+    let result = read_frame(&mut server, &limits).await;
+    assert!(
+        matches!(result, Err(FrameError::ReadTimeout { .. })),
+        "{:?}",
+        result.err()
+    );
+    drop(client);
 }
 
 proptest! {

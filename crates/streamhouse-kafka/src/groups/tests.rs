@@ -9,8 +9,8 @@ fn params(member_id: &str, client: &str) -> JoinParams {
         group_instance_id: None,
         client_id: client.into(),
         client_host: "127.0.0.1".into(),
-        session_timeout: SESSION,
-        rebalance_timeout: Duration::from_secs(5),
+        session_timeout_ms: ms(SESSION),
+        rebalance_timeout_ms: 5_000,
         protocol_type: "consumer".into(),
         protocols: vec![
             ("range".into(), Bytes::from_static(b"meta-range")),
@@ -19,6 +19,14 @@ fn params(member_id: &str, client: &str) -> JoinParams {
         require_known_member_id: true,
         version: 9,
     }
+}
+
+fn ms(duration: Duration) -> i32 {
+    i32::try_from(duration.as_millis()).expect("fits a Kafka timeout")
+}
+
+fn coordinator() -> GroupCoordinator {
+    GroupCoordinator::new(GroupLimits::default())
 }
 
 fn ready<T>(wait: Wait<T>) -> T {
@@ -61,7 +69,7 @@ fn state(coordinator: &GroupCoordinator) -> String {
 
 #[tokio::test]
 async fn two_members_join_sync_and_rebalance_when_one_leaves() {
-    let coordinator = GroupCoordinator::new();
+    let coordinator = coordinator();
     let (a, wait_a) = join_new(&coordinator, "a");
     let joined_a = later(wait_a).await.expect("answer");
     assert_eq!(joined_a.error_code, 0);
@@ -153,16 +161,17 @@ async fn two_members_join_sync_and_rebalance_when_one_leaves() {
 
 #[tokio::test]
 async fn silent_members_are_expired_after_their_session() {
-    let coordinator = GroupCoordinator::new();
+    let coordinator = coordinator();
     let (a, wait_a) = join_new(&coordinator, "a");
     later(wait_a).await.expect("joined");
     answer(coordinator.sync("g", 1, &a, None, None, vec![])).await;
     coordinator.expire(Instant::now() + SESSION / 2);
     assert_eq!(coordinator.describe("g").expect("group").members.len(), 1);
     coordinator.expire(Instant::now() + SESSION * 2);
-    let group = coordinator.describe("g").expect("group");
-    assert!(group.members.is_empty(), "expired");
-    assert_eq!(group.state, "Empty");
+    assert!(
+        coordinator.describe("g").is_none(),
+        "an empty group is forgotten"
+    );
     assert_eq!(
         coordinator.heartbeat("g", 1, &a),
         ResponseError::UnknownMemberId.code()
@@ -171,7 +180,7 @@ async fn silent_members_are_expired_after_their_session() {
 
 #[tokio::test]
 async fn members_that_do_not_rejoin_are_dropped_at_the_rebalance_timeout() {
-    let coordinator = GroupCoordinator::new();
+    let coordinator = coordinator();
     let (a, wait_a) = join_new(&coordinator, "a");
     later(wait_a).await.expect("joined");
     answer(coordinator.sync("g", 1, &a, None, None, vec![])).await;
@@ -191,7 +200,7 @@ async fn members_that_do_not_rejoin_are_dropped_at_the_rebalance_timeout() {
 
 #[tokio::test]
 async fn joins_that_cannot_work_are_refused() {
-    let coordinator = GroupCoordinator::new();
+    let coordinator = coordinator();
     let unknown = ready(coordinator.join(params("made-up", "x")));
     assert_eq!(unknown.error_code, ResponseError::UnknownMemberId.code());
     let (a, wait_a) = join_new(&coordinator, "a");
@@ -216,7 +225,7 @@ async fn joins_that_cannot_work_are_refused() {
 
 #[tokio::test]
 async fn commits_are_checked_against_the_generation() {
-    let coordinator = GroupCoordinator::new();
+    let coordinator = coordinator();
     assert_eq!(coordinator.validate_commit("standalone", -1, ""), Ok(()));
     assert_eq!(
         coordinator.validate_commit("standalone", 3, "m"),
@@ -244,8 +253,16 @@ async fn commits_are_checked_against_the_generation() {
         Err(ResponseError::NonEmptyGroup.code())
     );
     coordinator.leave("g", &[a]);
-    assert_eq!(coordinator.remove_if_empty("g"), Ok(true));
-    assert!(coordinator.describe("g").is_none());
+    assert!(
+        coordinator.describe("g").is_none(),
+        "forgotten when the last member left"
+    );
+    assert_eq!(coordinator.remove_if_empty("g"), Ok(false));
+    let (_b, _wait_b) = join_new(&coordinator, "b");
+    assert_eq!(
+        coordinator.remove_if_empty("g"),
+        Err(ResponseError::NonEmptyGroup.code())
+    );
 }
 
 #[test]
@@ -272,7 +289,7 @@ fn consumer_assignments_decode() {
 
 #[tokio::test]
 async fn a_member_that_dies_during_a_rebalance_does_not_hold_it_up() {
-    let coordinator = GroupCoordinator::new();
+    let coordinator = coordinator();
     let (a, wait_a) = join_new(&coordinator, "a");
     later(wait_a).await.expect("joined");
     answer(coordinator.sync("g", 1, &a, None, None, vec![])).await;
@@ -291,7 +308,7 @@ async fn a_member_that_dies_during_a_rebalance_does_not_hold_it_up() {
 
 #[tokio::test]
 async fn a_restarted_static_member_takes_its_place_without_a_rebalance() {
-    let coordinator = GroupCoordinator::new();
+    let coordinator = coordinator();
     let static_params = |member_id: &str, client: &str| JoinParams {
         group_instance_id: Some(format!("instance-{client}")),
         ..params(member_id, client)
@@ -345,7 +362,7 @@ async fn a_restarted_static_member_takes_its_place_without_a_rebalance() {
 
 #[tokio::test]
 async fn stopping_answers_waiting_requests() {
-    let coordinator = GroupCoordinator::new();
+    let coordinator = coordinator();
     let (a, wait_a) = join_new(&coordinator, "a");
     later(wait_a).await.expect("joined");
     answer(coordinator.sync("g", 1, &a, None, None, vec![])).await;
@@ -360,4 +377,482 @@ async fn stopping_answers_waiting_requests() {
         .expect("answer");
     assert_eq!(answered.error_code, ResponseError::NotCoordinator.code());
     timer.await.expect("timer stops");
+}
+
+/// A new member of `template.group_id`: MEMBER_ID_REQUIRED, then a join
+/// with that id.
+fn join_new_as(
+    coordinator: &GroupCoordinator,
+    template: &JoinParams,
+) -> (String, Wait<JoinOutcome>) {
+    let first = ready(coordinator.join(JoinParams {
+        member_id: String::new(),
+        ..template.clone()
+    }));
+    assert_eq!(first.error_code, ResponseError::MemberIdRequired.code());
+    let member_id = first.member_id.clone();
+    let joined = coordinator.join(JoinParams {
+        member_id: member_id.clone(),
+        ..template.clone()
+    });
+    (member_id, joined)
+}
+
+fn in_group(group: &str, client: &str) -> JoinParams {
+    JoinParams {
+        group_id: group.into(),
+        ..params("", client)
+    }
+}
+
+fn listed(coordinator: &GroupCoordinator) -> Vec<String> {
+    coordinator.list().into_iter().map(|g| g.group_id).collect()
+}
+
+#[tokio::test]
+async fn session_timeouts_outside_the_bounds_are_refused_and_leave_nothing() {
+    let coordinator = coordinator();
+    let limits = GroupLimits::default();
+    let (min, max) = (
+        ms(limits.min_session_timeout),
+        ms(limits.max_session_timeout),
+    );
+    assert_eq!((min, max), (6_000, 1_800_000), "Kafka's defaults");
+    for session_timeout_ms in [min - 1, max + 1, 0, -1, i32::MIN, i32::MAX] {
+        let refused = ready(coordinator.join(JoinParams {
+            session_timeout_ms,
+            rebalance_timeout_ms: session_timeout_ms,
+            ..params("", "hostile")
+        }));
+        assert_eq!(
+            refused.error_code,
+            ResponseError::InvalidSessionTimeout.code(),
+            "session timeout {session_timeout_ms} ms"
+        );
+        assert!(
+            listed(&coordinator).is_empty(),
+            "{session_timeout_ms} ms left a group"
+        );
+    }
+    // The bounds themselves are allowed.
+    for (group, session_timeout_ms) in [("at-min", min), ("at-max", max)] {
+        let accepted = ready(coordinator.join(JoinParams {
+            session_timeout_ms,
+            ..in_group(group, "ok")
+        }));
+        assert_eq!(
+            accepted.error_code,
+            ResponseError::MemberIdRequired.code(),
+            "{group}"
+        );
+    }
+    // The group the hostile join named is not wedged: a normal member
+    // forms it at once.
+    let (a, wait_a) = join_new(&coordinator, "a");
+    let joined = later(wait_a).await.expect("answer");
+    assert_eq!((joined.error_code, joined.generation_id), (0, 1));
+    assert_eq!(joined.leader, a);
+}
+
+#[tokio::test]
+async fn negative_rebalance_timeouts_are_refused_and_long_ones_are_capped() {
+    let coordinator = coordinator();
+    for rebalance_timeout_ms in [-1, i32::MIN] {
+        let refused = ready(coordinator.join(JoinParams {
+            rebalance_timeout_ms,
+            ..params("", "hostile")
+        }));
+        assert_eq!(
+            refused.error_code,
+            ResponseError::InvalidRequest.code(),
+            "rebalance timeout {rebalance_timeout_ms} ms"
+        );
+        assert!(listed(&coordinator).is_empty());
+    }
+    for (group, rebalance_timeout_ms) in [("zero", 0), ("huge", i32::MAX)] {
+        let (_, wait) = join_new_as(
+            &coordinator,
+            &JoinParams {
+                rebalance_timeout_ms,
+                ..in_group(group, "ok")
+            },
+        );
+        assert_eq!(answer(wait).await.error_code, 0, "{group}");
+    }
+}
+
+#[tokio::test]
+async fn the_coordinator_waits_for_rejoins_no_longer_than_its_bound() {
+    let bound = Duration::from_secs(60);
+    let coordinator = GroupCoordinator::new(GroupLimits {
+        max_rebalance_timeout: bound,
+        ..GroupLimits::default()
+    });
+    // a asks to be waited for 24 days, and keeps its session (30 min).
+    let patient = JoinParams {
+        session_timeout_ms: 1_800_000,
+        rebalance_timeout_ms: i32::MAX,
+        ..params("", "a")
+    };
+    let (a, wait_a) = join_new_as(&coordinator, &patient);
+    later(wait_a).await.expect("joined");
+    answer(coordinator.sync("g", 1, &a, None, None, vec![])).await;
+    let (b, wait_b) = join_new(&coordinator, "b");
+    let mut wait_b = later(wait_b);
+    let started = Instant::now();
+    coordinator.expire(started + bound - Duration::from_secs(1));
+    assert!(wait_b.try_recv().is_err(), "b still waits for a to rejoin");
+    coordinator.expire(started + bound + Duration::from_millis(200));
+    let joined_b = wait_b.await.expect("answered at the bound");
+    assert_eq!(joined_b.generation_id, 2);
+    assert_eq!(joined_b.leader, b);
+    assert_eq!(joined_b.members.len(), 1, "a was left out, not waited for");
+}
+
+#[tokio::test]
+async fn refused_joins_leave_no_trace() {
+    let coordinator = coordinator();
+    let refusals = [
+        (
+            JoinParams {
+                protocols: vec![],
+                ..in_group("no-protocols", "x")
+            },
+            ResponseError::InconsistentGroupProtocol,
+        ),
+        (
+            JoinParams {
+                protocol_type: String::new(),
+                ..in_group("no-type", "x")
+            },
+            ResponseError::InconsistentGroupProtocol,
+        ),
+        (in_group("", "x"), ResponseError::InvalidGroupId),
+        (
+            JoinParams {
+                member_id: "made-up".into(),
+                ..in_group("unknown-member", "x")
+            },
+            ResponseError::UnknownMemberId,
+        ),
+        (
+            JoinParams {
+                member_id: "made-up".into(),
+                group_instance_id: Some("static".into()),
+                ..in_group("unknown-static", "x")
+            },
+            ResponseError::UnknownMemberId,
+        ),
+    ];
+    for (request, expected) in refusals {
+        let group = request.group_id.clone();
+        let refused = ready(coordinator.join(request));
+        assert_eq!(refused.error_code, expected.code(), "group {group:?}");
+        assert!(
+            coordinator.describe(&group).is_none(),
+            "group {group:?} left behind"
+        );
+    }
+    for i in 0..10_000 {
+        let refused = ready(coordinator.join(JoinParams {
+            protocols: vec![],
+            ..in_group(&format!("hostile-{i}"), "x")
+        }));
+        assert_eq!(
+            refused.error_code,
+            ResponseError::InconsistentGroupProtocol.code()
+        );
+    }
+    assert!(listed(&coordinator).is_empty());
+
+    // A join that does not fit an existing group changes nothing there.
+    let (a, wait_a) = join_new(&coordinator, "a");
+    later(wait_a).await.expect("joined");
+    let refused = ready(coordinator.join(JoinParams {
+        protocol_type: "connect".into(),
+        require_known_member_id: false,
+        ..params("", "c")
+    }));
+    assert_eq!(
+        refused.error_code,
+        ResponseError::InconsistentGroupProtocol.code()
+    );
+    let group = coordinator.describe("g").expect("group");
+    assert_eq!(group.members.len(), 1);
+    assert_eq!(group.members[0].member_id, a);
+    assert_eq!(listed(&coordinator), ["g"]);
+}
+
+#[tokio::test]
+async fn a_group_is_forgotten_as_soon_as_nothing_is_left_in_it() {
+    let coordinator = coordinator();
+    let (a, wait_a) = join_new(&coordinator, "a");
+    later(wait_a).await.expect("joined");
+    assert_eq!(coordinator.leave("g", std::slice::from_ref(&a)), vec![0]);
+    assert!(
+        listed(&coordinator).is_empty(),
+        "forgotten when the last member left"
+    );
+
+    // A member id handed out keeps the group until it expires unused.
+    let first = ready(coordinator.join(params("", "b")));
+    assert_eq!(first.error_code, ResponseError::MemberIdRequired.code());
+    assert_eq!(state(&coordinator), "Empty");
+    coordinator.expire(Instant::now() + SESSION - Duration::from_secs(1));
+    assert_eq!(listed(&coordinator), ["g"]);
+    coordinator.expire(Instant::now() + SESSION + Duration::from_secs(1));
+    assert!(
+        listed(&coordinator).is_empty(),
+        "forgotten once the member id expired"
+    );
+    let late = ready(coordinator.join(params(&first.member_id, "b")));
+    assert_eq!(late.error_code, ResponseError::UnknownMemberId.code());
+    assert!(listed(&coordinator).is_empty());
+
+    // Members that all time out leave nothing either.
+    let (c, wait_c) = join_new(&coordinator, "c");
+    later(wait_c).await.expect("joined");
+    answer(coordinator.sync("g", 1, &c, None, None, vec![])).await;
+    coordinator.expire(Instant::now() + SESSION * 2);
+    assert!(listed(&coordinator).is_empty());
+}
+
+#[tokio::test]
+async fn groups_per_coordinator_are_bounded() {
+    let coordinator = GroupCoordinator::new(GroupLimits {
+        max_groups: 2,
+        ..GroupLimits::default()
+    });
+    for group in ["g1", "g2"] {
+        let accepted = ready(coordinator.join(in_group(group, "a")));
+        assert_eq!(accepted.error_code, ResponseError::MemberIdRequired.code());
+    }
+    let refused = ready(coordinator.join(in_group("g3", "a")));
+    assert_eq!(
+        refused.error_code,
+        ResponseError::CoordinatorNotAvailable.code(),
+        "retriable: the client tries again later"
+    );
+    assert_eq!(listed(&coordinator), ["g1", "g2"]);
+    // Groups that exist still take members.
+    let long_session = JoinParams {
+        session_timeout_ms: ms(SESSION * 3),
+        ..in_group("g1", "b")
+    };
+    let (_, joined) = join_new_as(&coordinator, &long_session);
+    assert_eq!(answer(joined).await.error_code, 0);
+    // Room comes back once a group is gone.
+    coordinator.expire(Instant::now() + SESSION + Duration::from_secs(1));
+    assert_eq!(
+        listed(&coordinator),
+        ["g1"],
+        "g2 had only an unused member id"
+    );
+    let accepted = ready(coordinator.join(in_group("g3", "a")));
+    assert_eq!(accepted.error_code, ResponseError::MemberIdRequired.code());
+}
+
+#[tokio::test]
+async fn members_per_group_are_bounded() {
+    let coordinator = GroupCoordinator::new(GroupLimits {
+        max_group_size: 2,
+        ..GroupLimits::default()
+    });
+    assert_eq!(GroupLimits::default().max_group_size, 1_000);
+    // Member ids handed out count: two are out, a third would exceed.
+    let a = ready(coordinator.join(params("", "a"))).member_id;
+    let b = ready(coordinator.join(params("", "b"))).member_id;
+    let refused = ready(coordinator.join(params("", "c")));
+    assert_eq!(
+        refused.error_code,
+        ResponseError::GroupMaxSizeReached.code()
+    );
+    assert_eq!(
+        refused.member_id, "",
+        "no member id for a member that was refused"
+    );
+    // Those two join.
+    later(coordinator.join(params(&a, "a")))
+        .await
+        .expect("a joined");
+    let wait_b = later(coordinator.join(params(&b, "b")));
+    let rejoined_a = later(coordinator.join(params(&a, "a")))
+        .await
+        .expect("a rejoined");
+    assert_eq!(
+        rejoined_a.error_code, 0,
+        "a member of a full group may rejoin"
+    );
+    assert_eq!(wait_b.await.expect("b joined").generation_id, 2);
+    for request in [
+        params("", "c"),
+        JoinParams {
+            group_instance_id: Some("instance-c".into()),
+            ..params("", "c")
+        },
+        JoinParams {
+            require_known_member_id: false,
+            ..params("", "c")
+        },
+    ] {
+        let refused = ready(coordinator.join(request));
+        assert_eq!(
+            refused.error_code,
+            ResponseError::GroupMaxSizeReached.code()
+        );
+    }
+    assert_eq!(coordinator.describe("g").expect("group").members.len(), 2);
+    // Once a member leaves there is room again.
+    coordinator.leave("g", std::slice::from_ref(&b));
+    let accepted = ready(coordinator.join(params("", "c")));
+    assert_eq!(accepted.error_code, ResponseError::MemberIdRequired.code());
+}
+
+const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+
+async fn store_with_topic() -> streamhouse_metadata::testing::TempSqlite {
+    let temp = streamhouse_metadata::testing::temp_sqlite()
+        .await
+        .expect("sqlite");
+    temp.store
+        .create_topic(streamhouse_metadata::NewTopic::new("t", 1))
+        .await
+        .expect("topic");
+    temp
+}
+
+async fn commit(store: &dyn MetadataStore, group: &str, offset: i64) -> i64 {
+    let commit = streamhouse_metadata::OffsetCommit {
+        topic: "t".into(),
+        partition: 0,
+        offset,
+        metadata: None,
+    };
+    store
+        .commit_offsets(group, &[commit])
+        .await
+        .expect("commit");
+    store.fetch_offsets(group).await.expect("fetch")[0].committed_at
+}
+
+async fn offsets(store: &dyn MetadataStore, group: &str) -> Vec<i64> {
+    let committed = store.fetch_offsets(group).await.expect("fetch");
+    committed.into_iter().map(|o| o.offset).collect()
+}
+
+#[tokio::test]
+async fn offsets_expire_once_the_group_was_empty_for_the_retention() {
+    let temp = store_with_topic().await;
+    let store = &temp.store;
+    let coordinator = coordinator();
+    let retention = GroupLimits::default().offsets_retention;
+    let retention_ms = i64::try_from(retention.as_millis()).expect("ms");
+    assert_eq!(retention_ms, 10_080 * 60 * 1000, "Kafka's 7 days");
+    let mine = |_: &str| true;
+
+    let (a, wait_a) = join_new(&coordinator, "a");
+    later(wait_a).await.expect("joined");
+    let committed_at = commit(store, "g", 42).await;
+    let t0 = Instant::now();
+    let far = committed_at + 100 * DAY_MS;
+    // A group with a member keeps its offsets, however old.
+    let expired = coordinator.expire_offsets(store, &mine, t0 + retention * 2, far);
+    assert_eq!(expired.await.expect("pass"), 0);
+
+    coordinator.leave("g", &[a]);
+    // Empty from the first check that sees it so.
+    let t1 = t0 + Duration::from_secs(1);
+    assert_eq!(
+        coordinator
+            .expire_offsets(store, &mine, t1, far)
+            .await
+            .expect("pass"),
+        0
+    );
+    let almost = t1 + retention - Duration::from_millis(1);
+    assert_eq!(
+        coordinator
+            .expire_offsets(store, &mine, almost, far)
+            .await
+            .expect("pass"),
+        0
+    );
+    assert_eq!(offsets(store, "g").await, [42]);
+    // Empty long enough, but the offset was committed exactly a retention
+    // period ago: it stays; a millisecond later it goes.
+    let long_enough = t1 + retention;
+    let at_cutoff = committed_at + retention_ms;
+    let pass = coordinator.expire_offsets(store, &mine, long_enough, at_cutoff);
+    assert_eq!(pass.await.expect("pass"), 0);
+    let pass = coordinator.expire_offsets(store, &mine, long_enough, at_cutoff + 1);
+    assert_eq!(pass.await.expect("pass"), 1);
+    assert!(offsets(store, "g").await.is_empty());
+    assert!(store.list_groups().await.expect("groups").is_empty());
+}
+
+#[tokio::test]
+async fn offsets_stay_while_the_group_is_back_elsewhere_or_fresh() {
+    let temp = store_with_topic().await;
+    let store = &temp.store;
+    let coordinator = coordinator();
+    let retention = GroupLimits::default().offsets_retention;
+    let mine = |group: &str| group != "elsewhere";
+    let mut wall = 0;
+    for group in ["back", "elsewhere", "fresh"] {
+        wall = commit(store, group, 7).await;
+    }
+    let t0 = Instant::now();
+    let later_wall = wall + 30 * DAY_MS;
+    assert_eq!(
+        coordinator
+            .expire_offsets(store, &mine, t0, later_wall)
+            .await
+            .expect("pass"),
+        0
+    );
+    // "back" gets a member again between two checks: its empty time
+    // starts over.
+    let (a, joined) = join_new_as(&coordinator, &in_group("back", "a"));
+    answer(joined).await;
+    coordinator.leave("back", &[a]);
+    let t1 = t0 + retention;
+    // "fresh" was committed again just now.
+    let fresh_at = commit(store, "fresh", 8).await;
+    let pass = coordinator.expire_offsets(store, &mine, t1, fresh_at + 1);
+    assert_eq!(pass.await.expect("pass"), 0);
+    assert_eq!(offsets(store, "back").await, [7]);
+    assert_eq!(offsets(store, "fresh").await, [8]);
+    // A retention period after "back" was seen empty again it expires;
+    // "elsewhere" is another agent's to expire.
+    let pass = coordinator.expire_offsets(store, &mine, t1 + retention, later_wall);
+    assert_eq!(pass.await.expect("pass"), 2, "back and fresh");
+    assert_eq!(store.list_groups().await.expect("groups"), ["elsewhere"]);
+}
+
+#[tokio::test]
+async fn the_expiry_timer_removes_offsets_of_empty_groups() {
+    let temp = store_with_topic().await;
+    let store: Arc<dyn MetadataStore> = Arc::new(temp.store.clone());
+    let coordinator = GroupCoordinator::new(GroupLimits {
+        offsets_retention: Duration::from_millis(50),
+        offsets_retention_check_interval: Duration::from_millis(10),
+        ..GroupLimits::default()
+    });
+    let (_a, wait_a) = join_new(&coordinator, "a");
+    later(wait_a).await.expect("joined");
+    commit(store.as_ref(), "g", 1).await;
+    commit(store.as_ref(), "abandoned", 2).await;
+    let stop = CancellationToken::new();
+    let timer = coordinator.run_offset_expiry(store.clone(), |_| true, stop.clone());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !offsets(store.as_ref(), "abandoned").await.is_empty() {
+        assert!(Instant::now() < deadline, "offsets did not expire");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(offsets(store.as_ref(), "g").await, [1], "g has a member");
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(5), timer)
+        .await
+        .expect("the timer stops")
+        .expect("no panic");
 }

@@ -4,9 +4,10 @@ use kafka_protocol::ResponseError;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 use streamhouse_metadata::MetadataError;
+use streamhouse_storage::StorageError;
 
 use super::str_bytes;
-use crate::error::metadata_error_code;
+use crate::error::{metadata_error_code, storage_error_code};
 use crate::server::Broker;
 
 pub(crate) async fn handle(
@@ -30,16 +31,21 @@ pub(crate) async fn handle(
                 Err(error) => Err((metadata_error_code(&error), error.to_string())),
             }
         } else {
-            match store.add_partitions(&name, i64::from(topic.count)).await {
+            match broker
+                .engine
+                .add_partitions(&name, i64::from(topic.count))
+                .await
+            {
                 Ok(_) => {
-                    broker.engine.forget_topic(&name);
                     tracing::info!(topic = %name, count = topic.count, "added partitions");
                     Ok(())
                 }
-                Err(error @ MetadataError::InvalidArgument { .. }) => {
+                Err(StorageError::Metadata(error))
+                    if matches!(*error, MetadataError::InvalidArgument { .. }) =>
+                {
                     Err((ResponseError::InvalidPartitions.code(), error.to_string()))
                 }
-                Err(error) => Err((metadata_error_code(&error), error.to_string())),
+                Err(error) => Err((storage_error_code(&error), error.to_string())),
             }
         };
         let result = CreatePartitionsTopicResult::default().with_name(topic.name);

@@ -12,7 +12,7 @@ use streamhouse_metadata::{MetadataError, NewTopic, Topic};
 
 use super::metadata::topic_uuid;
 use super::str_bytes;
-use crate::error::metadata_error_code;
+use crate::error::{metadata_error_code, storage_error_code};
 use crate::server::Broker;
 
 /// DescribeConfigs' config source for a value set on the topic.
@@ -101,13 +101,12 @@ async fn create(
             Err(error) => Err((metadata_error_code(&error), error.to_string())),
         };
     }
-    match broker.engine.metadata().create_topic(new_topic).await {
+    match broker.engine.create_topic(new_topic).await {
         Ok(created) => {
-            broker.engine.forget_topic(&name);
             tracing::info!(topic = %name, partitions, "created topic");
             Ok(created)
         }
-        Err(error) => Err((metadata_error_code(&error), error.to_string())),
+        Err(error) => Err((storage_error_code(&error), error.to_string())),
     }
 }
 

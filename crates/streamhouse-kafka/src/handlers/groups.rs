@@ -3,7 +3,6 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Duration;
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
@@ -22,10 +21,6 @@ use super::{Reply, str_bytes};
 use crate::error::metadata_error_code;
 use crate::groups::{JoinOutcome, JoinParams, SyncOutcome, Wait};
 use crate::server::{Broker, RequestContext};
-
-fn millis(ms: i32) -> Duration {
-    Duration::from_millis(u64::try_from(ms).unwrap_or(0))
-}
 
 /// Whether this agent coordinates `group`. If not, forgets anything it
 /// held for the group (it coordinated it before membership changed).
@@ -61,12 +56,12 @@ pub(crate) fn join(
         group_instance_id: request.group_instance_id.map(|i| i.to_string()),
         client_id: context.client_id.clone(),
         client_host: context.client_host.clone(),
-        session_timeout: millis(request.session_timeout_ms),
+        session_timeout_ms: request.session_timeout_ms,
         // v0 has no rebalance timeout; Kafka uses the session timeout.
-        rebalance_timeout: if version >= 1 {
-            millis(request.rebalance_timeout_ms)
+        rebalance_timeout_ms: if version >= 1 {
+            request.rebalance_timeout_ms
         } else {
-            millis(request.session_timeout_ms)
+            request.session_timeout_ms
         },
         protocol_type: request.protocol_type.to_string(),
         protocols: request

@@ -2,7 +2,15 @@
 //! agent that rendezvous hashing places it on (see `cluster.rs`). Topics
 //! are created on first use when the client asks for it and the server
 //! allows it (Kafka's `auto.create.topics.enable`).
+//!
+//! The invariant that matters: an outage of the metadata store never
+//! looks like deleted topics. Clients drop topics missing from a full
+//! list and stop producing to a topic answered with
+//! UNKNOWN_TOPIC_OR_PARTITION, so the full list comes from the engine's
+//! last known list, and a topic that cannot be looked up is answered with
+//! LEADER_NOT_AVAILABLE, which every client retries.
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
@@ -19,7 +27,6 @@ pub(crate) async fn handle(
     request: MetadataRequest,
     version: i16,
 ) -> MetadataResponse {
-    let store = broker.engine.metadata();
     // v0: an empty list means every topic; v1+: null means every topic.
     let requested: Option<Vec<String>> = match request.topics {
         None => None,
@@ -35,10 +42,12 @@ pub(crate) async fn handle(
         broker.config.auto_create_topics && (version < 4 || request.allow_auto_topic_creation);
     let mut topics = Vec::new();
     match requested {
-        None => match store.list_topics().await {
+        None => match broker.engine.list_topics().await {
             Ok(all) => topics.extend(all.iter().map(|t| topic_metadata(broker, t))),
+            // Only before the agent ever listed topics: nothing to answer
+            // with but an empty list.
             Err(error) => {
-                tracing::warn!(%error, "metadata: cannot list topics");
+                tracing::warn!(%error, "metadata: cannot list topics and none are known");
             }
         },
         Some(names) => {
@@ -48,9 +57,17 @@ pub(crate) async fn handle(
                 let found = match broker.engine.topic(&name).await {
                     Ok(topic) => Ok((*topic).clone()),
                     Err(StorageError::UnknownTopic { .. }) if auto_create => {
-                        create_on_first_use(broker, &name)
-                            .await
-                            .map_err(|e| metadata_error_code(&e))
+                        create_on_first_use(broker, &name).await.map_err(|e| {
+                            if e.is_retriable() {
+                                ResponseError::LeaderNotAvailable.code()
+                            } else {
+                                metadata_error_code(&e)
+                            }
+                        })
+                    }
+                    // The topic may well exist: tell the client to retry.
+                    Err(error) if error.is_retriable() => {
+                        Err(ResponseError::LeaderNotAvailable.code())
                     }
                     Err(error) => Err(storage_error_code(&error)),
                 };

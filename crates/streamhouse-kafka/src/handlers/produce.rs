@@ -7,6 +7,7 @@
 //! gets no response.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::future::join_all;
 use kafka_protocol::ResponseError;
@@ -16,7 +17,7 @@ use streamhouse_storage::{PendingAppend, StorageError};
 
 use super::{Reply, str_bytes};
 use crate::error::storage_error_code;
-use crate::records::decode_produced;
+use crate::records::{BatchError, BatchLimits, decode_produced};
 use crate::server::Broker;
 
 enum Outcome {
@@ -38,6 +39,9 @@ struct PartitionAppend {
 
 pub(crate) async fn handle(broker: &Arc<Broker>, request: ProduceRequest, version: i16) -> Reply {
     let acks = request.acks;
+    // How long the appends may wait for buffer space: the request's own
+    // timeout, after which the client gives up on it anyway.
+    let wait = Duration::from_millis(u64::try_from(request.timeout_ms).unwrap_or(0));
     let mut topics: Vec<(TopicName, Vec<PartitionAppend>)> = Vec::new();
     let refuse = if !matches!(acks, -1..=1) {
         Some((
@@ -61,7 +65,7 @@ pub(crate) async fn handle(broker: &Arc<Broker>, request: ProduceRequest, versio
                     code,
                     message: message.to_string(),
                 },
-                None => append(broker, &name, data.index, data.records).await,
+                None => append(broker, &name, data.index, data.records, wait).await,
             };
             partitions.push(PartitionAppend {
                 partition: data.index,
@@ -117,8 +121,23 @@ async fn append(
     topic: &str,
     partition: i32,
     records: Option<bytes::Bytes>,
+    wait: Duration,
 ) -> Outcome {
-    let decoded = match records.map(decode_produced) {
+    let config = match broker.engine.topic(topic).await {
+        Ok(found) => found.config.clone(),
+        Err(error) => {
+            let (code, message) = error_of(&error);
+            return Outcome::Failed { code, message };
+        }
+    };
+    let max_batch_bytes = usize::try_from(config.max_message_bytes()).unwrap_or(0);
+    let limits = BatchLimits {
+        max_batch_bytes,
+        max_uncompressed_bytes: max_batch_bytes
+            .saturating_mul(broker.config.max_uncompressed_batch_factor)
+            .min(broker.config.queued_max_request_bytes),
+    };
+    let decoded = match records.map(|r| decode_produced(r, &limits)) {
         Some(Ok(decoded)) if decoded.record_count() > 0 => decoded,
         Some(Ok(_)) | None => {
             return Outcome::Failed {
@@ -127,19 +146,29 @@ async fn append(
             };
         }
         Some(Err(error)) => {
-            tracing::debug!(topic, partition, %error, "rejecting a corrupt record batch");
+            tracing::debug!(topic, partition, %error, "rejecting a record batch");
+            let (code, limit) = match error {
+                BatchError::TooLarge { .. } => {
+                    (ResponseError::MessageTooLarge, "max_message_bytes")
+                }
+                BatchError::UncompressedTooLarge { .. } => {
+                    (ResponseError::InvalidRecord, "uncompressed_batch_bytes")
+                }
+                BatchError::Corrupt(_) => (ResponseError::CorruptMessage, ""),
+            };
+            if !limit.is_empty() {
+                metrics::counter!("streamhouse_limit_rejections_total", "limit" => limit)
+                    .increment(1);
+            }
             return Outcome::Failed {
-                code: ResponseError::CorruptMessage.code(),
-                message: format!("corrupt record batch: {error}"),
+                code: code.code(),
+                message: error.to_string(),
             };
         }
     };
     let count = decoded.record_count() as u64;
     let mut decoded = decoded;
-    let append_time = match broker.engine.topic(topic).await {
-        Ok(found) if found.config.log_append_time() => Some(now_ms()),
-        _ => None,
-    };
+    let append_time = config.log_append_time().then(now_ms);
     if let Some(time) = append_time {
         for record in decoded
             .batches
@@ -153,7 +182,7 @@ async fn append(
     for batch in decoded.batches {
         match broker
             .engine
-            .start_producer_append(topic, partition, batch.records, batch.producer)
+            .start_producer_append(topic, partition, batch.records, batch.producer, wait)
             .await
         {
             Ok(append) => pending.push(append),

@@ -121,6 +121,9 @@ pub(crate) const SELECT_GROUPS: &str =
 
 pub(crate) const DELETE_GROUP: &str = "DELETE FROM consumer_offsets WHERE group_id = $1";
 
+pub(crate) const EXPIRE_OFFSETS: &str =
+    "DELETE FROM consumer_offsets WHERE group_id = $1 AND committed_at < $2";
+
 /// Tombstones the objects of segment rows about to be deleted: `$1` is the
 /// time, then the row filter's parameters. A newer removal moves the time
 /// forward, so the grace period counts from the LAST reference lost.
@@ -1206,6 +1209,20 @@ macro_rules! impl_shared_queries {
                     .await
                     .map_err(|e| MetadataError::from_sqlx("delete group", e))?;
                 Ok(deleted.rows_affected() > 0)
+            }
+
+            async fn expire_offsets(
+                &self,
+                group: &str,
+                committed_before: i64,
+            ) -> $crate::Result<u64> {
+                let deleted = sqlx::query($crate::sql::EXPIRE_OFFSETS)
+                    .bind(group)
+                    .bind(committed_before)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| MetadataError::from_sqlx("expire offsets", e))?;
+                Ok(deleted.rows_affected())
             }
         }
     };

@@ -182,6 +182,8 @@ fn config_file_sets_every_key() {
         compaction_span_ms = 5000
         job_interval_ms = 1000
         gc_grace_ms = 120000
+        fetch_max_bytes = 1048576
+        auto_create_topics_enable = false
     "#;
     let layer = parse_config_file(text, Path::new("sh.toml")).map_err(|e| e.to_string());
     let config = layer.and_then(|l| l.resolve().map_err(|e| e.to_string()));
@@ -201,6 +203,9 @@ fn config_file_sets_every_key() {
         compaction_span: Duration::from_secs(5),
         job_interval: Duration::from_secs(1),
         gc_grace: Duration::from_secs(120),
+        fetch_max_bytes: 1 << 20,
+        auto_create_topics_enable: false,
+        ..ServerConfig::default()
     };
     assert_eq!(config, Ok(expected));
 }
@@ -256,4 +261,82 @@ fn passwords_are_redacted() {
     );
     assert_eq!(redact_url("postgres://u@db/sh"), "postgres://u@db/sh");
     assert_eq!(redact_url("s3://bucket/prefix"), "s3://bucket/prefix");
+}
+
+#[test]
+fn every_documented_default_is_the_default() {
+    // Numbers and booleans document their literal default: resolving it
+    // must give exactly the built-in default.
+    for &setting in Setting::ALL {
+        if setting.kind() == Kind::Text {
+            continue;
+        }
+        let mut raw = RawSettings::default();
+        raw.set(setting, setting.default_text(), Origin::Flag);
+        assert_eq!(
+            raw.resolve(),
+            Ok(ServerConfig::default()),
+            "{} documents {:?}",
+            setting.flag(),
+            setting.default_text()
+        );
+    }
+}
+
+#[test]
+fn flags_variables_and_keys_follow_one_pattern() {
+    for &setting in Setting::ALL {
+        let key = setting.key();
+        assert_eq!(setting.flag(), format!("--{}", key.replace('_', "-")));
+        assert_eq!(setting.env(), format!("STREAMHOUSE_{}", key.to_uppercase()));
+    }
+}
+
+#[test]
+fn the_readme_lists_every_setting_with_its_default() {
+    let readme = include_str!("../../../../README.md");
+    for &setting in Setting::ALL {
+        let row = readme
+            .lines()
+            .find(|line| line.starts_with(&format!("| `{} ", setting.flag())))
+            .unwrap_or_else(|| panic!("README has no row for {}", setting.flag()));
+        if setting.kind() == Kind::Text {
+            // Derived defaults are described in words.
+            continue;
+        }
+        assert!(
+            row.contains(&format!("`{}`", setting.default_text())),
+            "README row for {} does not show the default {:?}: {row}",
+            setting.flag(),
+            setting.default_text()
+        );
+    }
+}
+
+#[test]
+fn booleans_and_limits_are_checked() {
+    let resolve = |setting, value: &str| {
+        let mut raw = RawSettings::default();
+        raw.set(setting, value, Origin::Flag);
+        raw.resolve().map_err(|e| e.to_string())
+    };
+    assert_eq!(
+        resolve(Setting::AutoCreateTopicsEnable, "yes")
+            .err()
+            .as_deref(),
+        Some("--auto-create-topics-enable: \"yes\" is not true or false")
+    );
+    assert_eq!(
+        resolve(Setting::AutoCreateTopicsEnable, "false").map(|c| c.auto_create_topics_enable),
+        Ok(false)
+    );
+    assert!(resolve(Setting::MaxUncompressedBatchFactor, "0").is_err());
+    assert!(resolve(Setting::FetchMaxBytes, "10").is_err());
+    assert!(resolve(Setting::QueuedMaxRequestBytes, "1000").is_err());
+    assert!(resolve(Setting::MaxConnections, "0").is_err());
+    assert!(resolve(Setting::NumPartitions, "0").is_err());
+    assert_eq!(
+        resolve(Setting::ConnectionsMaxIdleMs, "2000").map(|c| c.connections_max_idle),
+        Ok(Duration::from_secs(2))
+    );
 }

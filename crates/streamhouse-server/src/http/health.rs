@@ -1,22 +1,26 @@
-//! `GET /health` (the process answers) and `GET /ready` (it can serve:
-//! the metadata store and the object store both answer).
+//! `GET /health` (liveness: the process answers, and nothing else is
+//! checked, so that an outage of a dependency never gets the agent
+//! restarted) and `GET /ready` (it can serve: see `readiness.rs`).
 
-use axum::Json;
+use std::sync::Arc;
+
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde::Serialize;
 use serde_json::json;
 
 use super::SharedState;
-use crate::readiness::{check_metadata, check_object_store};
+use crate::readiness::Readiness;
 
 pub(crate) async fn health() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
+/// The body of `/ready`.
 #[derive(Serialize)]
-struct Readiness {
+struct ReadyBody {
     status: &'static str,
     /// `ok` or the check's error message.
     metadata: String,
@@ -31,9 +35,12 @@ struct ReadinessError {
     message: String,
 }
 
-pub(crate) async fn ready(State(state): State<SharedState>) -> Response {
+pub(crate) async fn ready(
+    State(state): State<SharedState>,
+    Extension(readiness): Extension<Arc<Readiness>>,
+) -> Response {
     if state.shutdown.is_cancelled() {
-        let body = Readiness {
+        let body = ReadyBody {
             status: "shutting_down",
             metadata: "skipped".into(),
             object_store: "skipped".into(),
@@ -44,37 +51,32 @@ pub(crate) async fn ready(State(state): State<SharedState>) -> Response {
         };
         return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
     }
-    let engine = &state.engine;
-    let (metadata, object_store) = tokio::join!(
-        check_metadata(engine.metadata().as_ref()),
-        check_object_store(engine.storage())
-    );
+    let report = readiness.check(&state.engine).await;
     let mut failures = Vec::new();
-    if let Err(message) = &metadata {
+    if let Err(message) = &report.metadata {
         failures.push(format!("metadata store: {message}"));
     }
-    if let Err(message) = &object_store {
+    if let Err(message) = &report.object_store {
         failures.push(format!("object store: {message}"));
     }
-    let describe = |result: Result<(), String>| result.err().unwrap_or_else(|| "ok".into());
-    let status = if failures.is_empty() {
-        StatusCode::OK
-    } else {
-        tracing::warn!(failures = ?failures, "readiness check failed");
-        StatusCode::SERVICE_UNAVAILABLE
+    let describe = |result: &Result<(), String>| match result {
+        Ok(()) => "ok".to_string(),
+        Err(message) => message.clone(),
     };
-    let body = Readiness {
-        status: if failures.is_empty() {
-            "ready"
-        } else {
-            "not_ready"
-        },
-        metadata: describe(metadata),
-        object_store: describe(object_store),
-        error: (!failures.is_empty()).then(|| ReadinessError {
+    let ready = failures.is_empty();
+    let body = ReadyBody {
+        status: if ready { "ready" } else { "not_ready" },
+        metadata: describe(&report.metadata),
+        object_store: describe(&report.object_store),
+        error: (!ready).then(|| ReadinessError {
             code: "unavailable",
             message: failures.join("; "),
         }),
+    };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
     };
     (status, Json(body)).into_response()
 }

@@ -4,32 +4,45 @@
 //! The invariant that matters: every response that is not a success is a
 //! JSON `{"error":{"code","message"}}` body — including malformed bodies,
 //! bad query strings, oversized bodies, unknown routes and wrong methods —
-//! so clients never have to parse axum's plain-text rejections.
+//! so clients never have to parse axum's plain-text rejections. (The one
+//! exception: a request head past hyper's hard bound, several times the
+//! checked limits, gets hyper's bare 431; see `limits.rs`.)
+//!
+//! Metric labels come from fixed sets — the standard methods or `other`,
+//! route templates or `unmatched`, the statuses the API answers with — so
+//! no client can grow `/metrics`.
 
 mod encoding;
 mod error;
 mod extract;
 mod groups;
 mod health;
+mod limits;
 pub(crate) mod metrics;
 mod records;
+mod serve;
 mod topics;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU32;
 use std::time::Instant;
 
-use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
+use axum::{Extension, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use streamhouse_kafka::GroupCoordinator;
 use streamhouse_storage::StorageEngine;
 use tokio_util::sync::CancellationToken;
 
 pub(crate) use error::ApiError;
+pub(crate) use limits::HttpLimits;
+#[allow(unused_imports, reason = "see serve::serve")]
+pub(crate) use serve::serve;
+
+use crate::readiness::{Readiness, ReadinessConfig};
 
 /// What every handler can reach.
 pub(crate) struct AppState {
@@ -72,8 +85,13 @@ fn rand_seed() -> u32 {
     nanos ^ std::process::id()
 }
 
-/// The whole HTTP API.
-pub(crate) fn router(state: SharedState, max_body_bytes: usize) -> Router {
+/// The whole HTTP API. Serve it with [`serve`] and the same `limits`, so
+/// that hyper's own bounds on the request head sit above the checked ones.
+pub(crate) fn router_with(
+    state: SharedState,
+    limits: &HttpLimits,
+    readiness: ReadinessConfig,
+) -> Router {
     let api = Router::new()
         .route("/topics", get(topics::list).post(topics::create))
         .route(
@@ -108,25 +126,31 @@ pub(crate) fn router(state: SharedState, max_body_bytes: usize) -> Router {
         .nest("/api/v1", api)
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
-        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(middleware::from_fn_with_state(
+            limits::RequestGuard::new(limits.clone()),
+            limits::check_request,
+        ))
         .layer(middleware::from_fn(record_request))
+        .layer(Extension(Arc::new(Readiness::new(readiness))))
         .with_state(state)
 }
 
-/// Counts and times requests by route template (never by raw path, which
-/// would make one time series per topic name).
+/// Counts and times requests by method, route template and status, each
+/// from a fixed set: never by raw path (one series per topic name) or raw
+/// method (one series per made-up method).
 async fn record_request(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
-    let method = request.method().as_str().to_string();
+    let method = limits::method_label(request.method());
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
     ::metrics::counter!(
         "streamhouse_http_requests_total",
-        "method" => method.clone(),
+        "method" => method,
         "route" => route.clone(),
         "status" => status
     )
