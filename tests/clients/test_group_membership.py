@@ -15,7 +15,10 @@ from pathlib import Path
 from confluent_kafka import ConsumerGroupState
 from confluent_kafka.admin import AdminClient
 
+import pytest
+
 from groups import ALL_PARTITIONS, REBALANCE_TIMEOUT, create_topic
+from streamhouse import StreamHouse
 from support import CLIENT_TIMEOUT, confluent_config, die_with_parent, unique_name, wait_until
 
 MEMBER = Path(__file__).with_name("group_member.py")
@@ -27,6 +30,25 @@ SHORT_SESSION = {
     "heartbeat.interval.ms": 250,
     "max.poll.interval.ms": 20000,
 }
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, server_logs):
+    """An agent that accepts sessions shorter than Kafka's 6 s minimum
+    (group.min.session.timeout.ms), so that expiry is quick to test."""
+    data_dir = tmp_path_factory.mktemp("membership")
+    agent = StreamHouse(
+        data_dir,
+        data_dir / "streamhouse.log",
+        extra_args=["--group-min-session-timeout-ms", "1000"],
+    )
+    server_logs.append(agent)
+    agent.start()
+    yield agent
+    status = agent.stop()
+    assert status == 0, f"exit status {status} after SIGTERM\n{agent.log_tail()}"
+
+
 # How long after the session timeout a rebalance may take to settle.
 SETTLE_SECONDS = SESSION_TIMEOUT_MS / 1000 + 6
 # How long a SIGTERMed server may take to exit with nothing to flush.

@@ -45,7 +45,7 @@ MAX_HEADER_BYTES = 16 << 10
 BODY_TIMEOUT = 30.0
 HEADER_TIMEOUT = 10.0
 # Flags that shorten the timeouts, when the binary has them.
-BODY_TIMEOUT_FLAG = "--http-body-timeout-ms"
+BODY_TIMEOUT_FLAG = "--http-request-timeout-ms"
 HEADER_TIMEOUT_FLAG = "--http-header-timeout-ms"
 SHORT_TIMEOUT = 2.0
 # How long /ready may take to answer, whatever the dependencies do.

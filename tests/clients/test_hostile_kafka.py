@@ -501,9 +501,12 @@ def test_partitions_and_auto_creation_are_bounded(tmp_path, server_logs):
     from confluent_kafka import KafkaError, KafkaException
     from confluent_kafka.admin import NewPartitions
 
+    # The limit counts the cluster's partitions: its own metadata store, so
+    # that topics of other tests sharing the PostgreSQL database do not count.
     limited = StreamHouse(
         tmp_path,
         tmp_path / "streamhouse.log",
+        metadata=f"sqlite://{tmp_path}/metadata.db",
         extra_args=["--max-partitions", "6", "--auto-create-topics-enable", "false"],
     )
     server_logs.append(limited)

@@ -477,7 +477,7 @@ fn wall_clock_ms() -> i64 {
 }
 
 fn limit_rejected(limit: &'static str) {
-    metrics::counter!("streamhouse_kafka_limit_rejections_total", "limit" => limit).increment(1);
+    metrics::counter!("streamhouse_limit_rejections_total", "limit" => limit).increment(1);
 }
 
 struct Inner {
@@ -527,10 +527,6 @@ impl GroupCoordinator {
     /// Starts expiring committed offsets of the groups this agent
     /// coordinates (see `expire_offsets`) every
     /// `offsets_retention_check_interval`, until `stop`.
-    #[expect(
-        dead_code,
-        reason = "KafkaServer::run is to start it next to the session timer"
-    )]
     pub(crate) fn start_offset_expiry(
         &self,
         store: Arc<dyn MetadataStore>,

@@ -16,5 +16,5 @@ mod server;
 mod versions;
 
 pub use config::KafkaConfig;
-pub use groups::{GroupCoordinator, GroupSummary, MemberSummary};
+pub use groups::{GroupCoordinator, GroupLimits, GroupSummary, MemberSummary};
 pub use server::KafkaServer;

@@ -114,6 +114,11 @@ impl KafkaServer {
         let mut connections = JoinSet::new();
         let open = Arc::new(Mutex::new(Connections::default()));
         let groups = self.broker.groups.start(stop.clone());
+        let offset_expiry = self.broker.groups.start_offset_expiry(
+            self.broker.engine.metadata().clone(),
+            self.broker.cluster.clone(),
+            stop.clone(),
+        );
         let membership = self
             .broker
             .cluster
@@ -163,6 +168,7 @@ impl KafkaServer {
             connections.shutdown().await;
         }
         let _ = groups.await;
+        let _ = offset_expiry.await;
         let _ = membership.await;
         Ok(())
     }

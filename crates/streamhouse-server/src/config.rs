@@ -101,6 +101,14 @@ pub struct ServerConfig {
     pub request_read_timeout: Duration,
     pub max_connections: u64,
     pub max_connections_per_ip: u64,
+    pub group_min_session_timeout: Duration,
+    pub group_max_session_timeout: Duration,
+    pub group_max_rebalance_timeout: Duration,
+    pub group_max_size: u64,
+    pub max_groups: u64,
+    /// How long a group's committed offsets outlive its last member.
+    pub offsets_retention: Duration,
+    pub offsets_retention_check_interval: Duration,
     pub auto_create_topics_enable: bool,
     /// Partitions of an auto-created topic.
     pub num_partitions: u32,
@@ -112,6 +120,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         let storage = streamhouse_storage::StorageConfig::default();
         let kafka = streamhouse_kafka::KafkaConfig::default();
+        let kafka = &kafka;
         Self {
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             metadata_url: None,
@@ -142,6 +151,13 @@ impl Default for ServerConfig {
             request_read_timeout: kafka.request_read_timeout,
             max_connections: kafka.max_connections as u64,
             max_connections_per_ip: kafka.max_connections_per_ip as u64,
+            group_min_session_timeout: kafka.group_limits.min_session_timeout,
+            group_max_session_timeout: kafka.group_limits.max_session_timeout,
+            group_max_rebalance_timeout: kafka.group_limits.max_rebalance_timeout,
+            group_max_size: kafka.group_limits.max_group_size as u64,
+            max_groups: kafka.group_limits.max_groups as u64,
+            offsets_retention: kafka.group_limits.offsets_retention,
+            offsets_retention_check_interval: kafka.group_limits.offsets_retention_check_interval,
             auto_create_topics_enable: kafka.auto_create_topics,
             num_partitions: kafka.default_partitions as u32,
             max_partitions: storage.max_partitions as u64,

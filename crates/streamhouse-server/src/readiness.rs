@@ -12,9 +12,13 @@
 //!
 //! The invariant that matters: `/ready` answers within
 //! [`ReadinessConfig::timeout`] plus a little, however the dependencies
-//! behave. Both are checked at once, each within the timeout, and one
-//! check's result serves every caller for [`ReadinessConfig::cache_for`],
-//! so a flood of `/ready` requests costs one check a second.
+//! behave. Both are checked at once, each within the timeout; one check
+//! runs at a time and answers every caller that arrived while it ran; a
+//! successful check answers every caller for [`ReadinessConfig::cache_for`]
+//! and test writes run at most once per that period, so a flood of
+//! `/ready` requests costs a healthy agent one check a second. A failed
+//! check is not reused: the first `/ready` after a dependency recovers
+//! says so.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,7 +46,8 @@ pub(crate) struct ReadinessConfig {
     /// object store (or metadata store) counts as not ready; 0 ignores
     /// write outcomes. Default 3: one flush's upload attempts.
     pub(crate) failed_writes: u32,
-    /// How long one check's result answers every `/ready`. Default 1 s.
+    /// How long a successful check answers every `/ready`, and the least
+    /// time between two test writes. Default 1 s.
     pub(crate) cache_for: Duration,
 }
 
@@ -69,51 +74,78 @@ impl Report {
     }
 }
 
-/// Runs the checks for `/ready`, at most one at a time, and keeps the
-/// latest result for [`ReadinessConfig::cache_for`].
+/// Runs the checks for `/ready`, at most one at a time.
 pub(crate) struct Readiness {
     config: ReadinessConfig,
-    last: Mutex<Option<(Instant, Arc<Report>)>>,
+    state: Arc<Mutex<State>>,
+}
+
+#[derive(Default)]
+struct State {
+    /// The latest report and when its check finished.
+    last: Option<(Instant, Arc<Report>)>,
+    /// When the last test writes ran.
+    upload_probed: Option<Instant>,
+    commit_probed: Option<Instant>,
 }
 
 impl Readiness {
     pub(crate) fn new(config: ReadinessConfig) -> Self {
         Self {
             config,
-            last: Mutex::new(None),
+            state: Arc::new(Mutex::new(State::default())),
         }
     }
 
-    /// The latest report, checking again if it is older than `cache_for`.
-    /// Callers arriving during a check wait for its result, which takes
-    /// at most `timeout`.
+    /// The outcome of a check that finished after this call began (one
+    /// running now, or a new one), or of a successful one younger than
+    /// `cache_for`. Waits for at most one check, which takes at most
+    /// `timeout`. The check runs in its own task, so a caller that goes
+    /// away does not cut short the check others are waiting for.
     pub(crate) async fn check(&self, engine: &StorageEngine) -> Arc<Report> {
-        let mut last = self.last.lock().await;
-        let previous = match &*last {
-            Some((at, report)) if at.elapsed() < self.config.cache_for => return report.clone(),
+        let arrived = Instant::now();
+        let mut state = self.state.clone().lock_owned().await;
+        let previous = match &state.last {
+            Some((finished, report))
+                if *finished >= arrived
+                    || (report.is_ready() && finished.elapsed() < self.config.cache_for) =>
+            {
+                return report.clone();
+            }
             Some((_, report)) => Some(report.is_ready()),
             None => None,
         };
-        let report = Arc::new(check(engine, &self.config).await);
-        match (previous, report.is_ready()) {
-            (Some(true) | None, false) => {
-                tracing::warn!(report = ?*report, "not ready");
+        let (engine, config) = (engine.clone(), self.config.clone());
+        let task = tokio::spawn(async move {
+            let report = Arc::new(check(&engine, &config, &mut state).await);
+            match (previous, report.is_ready()) {
+                (Some(true) | None, false) => tracing::warn!(report = ?*report, "not ready"),
+                (Some(false), true) => tracing::info!("ready again"),
+                _ => {}
             }
-            (Some(false), true) => tracing::info!("ready again"),
-            _ => {}
-        }
-        *last = Some((Instant::now(), report.clone()));
-        report
+            state.last = Some((Instant::now(), report.clone()));
+            report
+        });
+        task.await.unwrap_or_else(|error| {
+            let failed = Err(format!("the readiness check failed: {error}"));
+            Arc::new(Report {
+                metadata: failed.clone(),
+                object_store: failed,
+            })
+        })
     }
 }
 
 /// Both dependencies at once, each within `config.timeout`.
-async fn check(engine: &StorageEngine, config: &ReadinessConfig) -> Report {
+async fn check(engine: &StorageEngine, config: &ReadinessConfig, state: &mut State) -> Report {
     let (metadata, object_store) = tokio::join!(
-        within(config.timeout, metadata_ready(engine, config.failed_writes)),
         within(
             config.timeout,
-            object_store_ready(engine, config.failed_writes)
+            metadata_ready(engine, config, &mut state.commit_probed),
+        ),
+        within(
+            config.timeout,
+            object_store_ready(engine, config, &mut state.upload_probed),
         ),
     );
     Report {
@@ -122,41 +154,66 @@ async fn check(engine: &StorageEngine, config: &ReadinessConfig) -> Report {
     }
 }
 
-async fn metadata_ready(engine: &StorageEngine, failed_writes: u32) -> Result<(), String> {
+/// Whether a test write may run now (none ran in the last `cache_for`);
+/// if so, notes that it does.
+fn may_probe(probed: &mut Option<Instant>, config: &ReadinessConfig) -> bool {
+    let may = probed.is_none_or(|at| at.elapsed() >= config.cache_for);
+    if may {
+        *probed = Some(Instant::now());
+    }
+    may
+}
+
+async fn metadata_ready(
+    engine: &StorageEngine,
+    config: &ReadinessConfig,
+    probed: &mut Option<Instant>,
+) -> Result<(), String> {
     engine
         .metadata()
         .ping()
         .await
         .map_err(|e| one_line(&e.to_string()))?;
     let commits = engine.write_health().commits;
-    if failing(&commits, failed_writes) {
-        engine
-            .probe_commit()
-            .await
-            .map_err(|probe| streak_message("metadata commits", &commits, &probe.to_string()))?;
+    if !failing(&commits, config.failed_writes) {
+        return Ok(());
     }
-    Ok(())
+    if !may_probe(probed, config) {
+        return Err(streak_message("metadata commits", &commits, None));
+    }
+    engine
+        .probe_commit()
+        .await
+        .map_err(|e| streak_message("metadata commits", &commits, Some(&e.to_string())))
 }
 
-async fn object_store_ready(engine: &StorageEngine, failed_writes: u32) -> Result<(), String> {
+async fn object_store_ready(
+    engine: &StorageEngine,
+    config: &ReadinessConfig,
+    probed: &mut Option<Instant>,
+) -> Result<(), String> {
     list_probe(engine.storage()).await?;
     let uploads = engine.write_health().uploads;
-    if failing(&uploads, failed_writes) {
-        engine
-            .probe_upload()
-            .await
-            .map_err(|probe| streak_message("uploads", &uploads, &probe.to_string()))?;
+    if !failing(&uploads, config.failed_writes) {
+        return Ok(());
     }
-    Ok(())
+    if !may_probe(probed, config) {
+        return Err(streak_message("uploads", &uploads, None));
+    }
+    engine
+        .probe_upload()
+        .await
+        .map_err(|e| streak_message("uploads", &uploads, Some(&e.to_string())))
 }
 
 fn failing(outcomes: &WriteOutcomes, threshold: u32) -> bool {
     threshold > 0 && outcomes.consecutive_failures >= threshold
 }
 
-fn streak_message(what: &str, outcomes: &WriteOutcomes, probe: &str) -> String {
+fn streak_message(what: &str, outcomes: &WriteOutcomes, probe: Option<&str>) -> String {
+    let probe = probe.map_or_else(String::new, |p| format!("; a test write failed too: {p}"));
     one_line(&format!(
-        "the last {} {what} failed (latest: {}); a test write failed too: {probe}",
+        "the last {} {what} failed (latest: {}){probe}",
         outcomes.consecutive_failures,
         outcomes.last_error.as_deref().unwrap_or("unknown error"),
     ))

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use metrics_exporter_prometheus::PrometheusHandle;
-use streamhouse_kafka::{GroupCoordinator, KafkaConfig, KafkaServer};
+use streamhouse_kafka::{GroupCoordinator, GroupLimits, KafkaConfig, KafkaServer};
 use streamhouse_metadata::MetadataStore;
 use streamhouse_storage::jobs::JobsConfig;
 use streamhouse_storage::{FlushConfig, ObjectStorage, StorageConfig, StorageEngine};
@@ -182,6 +182,15 @@ async fn launch(
             max_connections_per_ip: to_usize(config.max_connections_per_ip),
             auto_create_topics: config.auto_create_topics_enable,
             default_partitions: i32::try_from(config.num_partitions).unwrap_or(i32::MAX),
+            group_limits: GroupLimits {
+                min_session_timeout: config.group_min_session_timeout,
+                max_session_timeout: config.group_max_session_timeout,
+                max_rebalance_timeout: config.group_max_rebalance_timeout,
+                max_group_size: to_usize(config.group_max_size),
+                max_groups: to_usize(config.max_groups),
+                offsets_retention: config.offsets_retention,
+                offsets_retention_check_interval: config.offsets_retention_check_interval,
+            },
             ..KafkaConfig::default()
         },
     );

@@ -171,6 +171,33 @@ settings! {
     MaxConnectionsPerIp: "max_connections_per_ip", "--max-connections-per-ip",
         "STREAMHOUSE_MAX_CONNECTIONS_PER_IP", Number, "N", "1000",
         "Kafka's max.connections.per.ip: open Kafka connections from one client address";
+    GroupMinSessionTimeoutMs: "group_min_session_timeout_ms", "--group-min-session-timeout-ms",
+        "STREAMHOUSE_GROUP_MIN_SESSION_TIMEOUT_MS", Number, "N", "6000",
+        "Kafka's group.min.session.timeout.ms: shorter session timeouts get \
+         INVALID_SESSION_TIMEOUT";
+    GroupMaxSessionTimeoutMs: "group_max_session_timeout_ms", "--group-max-session-timeout-ms",
+        "STREAMHOUSE_GROUP_MAX_SESSION_TIMEOUT_MS", Number, "N", "1800000",
+        "Kafka's group.max.session.timeout.ms: longer session timeouts get \
+         INVALID_SESSION_TIMEOUT";
+    GroupMaxRebalanceTimeoutMs: "group_max_rebalance_timeout_ms",
+        "--group-max-rebalance-timeout-ms", "STREAMHOUSE_GROUP_MAX_REBALANCE_TIMEOUT_MS", Number,
+        "N", "1800000",
+        "Longest a rebalance waits for members to rejoin, whatever rebalance timeout \
+         (max.poll.interval.ms) they ask for";
+    GroupMaxSize: "group_max_size", "--group-max-size", "STREAMHOUSE_GROUP_MAX_SIZE", Number, "N",
+        "1000", "Kafka's group.max.size: members of one group; more get GROUP_MAX_SIZE_REACHED";
+    MaxGroups: "max_groups", "--max-groups", "STREAMHOUSE_MAX_GROUPS", Number, "N", "100000",
+        "Groups with members one coordinator holds; joins of further groups get \
+         COORDINATOR_NOT_AVAILABLE";
+    OffsetsRetentionMinutes: "offsets_retention_minutes", "--offsets-retention-minutes",
+        "STREAMHOUSE_OFFSETS_RETENTION_MINUTES", Number, "N", "10080",
+        "Kafka's offsets.retention.minutes: how long a group's committed offsets outlive its \
+         last member, at least 1";
+    OffsetsRetentionCheckIntervalMs: "offsets_retention_check_interval_ms",
+        "--offsets-retention-check-interval-ms",
+        "STREAMHOUSE_OFFSETS_RETENTION_CHECK_INTERVAL_MS", Number, "N", "600000",
+        "Kafka's offsets.retention.check.interval.ms: how often expired offsets are looked \
+         for, at least 100";
     AutoCreateTopicsEnable: "auto_create_topics_enable", "--auto-create-topics-enable",
         "STREAMHOUSE_AUTO_CREATE_TOPICS_ENABLE", Bool, "BOOL", "true",
         "Kafka's auto.create.topics.enable: create a topic when a client asks for the metadata \
@@ -302,6 +329,30 @@ impl RawSettings {
                     config.max_connections_per_ip = parse_u64(raw)
                         .and_then(|n| at_least(n, 1, "connections"))
                         .map_err(fail)?
+                }
+                Setting::GroupMinSessionTimeoutMs => config.group_min_session_timeout = millis(1)?,
+                Setting::GroupMaxSessionTimeoutMs => config.group_max_session_timeout = millis(1)?,
+                Setting::GroupMaxRebalanceTimeoutMs => {
+                    config.group_max_rebalance_timeout = millis(1)?
+                }
+                Setting::GroupMaxSize => {
+                    config.group_max_size = parse_u64(raw)
+                        .and_then(|n| at_least(n, 1, "members"))
+                        .map_err(fail)?
+                }
+                Setting::MaxGroups => {
+                    config.max_groups = parse_u64(raw)
+                        .and_then(|n| at_least(n, 1, "groups"))
+                        .map_err(fail)?
+                }
+                Setting::OffsetsRetentionMinutes => {
+                    let minutes = parse_u64(raw)
+                        .and_then(|n| in_range(n, 1, 1 << 40))
+                        .map_err(fail)?;
+                    config.offsets_retention = Duration::from_secs(minutes * 60)
+                }
+                Setting::OffsetsRetentionCheckIntervalMs => {
+                    config.offsets_retention_check_interval = millis(100)?
                 }
                 Setting::AutoCreateTopicsEnable => {
                     config.auto_create_topics_enable = parse_bool(raw).map_err(fail)?

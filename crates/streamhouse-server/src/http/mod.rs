@@ -39,7 +39,6 @@ use tokio_util::sync::CancellationToken;
 
 pub(crate) use error::ApiError;
 pub(crate) use limits::HttpLimits;
-#[allow(unused_imports, reason = "see serve::serve")]
 pub(crate) use serve::serve;
 
 use crate::readiness::{Readiness, ReadinessConfig};
