@@ -78,6 +78,10 @@ pub struct ServerConfig {
     pub http_max_uri_bytes: u64,
     /// Largest total size of an HTTP request's headers.
     pub http_max_header_bytes: u64,
+    /// Header lines of an HTTP request.
+    pub http_max_headers: u64,
+    /// HTTP request bodies held in memory at once.
+    pub http_max_inflight_body_bytes: u64,
     /// Time an HTTP request head may take (and keep-alive idle time).
     pub http_header_timeout: Duration,
     /// Time an HTTP request body may take after its head.
@@ -140,6 +144,8 @@ impl Default for ServerConfig {
             max_unflushed_bytes: storage.flush.max_pending_bytes as u64,
             http_max_uri_bytes: 8 << 10,
             http_max_header_bytes: 16 << 10,
+            http_max_headers: 100,
+            http_max_inflight_body_bytes: 256 << 20,
             http_header_timeout: Duration::from_secs(10),
             http_request_timeout: Duration::from_secs(30),
             http_max_connections: 1024,

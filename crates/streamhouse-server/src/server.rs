@@ -209,10 +209,11 @@ async fn launch(
         max_body_bytes: config.max_body_bytes,
         max_uri_bytes: to_usize(config.http_max_uri_bytes),
         max_header_bytes: to_usize(config.http_max_header_bytes),
+        max_headers: to_usize(config.http_max_headers),
+        max_inflight_body_bytes: to_usize(config.http_max_inflight_body_bytes),
         body_timeout: config.http_request_timeout,
         header_timeout: config.http_header_timeout,
         max_connections: to_usize(config.http_max_connections),
-        ..http::HttpLimits::default()
     };
     let router = http::router_with(state, &limits, ReadinessConfig::default());
     let http_serve = http::serve(

@@ -116,6 +116,12 @@ settings! {
     HttpMaxHeaderBytes: "http_max_header_bytes", "--http-max-header-bytes",
         "STREAMHOUSE_HTTP_MAX_HEADER_BYTES", Number, "N", "16384",
         "Largest total size of an HTTP request's headers; larger ones get 431, at least 1024";
+    HttpMaxHeaders: "http_max_headers", "--http-max-headers", "STREAMHOUSE_HTTP_MAX_HEADERS",
+        Number, "N", "100", "Header lines of an HTTP request; more get 431, 1-1000";
+    HttpMaxInflightBodyBytes: "http_max_inflight_body_bytes", "--http-max-inflight-body-bytes",
+        "STREAMHOUSE_HTTP_MAX_INFLIGHT_BODY_BYTES", Number, "N", "268435456",
+        "HTTP request bodies held in memory at once across connections; a request that finds \
+         no room in time gets 503, at least 1048576";
     HttpHeaderTimeoutMs: "http_header_timeout_ms", "--http-header-timeout-ms",
         "STREAMHOUSE_HTTP_HEADER_TIMEOUT_MS", Number, "N", "10000",
         "Time an HTTP connection may take to send a request head, and how long an idle \
@@ -287,6 +293,14 @@ impl RawSettings {
                 }
                 Setting::HttpMaxUriBytes => config.http_max_uri_bytes = bytes_at_least(256)?,
                 Setting::HttpMaxHeaderBytes => config.http_max_header_bytes = bytes_at_least(1024)?,
+                Setting::HttpMaxHeaders => {
+                    config.http_max_headers = parse_u64(raw)
+                        .and_then(|n| in_range(n, 1, 1000))
+                        .map_err(fail)?
+                }
+                Setting::HttpMaxInflightBodyBytes => {
+                    config.http_max_inflight_body_bytes = bytes_at_least(1 << 20)?
+                }
                 Setting::HttpHeaderTimeoutMs => config.http_header_timeout = millis(100)?,
                 Setting::HttpRequestTimeoutMs => config.http_request_timeout = millis(100)?,
                 Setting::HttpMaxConnections => {
