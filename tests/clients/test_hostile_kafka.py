@@ -408,7 +408,7 @@ def _serves(agent: StreamHouse) -> bool:
 
 @pytest.mark.cluster
 def test_an_s3_stall_does_not_multiply_a_producers_records(tmp_path, server_logs):
-    """A non-idempotent producer keeps sending through a 45 s S3 stall: the
+    """A non-idempotent producer keeps sending through a 60 s S3 stall: the
     agent refuses what it cannot buffer instead of queueing the client's
     retries, so what is stored is what was sent plus at most one buffer's
     worth of records retried after a timeout."""
@@ -466,7 +466,7 @@ def test_an_s3_stall_does_not_multiply_a_producers_records(tmp_path, server_logs
 
         send_for(3)
         proxy.mute()
-        send_for(45)
+        send_for(60)
         proxy.restore()
         send_for(3)
         assert producer.flush(180) == 0, "the producer did not finish"
