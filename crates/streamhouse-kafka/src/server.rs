@@ -110,6 +110,12 @@ impl KafkaServer {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send,
     ) -> std::io::Result<()> {
+        // Learn the topic list once before serving, so that Metadata can
+        // answer from it if the metadata store goes away before any client
+        // asked for every topic.
+        if let Err(error) = self.broker.engine.list_topics().await {
+            tracing::warn!(%error, "cannot list topics at start");
+        }
         let stop = CancellationToken::new();
         let mut connections = JoinSet::new();
         let open = Arc::new(Mutex::new(Connections::default()));

@@ -44,8 +44,8 @@ pub(crate) async fn handle(
     match requested {
         None => match broker.engine.list_topics().await {
             Ok(all) => topics.extend(all.iter().map(|t| topic_metadata(broker, t))),
-            // Only before the agent ever listed topics: nothing to answer
-            // with but an empty list.
+            // Only when the topic list could not be read even at start:
+            // nothing to answer with but an empty list.
             Err(error) => {
                 tracing::warn!(%error, "metadata: cannot list topics and none are known");
             }
