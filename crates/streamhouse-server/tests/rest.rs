@@ -842,3 +842,38 @@ async fn ready_answers_503_within_two_seconds_when_the_object_store_hangs() -> R
     wait_for_ready(&t, StatusCode::OK).await?;
     t.shutdown().await
 }
+
+/// A topic that stamps records on append does so for REST produce too, as
+/// for Kafka produce: the producer's timestamp is replaced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_append_time_topics_stamp_rest_records() -> Result<()> {
+    let t = TestServer::start().await?;
+    let (status, body) = t
+        .post(
+            "/api/v1/topics",
+            json!({"name": "stamped", "partitions": 1,
+                   "config": {"message.timestamp.type": "LogAppendTime"}}),
+        )
+        .await?;
+    assert!(status.is_success(), "{body}");
+    let before = chrono_now();
+    let (status, body) = t
+        .post(
+            "/api/v1/topics/stamped/records",
+            json!({"records": [{"value": "old", "timestamp": 1_000}]}),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let after = chrono_now();
+    let (_, read) = t
+        .get("/api/v1/topics/stamped/partitions/0/records?offset=0")
+        .await?;
+    let timestamp = read["records"][0]["timestamp"]
+        .as_i64()
+        .context("timestamp")?;
+    assert!(
+        (before..=after).contains(&timestamp),
+        "stamped {timestamp}, produced between {before} and {after}: {read}"
+    );
+    t.shutdown().await
+}

@@ -271,8 +271,15 @@ impl StorageEngine {
                 max,
             });
         }
-        self.enqueue(topic, partition, records, None, DEFAULT_APPEND_WAIT)
-            .await
+        self.enqueue(
+            topic,
+            partition,
+            records,
+            None,
+            DEFAULT_APPEND_WAIT,
+            config.config.log_append_time(),
+        )
+        .await
     }
 
     /// Like [`start_append`](Self::start_append) for one record batch as a
@@ -290,21 +297,38 @@ impl StorageEngine {
         producer: Option<ProducerBatch>,
         wait: Duration,
     ) -> Result<PendingAppend> {
-        self.inner.topics.get_partition(topic, partition).await?;
-        self.enqueue(topic, partition, records, producer, wait)
-            .await
+        let config = self.inner.topics.get_partition(topic, partition).await?;
+        self.enqueue(
+            topic,
+            partition,
+            records,
+            producer,
+            wait,
+            config.config.log_append_time(),
+        )
+        .await
     }
 
+    /// Buffers an append; a topic that stamps records on append
+    /// (`message.timestamp.type=LogAppendTime`) gets the time here, for
+    /// every front-end alike.
     async fn enqueue(
         &self,
         topic: &str,
         partition: i32,
-        records: Vec<Record>,
+        mut records: Vec<Record>,
         producer: Option<ProducerBatch>,
         wait: Duration,
+        stamp: bool,
     ) -> Result<PendingAppend> {
+        let append_time = stamp.then(crate::flusher::now_ms);
+        if let Some(time) = append_time {
+            for record in &mut records {
+                record.timestamp = time;
+            }
+        }
         let count = records.len() as u64;
-        let pending = self
+        let mut pending = self
             .inner
             .write
             .enqueue(
@@ -315,6 +339,7 @@ impl StorageEngine {
             )
             .await?;
         metrics::counter!("streamhouse_append_records_total").increment(count);
+        pending.append_time = append_time;
         Ok(pending)
     }
 

@@ -66,6 +66,17 @@ pub struct AppendResult {
 #[must_use = "an append is only acknowledged when awaited"]
 pub struct PendingAppend {
     response: oneshot::Receiver<Result<AppendResult>>,
+    /// The time the records were stamped with, when their topic stamps
+    /// records on append (`message.timestamp.type=LogAppendTime`).
+    pub(crate) append_time: Option<i64>,
+}
+
+impl PendingAppend {
+    /// The append time the records carry, when their topic stamps records
+    /// on append rather than keeping the producer's timestamps.
+    pub fn log_append_time(&self) -> Option<i64> {
+        self.append_time
+    }
 }
 
 impl std::future::Future for PendingAppend {
@@ -241,7 +252,10 @@ impl WriteShared {
                     reply,
                     _budget: budget,
                 });
-                return Ok(PendingAppend { response });
+                return Ok(PendingAppend {
+                    response,
+                    append_time: None,
+                });
             }
             let arrival = buffer.next_arrival;
             buffer.next_arrival += 1;
@@ -270,7 +284,10 @@ impl WriteShared {
                 self.flush_now.notify_one();
             }
         }
-        Ok(PendingAppend { response })
+        Ok(PendingAppend {
+            response,
+            append_time: None,
+        })
     }
 
     /// Takes everything buffered, leaving an empty buffer.

@@ -167,17 +167,6 @@ async fn append(
         }
     };
     let count = decoded.record_count() as u64;
-    let mut decoded = decoded;
-    let append_time = config.log_append_time().then(now_ms);
-    if let Some(time) = append_time {
-        for record in decoded
-            .batches
-            .iter_mut()
-            .flat_map(|b| b.records.iter_mut())
-        {
-            record.timestamp = time;
-        }
-    }
     let mut pending = Vec::with_capacity(decoded.batches.len());
     for batch in decoded.batches {
         match broker
@@ -197,13 +186,10 @@ async fn append(
     }
     metrics::counter!("streamhouse_kafka_produce_records_total").increment(count);
     metrics::counter!("streamhouse_kafka_produce_bytes_total").increment(decoded.wire_bytes as u64);
+    // The engine stamps the records of a LogAppendTime topic; the answer
+    // carries the time of the first batch, as Kafka's does.
+    let append_time = pending.first().and_then(PendingAppend::log_append_time);
     Outcome::Pending(pending, append_time)
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 fn error_of(error: &StorageError) -> (i16, String) {
