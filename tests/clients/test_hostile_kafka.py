@@ -62,6 +62,16 @@ def agent(tmp_path_factory, server_logs):
     assert status == 0, f"exit status {status} after SIGTERM\n{agent.log_tail()}"
 
 
+def files_return_to(agent: StreamHouse, files: int, timeout: float) -> None:
+    """Waits until the agent holds no more open files than `files` (plus
+    FD_SLACK): the sockets of departed clients were released."""
+    wait_until(
+        lambda: agent.open_files() <= files + FD_SLACK,
+        timeout=timeout,
+        message=lambda: f"open files {agent.open_files()} did not return to {files}",
+    )
+
+
 def memory_bound(baseline: int) -> int:
     return baseline + 2 * REQUEST_BUDGET + CACHE_BYTES + RSS_MARGIN
 
@@ -215,11 +225,7 @@ def test_pipelined_fetches_that_are_never_read_stay_bounded(agent):
             closed = True
     attacker.close()
     assert closed, "the agent kept a connection whose answers were never read"
-    wait_until(
-        lambda: agent.open_files() <= files + FD_SLACK,
-        timeout=10,
-        message=lambda: f"open files {agent.open_files()} did not return to {files}",
-    )
+    files_return_to(agent, files, timeout=10)
 
 
 def test_half_sent_frames_on_50_connections_time_out_within_budget(agent):
@@ -274,11 +280,7 @@ def test_half_sent_frames_on_50_connections_time_out_within_budget(agent):
     wait_until(all_closed, timeout=READ_TIMEOUT_MS / 1000 + 15, message="half-sent frames stayed open")
     for sock in sockets:
         sock.close()
-    wait_until(
-        lambda: agent.open_files() <= files + FD_SLACK,
-        timeout=10,
-        message=lambda: f"open files {agent.open_files()} did not return to {files}",
-    )
+    files_return_to(agent, files, timeout=10)
     assert agent.running()
 
 
@@ -316,11 +318,7 @@ def test_abandoned_join_groups_release_their_sockets(agent):
     )
     for sock in joiners:
         reset(sock)
-    wait_until(
-        lambda: agent.open_files() <= files + FD_SLACK,
-        timeout=5,
-        message=lambda: f"open files {agent.open_files()} did not return to {files}",
-    )
+    files_return_to(agent, files, timeout=5)
     # A normal group still forms and gets its partitions.
     topic = create_topic(agent, partitions=2)
     consumer = new_consumer(agent.bootstrap, unique_name("normal"))
@@ -358,11 +356,7 @@ def test_idle_connections_are_closed(agent):
     for sock in idle:
         sock.close()
     talked.sock.close()
-    wait_until(
-        lambda: agent.open_files() <= files + FD_SLACK,
-        timeout=5,
-        message=lambda: f"open files {agent.open_files()} did not return to {files}",
-    )
+    files_return_to(agent, files, timeout=5)
 
 
 def test_connections_per_ip_are_limited(tmp_path, server_logs):

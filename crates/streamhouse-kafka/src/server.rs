@@ -83,7 +83,7 @@ impl KafkaServer {
         // The same amount again for answers as for requests, and never less
         // than one full Fetch answer.
         let budget = config.queued_max_request_bytes.clamp(1, MAX_PERMITS);
-        let response_budget_size = budget.max(connection_budget_size_of(&config)) as u32;
+        let response_budget_size = budget.max(connection_budget_size(&config)) as u32;
         Self {
             broker: Arc::new(Broker {
                 engine,
@@ -286,7 +286,7 @@ async fn serve_connection(
         config.request_read_timeout,
     )));
     // One Fetch answer of the largest size, plus room for small answers.
-    let connection_budget = Arc::new(Semaphore::new(connection_budget_size(&broker)));
+    let connection_budget = Arc::new(Semaphore::new(connection_budget_size(&broker.config)));
     let limits = FrameLimits {
         max_bytes: config.max_frame_bytes,
         budget: broker.request_budget.clone(),
@@ -412,7 +412,7 @@ async fn handle_frame(
         let cap = i32::try_from(broker.config.fetch_max_bytes).unwrap_or(i32::MAX);
         fetch.max_bytes = fetch.max_bytes.clamp(0, cap);
         let reserve = (usize::try_from(fetch.max_bytes).unwrap_or(0) + SMALL_RESPONSE_BYTES)
-            .min(connection_budget_size(broker)) as u32;
+            .min(connection_budget_size(&broker.config)) as u32;
         budget.push(
             connection_budget
                 .clone()
@@ -462,11 +462,7 @@ impl Outgoing {
     }
 }
 
-fn connection_budget_size(broker: &Broker) -> usize {
-    connection_budget_size_of(&broker.config)
-}
-
-fn connection_budget_size_of(config: &KafkaConfig) -> usize {
+fn connection_budget_size(config: &KafkaConfig) -> usize {
     config
         .fetch_max_bytes
         .saturating_add(SMALL_RESPONSE_BYTES)

@@ -20,6 +20,9 @@ use crate::error::storage_error_code;
 use crate::records::{BatchError, BatchLimits, decode_produced};
 use crate::server::Broker;
 
+/// Longest a produce waits for buffer space, whatever its `timeout_ms`.
+const MAX_WAIT: Duration = Duration::from_secs(30);
+
 enum Outcome {
     /// One append per batch of an idempotent producer, or one for all the
     /// plain batches, in request order.
@@ -41,7 +44,9 @@ pub(crate) async fn handle(broker: &Arc<Broker>, request: ProduceRequest, versio
     let acks = request.acks;
     // How long the appends may wait for buffer space: the request's own
     // timeout, after which the client gives up on it anyway.
-    let wait = Duration::from_millis(u64::try_from(request.timeout_ms).unwrap_or(0));
+    // A client's 2^31-1 ms is cut to MAX_WAIT: a waiting produce holds its
+    // share of the request memory budget.
+    let wait = Duration::from_millis(u64::try_from(request.timeout_ms).unwrap_or(0)).min(MAX_WAIT);
     let mut topics: Vec<(TopicName, Vec<PartitionAppend>)> = Vec::new();
     let refuse = if !matches!(acks, -1..=1) {
         Some((
