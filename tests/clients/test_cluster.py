@@ -2,8 +2,9 @@
 with real clients: an idempotent producer that keeps writing while agents
 are SIGKILLed and restarted, two writers on one partition through two
 agents, a consumer group whose coordinator dies, and a long poll on one
-agent woken by a commit on another."""
+agent woken by a commit on another, through Kafka and through the HTTP API."""
 
+import json
 import select
 import threading
 import time
@@ -474,3 +475,51 @@ def wait_for_data(connection: wire.Connection, seconds: float) -> bool:
     """Whether anything arrives on `connection` within `seconds`."""
     readable, _, _ = select.select([connection.sock], [], [], seconds)
     return bool(readable)
+
+
+@pytest.mark.parametrize(
+    ("waiting", "writing"), [(1, 2), (0, 1)], ids=["1-wakes-on-2", "0-wakes-on-1"]
+)
+def test_a_rest_long_poll_on_one_agent_wakes_when_another_commits(
+    cluster, waiting, writing, record_property
+):
+    """The HTTP API's long poll waits like a Kafka fetch: a consume with
+    wait_ms on one agent answers as soon as another agent commits."""
+    topic = unique_name("cluster-rest-long-poll")
+    cluster.create_topic(topic, 1)
+    reader, writer = cluster.agents[waiting], cluster.agents[writing]
+    answer: dict = {}
+
+    def consume() -> None:
+        status, body = reader.http_get(
+            f"/api/v1/topics/{topic}/partitions/0/records?offset=0&wait_ms={LONG_POLL_MS}",
+            timeout=LONG_POLL_MS / 1000 + 10,
+        )
+        answer.update(status=status, body=body, at=time.monotonic())
+
+    poll = threading.Thread(target=consume, daemon=True)
+    sent_at = time.monotonic()
+    poll.start()
+    poll.join(0.5)
+    assert not answer, f"the long poll answered before any record existed: {answer}"
+    with wire.Connection(writer.bootstrap) as producer:
+        reply = producer.round_trip(wire.produce_v3(topic, 0, 2, [b"wake up"]))
+    acknowledged_at = time.monotonic()
+    _, [(_t, _p, error, base_offset)] = wire.parse_produce_v3(reply)
+    assert (error, base_offset) == (0, 0)
+    poll.join(LONG_POLL_MS / 1000 + 10)
+    assert answer.get("status") == 200, answer
+    body = json.loads(answer["body"])
+    assert [(r["offset"], r["value"]) for r in body["records"]] == [(0, "wake up")], body
+    assert body["next_offset"] == 1, body
+    woke_after = answer["at"] - acknowledged_at
+    assert woke_after < WAKE_LIMIT, (
+        f"the long poll on {reader.agent_id} answered {woke_after:.2f} s after "
+        f"{writer.agent_id} acknowledged the record ({answer['at'] - sent_at:.2f} s after "
+        f"it was sent, wait_ms={LONG_POLL_MS})"
+    )
+    record_property(
+        "cluster",
+        f"a REST long poll waiting on {reader.agent_id} (wait_ms={LONG_POLL_MS}) answered "
+        f"{woke_after * 1000:.0f} ms after {writer.agent_id} acknowledged a record",
+    )

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::RwLock;
-use streamhouse_metadata::{AgentInfo, MetadataStore};
+use streamhouse_storage::{AgentInfo, MetadataStore};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 

@@ -2,7 +2,7 @@
 
 use kafka_protocol::ResponseError;
 use streamhouse_core::ValidationError;
-use streamhouse_metadata::MetadataError;
+use streamhouse_storage::MetadataError;
 use streamhouse_storage::StorageError;
 
 /// The Kafka error code for a storage error on a partition-level request
@@ -14,12 +14,8 @@ pub(crate) fn storage_error_code(error: &StorageError) -> i16 {
         }
         StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
         StorageError::RecordTooLarge { .. } => ResponseError::MessageTooLarge,
-        StorageError::Validation(ValidationError::InvalidTopicName { .. }) => {
-            ResponseError::InvalidTopicException
-        }
-        StorageError::Validation(_) | StorageError::InvalidAppend { .. } => {
-            ResponseError::InvalidRequest
-        }
+        StorageError::Validation(e) => validation_error(e),
+        StorageError::InvalidAppend { .. } => ResponseError::InvalidRequest,
         StorageError::Segment(_) | StorageError::SegmentMissing { .. } => {
             ResponseError::KafkaStorageError
         }
@@ -43,18 +39,21 @@ pub(crate) fn storage_error_code(error: &StorageError) -> i16 {
     code.code()
 }
 
+/// The Kafka error for an invalid name, partition count or config.
+fn validation_error(error: &ValidationError) -> ResponseError {
+    match error {
+        ValidationError::InvalidTopicName { .. } => ResponseError::InvalidTopicException,
+        ValidationError::InvalidPartitionCount { .. } => ResponseError::InvalidPartitions,
+        ValidationError::InvalidConfigValue { .. } | ValidationError::UnknownConfig { .. } => {
+            ResponseError::InvalidConfig
+        }
+    }
+}
+
 /// The Kafka error code for a metadata error.
 pub(crate) fn metadata_error_code(error: &MetadataError) -> i16 {
     let code = match error {
-        MetadataError::Validation(ValidationError::InvalidTopicName { .. }) => {
-            ResponseError::InvalidTopicException
-        }
-        MetadataError::Validation(ValidationError::InvalidPartitionCount { .. }) => {
-            ResponseError::InvalidPartitions
-        }
-        MetadataError::Validation(
-            ValidationError::InvalidConfigValue { .. } | ValidationError::UnknownConfig { .. },
-        ) => ResponseError::InvalidConfig,
+        MetadataError::Validation(e) => validation_error(e),
         MetadataError::TopicAlreadyExists { .. } => ResponseError::TopicAlreadyExists,
         MetadataError::TopicNotFound { .. } | MetadataError::PartitionNotFound { .. } => {
             ResponseError::UnknownTopicOrPartition

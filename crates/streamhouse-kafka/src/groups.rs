@@ -22,7 +22,7 @@ use kafka_protocol::ResponseError;
 use kafka_protocol::messages::ConsumerProtocolAssignment;
 use kafka_protocol::protocol::Decodable;
 use parking_lot::Mutex;
-use streamhouse_metadata::MetadataStore;
+use streamhouse_storage::MetadataStore;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -592,7 +592,7 @@ impl GroupCoordinator {
         coordinates: &(dyn Fn(&str) -> bool + Send + Sync),
         now: Instant,
         wall_clock_ms: i64,
-    ) -> streamhouse_metadata::Result<u64> {
+    ) -> Result<u64, streamhouse_storage::MetadataError> {
         let retention = self.inner.limits.offsets_retention;
         let with_offsets = store.list_groups().await?;
         let due: Vec<String> = {

@@ -5,6 +5,7 @@
 //! crate decides what each request means for StreamHouse and chooses the
 //! Kafka error codes (in `error.rs`, from typed errors).
 
+mod broker;
 mod cluster;
 mod config;
 mod error;

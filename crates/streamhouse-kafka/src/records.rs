@@ -15,7 +15,7 @@ use kafka_protocol::records::{
     Compression, Record as KafkaRecord, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 use streamhouse_core::{Header, Record};
-use streamhouse_metadata::ProducerBatch;
+use streamhouse_storage::ProducerBatch;
 
 use decompress::{Codec, DecompressError, OverLimit};
 

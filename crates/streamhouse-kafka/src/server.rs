@@ -27,7 +27,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 
-use crate::cluster::{Agent, Cluster};
+use crate::broker::{Broker, RequestContext, SMALL_RESPONSE_BYTES, connection_budget_size};
 use crate::config::KafkaConfig;
 use crate::frame::{self, DecodeError, Frame, FrameError, FrameLimits};
 use crate::groups::GroupCoordinator;
@@ -36,33 +36,8 @@ use crate::handlers::{self, Reply};
 /// Requests of one connection whose responses are not yet written; the
 /// connection is not read further until the client takes some.
 const MAX_IN_FLIGHT: usize = 16;
-/// What a response other than a Fetch answer is assumed to hold.
-const SMALL_RESPONSE_BYTES: usize = 1 << 20;
-/// Semaphores count at most this many permits.
-const MAX_PERMITS: usize = u32::MAX as usize >> 3;
 /// How long a shutdown waits for connections to answer what they received.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// What the handlers share.
-pub(crate) struct Broker {
-    pub(crate) engine: StorageEngine,
-    pub(crate) config: KafkaConfig,
-    pub(crate) groups: GroupCoordinator,
-    pub(crate) cluster: Cluster,
-    /// Request bytes being read or waiting (`queued.max.request.bytes`).
-    pub(crate) request_budget: Arc<Semaphore>,
-    /// Fetch answers being built or written, across connections.
-    pub(crate) response_budget: Arc<Semaphore>,
-    pub(crate) response_budget_size: u32,
-}
-
-/// Who sent a request.
-#[derive(Debug, Clone)]
-pub(crate) struct RequestContext {
-    pub(crate) client_id: String,
-    pub(crate) client_host: String,
-    pub(crate) version: i16,
-}
 
 /// The Kafka protocol server of one agent.
 pub struct KafkaServer {
@@ -71,29 +46,8 @@ pub struct KafkaServer {
 
 impl KafkaServer {
     pub fn new(engine: StorageEngine, config: KafkaConfig) -> Self {
-        let groups = GroupCoordinator::new(config.group_limits.clone());
-        let me = Agent {
-            agent_id: config.agent_id.clone(),
-            node_id: config.node_id,
-            host: config.advertised_host.clone(),
-            port: i32::from(config.advertised_port),
-            zone: config.zone.clone(),
-        };
-        let cluster = Cluster::new(engine.metadata().clone(), me, config.agent_timeout);
-        // The same amount again for answers as for requests, and never less
-        // than one full Fetch answer.
-        let budget = config.queued_max_request_bytes.clamp(1, MAX_PERMITS);
-        let response_budget_size = budget.max(connection_budget_size(&config)) as u32;
         Self {
-            broker: Arc::new(Broker {
-                engine,
-                groups,
-                cluster,
-                request_budget: Arc::new(Semaphore::new(budget)),
-                response_budget: Arc::new(Semaphore::new(response_budget_size as usize)),
-                response_budget_size,
-                config,
-            }),
+            broker: Arc::new(Broker::new(engine, config)),
         }
     }
 
@@ -121,7 +75,7 @@ impl KafkaServer {
         let open = Arc::new(Mutex::new(Connections::default()));
         let groups = self.broker.groups.start(stop.clone());
         let offset_expiry = self.broker.groups.start_offset_expiry(
-            self.broker.engine.metadata().clone(),
+            self.broker.engine.group_offsets(),
             self.broker.cluster.clone(),
             stop.clone(),
         );
@@ -460,13 +414,6 @@ impl Outgoing {
             _budget: Vec::new(),
         }
     }
-}
-
-fn connection_budget_size(config: &KafkaConfig) -> usize {
-    config
-        .fetch_max_bytes
-        .saturating_add(SMALL_RESPONSE_BYTES)
-        .min(MAX_PERMITS)
 }
 
 fn encode(

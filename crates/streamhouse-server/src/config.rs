@@ -26,16 +26,7 @@ pub const DEFAULT_KAFKA_LISTEN: &str = "127.0.0.1:9092";
 pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:8080";
 /// Default data directory; the default metadata and object store live in it.
 pub const DEFAULT_DATA_DIR: &str = "./data";
-/// Default largest accepted HTTP request body.
-pub const DEFAULT_MAX_BODY_BYTES: usize = 16 << 20;
-/// Default size of a compacted segment.
-pub const DEFAULT_COMPACTION_TARGET_BYTES: u64 = 64 << 20;
-/// Default age after which small trailing segments are compacted anyway.
-pub const DEFAULT_COMPACTION_SPAN: Duration = Duration::from_secs(60);
-/// Default period of the background jobs.
-pub const DEFAULT_JOB_INTERVAL: Duration = Duration::from_secs(30);
-/// Default grace period of garbage collection.
-pub const DEFAULT_GC_GRACE: Duration = Duration::from_secs(600);
+pub use crate::http::DEFAULT_MAX_BODY_BYTES;
 /// Allowed range of `--flush-interval-ms`.
 pub const FLUSH_INTERVAL_MS_RANGE: std::ops::RangeInclusive<u64> = 1..=10_000;
 
@@ -123,8 +114,10 @@ pub struct ServerConfig {
 impl Default for ServerConfig {
     fn default() -> Self {
         let storage = streamhouse_storage::StorageConfig::default();
+        let jobs = streamhouse_storage::jobs::JobsConfig::new("");
         let kafka = streamhouse_kafka::KafkaConfig::default();
         let kafka = &kafka;
+        let http = crate::http::HttpLimits::default();
         Self {
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             metadata_url: None,
@@ -136,19 +129,19 @@ impl Default for ServerConfig {
             zone: None,
             flush_interval: storage.flush.flush_interval,
             cache_bytes: storage.cache_bytes,
-            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
-            compaction_target_bytes: DEFAULT_COMPACTION_TARGET_BYTES,
-            compaction_span: DEFAULT_COMPACTION_SPAN,
-            job_interval: DEFAULT_JOB_INTERVAL,
-            gc_grace: DEFAULT_GC_GRACE,
+            max_body_bytes: http.max_body_bytes,
+            compaction_target_bytes: jobs.compaction.target_bytes,
+            compaction_span: jobs.compaction.span,
+            job_interval: jobs.compaction_interval,
+            gc_grace: jobs.gc_grace,
             max_unflushed_bytes: storage.flush.max_pending_bytes as u64,
-            http_max_uri_bytes: 8 << 10,
-            http_max_header_bytes: 16 << 10,
-            http_max_headers: 100,
-            http_max_inflight_body_bytes: 256 << 20,
-            http_header_timeout: Duration::from_secs(10),
-            http_request_timeout: Duration::from_secs(30),
-            http_max_connections: 1024,
+            http_max_uri_bytes: http.max_uri_bytes as u64,
+            http_max_header_bytes: http.max_header_bytes as u64,
+            http_max_headers: http.max_headers as u64,
+            http_max_inflight_body_bytes: http.max_inflight_body_bytes as u64,
+            http_header_timeout: http.header_timeout,
+            http_request_timeout: http.body_timeout,
+            http_max_connections: http.max_connections as u64,
             queued_max_request_bytes: kafka.queued_max_request_bytes as u64,
             socket_request_max_bytes: kafka.max_frame_bytes as u64,
             max_uncompressed_batch_factor: kafka.max_uncompressed_batch_factor as u64,

@@ -170,8 +170,7 @@ async fn metadata_ready(
     probed: &mut Option<Instant>,
 ) -> Result<(), String> {
     engine
-        .metadata()
-        .ping()
+        .ping_metadata()
         .await
         .map_err(|e| one_line(&e.to_string()))?;
     let commits = engine.write_health().commits;

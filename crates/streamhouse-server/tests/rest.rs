@@ -453,7 +453,6 @@ async fn groups_show_committed_offsets_and_lag() -> Result<()> {
     assert_eq!(status, StatusCode::OK);
     t.server
         .engine()
-        .metadata()
         .commit_offsets(
             "billing",
             &[

@@ -167,7 +167,7 @@ async fn main() -> anyhow::Result<()> {
         span: Duration::ZERO,
         ..CompactionConfig::default()
     };
-    let before = engine.metadata().storage_stats().await?;
+    let before = engine.storage_stats().await?;
     let store_before = engine.object_store_stats();
     let pass_started = Instant::now();
     let pass = {
@@ -199,7 +199,7 @@ async fn main() -> anyhow::Result<()> {
     let pass_ended = pass_done.lock().context("the pass finished")?;
     let pass_seconds = pass_ended.duration_since(pass_started).as_secs_f64();
     let store_after = engine.object_store_stats();
-    let after = engine.metadata().storage_stats().await?;
+    let after = engine.storage_stats().await?;
     let during_pass: Vec<Duration> = during
         .iter()
         .filter(|(sent, _)| *sent >= pass_started && *sent < pass_ended)

@@ -177,10 +177,7 @@ async fn main() -> anyhow::Result<()> {
 
     let mut objects = BTreeMap::new();
     for partition in 0..PARTITIONS {
-        let rows = reader
-            .metadata()
-            .list_segments(&topic, partition, 0, usize::MAX)
-            .await?;
+        let rows = reader.segments(&topic, partition, 0, usize::MAX).await?;
         println!("partition {partition}: {} segment rows", rows.len());
         for row in rows {
             objects.insert(row.key, ());

@@ -52,6 +52,14 @@ impl Clock for ManualClock {
     }
 }
 
+/// Milliseconds since the Unix epoch, by the wall clock: record
+/// timestamps, lease expiry and tombstone ages.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

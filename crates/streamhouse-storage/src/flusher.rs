@@ -8,12 +8,9 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use object_store::ObjectStoreExt;
-use object_store::path::Path;
-use object_store::{ObjectStore, PutPayload};
-use rand::RngExt;
+use object_store::PutPayload;
 use streamhouse_core::TopicPartition;
 use streamhouse_metadata::{FlushCommit, MetadataStore, PendingSegment, SegmentOutcome};
 use tokio::sync::mpsc;
@@ -21,8 +18,10 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::cache::{SegmentCache, SegmentKey};
+use crate::clock::now_ms;
 use crate::error::StorageError;
-use crate::object_storage::ObjectStorage;
+use crate::object_storage::{ObjectStorage, backoff_delay, put_with_retry};
+use crate::orphans::COMMIT_DEADLINE;
 use crate::segment::SegmentReader;
 use crate::segment::batch::BatchObjectBuilder;
 use crate::segment_index::{IndexedSegment, SegmentIndex};
@@ -188,7 +187,7 @@ fn build_job(
         );
         async move {
             let started = Instant::now();
-            upload(store, key, payload, attempts, backoff).await?;
+            put_with_retry(store, key, payload, attempts, backoff).await?;
             metrics::histogram!("streamhouse_flush_upload_seconds")
                 .record(started.elapsed().as_secs_f64());
             Ok(())
@@ -204,46 +203,6 @@ fn build_job(
         },
         upload,
     ))
-}
-
-/// PUTs `payload` at `key`, retrying failures with exponential backoff
-/// up to `attempts` times in all.
-pub(crate) async fn upload(
-    store: Arc<dyn ObjectStore>,
-    key: String,
-    payload: PutPayload,
-    attempts: u32,
-    backoff: Duration,
-) -> Result<(), StorageError> {
-    let path = Path::parse(&key)
-        .map_err(|e| StorageError::object_store("put", &key, object_store::Error::from(e)))?;
-    let mut attempt = 1;
-    loop {
-        match store.put(&path, payload.clone()).await {
-            Ok(_) => return Ok(()),
-            Err(error) if attempt >= attempts => {
-                tracing::error!(%key, attempt, %error, "upload failed; giving up");
-                return Err(StorageError::UploadFailed {
-                    key,
-                    attempts: attempt,
-                    source: Arc::new(error),
-                });
-            }
-            Err(error) => {
-                tracing::warn!(%key, attempt, %error, "upload failed; retrying");
-                tokio::time::sleep(backoff_delay(backoff, attempt)).await;
-                attempt += 1;
-            }
-        }
-    }
-}
-
-/// `base * 2^(attempt-1)`, with ±25% jitter so that agents that failed
-/// together do not retry together.
-fn backoff_delay(base: Duration, attempt: u32) -> Duration {
-    let exp = base.saturating_mul(1 << attempt.saturating_sub(1).min(16));
-    let jitter = rand::rng().random_range(0.75..1.25);
-    exp.mul_f64(jitter)
 }
 
 async fn commit_loop(
@@ -306,7 +265,7 @@ async fn commit(
     loop {
         // Past the deadline, garbage collection may already count the
         // object as an orphan: committing it could point rows at nothing.
-        if job.started.elapsed() > crate::jobs::COMMIT_DEADLINE {
+        if job.started.elapsed() > COMMIT_DEADLINE {
             return Err(StorageError::CommitTooLate {
                 key: job.key.clone(),
                 elapsed_ms: u64::try_from(job.started.elapsed().as_millis()).unwrap_or(u64::MAX),
@@ -416,10 +375,4 @@ fn fail_job(job: FlushJob, error: &StorageError) {
             waiter.fail(error.clone());
         }
     }
-}
-
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

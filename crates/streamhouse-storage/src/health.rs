@@ -109,7 +109,7 @@ pub(crate) async fn probe_commit(
     metadata: &dyn MetadataStore,
     commits: &Arc<OutcomeTracker>,
 ) -> Result<()> {
-    let now = crate::flusher::now_ms();
+    let now = crate::clock::now_ms();
     let result = metadata
         .acquire_lease(PROBE_LEASE, PROBE_LEASE, now, now)
         .await;

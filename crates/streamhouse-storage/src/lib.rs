@@ -19,6 +19,7 @@ mod error;
 mod flusher;
 mod health;
 pub mod jobs;
+mod long_poll;
 mod object_storage;
 mod orphans;
 mod partitioner;
@@ -36,6 +37,7 @@ pub use consumer::{ConsumedRecord, Consumer, ConsumerConfig, OffsetReset};
 pub use engine::{StorageConfig, StorageEngine};
 pub use error::{Result, StorageError};
 pub use health::{WriteHealth, WriteOutcomes};
+pub use long_poll::{CommitWait, REMOTE_COMMIT_POLL};
 pub use object_storage::{InstrumentedStore, ObjectStorage, ObjectStoreStats};
 pub use partitioner::{murmur2, partition_for_key};
 pub use producer::{Producer, ProducerRecord, RecordMetadata};
@@ -43,3 +45,10 @@ pub use reader::{PartitionReader, ReadResult};
 pub use segment::{Compression, SegmentError, SegmentReader, SegmentWriter};
 pub use segment_index::{IndexedSegment, SegmentIndex, SegmentIndexConfig};
 pub use writer::{AppendResult, FlushConfig, PendingAppend};
+
+/// The metadata values the engine's callers see, so that front-ends depend
+/// on the engine alone.
+pub use streamhouse_metadata::{
+    AgentInfo, CommittedOffset, MetadataError, MetadataStore, NewTopic, OffsetCommit,
+    PartitionInfo, ProducerBatch, SegmentInfo, StorageStats, Topic, TopicDescription,
+};

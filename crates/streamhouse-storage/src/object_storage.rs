@@ -24,6 +24,7 @@ use object_store::{
     BackoffConfig, ClientOptions, CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload,
     ObjectMeta, ObjectStore, PutMultipartOptions, PutOptions, PutPayload, PutResult, RetryConfig,
 };
+use rand::RngExt;
 
 use crate::error::{Result, StorageError};
 use crate::health::OutcomeTracker;
@@ -403,6 +404,46 @@ impl ObjectStore for InstrumentedStore {
         let result = self.inner.copy_opts(from, to, options).await;
         self.finish("copy", started, result)
     }
+}
+
+/// PUTs `payload` at `key`, retrying failures with exponential backoff
+/// up to `attempts` times in all.
+pub(crate) async fn put_with_retry(
+    store: Arc<dyn ObjectStore>,
+    key: String,
+    payload: PutPayload,
+    attempts: u32,
+    backoff: Duration,
+) -> Result<(), StorageError> {
+    let path = Path::parse(&key)
+        .map_err(|e| StorageError::object_store("put", &key, object_store::Error::from(e)))?;
+    let mut attempt = 1;
+    loop {
+        match object_store::ObjectStoreExt::put(store.as_ref(), &path, payload.clone()).await {
+            Ok(_) => return Ok(()),
+            Err(error) if attempt >= attempts => {
+                tracing::error!(%key, attempt, %error, "upload failed; giving up");
+                return Err(StorageError::UploadFailed {
+                    key,
+                    attempts: attempt,
+                    source: Arc::new(error),
+                });
+            }
+            Err(error) => {
+                tracing::warn!(%key, attempt, %error, "upload failed; retrying");
+                tokio::time::sleep(backoff_delay(backoff, attempt)).await;
+                attempt += 1;
+            }
+        }
+    }
+}
+
+/// `base * 2^(attempt-1)`, with ±25% jitter so that agents that failed
+/// together do not retry together.
+pub(crate) fn backoff_delay(base: Duration, attempt: u32) -> Duration {
+    let exp = base.saturating_mul(1 << attempt.saturating_sub(1).min(16));
+    let jitter = rand::rng().random_range(0.75..1.25);
+    exp.mul_f64(jitter)
 }
 
 #[cfg(test)]

@@ -14,6 +14,15 @@ use streamhouse_metadata::MetadataStore;
 use crate::error::{Result, StorageError};
 use crate::object_storage::ObjectStorage;
 
+/// An uploaded object is committed within this time after its flush (or
+/// compaction run) started, or never: writers give up past it.
+pub const COMMIT_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Garbage collection deletes an uncommitted object only once it is older
+/// than this, whatever the grace period: twice the commit deadline, so an
+/// object still being committed is never taken for an orphan.
+pub const MIN_ORPHAN_AGE: Duration = Duration::from_secs(120);
+
 /// Keys asked about per metadata query.
 const CHUNK: usize = 1000;
 
@@ -85,5 +94,5 @@ pub(crate) async fn scan(
 /// The newest last-modified time (ms since the epoch) an object may have
 /// to be past its grace period.
 fn chrono_cutoff(grace: Duration) -> i64 {
-    crate::flusher::now_ms() - i64::try_from(grace.as_millis()).unwrap_or(i64::MAX)
+    crate::clock::now_ms() - i64::try_from(grace.as_millis()).unwrap_or(i64::MAX)
 }

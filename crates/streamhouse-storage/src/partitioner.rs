@@ -1,6 +1,52 @@
-//! Kafka's default partitioner for keyed records: murmur2 of the key, so a
-//! key lands on the same partition whether it was produced through Kafka's
-//! Java client or through StreamHouse's own producer.
+//! Where a record goes when its producer does not say: keyed records by
+//! Kafka's default partitioner (murmur2 of the key), so a key lands on the
+//! same partition whether it was produced through Kafka's Java client, the
+//! HTTP API or StreamHouse's own producer; unkeyed records in turn.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use streamhouse_metadata::Topic;
+
+use crate::error::{Result, StorageError};
+
+/// Chooses partitions for the records of every front-end of an engine.
+#[derive(Debug)]
+pub(crate) struct Partitioner {
+    next: AtomicU32,
+}
+
+impl Partitioner {
+    pub(crate) fn new() -> Self {
+        Self {
+            next: AtomicU32::new(rand::random()),
+        }
+    }
+
+    /// `requested` when it is one of the topic's partitions; otherwise the
+    /// key's partition, or the next one in turn for a record without key.
+    pub(crate) fn choose(
+        &self,
+        topic: &Topic,
+        requested: Option<i32>,
+        key: Option<&[u8]>,
+    ) -> Result<i32> {
+        match (requested, key) {
+            (Some(partition), _) if (0..topic.partition_count).contains(&partition) => {
+                Ok(partition)
+            }
+            (Some(partition), _) => Err(StorageError::UnknownPartition {
+                topic: topic.name.clone(),
+                partition,
+            }),
+            (None, Some(key)) => Ok(partition_for_key(key, topic.partition_count)),
+            (None, None) => {
+                let n = self.next.fetch_add(1, Ordering::Relaxed);
+                let count = u32::try_from(topic.partition_count.max(1)).unwrap_or(1);
+                Ok((n % count) as i32)
+            }
+        }
+    }
+}
 
 /// Kafka's murmur2 (the variant in `org.apache.kafka.common.utils.Utils`).
 pub fn murmur2(data: &[u8]) -> i32 {

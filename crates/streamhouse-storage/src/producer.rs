@@ -2,15 +2,12 @@
 //! engine. Concurrent sends are batched into the same flush, so one
 //! object PUT and one metadata transaction serve them all.
 
-use std::sync::atomic::{AtomicU32, Ordering};
-
 use bytes::Bytes;
 use streamhouse_core::{Header, Record};
 
+use crate::clock::now_ms;
 use crate::engine::StorageEngine;
-use crate::error::{Result, StorageError};
-use crate::flusher::now_ms;
-use crate::partitioner::partition_for_key;
+use crate::error::Result;
 use crate::writer::AppendResult;
 
 /// A record to send. Without a partition, keyed records go where Kafka's
@@ -68,15 +65,11 @@ pub struct RecordMetadata {
 
 pub struct Producer {
     engine: StorageEngine,
-    next_partition: AtomicU32,
 }
 
 impl Producer {
     pub(crate) fn new(engine: StorageEngine) -> Self {
-        Self {
-            engine,
-            next_partition: AtomicU32::new(rand::random()),
-        }
+        Self { engine }
     }
 
     /// Sends one record and waits until it is durable and visible.
@@ -115,23 +108,7 @@ impl Producer {
 
     async fn choose_partition(&self, record: &ProducerRecord) -> Result<i32> {
         let topic = self.engine.topic(&record.topic).await?;
-        match (record.partition, &record.key) {
-            (Some(partition), _) => {
-                if (0..topic.partition_count).contains(&partition) {
-                    Ok(partition)
-                } else {
-                    Err(StorageError::UnknownPartition {
-                        topic: record.topic.clone(),
-                        partition,
-                    })
-                }
-            }
-            (None, Some(key)) => Ok(partition_for_key(key, topic.partition_count)),
-            (None, None) => {
-                let n = self.next_partition.fetch_add(1, Ordering::Relaxed);
-                let count = u32::try_from(topic.partition_count.max(1)).unwrap_or(1);
-                Ok((n % count) as i32)
-            }
-        }
+        self.engine
+            .choose_partition(&topic, record.partition, record.key.as_deref())
     }
 }

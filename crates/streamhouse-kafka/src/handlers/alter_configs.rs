@@ -9,9 +9,9 @@ use kafka_protocol::messages::{
 };
 use streamhouse_core::TopicConfig;
 
-use super::str_bytes;
-use crate::error::{metadata_error_code, storage_error_code};
-use crate::server::Broker;
+use super::common::str_bytes;
+use crate::broker::Broker;
+use crate::error::storage_error_code;
 
 const RESOURCE_TOPIC: i8 = 2;
 
@@ -115,10 +115,9 @@ async fn apply(
 ) -> Result<(), Failure> {
     let current = broker
         .engine
-        .metadata()
-        .get_topic(topic)
+        .load_topic(topic)
         .await
-        .map_err(|e| (metadata_error_code(&e), e.to_string()))?;
+        .map_err(|e| (storage_error_code(&e), e.to_string()))?;
     let config = next(&current.config)?;
     if validate_only {
         return Ok(());

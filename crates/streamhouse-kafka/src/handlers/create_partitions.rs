@@ -3,23 +3,22 @@
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
-use streamhouse_metadata::MetadataError;
+use streamhouse_storage::MetadataError;
 use streamhouse_storage::StorageError;
 
-use super::str_bytes;
-use crate::error::{metadata_error_code, storage_error_code};
-use crate::server::Broker;
+use super::common::str_bytes;
+use crate::broker::Broker;
+use crate::error::storage_error_code;
 
 pub(crate) async fn handle(
     broker: &Broker,
     request: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
-    let store = broker.engine.metadata();
     let mut results = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
         let name = topic.name.0.to_string();
         let outcome = if request.validate_only {
-            match store.get_topic(&name).await {
+            match broker.engine.load_topic(&name).await {
                 Ok(current) if topic.count > current.partition_count => Ok(()),
                 Ok(current) => Err((
                     ResponseError::InvalidPartitions.code(),
@@ -28,7 +27,7 @@ pub(crate) async fn handle(
                         current.partition_count
                     ),
                 )),
-                Err(error) => Err((metadata_error_code(&error), error.to_string())),
+                Err(error) => Err((storage_error_code(&error), error.to_string())),
             }
         } else {
             match broker

@@ -8,17 +8,12 @@ use kafka_protocol::messages::create_topics_response::{
 };
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use streamhouse_core::{TopicConfig, validate_partition_count, validate_topic_name};
-use streamhouse_metadata::{MetadataError, NewTopic, Topic};
+use streamhouse_storage::{NewTopic, StorageError, Topic};
 
-use super::metadata::topic_uuid;
-use super::str_bytes;
-use crate::error::{metadata_error_code, storage_error_code};
-use crate::server::Broker;
-
-/// DescribeConfigs' config source for a value set on the topic.
-pub(crate) const SOURCE_TOPIC: i8 = 1;
-/// DescribeConfigs' config source for a default value.
-pub(crate) const SOURCE_DEFAULT: i8 = 5;
+use super::common::str_bytes;
+use super::common::{SOURCE_DEFAULT, SOURCE_TOPIC, topic_uuid};
+use crate::broker::Broker;
+use crate::error::storage_error_code;
 
 pub(crate) async fn handle(
     broker: &Broker,
@@ -86,19 +81,19 @@ async fn create(
     .map_err(|e| (ResponseError::InvalidConfig.code(), e.to_string()))?;
     let new_topic = NewTopic::new(name.clone(), partitions).with_config(config);
     if validate_only {
-        return match broker.engine.metadata().get_topic(&name).await {
+        return match broker.engine.load_topic(&name).await {
             Ok(_) => invalid(
                 ResponseError::TopicAlreadyExists,
                 format!("topic {name:?} already exists"),
             ),
-            Err(MetadataError::TopicNotFound { .. }) => Ok(Topic {
+            Err(StorageError::UnknownTopic { .. }) => Ok(Topic {
                 name,
                 topic_id: uuid::Uuid::nil().to_string(),
                 partition_count: partitions as i32,
                 config: new_topic.config,
                 created_at: 0,
             }),
-            Err(error) => Err((metadata_error_code(&error), error.to_string())),
+            Err(error) => Err((storage_error_code(&error), error.to_string())),
         };
     }
     match broker.engine.create_topic(new_topic).await {

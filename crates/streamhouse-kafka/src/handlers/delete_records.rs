@@ -6,8 +6,8 @@ use kafka_protocol::messages::delete_records_response::{
 };
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
+use crate::broker::Broker;
 use crate::error::storage_error_code;
-use crate::server::Broker;
 
 pub(crate) async fn handle(
     broker: &Broker,

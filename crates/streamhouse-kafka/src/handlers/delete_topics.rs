@@ -5,16 +5,15 @@ use kafka_protocol::ResponseError;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
 
-use super::str_bytes;
-use crate::error::metadata_error_code;
-use crate::server::Broker;
+use super::common::str_bytes;
+use crate::broker::Broker;
+use crate::error::storage_error_code;
 
 pub(crate) async fn handle(
     broker: &Broker,
     request: DeleteTopicsRequest,
     version: i16,
 ) -> DeleteTopicsResponse {
-    let store = broker.engine.metadata();
     // (name if given, topic id)
     let mut wanted: Vec<(Option<String>, uuid::Uuid)> = request
         .topic_names
@@ -31,13 +30,13 @@ pub(crate) async fn handle(
     for (name, topic_id) in wanted {
         let name = match name {
             Some(name) => Ok(name),
-            None => match store.list_topics().await {
+            None => match broker.engine.list_topics().await {
                 Ok(topics) => topics
                     .into_iter()
                     .find(|t| t.topic_id == topic_id.to_string())
-                    .map(|t| t.name)
+                    .map(|t| t.name.clone())
                     .ok_or(ResponseError::UnknownTopicId.code()),
-                Err(error) => Err(metadata_error_code(&error)),
+                Err(error) => Err(storage_error_code(&error)),
             },
         };
         let result = DeletableTopicResult::default().with_topic_id(topic_id);

@@ -6,10 +6,10 @@ use kafka_protocol::messages::describe_configs_response::{
 };
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 
-use super::create_topics::{SOURCE_DEFAULT, SOURCE_TOPIC};
-use super::str_bytes;
-use crate::error::metadata_error_code;
-use crate::server::Broker;
+use super::common::str_bytes;
+use super::common::{SOURCE_DEFAULT, SOURCE_TOPIC};
+use crate::broker::Broker;
+use crate::error::storage_error_code;
 
 /// A config's name, value and source.
 type Entry = (String, String, i8);
@@ -39,7 +39,7 @@ pub(crate) async fn handle(
             .with_resource_type(resource.resource_type)
             .with_resource_name(resource.resource_name.clone());
         let entries: Result<Vec<Entry>, Failure> = match resource.resource_type {
-            RESOURCE_TOPIC => match broker.engine.metadata().get_topic(&name).await {
+            RESOURCE_TOPIC => match broker.engine.load_topic(&name).await {
                 Ok(topic) => Ok(topic
                     .config
                     .entries()
@@ -53,7 +53,7 @@ pub(crate) async fn handle(
                         (e.name, e.value, source)
                     })
                     .collect()),
-                Err(error) => Err((metadata_error_code(&error), error.to_string())),
+                Err(error) => Err((storage_error_code(&error), error.to_string())),
             },
             RESOURCE_BROKER => Ok(broker_configs(broker)),
             other => Err((

@@ -11,21 +11,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::FutureExt;
-use futures::future::select_all;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::fetch_request::FetchTopic;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, ResponseKind};
-use streamhouse_metadata::PartitionInfo;
 use streamhouse_storage::StorageError;
-use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::Reply;
+use crate::broker::Broker;
 use crate::error::storage_error_code;
 use crate::records::encode_batch;
-use crate::server::Broker;
 
 /// Longest wait honoured, whatever the client asks for.
 const MAX_WAIT: Duration = Duration::from_secs(30);
@@ -43,22 +39,19 @@ async fn fetch(broker: &Broker, request: FetchRequest) -> FetchResponse {
     let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
     let max_bytes = usize::try_from(request.max_bytes).unwrap_or(0);
 
-    // Subscribe before the first read, so that a commit landing between the
+    // Taken before the first read, so that a commit landing between the
     // read and the wait is not missed.
-    let mut watches = Vec::new();
-    if !wait.is_zero() {
+    let mut commits = if wait.is_zero() {
+        None
+    } else {
+        let mut partitions = Vec::new();
         for topic in &request.topics {
             for partition in &topic.partitions {
-                if let Ok(watch) = broker
-                    .engine
-                    .watch_partition(&topic.topic.0, partition.partition)
-                    .await
-                {
-                    watches.push(watch);
-                }
+                partitions.push((topic.topic.0.as_str(), partition.partition));
             }
         }
-    }
+        Some(broker.engine.commit_wait(&partitions).await)
+    };
     loop {
         let read = read_all(broker, &request.topics, max_bytes).await;
         if read.bytes >= min_bytes || read.errors || Instant::now() >= deadline {
@@ -73,41 +66,17 @@ async fn fetch(broker: &Broker, request: FetchRequest) -> FetchResponse {
                 .with_session_id(0)
                 .with_responses(read.responses);
         }
-        if !wait_for_change(&mut watches, deadline).await {
+        let changed = match commits.as_mut() {
+            Some(commits) => commits.changed(deadline).await,
+            None => false,
+        };
+        if !changed {
             // Nothing to wait on (every partition is unknown) or time is up.
             let read = read_all(broker, &request.topics, max_bytes).await;
             return FetchResponse::default()
                 .with_error_code(0)
                 .with_session_id(0)
                 .with_responses(read.responses);
-        }
-    }
-}
-
-/// Waits until any watched partition changes; false when the deadline
-/// passed or nothing can change.
-async fn wait_for_change(
-    watches: &mut Vec<watch::Receiver<PartitionInfo>>,
-    deadline: Instant,
-) -> bool {
-    if watches.is_empty() {
-        tokio::time::sleep_until(deadline).await;
-        return false;
-    }
-    let changed = {
-        let waits = watches.iter_mut().map(|w| w.changed().boxed());
-        match tokio::time::timeout_at(deadline, select_all(waits)).await {
-            Err(_elapsed) => None,
-            Ok((result, index, _)) => Some((result.is_ok(), index)),
-        }
-    };
-    match changed {
-        None => false,
-        Some((true, _)) => true,
-        Some((false, index)) => {
-            // The partition was forgotten (topic deleted); stop watching it.
-            watches.swap_remove(index);
-            true
         }
     }
 }

@@ -4,8 +4,8 @@
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{FindCoordinatorRequest, FindCoordinatorResponse};
 
-use super::str_bytes;
-use crate::server::Broker;
+use super::common::str_bytes;
+use crate::broker::Broker;
 
 pub(crate) fn handle(
     broker: &Broker,

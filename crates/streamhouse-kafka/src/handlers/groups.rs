@@ -17,22 +17,11 @@ use kafka_protocol::messages::{
     SyncGroupRequest, SyncGroupResponse,
 };
 
-use super::{Reply, str_bytes};
-use crate::error::metadata_error_code;
+use super::Reply;
+use super::common::{coordinates, str_bytes};
+use crate::broker::{Broker, RequestContext};
+use crate::error::storage_error_code;
 use crate::groups::{JoinOutcome, JoinParams, SyncOutcome, Wait};
-use crate::server::{Broker, RequestContext};
-
-/// Whether this agent coordinates `group`. If not, forgets anything it
-/// held for the group (it coordinated it before membership changed).
-pub(crate) fn coordinates(broker: &Broker, group: &str) -> bool {
-    let coordinator = broker.cluster.coordinator(group);
-    if broker.cluster.is_me(&coordinator) {
-        true
-    } else {
-        broker.groups.forget(group);
-        false
-    }
-}
 
 const NOT_COORDINATOR: i16 = ResponseError::NotCoordinator.code();
 
@@ -213,7 +202,7 @@ pub(crate) async fn list(broker: &Broker, request: ListGroupsRequest) -> ListGro
         .collect();
     let known: BTreeSet<String> = groups.iter().map(|(id, _, _)| id.clone()).collect();
     let mut error_code = 0;
-    match broker.engine.metadata().list_groups().await {
+    match broker.engine.groups_with_offsets().await {
         Ok(with_offsets) => groups.extend(
             with_offsets
                 .into_iter()
@@ -223,7 +212,7 @@ pub(crate) async fn list(broker: &Broker, request: ListGroupsRequest) -> ListGro
                 .filter(|id| broker.cluster.is_me(&broker.cluster.coordinator(id)))
                 .map(|id| (id, "consumer".to_string(), "Empty".to_string())),
         ),
-        Err(error) => error_code = metadata_error_code(&error),
+        Err(error) => error_code = storage_error_code(&error),
     }
     groups.sort();
     ListGroupsResponse::default()
@@ -284,8 +273,7 @@ pub(crate) async fn describe(
                 // group whose members are all gone; otherwise Dead.
                 let has_offsets = broker
                     .engine
-                    .metadata()
-                    .fetch_offsets(&group_id.0)
+                    .committed_offsets(&group_id.0)
                     .await
                     .is_ok_and(|offsets| !offsets.is_empty());
                 if has_offsets {
@@ -312,10 +300,10 @@ pub(crate) async fn delete(broker: &Broker, request: DeleteGroupsRequest) -> Del
         };
         let code = match removed {
             Err(code) => code,
-            Ok(in_memory) => match broker.engine.metadata().delete_group(&group_id.0).await {
+            Ok(in_memory) => match broker.engine.delete_group_offsets(&group_id.0).await {
                 Ok(had_offsets) if had_offsets || in_memory => 0,
                 Ok(_) => ResponseError::GroupIdNotFound.code(),
-                Err(error) => metadata_error_code(&error),
+                Err(error) => storage_error_code(&error),
             },
         };
         results.push(

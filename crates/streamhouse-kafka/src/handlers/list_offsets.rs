@@ -6,8 +6,8 @@ use kafka_protocol::messages::list_offsets_response::{
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
+use crate::broker::Broker;
 use crate::error::storage_error_code;
-use crate::server::Broker;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;

@@ -15,12 +15,11 @@ use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
 use kafka_protocol::messages::{MetadataRequest, MetadataResponse, TopicName};
-use streamhouse_metadata::{MetadataError, NewTopic, Topic};
-use streamhouse_storage::StorageError;
+use streamhouse_storage::{NewTopic, StorageError, Topic};
 
-use super::str_bytes;
-use crate::error::{metadata_error_code, storage_error_code};
-use crate::server::Broker;
+use super::common::{str_bytes, topic_uuid};
+use crate::broker::Broker;
+use crate::error::storage_error_code;
 
 pub(crate) async fn handle(
     broker: &Broker,
@@ -61,7 +60,7 @@ pub(crate) async fn handle(
                             if e.is_retriable() {
                                 ResponseError::LeaderNotAvailable.code()
                             } else {
-                                metadata_error_code(&e)
+                                storage_error_code(&e)
                             }
                         })
                     }
@@ -99,7 +98,7 @@ pub(crate) async fn handle(
         .with_topics(topics)
 }
 
-async fn create_on_first_use(broker: &Broker, name: &str) -> Result<Topic, MetadataError> {
+async fn create_on_first_use(broker: &Broker, name: &str) -> Result<Topic, StorageError> {
     let topic = NewTopic::new(name, i64::from(broker.config.default_partitions));
     match broker.engine.create_topic(topic).await {
         Ok(topic) => {
@@ -110,7 +109,7 @@ async fn create_on_first_use(broker: &Broker, name: &str) -> Result<Topic, Metad
         // reading it back reports why.
         Err(error) => {
             tracing::debug!(topic = name, %error, "creating topic on first use failed");
-            broker.engine.metadata().get_topic(name).await
+            broker.engine.load_topic(name).await
         }
     }
 }
@@ -135,8 +134,4 @@ pub(crate) fn topic_metadata(broker: &Broker, topic: &Topic) -> MetadataResponse
         .with_is_internal(false)
         .with_partitions(partitions)
         .with_topic_authorized_operations(i32::MIN)
-}
-
-pub(crate) fn topic_uuid(topic: &Topic) -> uuid::Uuid {
-    uuid::Uuid::parse_str(&topic.topic_id).unwrap_or_default()
 }

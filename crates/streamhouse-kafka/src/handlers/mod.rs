@@ -3,6 +3,7 @@
 
 mod alter_configs;
 pub(crate) mod api_versions;
+mod common;
 mod create_partitions;
 mod create_topics;
 mod delete_records;
@@ -22,9 +23,8 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
-use kafka_protocol::protocol::StrBytes;
 
-use crate::server::{Broker, RequestContext};
+use crate::broker::{Broker, RequestContext};
 
 /// How a request is answered.
 pub(crate) enum Reply {
@@ -155,8 +155,4 @@ pub(crate) fn api_name(api_key: ApiKey) -> &'static str {
         ApiKey::IncrementalAlterConfigs => "incremental_alter_configs",
         _ => "other",
     }
-}
-
-pub(crate) fn str_bytes(s: impl Into<String>) -> StrBytes {
-    StrBytes::from_string(s.into())
 }

@@ -14,11 +14,11 @@ use kafka_protocol::messages::offset_fetch_response::{
 use kafka_protocol::messages::{
     OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse, TopicName,
 };
-use streamhouse_metadata::OffsetCommit;
+use streamhouse_storage::OffsetCommit;
 
-use super::str_bytes;
-use crate::error::{metadata_error_code, storage_error_code};
-use crate::server::Broker;
+use super::common::{coordinates, str_bytes};
+use crate::broker::Broker;
+use crate::error::storage_error_code;
 
 /// Each partition of a commit: the offset to store, or an error code.
 type PartitionCommits = Vec<(i32, Result<OffsetCommit, i16>)>;
@@ -31,7 +31,7 @@ pub(crate) async fn commit(
     _version: i16,
 ) -> OffsetCommitResponse {
     let group_id = request.group_id.0.to_string();
-    let allowed = if super::groups::coordinates(broker, &group_id) {
+    let allowed = if coordinates(broker, &group_id) {
         broker.groups.validate_commit(
             &group_id,
             request.generation_id_or_member_epoch,
@@ -81,10 +81,9 @@ pub(crate) async fn commit(
     } else {
         broker
             .engine
-            .metadata()
             .commit_offsets(&group_id, &commits)
             .await
-            .map_err(|e| metadata_error_code(&e))
+            .map_err(|e| storage_error_code(&e))
     };
     let topics = outcomes
         .into_iter()
@@ -115,15 +114,14 @@ pub(crate) async fn commit(
 type Committed = BTreeMap<String, BTreeMap<i32, (i64, Option<String>)>>;
 
 async fn committed(broker: &Broker, group_id: &str) -> Result<Committed, i16> {
-    if !super::groups::coordinates(broker, group_id) {
+    if !coordinates(broker, group_id) {
         return Err(ResponseError::NotCoordinator.code());
     }
     let offsets = broker
         .engine
-        .metadata()
-        .fetch_offsets(group_id)
+        .committed_offsets(group_id)
         .await
-        .map_err(|e| metadata_error_code(&e))?;
+        .map_err(|e| storage_error_code(&e))?;
     let mut by_topic: Committed = BTreeMap::new();
     for offset in offsets {
         by_topic

@@ -15,10 +15,11 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind, TopicName};
 use streamhouse_storage::{PendingAppend, StorageError};
 
-use super::{Reply, str_bytes};
+use super::Reply;
+use super::common::str_bytes;
+use crate::broker::Broker;
 use crate::error::storage_error_code;
 use crate::records::{BatchError, BatchLimits, decode_produced};
-use crate::server::Broker;
 
 /// Longest a produce waits for buffer space, whatever its `timeout_ms`.
 const MAX_WAIT: Duration = Duration::from_secs(30);

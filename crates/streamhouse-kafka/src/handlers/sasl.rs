@@ -4,7 +4,7 @@
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::{SaslAuthenticateResponse, SaslHandshakeResponse};
 
-use super::str_bytes;
+use super::common::str_bytes;
 
 pub(crate) fn handshake() -> SaslHandshakeResponse {
     SaslHandshakeResponse::default()

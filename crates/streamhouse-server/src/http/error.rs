@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use streamhouse_core::{ErrorKind, ValidationError};
-use streamhouse_metadata::MetadataError;
+use streamhouse_storage::MetadataError;
 use streamhouse_storage::StorageError;
 
 /// A failed request, ready to be rendered.

@@ -31,8 +31,7 @@ pub(crate) async fn list(
 ) -> Result<Json<Vec<GroupListing>>, ApiError> {
     let mut groups: BTreeMap<String, GroupListing> = state
         .engine
-        .metadata()
-        .list_groups()
+        .groups_with_offsets()
         .await?
         .into_iter()
         .map(|group| {
@@ -100,7 +99,7 @@ pub(crate) async fn describe(
     ApiPath(group): ApiPath<String>,
 ) -> Result<Json<GroupDetail>, ApiError> {
     let live = state.groups.describe(&group);
-    let committed = state.engine.metadata().fetch_offsets(&group).await?;
+    let committed = state.engine.committed_offsets(&group).await?;
     if live.is_none() && committed.is_empty() {
         return Err(unknown_group(&group));
     }
@@ -183,7 +182,7 @@ pub(crate) async fn delete(
             live.state
         )));
     }
-    let had_offsets = state.engine.metadata().delete_group(&group).await?;
+    let had_offsets = state.engine.delete_group_offsets(&group).await?;
     if !had_offsets && live.is_none() {
         return Err(unknown_group(&group));
     }

@@ -32,6 +32,9 @@ use tokio::time::Instant;
 
 use super::ApiError;
 
+/// Default largest accepted HTTP request body.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 16 << 20;
+
 /// Limits of the HTTP listener. Every field has the default a production
 /// deployment would choose; see each field.
 #[derive(Debug, Clone)]
@@ -66,7 +69,7 @@ pub(crate) struct HttpLimits {
 impl Default for HttpLimits {
     fn default() -> Self {
         Self {
-            max_body_bytes: crate::config::DEFAULT_MAX_BODY_BYTES,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_inflight_body_bytes: 256 << 20,
             max_uri_bytes: 8 << 10,
             max_header_bytes: 16 << 10,

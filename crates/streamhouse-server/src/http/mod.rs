@@ -24,7 +24,6 @@ mod serve;
 mod topics;
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU32;
 use std::time::Instant;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
@@ -38,6 +37,7 @@ use streamhouse_storage::StorageEngine;
 use tokio_util::sync::CancellationToken;
 
 pub(crate) use error::ApiError;
+pub use limits::DEFAULT_MAX_BODY_BYTES;
 pub(crate) use limits::HttpLimits;
 pub(crate) use serve::serve;
 
@@ -49,9 +49,6 @@ pub(crate) struct AppState {
     pub(crate) groups: GroupCoordinator,
     /// Cancelled when the server shuts down; long-poll reads return early.
     pub(crate) shutdown: CancellationToken,
-    /// Round-robin position for records without key or partition, like
-    /// the in-process producer's.
-    pub(crate) next_partition: AtomicU32,
     /// `None` if another Prometheus recorder was installed in this process.
     pub(crate) metrics: Option<PrometheusHandle>,
 }
@@ -69,19 +66,9 @@ impl AppState {
             engine,
             groups,
             shutdown,
-            next_partition: AtomicU32::new(rand_seed()),
             metrics,
         })
     }
-}
-
-/// A start position for round-robin that differs between agents, so that
-/// several agents do not all begin with partition 0.
-fn rand_seed() -> u32 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    nanos ^ std::process::id()
 }
 
 /// The whole HTTP API. Serve it with [`serve`] and the same `limits`, so

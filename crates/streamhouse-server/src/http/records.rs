@@ -7,17 +7,13 @@
 //! awaited, so a request normally costs one flush.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use streamhouse_core::{Header, Record};
-use streamhouse_metadata::Topic;
-use streamhouse_storage::{ReadResult, StorageError, partition_for_key};
-use tokio::sync::watch;
-use tokio::time::Instant;
+use streamhouse_storage::{ReadResult, StorageError, Topic};
 
 use super::encoding::{Encoding, encoding_for};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
@@ -29,12 +25,6 @@ const MAX_RECORDS: usize = 10_000;
 const DEFAULT_MAX_BYTES: usize = 1 << 20;
 const MAX_BYTES: usize = 64 << 20;
 const MAX_WAIT_MS: u64 = 60_000;
-/// While a long poll waits, how often the high watermark is re-read from
-/// the metadata store. Commits by this agent wake the poll at once through
-/// the watch channel; this only bounds how late a commit made by ANOTHER
-/// agent sharing the metadata store is noticed.
-const REMOTE_COMMIT_POLL: Duration = Duration::from_millis(500);
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ProduceRequest {
@@ -127,17 +117,17 @@ fn plan_appends(
                 record.payload_size()
             )));
         }
-        let partition = match requested_partition {
-            Some(partition) if (0..topic.partition_count).contains(&partition) => partition,
-            Some(partition) => {
-                return Err(ApiError::invalid_input(format!(
-                    "records[{index}].partition: topic {name:?} has no partition {partition} \
+        let partition = state
+            .engine
+            .choose_partition(topic, requested_partition, record.key.as_deref())
+            .map_err(|_| {
+                ApiError::invalid_input(format!(
+                    "records[{index}].partition: topic {name:?} has no partition {} \
                      (it has {} partitions)",
+                    requested_partition.unwrap_or_default(),
                     topic.partition_count
-                )));
-            }
-            None => choose_partition(state, record.key.as_deref(), topic.partition_count),
-        };
+                ))
+            })?;
         let (indexes, records) = plan.entry(partition).or_default();
         indexes.push(index);
         records.push(record);
@@ -250,19 +240,6 @@ fn decode_record(
     })
 }
 
-/// Where `Producer::send` would put a record: murmur2 of the key, or the
-/// next partition in turn when there is no key.
-fn choose_partition(state: &AppState, key: Option<&[u8]>, partitions: i32) -> i32 {
-    match key {
-        Some(key) => partition_for_key(key, partitions),
-        None => {
-            let n = state.next_partition.fetch_add(1, Ordering::Relaxed);
-            let count = u32::try_from(partitions.max(1)).unwrap_or(1);
-            (n % count) as i32
-        }
-    }
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ConsumeQuery {
@@ -324,13 +301,6 @@ pub(crate) async fn consume(
     let topic = state.engine.topic(&name).await?;
     check_partition(&topic, partition)?;
     let engine = &state.engine;
-    // Subscribed before reading, so a commit landing between the read and
-    // the wait still wakes the wait.
-    let watcher = if wait_ms > 0 {
-        Some(engine.watch_partition(&name, partition).await?)
-    } else {
-        None
-    };
     let offset = match query.offset {
         Some(offset) => offset,
         None => {
@@ -340,52 +310,15 @@ pub(crate) async fn consume(
                 .log_start_offset
         }
     };
-    let mut result = engine
-        .read(&name, partition, offset, max_records, max_bytes)
-        .await?;
-    if let Some(watcher) = watcher
-        && result.records.is_empty()
-    {
-        let deadline = Instant::now() + Duration::from_millis(wait_ms);
-        if wait_for_data(&state, &name, partition, offset, watcher, deadline).await {
-            result = engine
-                .read(&name, partition, offset, max_records, max_bytes)
-                .await?;
+    let wait = Duration::from_millis(wait_ms);
+    let result = tokio::select! {
+        result = engine.read_or_wait(&name, partition, offset, max_records, max_bytes, wait) => result?,
+        // Shutting down: answer now with what is readable.
+        () = state.shutdown.cancelled() => {
+            engine.read(&name, partition, offset, max_records, max_bytes).await?
         }
-    }
+    };
     Ok(Json(render(result, offset, query.encoding)))
-}
-
-/// Waits until the partition holds `offset`, the deadline passes or the
-/// server shuts down; returns whether there is new data to read.
-async fn wait_for_data(
-    state: &AppState,
-    topic: &str,
-    partition: i32,
-    offset: i64,
-    mut watcher: watch::Receiver<streamhouse_metadata::PartitionInfo>,
-    deadline: Instant,
-) -> bool {
-    loop {
-        tokio::select! {
-            // An error means the partition was forgotten (its topic was
-            // deleted); the second read reports that, so both mean "read".
-            // (`is_ok` drops the borrow guard at once; holding it would make
-            // this future non-Send.)
-            _ = async { watcher.wait_for(|info| info.high_watermark > offset).await.is_ok() } => {
-                return true;
-            }
-            _ = tokio::time::sleep_until(deadline) => return false,
-            _ = state.shutdown.cancelled() => return false,
-            _ = tokio::time::sleep(REMOTE_COMMIT_POLL) => {
-                // Re-reads the watermark when it is stale and publishes a
-                // change to `watcher`, which the next iteration sees.
-                if let Err(error) = state.engine.partition_info(topic, partition).await {
-                    tracing::debug!(%error, topic, partition, "long poll: watermark refresh failed");
-                }
-            }
-        }
-    }
 }
 
 fn bounded(

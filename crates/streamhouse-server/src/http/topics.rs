@@ -9,7 +9,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use streamhouse_core::{TopicConfig, validate_partition_count, validate_topic_name};
-use streamhouse_metadata::{NewTopic, SegmentInfo, Topic};
+use streamhouse_storage::{NewTopic, SegmentInfo, Topic};
 
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::{ApiError, SharedState};
@@ -50,8 +50,13 @@ impl From<Topic> for TopicSummary {
 pub(crate) async fn list(
     State(state): State<SharedState>,
 ) -> Result<Json<Vec<TopicSummary>>, ApiError> {
-    let topics = state.engine.metadata().list_topics().await?;
-    Ok(Json(topics.into_iter().map(TopicSummary::from).collect()))
+    let topics = state.engine.list_topics().await?;
+    Ok(Json(
+        topics
+            .iter()
+            .map(|topic| TopicSummary::from(Topic::clone(topic)))
+            .collect(),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -126,7 +131,7 @@ pub(crate) async fn describe(
     State(state): State<SharedState>,
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<TopicDetail>, ApiError> {
-    let description = state.engine.metadata().describe_topic(&name).await?;
+    let description = state.engine.describe_topic(&name).await?;
     let topic = description.topic;
     let mut config = topic.config.overrides().clone();
     for key in DESCRIBED_CONFIGS {
@@ -158,7 +163,7 @@ pub(crate) async fn update_config(
     ApiPath(name): ApiPath<String>,
     ApiJson(changes): ApiJson<BTreeMap<String, Option<String>>>,
 ) -> Result<Json<TopicSummary>, ApiError> {
-    let topic = state.engine.metadata().get_topic(&name).await?;
+    let topic = state.engine.load_topic(&name).await?;
     let mut config = topic.config.clone();
     for (key, value) in changes {
         match value {
@@ -252,13 +257,13 @@ pub(crate) async fn segments(
             "limit must be between 1 and {MAX_SEGMENT_LIMIT}"
         )));
     }
-    let metadata = state.engine.metadata();
     // Uncached: this is an inspection endpoint and must not show a deleted
     // topic as existing.
-    let topic = metadata.get_topic(&name).await?;
+    let topic = state.engine.load_topic(&name).await?;
     check_partition(&topic, partition)?;
-    let rows = metadata
-        .list_segments(&name, partition, query.from_offset, limit)
+    let rows = state
+        .engine
+        .segments(&name, partition, query.from_offset, limit)
         .await?;
     Ok(Json(rows.into_iter().map(SegmentRow::from).collect()))
 }

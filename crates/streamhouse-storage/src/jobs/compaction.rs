@@ -42,8 +42,8 @@ use super::{
     DEFAULT_COMPACTION_SEGMENT, DEFAULT_COMPACTION_SPAN, DEFAULT_COMPACTION_TARGET,
     DEFAULT_COMPRESSION, JobContext, is_compacted_key,
 };
+use crate::clock::now_ms;
 use crate::error::{Result, StorageError};
-use crate::flusher::now_ms;
 use crate::segment::{Compression, SegmentError, SegmentReader, SegmentWriter};
 
 /// Settings of compaction.
@@ -331,7 +331,7 @@ async fn compact_run(
     ));
     let path = Path::parse(&key)
         .map_err(|e| StorageError::object_store("put", &key, object_store::Error::from(e)))?;
-    crate::flusher::upload(
+    crate::object_storage::put_with_retry(
         store.clone(),
         key.clone(),
         PutPayload::from_bytes(encoded.clone()),
@@ -352,7 +352,7 @@ async fn compact_run(
     };
     // Past the deadline, garbage collection may count the upload as an
     // orphan; never point a row at it then.
-    if started.elapsed() > super::COMMIT_DEADLINE {
+    if started.elapsed() > crate::orphans::COMMIT_DEADLINE {
         report.conflicts += 1;
         if let Err(error) = store.delete(&path).await {
             tracing::warn!(%key, %error, "could not delete a late compaction output");

@@ -28,8 +28,8 @@ use streamhouse_metadata::StorageStats;
 use tokio_util::sync::CancellationToken;
 
 use super::JobContext;
+use crate::clock::now_ms;
 use crate::error::{Result, StorageError};
-use crate::flusher::now_ms;
 
 /// What one garbage collection pass did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -78,14 +78,7 @@ pub(crate) async fn gc_pass(
 
 pub(crate) use retention::delete_records;
 
-/// An uploaded object is committed within this time after its flush (or
-/// compaction run) started, or never: writers give up past it.
-pub const COMMIT_DEADLINE: Duration = Duration::from_secs(60);
-
-/// Garbage collection deletes an uncommitted object only once it is older
-/// than this, whatever the grace period: twice the commit deadline, so an
-/// object still being committed is never taken for an orphan.
-pub const MIN_ORPHAN_AGE: Duration = Duration::from_secs(120);
+pub use crate::orphans::{COMMIT_DEADLINE, MIN_ORPHAN_AGE};
 
 /// Defaults shared by the configuration types.
 pub(crate) const DEFAULT_COMPACTION_TARGET: u64 = 64 << 20;
@@ -94,6 +87,8 @@ pub(crate) const DEFAULT_COMPACTION_TARGET: u64 = 64 << 20;
 pub(crate) const DEFAULT_COMPACTION_SEGMENT: u64 = 4 << 20;
 pub(crate) const DEFAULT_COMPACTION_SPAN: Duration = Duration::from_secs(60);
 pub(crate) const DEFAULT_GC_GRACE: Duration = Duration::from_secs(600);
+/// How often each job runs on the agent holding its lease.
+pub(crate) const DEFAULT_JOB_INTERVAL: Duration = Duration::from_secs(30);
 pub(crate) const DEFAULT_COMPRESSION: Compression = Compression::Lz4;
 
 #[cfg(test)]

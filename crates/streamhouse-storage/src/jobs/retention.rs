@@ -12,8 +12,8 @@ use streamhouse_metadata::{MetadataError, PartitionInfo, SegmentInfo, Topic};
 use tokio_util::sync::CancellationToken;
 
 use super::JobContext;
+use crate::clock::now_ms;
 use crate::error::{Result, StorageError};
-use crate::flusher::now_ms;
 
 /// What one retention pass did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

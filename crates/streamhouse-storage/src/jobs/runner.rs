@@ -12,10 +12,11 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    CompactionConfig, DEFAULT_GC_GRACE, JobContext, MIN_ORPHAN_AGE, compaction, gc, retention,
+    CompactionConfig, DEFAULT_GC_GRACE, DEFAULT_JOB_INTERVAL, JobContext, MIN_ORPHAN_AGE,
+    compaction, gc, retention,
 };
+use crate::clock::now_ms;
 use crate::error::Result;
-use crate::flusher::now_ms;
 
 /// Settings of the background jobs.
 #[derive(Debug, Clone)]
@@ -38,9 +39,9 @@ impl JobsConfig {
             holder: holder.into(),
             lease_ttl: Duration::from_secs(30),
             compaction: CompactionConfig::default(),
-            compaction_interval: Duration::from_secs(30),
-            retention_interval: Duration::from_secs(60),
-            gc_interval: Duration::from_secs(60),
+            compaction_interval: DEFAULT_JOB_INTERVAL,
+            retention_interval: DEFAULT_JOB_INTERVAL,
+            gc_interval: DEFAULT_JOB_INTERVAL,
             gc_grace: DEFAULT_GC_GRACE,
         }
     }

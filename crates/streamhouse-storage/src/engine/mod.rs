@@ -9,11 +9,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use streamhouse_core::{Record, TopicConfig, TopicPartition};
-use streamhouse_metadata::{MetadataStore, NewTopic, PartitionInfo, ProducerBatch, Topic};
+use streamhouse_core::{Record, TopicPartition};
+use streamhouse_metadata::{MetadataStore, PartitionInfo, ProducerBatch, StorageStats, Topic};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+
+mod offsets;
+mod topics;
 
 use crate::cache::{CacheStats, SegmentCache};
 use crate::consumer::{Consumer, ConsumerConfig};
@@ -24,6 +27,7 @@ use crate::jobs::{
     self, CheckReport, CompactionConfig, CompactionReport, GcReport, JobsConfig, RetentionReport,
 };
 use crate::object_storage::{ObjectStorage, ObjectStoreStats};
+use crate::partitioner::Partitioner;
 use crate::producer::Producer;
 use crate::reader::{PartitionReader, ReadContext, ReadResult};
 use crate::segment_index::{SegmentIndex, SegmentIndexConfig};
@@ -77,6 +81,7 @@ pub(crate) struct EngineInner {
     cancel: CancellationToken,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     max_partitions: usize,
+    partitioner: Partitioner,
 }
 
 impl Drop for EngineInner {
@@ -144,6 +149,7 @@ impl StorageEngine {
                 cancel,
                 tasks: Mutex::new(vec![flush_loop, committer, notices]),
                 max_partitions: config.max_partitions,
+                partitioner: Partitioner::new(),
             }),
         }
     }
@@ -160,79 +166,44 @@ impl StorageEngine {
         Ok(Self::start(metadata, storage, config))
     }
 
-    pub fn metadata(&self) -> &Arc<dyn MetadataStore> {
+    pub(crate) fn metadata(&self) -> &Arc<dyn MetadataStore> {
         &self.inner.metadata
+    }
+
+    /// The registry of live agents, for cluster membership.
+    pub fn cluster_registry(&self) -> Arc<dyn MetadataStore> {
+        self.inner.metadata.clone()
+    }
+
+    /// Consumer group offsets, for the group coordinator.
+    pub fn group_offsets(&self) -> Arc<dyn MetadataStore> {
+        self.inner.metadata.clone()
+    }
+
+    /// Succeeds when the metadata store answers a trivial query.
+    pub async fn ping_metadata(&self) -> Result<()> {
+        Ok(self.inner.metadata.ping().await?)
+    }
+
+    /// The metadata backend's short name: `sqlite` or `postgres`.
+    pub fn metadata_backend(&self) -> &'static str {
+        self.inner.metadata.backend()
+    }
+
+    /// Where a record goes: `requested` when it is one of the topic's
+    /// partitions, else the partition of its key (Kafka's murmur2), else
+    /// the next partition in turn. Every front-end places records here.
+    pub fn choose_partition(
+        &self,
+        topic: &Topic,
+        requested: Option<i32>,
+        key: Option<&[u8]>,
+    ) -> Result<i32> {
+        self.inner.partitioner.choose(topic, requested, key)
     }
 
     pub fn storage(&self) -> &ObjectStorage {
         &self.inner.storage
-    }
-
-    /// Creates a topic, within the cluster's partition limit.
-    pub async fn create_topic(&self, topic: NewTopic) -> Result<Topic> {
-        self.check_partition_limit(topic.partitions).await?;
-        let name = topic.name.clone();
-        let created = self.inner.metadata.create_topic(topic).await?;
-        self.forget_topic(&name);
-        Ok(created)
-    }
-
-    /// Grows a topic to `total` partitions, within the cluster's limit.
-    pub async fn add_partitions(&self, name: &str, total: i64) -> Result<Topic> {
-        let current = self.inner.metadata.get_topic(name).await?;
-        self.check_partition_limit(total - i64::from(current.partition_count))
-            .await?;
-        let grown = self.inner.metadata.add_partitions(name, total).await?;
-        self.forget_topic(name);
-        Ok(grown)
-    }
-
-    /// Refuses `adding` more partitions when the cluster would then hold
-    /// more than `max_partitions`. Agents creating topics at the same
-    /// moment may overshoot by what they create together.
-    async fn check_partition_limit(&self, adding: i64) -> Result<()> {
-        if adding <= 0 {
-            return Ok(());
-        }
-        let max = self.inner.max_partitions;
-        let held: i64 = self
-            .inner
-            .metadata
-            .list_topics()
-            .await?
-            .iter()
-            .map(|t| i64::from(t.partition_count))
-            .sum();
-        if held.saturating_add(adding) > i64::try_from(max).unwrap_or(i64::MAX) {
-            metrics::counter!("streamhouse_limit_rejections_total", "limit" => "max_partitions")
-                .increment(1);
-            return Err(StorageError::PolicyViolation {
-                reason: format!(
-                    "the cluster holds {held} partitions; {adding} more would exceed \
-                     its limit of {max} (--max-partitions)"
-                ),
-            });
-        }
-        Ok(())
-    }
-
-    pub async fn delete_topic(&self, name: &str) -> Result<()> {
-        self.inner.metadata.delete_topic(name).await?;
-        self.forget_topic(name);
-        self.inner.topics.deleted(name);
-        Ok(())
-    }
-
-    /// Drops everything held in memory about a topic.
-    pub fn forget_topic(&self, name: &str) {
-        self.inner.topics.invalidate(name);
-        self.inner.index.invalidate_topic(name);
-        self.inner.watermarks.invalidate_topic(name);
-    }
-
-    /// The topic's metadata as the write path sees it (cached briefly).
-    pub async fn topic(&self, name: &str) -> Result<Arc<Topic>> {
-        self.inner.topics.get(name).await
     }
 
     /// Appends records to one partition and waits until they are durable
@@ -321,7 +292,7 @@ impl StorageEngine {
         wait: Duration,
         stamp: bool,
     ) -> Result<PendingAppend> {
-        let append_time = stamp.then(crate::flusher::now_ms);
+        let append_time = stamp.then(crate::clock::now_ms);
         if let Some(time) = append_time {
             for record in &mut records {
                 record.timestamp = time;
@@ -386,15 +357,13 @@ impl StorageEngine {
         self.inner.cache.stats()
     }
 
-    pub fn object_store_stats(&self) -> ObjectStoreStats {
-        self.inner.storage.stats()
+    /// Counts over the segment rows and the objects awaiting deletion.
+    pub async fn storage_stats(&self) -> Result<StorageStats> {
+        Ok(self.inner.metadata.storage_stats().await?)
     }
 
-    /// Every topic, ordered by name. While the metadata store fails or
-    /// does not answer within seconds, the last list it gave (with topics
-    /// looked up since), never an empty list because the store is down.
-    pub async fn list_topics(&self) -> Result<Vec<Arc<Topic>>> {
-        self.inner.topics.list().await
+    pub fn object_store_stats(&self) -> ObjectStoreStats {
+        self.inner.storage.stats()
     }
 
     /// The streaks of failed uploads and metadata commits, for readiness.
@@ -477,17 +446,6 @@ impl StorageEngine {
     /// offset.
     pub async fn delete_records(&self, topic: &str, partition: i32, offset: i64) -> Result<i64> {
         jobs::delete_records(&self.job_context(), topic, partition, offset).await
-    }
-
-    /// Replaces a topic's configuration overrides.
-    pub async fn update_topic_config(&self, name: &str, config: TopicConfig) -> Result<Topic> {
-        let topic = self
-            .inner
-            .metadata
-            .update_topic_config(name, config)
-            .await?;
-        self.inner.topics.invalidate(name);
-        Ok(topic)
     }
 
     /// Runs compaction, retention and garbage collection in the background,

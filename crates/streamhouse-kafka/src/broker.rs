@@ -1,0 +1,75 @@
+//! What every request handler shares: the engine, the group coordinator,
+//! the cluster view and the request and response budgets. The server loop
+//! builds one [`Broker`] and hands it to the handlers; handlers never see
+//! the loop.
+
+use std::sync::Arc;
+
+use streamhouse_storage::StorageEngine;
+use tokio::sync::Semaphore;
+
+use crate::cluster::{Agent, Cluster};
+use crate::config::KafkaConfig;
+use crate::groups::GroupCoordinator;
+
+/// What a response other than a Fetch answer is assumed to hold.
+pub(crate) const SMALL_RESPONSE_BYTES: usize = 1 << 20;
+/// Semaphores count at most this many permits.
+const MAX_PERMITS: usize = u32::MAX as usize >> 3;
+
+/// What the handlers share.
+pub(crate) struct Broker {
+    pub(crate) engine: StorageEngine,
+    pub(crate) config: KafkaConfig,
+    pub(crate) groups: GroupCoordinator,
+    pub(crate) cluster: Cluster,
+    /// Request bytes being read or waiting (`queued.max.request.bytes`).
+    pub(crate) request_budget: Arc<Semaphore>,
+    /// Fetch answers being built or written, across connections.
+    pub(crate) response_budget: Arc<Semaphore>,
+    pub(crate) response_budget_size: u32,
+}
+
+/// Who sent a request.
+#[derive(Debug, Clone)]
+pub(crate) struct RequestContext {
+    pub(crate) client_id: String,
+    pub(crate) client_host: String,
+    pub(crate) version: i16,
+}
+
+impl Broker {
+    pub(crate) fn new(engine: StorageEngine, config: KafkaConfig) -> Self {
+        let groups = GroupCoordinator::new(config.group_limits.clone());
+        let me = Agent {
+            agent_id: config.agent_id.clone(),
+            node_id: config.node_id,
+            host: config.advertised_host.clone(),
+            port: i32::from(config.advertised_port),
+            zone: config.zone.clone(),
+        };
+        let cluster = Cluster::new(engine.cluster_registry(), me, config.agent_timeout);
+        // The same amount again for answers as for requests, and never less
+        // than one full Fetch answer.
+        let budget = config.queued_max_request_bytes.clamp(1, MAX_PERMITS);
+        let response_budget_size = budget.max(connection_budget_size(&config)) as u32;
+        Self {
+            engine,
+            groups,
+            cluster,
+            request_budget: Arc::new(Semaphore::new(budget)),
+            response_budget: Arc::new(Semaphore::new(response_budget_size as usize)),
+            response_budget_size,
+            config,
+        }
+    }
+}
+
+/// The response bytes one connection may hold: one full Fetch answer and
+/// the small answers around it.
+pub(crate) fn connection_budget_size(config: &KafkaConfig) -> usize {
+    config
+        .fetch_max_bytes
+        .saturating_add(SMALL_RESPONSE_BYTES)
+        .min(MAX_PERMITS)
+}

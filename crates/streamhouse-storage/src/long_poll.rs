@@ -1,0 +1,139 @@
+//! Long polls: waiting until a partition holds data past an offset.
+//!
+//! A wait wakes when a watched partition's high watermark moves. Commits by
+//! this agent move it at once; commits by another agent sharing the
+//! metadata store move it when their commit notice arrives (PostgreSQL
+//! LISTEN/NOTIFY). Notices can be dropped under load, and SQLite has none
+//! across processes, so a waiting poll also re-reads stale watermarks
+//! every [`REMOTE_COMMIT_POLL`]: that bounds how late another agent's
+//! commit is noticed. Both front-ends wait through here.
+
+use std::time::Duration;
+
+use futures::FutureExt;
+use futures::future::select_all;
+use streamhouse_core::TopicPartition;
+use streamhouse_metadata::PartitionInfo;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::engine::StorageEngine;
+use crate::error::Result;
+use crate::reader::ReadResult;
+
+/// While a long poll waits, how often stale watermarks are re-read from
+/// the metadata store (a watermark is re-read only once its cached value
+/// is older than the engine's `watermark_ttl`, whoever asks).
+pub const REMOTE_COMMIT_POLL: Duration = Duration::from_millis(500);
+
+/// A wait on the high watermarks of some partitions.
+pub struct CommitWait {
+    engine: StorageEngine,
+    watches: Vec<(TopicPartition, watch::Receiver<PartitionInfo>)>,
+}
+
+impl std::fmt::Debug for CommitWait {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CommitWait")
+            .field("partitions", &self.watches.len())
+            .finish()
+    }
+}
+
+impl CommitWait {
+    /// Watches the partitions that exist among `partitions`; unknown ones
+    /// are left out (a read reports them).
+    pub(crate) async fn new(engine: &StorageEngine, partitions: &[(&str, i32)]) -> Self {
+        let mut watches = Vec::with_capacity(partitions.len());
+        for &(topic, partition) in partitions {
+            if let Ok(watch) = engine.watch_partition(topic, partition).await {
+                watches.push((TopicPartition::new(topic, partition), watch));
+            }
+        }
+        Self {
+            engine: engine.clone(),
+            watches,
+        }
+    }
+
+    /// Waits until a watched partition's range changes (true) or the
+    /// deadline passes (false). A partition whose topic is deleted counts
+    /// as a change, once, and is no longer watched.
+    pub async fn changed(&mut self, deadline: Instant) -> bool {
+        if self.watches.is_empty() {
+            tokio::time::sleep_until(deadline).await;
+            return false;
+        }
+        loop {
+            let woke = {
+                let waits = self
+                    .watches
+                    .iter_mut()
+                    .map(|(_, watch)| watch.changed().boxed());
+                let refresh_at = (Instant::now() + REMOTE_COMMIT_POLL).min(deadline);
+                tokio::select! {
+                    (result, index, _) = select_all(waits) => Some((result.is_ok(), index)),
+                    () = tokio::time::sleep_until(refresh_at) => None,
+                }
+            };
+            match woke {
+                Some((true, _)) => return true,
+                Some((false, index)) => {
+                    self.watches.swap_remove(index);
+                    return true;
+                }
+                None if Instant::now() >= deadline => return false,
+                None => self.refresh_stale().await,
+            }
+        }
+    }
+
+    /// Re-reads the watermarks whose cached value is stale; a change is
+    /// published to the watches, which the next wait sees.
+    async fn refresh_stale(&self) {
+        for (tp, _) in &self.watches {
+            if let Err(error) = self.engine.partition_info(&tp.topic, tp.partition).await {
+                tracing::debug!(%error, %tp, "long poll: watermark refresh failed");
+            }
+        }
+    }
+}
+
+impl StorageEngine {
+    /// A wait on the given partitions' high watermarks. Take it before the
+    /// read it follows, so that a commit landing between the read and the
+    /// wait still wakes the wait.
+    pub async fn commit_wait(&self, partitions: &[(&str, i32)]) -> CommitWait {
+        CommitWait::new(self, partitions).await
+    }
+
+    /// Reads from `offset` like [`read`](Self::read); when nothing is
+    /// readable there yet, waits up to `wait` for records to be committed
+    /// (by any agent) and reads again.
+    pub async fn read_or_wait(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        max_records: usize,
+        max_bytes: usize,
+        wait: Duration,
+    ) -> Result<ReadResult> {
+        if wait.is_zero() {
+            return self
+                .read(topic, partition, offset, max_records, max_bytes)
+                .await;
+        }
+        let deadline = Instant::now() + wait;
+        let mut commits = self.commit_wait(&[(topic, partition)]).await;
+        loop {
+            let result = self
+                .read(topic, partition, offset, max_records, max_bytes)
+                .await?;
+            let readable = !result.records.is_empty() || result.high_watermark > offset;
+            if readable || !commits.changed(deadline).await {
+                return Ok(result);
+            }
+        }
+    }
+}
