@@ -27,8 +27,7 @@ start_agent() {
     AGENT_PIDS+=("$pid")
     AGENT_KAFKA+=("127.0.0.1:$kafka_port")
     AGENT_METRICS+=("http://127.0.0.1:$http_port/metrics")
-    local i
-    for i in $(seq 1 100); do
+    for _ in $(seq 1 100); do
         if curl -sf "http://127.0.0.1:$http_port/ready" >/dev/null 2>&1; then
             return 0
         fi
