@@ -7,14 +7,17 @@
 
 mod cluster;
 mod config;
+mod coordinator;
 mod error;
 mod frame;
-mod groups;
 mod handlers;
 pub mod records;
 mod server;
 mod versions;
 
+// `crate::groups` is how the server and its settings name the coordinator.
+use coordinator as groups;
+
 pub use config::KafkaConfig;
-pub use groups::{GroupCoordinator, GroupLimits, GroupSummary, MemberSummary};
+pub use coordinator::{GroupCoordinator, GroupLimits, GroupSummary, MemberSummary};
 pub use server::KafkaServer;

@@ -17,7 +17,7 @@ use kafka_protocol::messages::{
 use streamhouse_metadata::OffsetCommit;
 
 use super::str_bytes;
-use crate::error::{metadata_error_code, storage_error_code};
+use crate::error::{group_error_code, metadata_error_code, storage_error_code};
 use crate::server::Broker;
 
 /// Each partition of a commit: the offset to store, or an error code.
@@ -32,11 +32,14 @@ pub(crate) async fn commit(
 ) -> OffsetCommitResponse {
     let group_id = request.group_id.0.to_string();
     let allowed = if super::groups::coordinates(broker, &group_id) {
-        broker.groups.validate_commit(
-            &group_id,
-            request.generation_id_or_member_epoch,
-            &request.member_id,
-        )
+        broker
+            .groups
+            .validate_commit(
+                &group_id,
+                request.generation_id_or_member_epoch,
+                &request.member_id,
+            )
+            .map_err(|e| group_error_code(&e))
     } else {
         Err(ResponseError::NotCoordinator.code())
     };
