@@ -121,6 +121,9 @@ impl GroupCoordinator {
 }
 
 impl Group {
+    /// The join in this group, step by step: the protocols must fit, a
+    /// restarted static member takes its old place, the member gets its id,
+    /// and either the current generation stands or a rebalance starts.
     fn join(
         &mut self,
         mut params: JoinParams,
