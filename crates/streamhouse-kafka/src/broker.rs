@@ -10,7 +10,7 @@ use tokio::sync::Semaphore;
 
 use crate::cluster::{Agent, Cluster};
 use crate::config::KafkaConfig;
-use crate::groups::GroupCoordinator;
+use crate::coordinator::GroupCoordinator;
 
 /// What a response other than a Fetch answer is assumed to hold.
 pub(crate) const SMALL_RESPONSE_BYTES: usize = 1 << 20;

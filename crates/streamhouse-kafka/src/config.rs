@@ -50,7 +50,7 @@ pub struct KafkaConfig {
     pub auto_create_topics: bool,
     /// Bounds on consumer groups: session and rebalance timeouts, members
     /// per group, groups, and how long offsets outlive an empty group.
-    pub group_limits: crate::groups::GroupLimits,
+    pub group_limits: crate::coordinator::GroupLimits,
 }
 
 impl Default for KafkaConfig {
@@ -74,7 +74,7 @@ impl Default for KafkaConfig {
             max_connections_per_ip: 1_000,
             default_partitions: 1,
             auto_create_topics: true,
-            group_limits: crate::groups::GroupLimits::default(),
+            group_limits: crate::coordinator::GroupLimits::default(),
         }
     }
 }

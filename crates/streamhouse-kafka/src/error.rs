@@ -5,6 +5,8 @@ use streamhouse_core::ValidationError;
 use streamhouse_storage::MetadataError;
 use streamhouse_storage::StorageError;
 
+use crate::coordinator::GroupError;
+
 /// The Kafka error code for a storage error on a partition-level request
 /// (Produce, Fetch, ListOffsets).
 pub(crate) fn storage_error_code(error: &StorageError) -> i16 {
@@ -70,6 +72,35 @@ pub(crate) fn metadata_error_code(error: &MetadataError) -> i16 {
     code.code()
 }
 
+/// The Kafka error code for a refusal by the group coordinator.
+pub(crate) fn group_error_code(error: &GroupError) -> i16 {
+    let code = match error {
+        GroupError::InvalidGroupId => ResponseError::InvalidGroupId,
+        GroupError::InvalidSessionTimeout { .. } => ResponseError::InvalidSessionTimeout,
+        GroupError::InvalidRebalanceTimeout { .. } => ResponseError::InvalidRequest,
+        GroupError::UnknownMemberId => ResponseError::UnknownMemberId,
+        GroupError::MemberIdRequired => ResponseError::MemberIdRequired,
+        GroupError::IllegalGeneration => ResponseError::IllegalGeneration,
+        GroupError::RebalanceInProgress => ResponseError::RebalanceInProgress,
+        GroupError::InconsistentGroupProtocol => ResponseError::InconsistentGroupProtocol,
+        GroupError::GroupMaxSizeReached { .. } => ResponseError::GroupMaxSizeReached,
+        // Retriable: clients back off and find the coordinator again.
+        GroupError::TooManyGroups { .. } | GroupError::CoordinatorNotAvailable => {
+            ResponseError::CoordinatorNotAvailable
+        }
+        GroupError::NotCoordinator => ResponseError::NotCoordinator,
+        GroupError::FencedInstanceId => ResponseError::FencedInstanceId,
+        GroupError::NonEmptyGroup => ResponseError::NonEmptyGroup,
+    };
+    code.code()
+}
+
+/// The Kafka error code for the outcome of a group request (0 when the
+/// coordinator took it).
+pub(crate) fn group_result_code(result: &Result<(), GroupError>) -> i16 {
+    result.as_ref().map_or_else(group_error_code, |()| 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,6 +145,52 @@ mod tests {
             }),
             10
         );
+    }
+
+    #[test]
+    fn group_refusals_get_kafka_group_codes() {
+        let cases = [
+            (GroupError::InvalidGroupId, 24),
+            (
+                GroupError::InvalidSessionTimeout {
+                    session_timeout_ms: 1,
+                },
+                26,
+            ),
+            (
+                GroupError::InvalidRebalanceTimeout {
+                    rebalance_timeout_ms: -1,
+                },
+                42,
+            ),
+            (GroupError::UnknownMemberId, 25),
+            (GroupError::MemberIdRequired, 79),
+            (GroupError::IllegalGeneration, 22),
+            (GroupError::RebalanceInProgress, 27),
+            (GroupError::InconsistentGroupProtocol, 23),
+            (GroupError::GroupMaxSizeReached { max_size: 2 }, 81),
+            (GroupError::TooManyGroups { max_groups: 2 }, 15),
+            (GroupError::CoordinatorNotAvailable, 15),
+            (GroupError::NotCoordinator, 16),
+            (GroupError::FencedInstanceId, 82),
+            (GroupError::NonEmptyGroup, 68),
+        ];
+        for (error, code) in cases {
+            assert_eq!(group_error_code(&error), code, "{error:?}");
+        }
+        assert_eq!(group_result_code(&Ok(())), 0);
+        assert_eq!(group_result_code(&Err(GroupError::IllegalGeneration)), 22);
+        for retriable in [
+            GroupError::TooManyGroups { max_groups: 2 },
+            GroupError::CoordinatorNotAvailable,
+            GroupError::NotCoordinator,
+        ] {
+            let code = group_error_code(&retriable);
+            assert!(
+                ResponseError::try_from_code(code).is_some_and(|e| e.is_retriable()),
+                "{retriable:?}"
+            );
+        }
     }
 
     fn sqlx_pool_timeout() -> sqlx::Error {

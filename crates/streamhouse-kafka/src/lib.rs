@@ -8,14 +8,14 @@
 mod broker;
 mod cluster;
 mod config;
+mod coordinator;
 mod error;
 mod frame;
-mod groups;
 mod handlers;
 pub mod records;
 mod server;
 mod versions;
 
 pub use config::KafkaConfig;
-pub use groups::{GroupCoordinator, GroupLimits, GroupSummary, MemberSummary};
+pub use coordinator::{GroupCoordinator, GroupLimits, GroupSummary, MemberSummary};
 pub use server::KafkaServer;

@@ -29,8 +29,8 @@ use tokio_util::task::AbortOnDropHandle;
 
 use crate::broker::{Broker, RequestContext, SMALL_RESPONSE_BYTES, connection_budget_size};
 use crate::config::KafkaConfig;
+use crate::coordinator::GroupCoordinator;
 use crate::frame::{self, DecodeError, Frame, FrameError, FrameLimits};
-use crate::groups::GroupCoordinator;
 use crate::handlers::{self, Reply};
 
 /// Requests of one connection whose responses are not yet written; the

@@ -47,7 +47,6 @@ pub(crate) async fn handle(
                 match outcome {
                     Ok(()) => {
                         tracing::info!(topic = %name, "deleted topic");
-                        broker.groups.forget_topic(&name);
                         result.with_error_code(0)
                     }
                     Err(error) => result

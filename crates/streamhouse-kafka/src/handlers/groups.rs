@@ -20,8 +20,8 @@ use kafka_protocol::messages::{
 use super::Reply;
 use super::common::{coordinates, str_bytes};
 use crate::broker::{Broker, RequestContext};
-use crate::error::storage_error_code;
-use crate::groups::{JoinOutcome, JoinParams, SyncOutcome, Wait};
+use crate::coordinator::{GroupError, JoinParams, JoinRefused, JoinResult, SyncResult, Wait};
+use crate::error::{group_error_code, group_result_code, storage_error_code};
 
 const NOT_COORDINATOR: i16 = ResponseError::NotCoordinator.code();
 
@@ -32,12 +32,9 @@ pub(crate) fn join(
 ) -> Reply {
     let version = context.version;
     if !coordinates(broker, &request.group_id.0) {
-        return Reply::now(ResponseKind::JoinGroup(join_response(JoinOutcome {
-            error_code: NOT_COORDINATOR,
-            generation_id: -1,
-            member_id: request.member_id.to_string(),
-            ..Default::default()
-        })));
+        return Reply::now(ResponseKind::JoinGroup(join_response(Err(
+            JoinRefused::new(GroupError::NotCoordinator, request.member_id.to_string()),
+        ))));
     }
     let params = JoinParams {
         group_id: request.group_id.0.to_string(),
@@ -64,19 +61,30 @@ pub(crate) fn join(
     match broker.groups.join(params) {
         Wait::Ready(outcome) => Reply::now(ResponseKind::JoinGroup(join_response(outcome))),
         Wait::Later(waiting) => Reply::Later(Box::pin(async move {
-            let outcome = waiting.await.unwrap_or_else(|_| JoinOutcome {
-                error_code: ResponseError::CoordinatorNotAvailable.code(),
-                generation_id: -1,
-                ..Default::default()
+            let outcome = waiting.await.unwrap_or_else(|_| {
+                Err(JoinRefused::new(
+                    GroupError::CoordinatorNotAvailable,
+                    String::new(),
+                ))
             });
             ResponseKind::JoinGroup(join_response(outcome))
         })),
     }
 }
 
-fn join_response(outcome: JoinOutcome) -> JoinGroupResponse {
+fn join_response(outcome: JoinResult) -> JoinGroupResponse {
+    let outcome = match outcome {
+        Ok(joined) => joined,
+        Err(refused) => {
+            return JoinGroupResponse::default()
+                .with_error_code(group_error_code(&refused.error))
+                .with_generation_id(-1)
+                .with_protocol_name(None)
+                .with_member_id(str_bytes(refused.member_id));
+        }
+    };
     JoinGroupResponse::default()
-        .with_error_code(outcome.error_code)
+        .with_error_code(0)
         .with_generation_id(outcome.generation_id)
         .with_protocol_type(outcome.protocol_type.map(str_bytes))
         .with_protocol_name(outcome.protocol_name.map(str_bytes))
@@ -99,10 +107,9 @@ fn join_response(outcome: JoinOutcome) -> JoinGroupResponse {
 
 pub(crate) fn sync(broker: &Arc<Broker>, request: SyncGroupRequest) -> Reply {
     if !coordinates(broker, &request.group_id.0) {
-        return Reply::now(ResponseKind::SyncGroup(sync_response(SyncOutcome {
-            error_code: NOT_COORDINATOR,
-            ..Default::default()
-        })));
+        return Reply::now(ResponseKind::SyncGroup(sync_response(Err(
+            GroupError::NotCoordinator,
+        ))));
     }
     let assignments = request
         .assignments
@@ -120,18 +127,23 @@ pub(crate) fn sync(broker: &Arc<Broker>, request: SyncGroupRequest) -> Reply {
     match outcome {
         Wait::Ready(outcome) => Reply::now(ResponseKind::SyncGroup(sync_response(outcome))),
         Wait::Later(waiting) => Reply::Later(Box::pin(async move {
-            let outcome = waiting.await.unwrap_or_else(|_| SyncOutcome {
-                error_code: ResponseError::RebalanceInProgress.code(),
-                ..Default::default()
-            });
+            let outcome = waiting
+                .await
+                .unwrap_or(Err(GroupError::RebalanceInProgress));
             ResponseKind::SyncGroup(sync_response(outcome))
         })),
     }
 }
 
-fn sync_response(outcome: SyncOutcome) -> SyncGroupResponse {
+fn sync_response(outcome: SyncResult) -> SyncGroupResponse {
+    let outcome = match outcome {
+        Ok(synced) => synced,
+        Err(error) => {
+            return SyncGroupResponse::default().with_error_code(group_error_code(&error));
+        }
+    };
     SyncGroupResponse::default()
-        .with_error_code(outcome.error_code)
+        .with_error_code(0)
         .with_protocol_type(outcome.protocol_type.map(str_bytes))
         .with_protocol_name(outcome.protocol_name.map(str_bytes))
         .with_assignment(outcome.assignment)
@@ -141,11 +153,11 @@ pub(crate) fn heartbeat(broker: &Broker, request: HeartbeatRequest) -> Heartbeat
     if !coordinates(broker, &request.group_id.0) {
         return HeartbeatResponse::default().with_error_code(NOT_COORDINATOR);
     }
-    HeartbeatResponse::default().with_error_code(broker.groups.heartbeat(
+    HeartbeatResponse::default().with_error_code(group_result_code(&broker.groups.heartbeat(
         &request.group_id.0,
         request.generation_id,
         &request.member_id,
-    ))
+    )))
 }
 
 pub(crate) fn leave(
@@ -162,8 +174,7 @@ pub(crate) fn leave(
             .groups
             .leave(&group_id, &[request.member_id.to_string()])
             .first()
-            .copied()
-            .unwrap_or(0);
+            .map_or(0, group_result_code);
         return LeaveGroupResponse::default().with_error_code(code);
     }
     let ids: Vec<String> = request
@@ -171,7 +182,12 @@ pub(crate) fn leave(
         .iter()
         .map(|m| m.member_id.to_string())
         .collect();
-    let codes = broker.groups.leave(&group_id, &ids);
+    let codes: Vec<i16> = broker
+        .groups
+        .leave(&group_id, &ids)
+        .iter()
+        .map(group_result_code)
+        .collect();
     let members = request
         .members
         .into_iter()
@@ -294,7 +310,10 @@ pub(crate) async fn delete(broker: &Broker, request: DeleteGroupsRequest) -> Del
     let mut results = Vec::with_capacity(request.groups_names.len());
     for group_id in request.groups_names {
         let removed = if coordinates(broker, &group_id.0) {
-            broker.groups.remove_if_empty(&group_id.0)
+            broker
+                .groups
+                .remove_if_empty(&group_id.0)
+                .map_err(|e| group_error_code(&e))
         } else {
             Err(NOT_COORDINATOR)
         };

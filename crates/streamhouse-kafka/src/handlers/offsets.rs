@@ -18,7 +18,7 @@ use streamhouse_storage::OffsetCommit;
 
 use super::common::{coordinates, str_bytes};
 use crate::broker::Broker;
-use crate::error::storage_error_code;
+use crate::error::{group_error_code, storage_error_code};
 
 /// Each partition of a commit: the offset to store, or an error code.
 type PartitionCommits = Vec<(i32, Result<OffsetCommit, i16>)>;
@@ -32,11 +32,14 @@ pub(crate) async fn commit(
 ) -> OffsetCommitResponse {
     let group_id = request.group_id.0.to_string();
     let allowed = if coordinates(broker, &group_id) {
-        broker.groups.validate_commit(
-            &group_id,
-            request.generation_id_or_member_epoch,
-            &request.member_id,
-        )
+        broker
+            .groups
+            .validate_commit(
+                &group_id,
+                request.generation_id_or_member_epoch,
+                &request.member_id,
+            )
+            .map_err(|e| group_error_code(&e))
     } else {
         Err(ResponseError::NotCoordinator.code())
     };

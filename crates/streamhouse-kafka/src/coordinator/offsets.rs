@@ -1,0 +1,170 @@
+//! Committed offsets and the coordinator: whether an OffsetCommit may
+//! commit at the generation it names, and Kafka's offset expiry for groups
+//! without members. The offsets themselves live in the metadata store.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use streamhouse_storage::{MetadataError, MetadataStore};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::classic::GroupState;
+use super::{GroupCoordinator, GroupError};
+use crate::cluster::Cluster;
+
+/// Milliseconds since the epoch, the clock of `CommittedOffset::committed_at`.
+fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+impl GroupCoordinator {
+    /// Whether an OffsetCommit from `member_id` at `generation` may commit.
+    pub(crate) fn validate_commit(
+        &self,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+    ) -> Result<(), GroupError> {
+        let groups = self.inner.classic.lock();
+        let Some(group) = groups.get(group_id) else {
+            // Not managed here: a standalone consumer may commit; a member
+            // of a generation this coordinator never saw must rejoin.
+            return if generation < 0 {
+                Ok(())
+            } else {
+                Err(GroupError::IllegalGeneration)
+            };
+        };
+        if generation < 0 && group.state == GroupState::Empty {
+            return Ok(());
+        }
+        if group.state == GroupState::CompletingRebalance {
+            return Err(GroupError::RebalanceInProgress);
+        }
+        if group.member(member_id).is_none() {
+            return Err(GroupError::UnknownMemberId);
+        }
+        if generation != group.generation {
+            return Err(GroupError::IllegalGeneration);
+        }
+        Ok(())
+    }
+
+    /// Starts expiring committed offsets of the groups this agent
+    /// coordinates (see `expire_offsets`) every
+    /// `offsets_retention_check_interval`, until `stop`.
+    pub(crate) fn start_offset_expiry(
+        &self,
+        store: Arc<dyn MetadataStore>,
+        cluster: Cluster,
+        stop: CancellationToken,
+    ) -> JoinHandle<()> {
+        self.run_offset_expiry(
+            store,
+            move |group| cluster.is_me(&cluster.coordinator(group)),
+            stop,
+        )
+    }
+
+    /// The offset expiry loop; `coordinates` tells whether this agent
+    /// coordinates a group: only a group's coordinator knows whether it has
+    /// members.
+    fn run_offset_expiry(
+        &self,
+        store: Arc<dyn MetadataStore>,
+        coordinates: impl Fn(&str) -> bool + Send + Sync + 'static,
+        stop: CancellationToken,
+    ) -> JoinHandle<()> {
+        let coordinator = self.clone();
+        let every = self
+            .inner
+            .limits
+            .offsets_retention_check_interval
+            .max(Duration::from_millis(1));
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(every);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = ticker.tick() => {}
+                }
+                let pass = coordinator.expire_offsets(
+                    store.as_ref(),
+                    &coordinates,
+                    Instant::now(),
+                    wall_clock_ms(),
+                );
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    result = pass => if let Err(error) = result {
+                        tracing::warn!(%error, "offset expiry failed; retrying at the next check");
+                    },
+                }
+            }
+        })
+    }
+
+    /// Kafka's offset expiry for the groups this agent coordinates: an
+    /// offset is removed from the metadata store once it was committed at
+    /// least `offsets_retention` ago and its group has been without members
+    /// for at least as long. How long a group has been empty is what this
+    /// coordinator saw itself: a group it finds without members starts
+    /// counting then, so an agent restart or a coordinator move delays
+    /// expiry, never hastens it. Returns how many offsets expired.
+    pub(crate) async fn expire_offsets(
+        &self,
+        store: &dyn MetadataStore,
+        coordinates: &(dyn Fn(&str) -> bool + Send + Sync),
+        now: Instant,
+        wall_clock_ms: i64,
+    ) -> Result<u64, MetadataError> {
+        let retention = self.inner.limits.offsets_retention;
+        let with_offsets = store.list_groups().await?;
+        let due: Vec<String> = {
+            let groups = self.inner.classic.lock();
+            let mut idle_since = self.inner.idle_since.lock();
+            // Groups that have members, are not ours or have no offsets
+            // any more drop out; the others keep counting.
+            let idle: HashMap<String, Instant> = with_offsets
+                .into_iter()
+                .filter(|id| !groups.contains_key(id) && coordinates(id))
+                .map(|id| {
+                    let since = idle_since.get(&id).copied().unwrap_or(now);
+                    (id, since)
+                })
+                .collect();
+            *idle_since = idle;
+            idle_since
+                .iter()
+                .filter(|(_, since)| now.saturating_duration_since(**since) >= retention)
+                .map(|(id, _)| id.clone())
+                .collect()
+        };
+        let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+        let committed_before = wall_clock_ms.saturating_sub(retention_ms);
+        let mut expired = 0;
+        for group_id in due {
+            // A member may have joined while the store answered.
+            if self.inner.classic.lock().contains_key(&group_id) {
+                continue;
+            }
+            let removed = store.expire_offsets(&group_id, committed_before).await?;
+            if removed > 0 {
+                tracing::info!(group = %group_id, offsets = removed,
+                    "committed offsets expired (group empty for offsets.retention.minutes)");
+                expired += removed;
+            }
+        }
+        metrics::counter!("streamhouse_kafka_offsets_expired_total").increment(expired);
+        Ok(expired)
+    }
+}
+
+#[cfg(test)]
+mod tests;
