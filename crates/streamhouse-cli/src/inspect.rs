@@ -23,8 +23,8 @@ use bytes::Bytes;
 use clap::Args;
 use serde::Serialize;
 use streamhouse_core::Record;
-use streamhouse_storage::segment::batch::{ObjectEntry, is_batch_object, read_toc};
-use streamhouse_storage::segment::{BlockIndexEntry, MAGIC, SegmentHeader, SegmentReader};
+use streamhouse_segment::batch::{ObjectEntry, is_batch_object, read_toc};
+use streamhouse_segment::{BlockIndexEntry, MAGIC, SegmentHeader, SegmentReader};
 
 use crate::api::{Encoding, RecordHeader};
 use crate::output::{
@@ -501,8 +501,8 @@ fn render_segment(out: &mut String, segment: &SegmentReport, limit: RecordLimit)
 mod tests {
     use super::*;
     use streamhouse_core::Header;
-    use streamhouse_storage::Compression;
-    use streamhouse_storage::segment::{BatchObjectBuilder, SegmentWriter};
+    use streamhouse_segment::Compression;
+    use streamhouse_segment::{BatchObjectBuilder, SegmentWriter};
 
     fn segment(records: &[Record]) -> Bytes {
         let mut writer = SegmentWriter::new(Compression::Lz4);
