@@ -27,10 +27,11 @@ use clap::Args;
 use indicatif::ProgressBar;
 use reqwest::StatusCode;
 use serde::Serialize;
+use streamhouse_api::{ConsumedRecord, Encoding, PartitionDetail};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use crate::api::{ConsumedRecord, Encoding, PartitionDetail, ReadRequest};
+use crate::api::ReadRequest;
 use crate::client::{ApiClient, is_status};
 use crate::output::{OutputFormat, display_bytes, escape_text, format_timestamp, progress_style};
 
@@ -487,7 +488,7 @@ fn show(text: &str, encoding: Encoding) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::RecordHeader;
+    use streamhouse_api::ConsumedHeader;
 
     #[test]
     fn start_offsets_parse() {
@@ -527,7 +528,7 @@ mod tests {
             timestamp: 0,
             key: None,
             value: Some("a\tb".into()),
-            headers: vec![RecordHeader {
+            headers: vec![ConsumedHeader {
                 key: "h".into(),
                 value: Some("v".into()),
             }],

@@ -8,8 +8,8 @@
 
 use anyhow::Result;
 use clap::Subcommand;
+use streamhouse_api::{GroupDetail, GroupListing};
 
-use crate::api::{GroupDetail, GroupListing};
 use crate::client::ApiClient;
 use crate::output::{OutputFormat, print_json, print_line, table};
 

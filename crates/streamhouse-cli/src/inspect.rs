@@ -22,11 +22,11 @@ use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use clap::Args;
 use serde::Serialize;
+use streamhouse_api::{ConsumedHeader, Encoding};
 use streamhouse_core::Record;
-use streamhouse_storage::segment::batch::{ObjectEntry, is_batch_object, read_toc};
-use streamhouse_storage::segment::{BlockIndexEntry, MAGIC, SegmentHeader, SegmentReader};
+use streamhouse_segment::batch::{ObjectEntry, is_batch_object, read_toc};
+use streamhouse_segment::{BlockIndexEntry, MAGIC, SegmentHeader, SegmentReader};
 
-use crate::api::{Encoding, RecordHeader};
 use crate::output::{
     OutputFormat, display_bytes, display_optional_bytes, escape_text, format_timestamp, print_json,
     print_line, table, truncate,
@@ -161,7 +161,7 @@ struct RecordReport {
     timestamp: i64,
     key: Option<String>,
     value: Option<String>,
-    headers: Vec<RecordHeader>,
+    headers: Vec<ConsumedHeader>,
     encoding: Encoding,
 }
 
@@ -193,7 +193,7 @@ impl From<&Record> for RecordReport {
             headers: record
                 .headers
                 .iter()
-                .map(|h| RecordHeader {
+                .map(|h| ConsumedHeader {
                     key: h.key.clone(),
                     value: h.value.as_ref().map(encode),
                 })
@@ -501,8 +501,8 @@ fn render_segment(out: &mut String, segment: &SegmentReport, limit: RecordLimit)
 mod tests {
     use super::*;
     use streamhouse_core::Header;
-    use streamhouse_storage::Compression;
-    use streamhouse_storage::segment::{BatchObjectBuilder, SegmentWriter};
+    use streamhouse_segment::Compression;
+    use streamhouse_segment::{BatchObjectBuilder, SegmentWriter};
 
     fn segment(records: &[Record]) -> Bytes {
         let mut writer = SegmentWriter::new(Compression::Lz4);

@@ -21,9 +21,9 @@ use clap::Args;
 use clap::builder::NonEmptyStringValueParser;
 use indicatif::{ProgressBar, ProgressDrawTarget};
 use serde::Serialize;
+use streamhouse_api::{Encoding, ProduceHeader, ProduceRecord, StoredOffset};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::api::{Encoding, ProduceRecord, RecordHeader, StoredOffset};
 use crate::client::ApiClient;
 use crate::output::{OutputFormat, parse_key_value, print_json, print_line, progress_style, table};
 
@@ -82,7 +82,7 @@ pub(crate) struct ProduceArgs {
 
 /// What every record of the run shares.
 struct RecordTemplate {
-    headers: Vec<RecordHeader>,
+    headers: Vec<ProduceHeader>,
     partition: Option<i32>,
     timestamp: Option<i64>,
 }
@@ -111,7 +111,7 @@ pub(crate) async fn run(client: &ApiClient, args: ProduceArgs, output: OutputFor
         headers: args
             .headers
             .iter()
-            .map(|(key, value)| RecordHeader {
+            .map(|(key, value)| ProduceHeader {
                 key: key.clone(),
                 value: Some(value.clone()),
             })

@@ -14,8 +14,9 @@
 
 use anyhow::Result;
 use clap::Args;
+use streamhouse_api::SegmentRow;
 
-use crate::api::{SEGMENT_PAGE, SegmentRow};
+use crate::api::SEGMENT_PAGE;
 use crate::client::ApiClient;
 use crate::output::{OutputFormat, format_timestamp, print_json, print_line, table};
 

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use anyhow::Result;
 use clap::{Args, Subcommand};
 use serde_json::json;
+use streamhouse_api::{TopicDetail, TopicSummary};
 
-use crate::api::{TopicDetail, TopicSummary};
 use crate::client::ApiClient;
 use crate::output::{
     OutputFormat, format_timestamp, join_pairs, parse_key_value, print_json, print_line, table,

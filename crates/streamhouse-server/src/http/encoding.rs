@@ -12,29 +12,26 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
 use streamhouse_core::Record;
+
+pub(crate) use streamhouse_api::Encoding;
 
 use super::ApiError;
 
-/// How byte fields are written as JSON strings.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum Encoding {
-    #[default]
-    #[serde(alias = "utf-8")]
-    Utf8,
-    Base64,
-}
-
-impl Encoding {
+/// Turning request strings into bytes and bytes into response strings, as
+/// an [`Encoding`] says.
+pub(crate) trait EncodingCodec {
     /// Decodes one field of a produce request; `field` names it for the
     /// error message (`records[3].value`).
-    pub(crate) fn decode(
-        self,
-        text: String,
-        field: impl FnOnce() -> String,
-    ) -> Result<Bytes, ApiError> {
+    fn decode(self, text: String, field: impl FnOnce() -> String) -> Result<Bytes, ApiError>;
+
+    /// Encodes bytes for a response. Only called with `Utf8` for bytes
+    /// known to be valid UTF-8 (see [`encoding_for`]).
+    fn encode(self, bytes: &[u8]) -> String;
+}
+
+impl EncodingCodec for Encoding {
+    fn decode(self, text: String, field: impl FnOnce() -> String) -> Result<Bytes, ApiError> {
         match self {
             Encoding::Utf8 => Ok(Bytes::from(text.into_bytes())),
             Encoding::Base64 => STANDARD
@@ -46,9 +43,7 @@ impl Encoding {
         }
     }
 
-    /// Encodes bytes for a response. Only called with `Utf8` for bytes
-    /// known to be valid UTF-8 (see [`encoding_for`]).
-    pub(crate) fn encode(self, bytes: &[u8]) -> String {
+    fn encode(self, bytes: &[u8]) -> String {
         match self {
             Encoding::Utf8 => match std::str::from_utf8(bytes) {
                 Ok(text) => text.to_string(),

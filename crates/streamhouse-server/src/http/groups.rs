@@ -12,19 +12,11 @@ use std::collections::BTreeMap;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::Serialize;
+use streamhouse_api::{Assignment, GroupDetail, GroupListing, GroupMember as Member, GroupOffset};
 use streamhouse_kafka::GroupSummary;
 
 use super::extract::ApiPath;
 use super::{ApiError, SharedState};
-
-#[derive(Serialize)]
-pub(crate) struct GroupListing {
-    group: String,
-    state: String,
-    /// Live members on this agent's coordinator.
-    members: usize,
-}
 
 pub(crate) async fn list(
     State(state): State<SharedState>,
@@ -54,44 +46,6 @@ pub(crate) async fn list(
         );
     }
     Ok(Json(groups.into_values().collect()))
-}
-
-#[derive(Serialize)]
-pub(crate) struct GroupDetail {
-    group: String,
-    state: String,
-    protocol_type: String,
-    protocol: String,
-    members: Vec<Member>,
-    offsets: Vec<GroupOffset>,
-    /// Sum of the known lags.
-    total_lag: i64,
-}
-
-#[derive(Serialize)]
-pub(crate) struct Member {
-    member_id: String,
-    client_id: String,
-    client_host: String,
-    assignment: Vec<Assignment>,
-}
-
-#[derive(Serialize)]
-pub(crate) struct Assignment {
-    topic: String,
-    partitions: Vec<i32>,
-}
-
-#[derive(Serialize)]
-pub(crate) struct GroupOffset {
-    topic: String,
-    partition: i32,
-    committed_offset: i64,
-    /// `null` when the partition's range cannot be read right now.
-    high_watermark: Option<i64>,
-    /// Records between the committed offset and the high watermark.
-    lag: Option<i64>,
-    metadata: Option<String>,
 }
 
 pub(crate) async fn describe(

@@ -11,11 +11,14 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
-use serde::{Deserialize, Serialize};
+use streamhouse_api::{
+    ConsumeQuery, ConsumeResponse, ConsumedHeader, ConsumedRecord, ProduceRecord, ProduceRequest,
+    ProduceResponse, StoredOffset,
+};
 use streamhouse_core::{Header, Record};
 use streamhouse_storage::{ReadResult, StorageError, Topic};
 
-use super::encoding::{Encoding, encoding_for};
+use super::encoding::{Encoding, EncodingCodec as _, encoding_for};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::topics::check_partition;
 use super::{ApiError, AppState, SharedState};
@@ -25,55 +28,6 @@ const MAX_RECORDS: usize = 10_000;
 const DEFAULT_MAX_BYTES: usize = 1 << 20;
 const MAX_BYTES: usize = 64 << 20;
 const MAX_WAIT_MS: u64 = 60_000;
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ProduceRequest {
-    records: Vec<ProduceRecord>,
-    #[serde(default)]
-    encoding: Encoding,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ProduceRecord {
-    #[serde(default)]
-    key: Option<String>,
-    /// Required, and may be `null`: a tombstone.
-    #[serde(deserialize_with = "nullable")]
-    value: Option<String>,
-    #[serde(default)]
-    headers: Vec<ProduceHeader>,
-    #[serde(default)]
-    partition: Option<i32>,
-    /// Milliseconds since the Unix epoch; now when absent.
-    #[serde(default)]
-    timestamp: Option<i64>,
-}
-
-/// Deserializes a field that must be present but may be `null` (serde
-/// treats a missing `Option` field as `None` unless told otherwise).
-fn nullable<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
-    Option::<String>::deserialize(deserializer)
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ProduceHeader {
-    key: String,
-    #[serde(default)]
-    value: Option<String>,
-}
-
-#[derive(Serialize)]
-pub(crate) struct ProduceResponse {
-    offsets: Vec<StoredOffset>,
-}
-
-#[derive(Serialize, Clone, Copy)]
-pub(crate) struct StoredOffset {
-    partition: i32,
-    offset: i64,
-}
 
 pub(crate) async fn produce(
     State(state): State<SharedState>,
@@ -238,46 +192,6 @@ fn decode_record(
         value,
         headers: decoded_headers,
     })
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ConsumeQuery {
-    /// First offset to return; the log start offset when absent.
-    offset: Option<i64>,
-    max_records: Option<usize>,
-    max_bytes: Option<usize>,
-    #[serde(default)]
-    encoding: Encoding,
-    /// When nothing is readable at `offset`, wait up to this long for it.
-    wait_ms: Option<u64>,
-}
-
-#[derive(Serialize)]
-pub(crate) struct ConsumeResponse {
-    records: Vec<ConsumedRecord>,
-    high_watermark: i64,
-    log_start_offset: i64,
-    /// The offset to ask for next.
-    next_offset: i64,
-}
-
-#[derive(Serialize)]
-pub(crate) struct ConsumedRecord {
-    offset: i64,
-    timestamp: i64,
-    key: Option<String>,
-    /// `null` for a tombstone.
-    value: Option<String>,
-    headers: Vec<ConsumedHeader>,
-    /// How this record's key, value and header values are encoded.
-    encoding: Encoding,
-}
-
-#[derive(Serialize)]
-pub(crate) struct ConsumedHeader {
-    key: String,
-    value: Option<String>,
 }
 
 pub(crate) async fn consume(

@@ -7,7 +7,9 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
+use streamhouse_api::{
+    CreateTopic, PartitionDetail, SegmentQuery, SegmentRow, TopicDetail, TopicSummary,
+};
 use streamhouse_core::{TopicConfig, validate_partition_count, validate_topic_name};
 use streamhouse_storage::{NewTopic, SegmentInfo, Topic};
 
@@ -24,26 +26,13 @@ const DESCRIBED_CONFIGS: [&str; 4] = [
 const DEFAULT_SEGMENT_LIMIT: usize = 1000;
 const MAX_SEGMENT_LIMIT: usize = 10_000;
 
-#[derive(Serialize)]
-pub(crate) struct TopicSummary {
-    name: String,
-    topic_id: String,
-    partitions: i32,
-    /// Only the overrides; defaults are shown by the describe endpoint.
-    config: BTreeMap<String, String>,
-    /// Milliseconds since the Unix epoch.
-    created_at: i64,
-}
-
-impl From<Topic> for TopicSummary {
-    fn from(topic: Topic) -> Self {
-        Self {
-            config: topic.config.overrides().clone(),
-            name: topic.name,
-            topic_id: topic.topic_id,
-            partitions: topic.partition_count,
-            created_at: topic.created_at,
-        }
+fn topic_summary(topic: Topic) -> TopicSummary {
+    TopicSummary {
+        config: topic.config.overrides().clone(),
+        name: topic.name,
+        topic_id: topic.topic_id,
+        partitions: topic.partition_count,
+        created_at: topic.created_at,
     }
 }
 
@@ -54,25 +43,9 @@ pub(crate) async fn list(
     Ok(Json(
         topics
             .iter()
-            .map(|topic| TopicSummary::from(Topic::clone(topic)))
+            .map(|topic| topic_summary(Topic::clone(topic)))
             .collect(),
     ))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct CreateTopic {
-    name: String,
-    #[serde(default = "one_partition")]
-    partitions: i64,
-    /// Kafka config names to values; values may be strings, numbers or
-    /// booleans (`{"retention.ms": 60000}` is accepted).
-    #[serde(default)]
-    config: BTreeMap<String, serde_json::Value>,
-}
-
-fn one_partition() -> i64 {
-    1
 }
 
 pub(crate) async fn create(
@@ -105,26 +78,9 @@ pub(crate) async fn create(
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, location)],
-        Json(TopicSummary::from(topic)),
+        Json(topic_summary(topic)),
     )
         .into_response())
-}
-
-#[derive(Serialize)]
-pub(crate) struct TopicDetail {
-    name: String,
-    topic_id: String,
-    created_at: i64,
-    /// Effective values of the main configs plus every override.
-    config: BTreeMap<String, String>,
-    partitions: Vec<PartitionDetail>,
-}
-
-#[derive(Serialize)]
-pub(crate) struct PartitionDetail {
-    partition: i32,
-    high_watermark: i64,
-    log_start_offset: i64,
 }
 
 pub(crate) async fn describe(
@@ -177,7 +133,7 @@ pub(crate) async fn update_config(
     }
     let updated = state.engine.update_topic_config(&name, config).await?;
     tracing::info!(topic = %name, "topic config changed over http");
-    Ok(Json(TopicSummary::from(updated)))
+    Ok(Json(topic_summary(updated)))
 }
 
 pub(crate) async fn delete(
@@ -189,60 +145,29 @@ pub(crate) async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct SegmentQuery {
-    /// Only segments holding offsets at or after this one.
-    #[serde(default)]
-    from_offset: i64,
-    limit: Option<usize>,
-}
-
-/// One row of the `segments` table.
-#[derive(Serialize)]
-pub(crate) struct SegmentRow {
-    id: i64,
-    topic: String,
-    partition: i32,
-    base_offset: i64,
-    end_offset: i64,
-    record_count: i64,
-    size_bytes: i64,
-    bucket: String,
-    key: String,
-    byte_offset: i64,
-    byte_length: i64,
-    min_timestamp: i64,
-    max_timestamp: i64,
-    created_at: i64,
-    /// `flushed` (a segment inside a flush object shared by partitions) or
-    /// `compacted` (one partition's segment in its own object).
-    kind: &'static str,
-}
-
-impl From<SegmentInfo> for SegmentRow {
-    fn from(s: SegmentInfo) -> Self {
-        Self {
-            kind: if streamhouse_storage::jobs::is_compacted_key(&s.key) {
-                "compacted"
-            } else {
-                "flushed"
-            },
-            id: s.id,
-            topic: s.topic,
-            partition: s.partition,
-            base_offset: s.base_offset,
-            end_offset: s.end_offset,
-            record_count: s.record_count,
-            size_bytes: s.size_bytes,
-            bucket: s.bucket,
-            key: s.key,
-            byte_offset: s.byte_offset,
-            byte_length: s.byte_length,
-            min_timestamp: s.min_timestamp,
-            max_timestamp: s.max_timestamp,
-            created_at: s.created_at,
-        }
+/// One row of the `segments` table, with the kind of object it lies in.
+fn segment_row(s: SegmentInfo) -> SegmentRow {
+    let kind = if streamhouse_storage::jobs::is_compacted_key(&s.key) {
+        "compacted"
+    } else {
+        "flushed"
+    };
+    SegmentRow {
+        kind: Some(kind.to_owned()),
+        id: s.id,
+        topic: s.topic,
+        partition: s.partition,
+        base_offset: s.base_offset,
+        end_offset: s.end_offset,
+        record_count: s.record_count,
+        size_bytes: s.size_bytes,
+        bucket: s.bucket,
+        key: s.key,
+        byte_offset: s.byte_offset,
+        byte_length: s.byte_length,
+        min_timestamp: s.min_timestamp,
+        max_timestamp: s.max_timestamp,
+        created_at: s.created_at,
     }
 }
 
@@ -265,7 +190,7 @@ pub(crate) async fn segments(
         .engine
         .segments(&name, partition, query.from_offset, limit)
         .await?;
-    Ok(Json(rows.into_iter().map(SegmentRow::from).collect()))
+    Ok(Json(rows.into_iter().map(segment_row).collect()))
 }
 
 /// 404 unless `partition` is one of the topic's partitions.

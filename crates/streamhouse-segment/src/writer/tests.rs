@@ -1,10 +1,20 @@
 use super::super::test_util::{record, records, write};
 use super::super::{
     BLOCK_HEADER_LEN, BlockIndexEntry, Compression, FOOTER_LEN, HEADER_LEN, INDEX_ENTRY_LEN, MAGIC,
-    RAW_BLOCK, SegmentError, SegmentHeader, SegmentReader, le_u32, le_u64,
+    RAW_BLOCK, SegmentError, SegmentHeader, SegmentReader,
 };
 use super::SegmentWriter;
 use streamhouse_core::Record;
+
+fn le_u32(data: &[u8], pos: usize) -> Option<u32> {
+    let bytes = data.get(pos..pos.checked_add(4)?)?;
+    bytes.try_into().ok().map(u32::from_le_bytes)
+}
+
+fn le_u64(data: &[u8], pos: usize) -> Option<u64> {
+    let bytes = data.get(pos..pos.checked_add(8)?)?;
+    bytes.try_into().ok().map(u64::from_le_bytes)
+}
 
 /// (uncompressed_len, stored_len, record_count) of the block at `position`.
 fn block_header(segment: &[u8], position: usize) -> (usize, usize, u32) {
