@@ -13,7 +13,7 @@ mod store;
 pub mod testing;
 mod types;
 
-pub use error::{MetadataError, Result};
+pub use error::{BoxError, MetadataError, Result};
 pub use open::open;
 pub use sql::{PostgresStore, SqliteStore};
 pub use store::MetadataStore;

@@ -163,10 +163,7 @@ impl MetadataStore for FailingCommits {
     ) -> Result<Vec<SegmentOutcome>, MetadataError> {
         if self.failing.load(Ordering::SeqCst) > 0 {
             self.failing.fetch_sub(1, Ordering::SeqCst);
-            return Err(MetadataError::Unavailable {
-                operation: "commit flush",
-                source: sqlx::Error::PoolTimedOut,
-            });
+            return Err(MetadataError::unavailable("commit flush", "pool timed out"));
         }
         self.inner.commit_flush(flush).await
     }

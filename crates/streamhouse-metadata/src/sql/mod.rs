@@ -4,6 +4,7 @@
 //! there is one copy of each query and of the row mapping.
 
 mod assign;
+mod error;
 mod postgres;
 mod sqlite;
 
@@ -681,12 +682,10 @@ macro_rules! impl_shared_queries {
                     .await
                     .map_err(|e| MetadataError::from_sqlx(OP, e))?;
                 if grown.rows_affected() != 1 {
-                    return Err(MetadataError::Unavailable {
-                        operation: OP,
-                        source: sqlx::Error::Protocol(
-                            "the partition count changed concurrently".into(),
-                        ),
-                    });
+                    return Err(MetadataError::unavailable(
+                        OP,
+                        "the partition count changed concurrently",
+                    ));
                 }
                 sqlx::query($crate::sql::INSERT_PARTITION_RANGE)
                     .bind(topic)

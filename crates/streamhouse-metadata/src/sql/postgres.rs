@@ -108,7 +108,10 @@ impl PostgresStore {
             .connect_with(options)
             .await
             .map_err(|e| MetadataError::from_sqlx("connect to postgres", e))?;
-        MIGRATOR.run(&pool).await?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(MetadataError::from_migrate)?;
         let schema: String = sqlx::query_scalar("SELECT current_schema()::text")
             .fetch_one(&pool)
             .await

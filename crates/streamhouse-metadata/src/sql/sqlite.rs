@@ -86,7 +86,10 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(|e| MetadataError::from_sqlx("open sqlite", e))?;
-        MIGRATOR.run(&pool).await?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(MetadataError::from_migrate)?;
         Ok(Self {
             pool,
             notices: broadcast::Sender::new(NOTICE_CAPACITY),
