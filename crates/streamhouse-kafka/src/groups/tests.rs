@@ -1,4 +1,5 @@
 use super::*;
+use streamhouse_metadata::{GroupOffsets, TopicCatalog};
 
 const SESSION: Duration = Duration::from_secs(10);
 

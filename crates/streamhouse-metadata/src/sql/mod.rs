@@ -507,7 +507,7 @@ macro_rules! impl_shared_queries {
         }
 
         #[async_trait::async_trait]
-        impl $crate::store::MetadataStore for $store {
+        impl $crate::store::StoreHealth for $store {
             fn backend(&self) -> &'static str {
                 Self::BACKEND
             }
@@ -519,7 +519,10 @@ macro_rules! impl_shared_queries {
                     .map_err(|e| MetadataError::from_sqlx("ping", e))?;
                 Ok(())
             }
+        }
 
+        #[async_trait::async_trait]
+        impl $crate::store::TopicCatalog for $store {
             async fn create_topic(&self, topic: $crate::NewTopic) -> $crate::Result<$crate::Topic> {
                 const OP: &str = "create topic";
                 streamhouse_core::validate_topic_name(&topic.name)?;
@@ -719,161 +722,6 @@ macro_rules! impl_shared_queries {
                     })
             }
 
-            async fn commit_flush(
-                &self,
-                flush: &$crate::FlushCommit,
-            ) -> $crate::Result<Vec<$crate::SegmentOutcome>> {
-                const OP: &str = "commit flush";
-                $crate::sql::validate_flush(flush)?;
-                if flush.segments.is_empty() {
-                    return Ok(Vec::new());
-                }
-                let mut tx = self.begin_write(OP).await?;
-                let previous = sqlx::query_as::<$db, $crate::sql::CommittedRow>(
-                    $crate::sql::SELECT_OBJECT_SEGMENTS,
-                )
-                .bind(&flush.bucket)
-                .bind(&flush.key)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(|e| MetadataError::from_sqlx(OP, e))?;
-                let before = $crate::sql::committed_before(&flush.segments, &previous);
-                let (outcomes, watermarks) = self.commit_flush_tx(&mut tx, flush, &before).await?;
-                tx.commit()
-                    .await
-                    .map_err(|e| MetadataError::from_sqlx(OP, e))?;
-                if !watermarks.is_empty() {
-                    // Nobody listening is not an error.
-                    let _ = self.notices.send(watermarks.into());
-                }
-                Ok(outcomes)
-            }
-
-            async fn list_segments(
-                &self,
-                topic: &str,
-                partition: i32,
-                from_offset: i64,
-                limit: usize,
-            ) -> $crate::Result<Vec<$crate::SegmentInfo>> {
-                Ok(
-                    sqlx::query_as::<$db, $crate::sql::SegmentRow>($crate::sql::SELECT_SEGMENTS)
-                        .bind(topic)
-                        .bind(partition)
-                        .bind(from_offset)
-                        .bind($crate::sql::limit_to_i64(limit))
-                        .fetch_all(&self.pool)
-                        .await
-                        .map_err(|e| MetadataError::from_sqlx("list segments", e))?
-                        .into_iter()
-                        .map(Into::into)
-                        .collect(),
-                )
-            }
-
-            async fn find_segment_by_timestamp(
-                &self,
-                topic: &str,
-                partition: i32,
-                timestamp: i64,
-            ) -> $crate::Result<Option<$crate::SegmentInfo>> {
-                Ok(sqlx::query_as::<$db, $crate::sql::SegmentRow>(
-                    $crate::sql::SELECT_SEGMENT_BY_TIMESTAMP,
-                )
-                .bind(topic)
-                .bind(partition)
-                .bind(timestamp)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(|e| MetadataError::from_sqlx("find segment by timestamp", e))?
-                .map(Into::into))
-            }
-
-            async fn allocate_producer_id(&self) -> $crate::Result<i64> {
-                sqlx::query_scalar::<$db, i64>($crate::sql::INSERT_PRODUCER_ID)
-                    .bind($crate::sql::now_ms())
-                    .fetch_one(&self.pool)
-                    .await
-                    .map_err(|e| MetadataError::from_sqlx("allocate producer id", e))
-            }
-
-            async fn bump_producer_epoch(
-                &self,
-                producer_id: i64,
-                epoch: i16,
-            ) -> $crate::Result<Option<i16>> {
-                sqlx::query_scalar::<$db, i16>($crate::sql::BUMP_PRODUCER_EPOCH)
-                    .bind(producer_id)
-                    .bind(epoch)
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(|e| MetadataError::from_sqlx("bump producer epoch", e))
-            }
-
-            async fn register_agent(&self, agent: &$crate::AgentInfo) -> $crate::Result<()> {
-                sqlx::query($crate::sql::UPSERT_AGENT)
-                    .bind(&agent.agent_id)
-                    .bind(agent.node_id)
-                    .bind(&agent.host)
-                    .bind(agent.port)
-                    .bind(agent.zone.as_deref())
-                    .bind(agent.started_at)
-                    .bind(agent.last_heartbeat)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(|e| MetadataError::from_sqlx("register agent", e))?;
-                Ok(())
-            }
-
-            async fn heartbeat_agent(&self, agent_id: &str, now: i64) -> $crate::Result<bool> {
-                let updated = sqlx::query($crate::sql::HEARTBEAT_AGENT)
-                    .bind(agent_id)
-                    .bind(now)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(|e| MetadataError::from_sqlx("agent heartbeat", e))?;
-                Ok(updated.rows_affected() > 0)
-            }
-
-            async fn deregister_agent(&self, agent_id: &str) -> $crate::Result<()> {
-                sqlx::query($crate::sql::DELETE_AGENT)
-                    .bind(agent_id)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(|e| MetadataError::from_sqlx("deregister agent", e))?;
-                Ok(())
-            }
-
-            async fn list_agents(
-                &self,
-                alive_since: i64,
-            ) -> $crate::Result<Vec<$crate::AgentInfo>> {
-                Ok(
-                    sqlx::query_as::<$db, $crate::sql::AgentRow>($crate::sql::SELECT_AGENTS)
-                        .bind(alive_since)
-                        .fetch_all(&self.pool)
-                        .await
-                        .map_err(|e| MetadataError::from_sqlx("list agents", e))?
-                        .into_iter()
-                        .map(Into::into)
-                        .collect(),
-                )
-            }
-
-            async fn referenced_objects(
-                &self,
-                bucket: &str,
-                keys: &[String],
-            ) -> $crate::Result<Vec<String>> {
-                self.keys_among(
-                    $crate::sql::SELECT_REFERENCED_KEYS,
-                    "referenced objects",
-                    bucket,
-                    keys,
-                )
-                .await
-            }
-
             async fn update_topic_config(
                 &self,
                 name: &str,
@@ -950,6 +798,79 @@ macro_rules! impl_shared_queries {
                     .await
                     .map_err(|e| MetadataError::from_sqlx(OP, e))?;
                 Ok(info)
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::SegmentLog for $store {
+            async fn commit_flush(
+                &self,
+                flush: &$crate::FlushCommit,
+            ) -> $crate::Result<Vec<$crate::SegmentOutcome>> {
+                const OP: &str = "commit flush";
+                $crate::sql::validate_flush(flush)?;
+                if flush.segments.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut tx = self.begin_write(OP).await?;
+                let previous = sqlx::query_as::<$db, $crate::sql::CommittedRow>(
+                    $crate::sql::SELECT_OBJECT_SEGMENTS,
+                )
+                .bind(&flush.bucket)
+                .bind(&flush.key)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(|e| MetadataError::from_sqlx(OP, e))?;
+                let before = $crate::sql::committed_before(&flush.segments, &previous);
+                let (outcomes, watermarks) = self.commit_flush_tx(&mut tx, flush, &before).await?;
+                tx.commit()
+                    .await
+                    .map_err(|e| MetadataError::from_sqlx(OP, e))?;
+                if !watermarks.is_empty() {
+                    // Nobody listening is not an error.
+                    let _ = self.notices.send(watermarks.into());
+                }
+                Ok(outcomes)
+            }
+
+            async fn list_segments(
+                &self,
+                topic: &str,
+                partition: i32,
+                from_offset: i64,
+                limit: usize,
+            ) -> $crate::Result<Vec<$crate::SegmentInfo>> {
+                Ok(
+                    sqlx::query_as::<$db, $crate::sql::SegmentRow>($crate::sql::SELECT_SEGMENTS)
+                        .bind(topic)
+                        .bind(partition)
+                        .bind(from_offset)
+                        .bind($crate::sql::limit_to_i64(limit))
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(|e| MetadataError::from_sqlx("list segments", e))?
+                        .into_iter()
+                        .map(Into::into)
+                        .collect(),
+                )
+            }
+
+            async fn find_segment_by_timestamp(
+                &self,
+                topic: &str,
+                partition: i32,
+                timestamp: i64,
+            ) -> $crate::Result<Option<$crate::SegmentInfo>> {
+                Ok(sqlx::query_as::<$db, $crate::sql::SegmentRow>(
+                    $crate::sql::SELECT_SEGMENT_BY_TIMESTAMP,
+                )
+                .bind(topic)
+                .bind(partition)
+                .bind(timestamp)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| MetadataError::from_sqlx("find segment by timestamp", e))?
+                .map(Into::into))
             }
 
             async fn replace_segments(
@@ -1046,6 +967,140 @@ macro_rules! impl_shared_queries {
                 })
             }
 
+            fn commit_notices(&self) -> tokio::sync::broadcast::Receiver<$crate::CommitNotice> {
+                self.subscribe_notices()
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::ProducerRegistry for $store {
+            async fn allocate_producer_id(&self) -> $crate::Result<i64> {
+                sqlx::query_scalar::<$db, i64>($crate::sql::INSERT_PRODUCER_ID)
+                    .bind($crate::sql::now_ms())
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(|e| MetadataError::from_sqlx("allocate producer id", e))
+            }
+
+            async fn bump_producer_epoch(
+                &self,
+                producer_id: i64,
+                epoch: i16,
+            ) -> $crate::Result<Option<i16>> {
+                sqlx::query_scalar::<$db, i16>($crate::sql::BUMP_PRODUCER_EPOCH)
+                    .bind(producer_id)
+                    .bind(epoch)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(|e| MetadataError::from_sqlx("bump producer epoch", e))
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::ClusterRegistry for $store {
+            async fn register_agent(&self, agent: &$crate::AgentInfo) -> $crate::Result<()> {
+                sqlx::query($crate::sql::UPSERT_AGENT)
+                    .bind(&agent.agent_id)
+                    .bind(agent.node_id)
+                    .bind(&agent.host)
+                    .bind(agent.port)
+                    .bind(agent.zone.as_deref())
+                    .bind(agent.started_at)
+                    .bind(agent.last_heartbeat)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| MetadataError::from_sqlx("register agent", e))?;
+                Ok(())
+            }
+
+            async fn heartbeat_agent(&self, agent_id: &str, now: i64) -> $crate::Result<bool> {
+                let updated = sqlx::query($crate::sql::HEARTBEAT_AGENT)
+                    .bind(agent_id)
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| MetadataError::from_sqlx("agent heartbeat", e))?;
+                Ok(updated.rows_affected() > 0)
+            }
+
+            async fn deregister_agent(&self, agent_id: &str) -> $crate::Result<()> {
+                sqlx::query($crate::sql::DELETE_AGENT)
+                    .bind(agent_id)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| MetadataError::from_sqlx("deregister agent", e))?;
+                Ok(())
+            }
+
+            async fn list_agents(
+                &self,
+                alive_since: i64,
+            ) -> $crate::Result<Vec<$crate::AgentInfo>> {
+                Ok(
+                    sqlx::query_as::<$db, $crate::sql::AgentRow>($crate::sql::SELECT_AGENTS)
+                        .bind(alive_since)
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(|e| MetadataError::from_sqlx("list agents", e))?
+                        .into_iter()
+                        .map(Into::into)
+                        .collect(),
+                )
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::JobLeases for $store {
+            async fn acquire_lease(
+                &self,
+                job: &str,
+                holder: &str,
+                now: i64,
+                expires_at: i64,
+            ) -> $crate::Result<bool> {
+                const OP: &str = "acquire lease";
+                let mut tx = self.begin_write(OP).await?;
+                let taken = sqlx::query_scalar::<$db, String>($crate::sql::ACQUIRE_LEASE)
+                    .bind(job)
+                    .bind(holder)
+                    .bind(expires_at)
+                    .bind(now)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(|e| MetadataError::from_sqlx(OP, e))?;
+                tx.commit()
+                    .await
+                    .map_err(|e| MetadataError::from_sqlx(OP, e))?;
+                Ok(taken.as_deref() == Some(holder))
+            }
+
+            async fn release_lease(&self, job: &str, holder: &str) -> $crate::Result<()> {
+                sqlx::query($crate::sql::RELEASE_LEASE)
+                    .bind(job)
+                    .bind(holder)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| MetadataError::from_sqlx("release lease", e))?;
+                Ok(())
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::ObjectLedger for $store {
+            async fn referenced_objects(
+                &self,
+                bucket: &str,
+                keys: &[String],
+            ) -> $crate::Result<Vec<String>> {
+                self.keys_among(
+                    $crate::sql::SELECT_REFERENCED_KEYS,
+                    "referenced objects",
+                    bucket,
+                    keys,
+                )
+                .await
+            }
+
             async fn expired_tombstones(
                 &self,
                 bucket: &str,
@@ -1094,44 +1149,10 @@ macro_rules! impl_shared_queries {
                     .map_err(|e| MetadataError::from_sqlx(OP, e))?;
                 Ok(())
             }
+        }
 
-            async fn acquire_lease(
-                &self,
-                job: &str,
-                holder: &str,
-                now: i64,
-                expires_at: i64,
-            ) -> $crate::Result<bool> {
-                const OP: &str = "acquire lease";
-                let mut tx = self.begin_write(OP).await?;
-                let taken = sqlx::query_scalar::<$db, String>($crate::sql::ACQUIRE_LEASE)
-                    .bind(job)
-                    .bind(holder)
-                    .bind(expires_at)
-                    .bind(now)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(|e| MetadataError::from_sqlx(OP, e))?;
-                tx.commit()
-                    .await
-                    .map_err(|e| MetadataError::from_sqlx(OP, e))?;
-                Ok(taken.as_deref() == Some(holder))
-            }
-
-            async fn release_lease(&self, job: &str, holder: &str) -> $crate::Result<()> {
-                sqlx::query($crate::sql::RELEASE_LEASE)
-                    .bind(job)
-                    .bind(holder)
-                    .execute(&self.pool)
-                    .await
-                    .map_err(|e| MetadataError::from_sqlx("release lease", e))?;
-                Ok(())
-            }
-
-            fn commit_notices(&self) -> tokio::sync::broadcast::Receiver<$crate::CommitNotice> {
-                self.subscribe_notices()
-            }
-
+        #[async_trait::async_trait]
+        impl $crate::store::GroupOffsets for $store {
             async fn commit_offsets(
                 &self,
                 group: &str,
