@@ -16,11 +16,14 @@ use sqlx::sqlite::{
 use sqlx::{Sqlite, Transaction};
 use tokio::sync::broadcast;
 
-use super::{
-    INSERT_PRODUCER_BATCH, KEPT_BATCHES, ProducerBatchRow, ProducerKey, SELECT_PRODUCER_BATCHES,
-    TRIM_PRODUCER_BATCHES, assign_offsets, flush_partitions, impl_shared_queries, producer_keys,
-    producer_state,
+use super::producers::{
+    INSERT_PRODUCER_BATCH, ProducerBatchRow, SELECT_PRODUCER_BATCHES, TRIM_PRODUCER_BATCHES,
+    producer_keys, producer_state,
 };
+use super::segments::{
+    INSERT_ONE_SEGMENT, SELECT_HIGH_WATERMARK, SET_HIGH_WATERMARK, flush_partitions,
+};
+use super::{KEPT_BATCHES, ProducerKey, assign_offsets, impl_roles};
 use crate::error::{MetadataError, Result};
 use crate::types::{CommitNotice, FlushCommit, SegmentOutcome};
 
@@ -127,14 +130,12 @@ impl SqliteStore {
         const OP: &str = "commit flush";
         let mut current = BTreeMap::new();
         for (topic, partition) in flush_partitions(&flush.segments, before) {
-            let high_watermark: Option<i64> = sqlx::query_scalar(
-                "SELECT high_watermark FROM partitions WHERE topic = $1 AND partition_id = $2",
-            )
-            .bind(&topic)
-            .bind(partition)
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(|e| MetadataError::from_sqlx(OP, e))?;
+            let high_watermark: Option<i64> = sqlx::query_scalar(SELECT_HIGH_WATERMARK)
+                .bind(&topic)
+                .bind(partition)
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(|e| MetadataError::from_sqlx(OP, e))?;
             if let Some(high_watermark) = high_watermark {
                 current.insert((topic, partition), high_watermark);
             }
@@ -153,15 +154,13 @@ impl SqliteStore {
         }
         let assignment = assign_offsets(&flush.segments, &current, before, producer_state(rows));
         for (topic, partition, high_watermark) in &assignment.watermarks {
-            sqlx::query(
-                "UPDATE partitions SET high_watermark = $3 WHERE topic = $1 AND partition_id = $2",
-            )
-            .bind(topic)
-            .bind(partition)
-            .bind(high_watermark)
-            .execute(&mut **tx)
-            .await
-            .map_err(|e| MetadataError::from_sqlx(OP, e))?;
+            sqlx::query(SET_HIGH_WATERMARK)
+                .bind(topic)
+                .bind(partition)
+                .bind(high_watermark)
+                .execute(&mut **tx)
+                .await
+                .map_err(|e| MetadataError::from_sqlx(OP, e))?;
         }
         for &index in &assignment.inserted {
             let (
@@ -174,7 +173,7 @@ impl SqliteStore {
             else {
                 continue;
             };
-            sqlx::query(super::INSERT_ONE_SEGMENT)
+            sqlx::query(INSERT_ONE_SEGMENT)
                 .bind(&segment.topic)
                 .bind(segment.partition)
                 .bind(base_offset)
@@ -222,4 +221,4 @@ impl SqliteStore {
     }
 }
 
-impl_shared_queries!(SqliteStore, Sqlite);
+impl_roles!(SqliteStore, Sqlite);
