@@ -13,6 +13,7 @@ mod layered;
 mod open;
 mod sql;
 mod store;
+#[cfg(feature = "test-util")]
 pub mod testing;
 mod types;
 

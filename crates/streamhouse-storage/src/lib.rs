@@ -26,6 +26,7 @@ mod producer;
 mod reader;
 pub mod segment;
 pub mod segment_index;
+#[cfg(feature = "test-util")]
 pub mod testing;
 mod topics;
 mod watermarks;
