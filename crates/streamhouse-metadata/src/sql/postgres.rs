@@ -12,9 +12,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use async_trait::async_trait;
+use sqlx::Pool;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
 use tokio::sync::broadcast;
+
+use super::backend::Backend;
 
 use super::producers::pg::{INSERT_PRODUCER_BATCHES, SELECT_PRODUCER_STATE, TRIM_PRODUCER_STATE};
 use super::producers::{ProducerBatchRow, producer_keys, producer_state};
@@ -22,7 +26,7 @@ use super::segments::flush_partitions;
 use super::segments::pg::{
     CURRENT_SCHEMA, INSERT_SEGMENTS, LOCK_PARTITIONS, NOTIFY_COMMIT, UPDATE_WATERMARKS,
 };
-use super::{KEPT_BATCHES, assign_offsets, impl_roles};
+use super::{KEPT_BATCHES, assign_offsets};
 use crate::error::{MetadataError, Result};
 use crate::types::{CommitNotice, FlushCommit, SegmentOutcome};
 
@@ -48,8 +52,6 @@ struct LockedPartition {
 }
 
 impl PostgresStore {
-    const BACKEND: &'static str = "postgres";
-
     /// Connects to a `postgres://` URL and applies the migrations.
     pub async fn connect(url: &str) -> Result<Self> {
         let options = PgConnectOptions::from_str(url).map_err(|e| MetadataError::InvalidUrl {
@@ -88,6 +90,21 @@ impl PostgresStore {
     /// features of the same database.
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+}
+
+#[async_trait]
+impl Backend for PostgresStore {
+    type Db = Postgres;
+
+    const BACKEND: &'static str = "postgres";
+
+    fn pool(&self) -> &Pool<Postgres> {
+        &self.pool
+    }
+
+    fn notices(&self) -> &broadcast::Sender<CommitNotice> {
+        &self.notices
     }
 
     async fn begin_write(&self, operation: &'static str) -> Result<Transaction<'static, Postgres>> {
@@ -402,5 +419,3 @@ impl<'a> SegmentColumns<'a> {
         self.max_timestamp.push(segment.max_timestamp);
     }
 }
-
-impl_roles!(PostgresStore, Postgres);

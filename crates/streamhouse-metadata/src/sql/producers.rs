@@ -3,7 +3,12 @@
 
 use std::collections::HashMap;
 
+use async_trait::async_trait;
+use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Type};
+
+use super::backend::Backend;
 use super::{BatchMeta, ProducerKey, ProducerState};
+use crate::store::ProducerRegistry;
 use crate::types::PendingSegment;
 
 pub(crate) const SELECT_PRODUCER_BATCHES: &str = "SELECT producer_id, topic, partition_id, \
@@ -106,33 +111,35 @@ pub(crate) mod pg {
            AND b.partition_id = old.partition_id AND b.base_offset = old.base_offset";
 }
 
-/// Implements [`crate::ProducerRegistry`] for a backend with `self.pool`.
-macro_rules! impl_producer_registry {
-    ($store:ty, $db:ty) => {
-        #[async_trait::async_trait]
-        impl $crate::store::ProducerRegistry for $store {
-            async fn allocate_producer_id(&self) -> $crate::Result<i64> {
-                sqlx::query_scalar::<$db, i64>($crate::sql::producers::INSERT_PRODUCER_ID)
-                    .bind($crate::sql::now_ms())
-                    .fetch_one(&self.pool)
-                    .await
-                    .map_err(|e| $crate::MetadataError::from_sqlx("allocate producer id", e))
-            }
+#[async_trait]
+impl<S> ProducerRegistry for S
+where
+    S: Backend,
+    for<'c> &'c mut <S::Db as Database>::Connection: Executor<'c, Database = S::Db>,
+    <S::Db as Database>::Arguments: IntoArguments<S::Db>,
+    for<'q> i16: Encode<'q, S::Db> + Type<S::Db>,
+    for<'q> i64: Encode<'q, S::Db> + Type<S::Db>,
+    for<'r> (i16,): FromRow<'r, <S::Db as Database>::Row>,
+    for<'r> (i64,): FromRow<'r, <S::Db as Database>::Row>,
+{
+    async fn allocate_producer_id(&self) -> crate::Result<i64> {
+        sqlx::query_scalar::<S::Db, i64>(INSERT_PRODUCER_ID)
+            .bind(super::now_ms())
+            .fetch_one(self.pool())
+            .await
+            .map_err(|e| crate::MetadataError::from_sqlx("allocate producer id", e))
+    }
 
-            async fn bump_producer_epoch(
-                &self,
-                producer_id: i64,
-                epoch: i16,
-            ) -> $crate::Result<Option<i16>> {
-                sqlx::query_scalar::<$db, i16>($crate::sql::producers::BUMP_PRODUCER_EPOCH)
-                    .bind(producer_id)
-                    .bind(epoch)
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(|e| $crate::MetadataError::from_sqlx("bump producer epoch", e))
-            }
-        }
-    };
+    async fn bump_producer_epoch(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+    ) -> crate::Result<Option<i16>> {
+        sqlx::query_scalar::<S::Db, i16>(BUMP_PRODUCER_EPOCH)
+            .bind(producer_id)
+            .bind(epoch)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(|e| crate::MetadataError::from_sqlx("bump producer epoch", e))
+    }
 }
-
-pub(crate) use impl_producer_registry;

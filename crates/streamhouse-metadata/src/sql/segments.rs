@@ -4,7 +4,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use async_trait::async_trait;
+use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Type};
+
+use super::backend::{Backend, Dialect};
 use crate::error::{MetadataError, Result};
+use crate::store::SegmentLog;
 use crate::types::{FlushCommit, PendingSegment, SegmentInfo};
 
 pub(crate) const SELECT_SEGMENTS: &str = "SELECT id, topic, partition_id, base_offset, end_offset, \
@@ -208,183 +213,177 @@ pub(crate) mod pg {
     pub(crate) const NOTIFY_COMMIT: &str = "SELECT pg_notify($1, $2)";
 }
 
-/// Implements [`crate::SegmentLog`] for a backend with `self.pool`,
-/// `self.notices`, `begin_write()`, `commit_flush_tx()` and
-/// `subscribe_notices()`.
-macro_rules! impl_segment_log {
-    ($store:ty, $db:ty) => {
-        #[async_trait::async_trait]
-        impl $crate::store::SegmentLog for $store {
-            async fn commit_flush(
-                &self,
-                flush: &$crate::FlushCommit,
-            ) -> $crate::Result<Vec<$crate::SegmentOutcome>> {
-                const OP: &str = "commit flush";
-                $crate::sql::segments::validate_flush(flush)?;
-                if flush.segments.is_empty() {
-                    return Ok(Vec::new());
-                }
-                let mut tx = self.begin_write(OP).await?;
-                let previous = sqlx::query_as::<$db, $crate::sql::segments::CommittedRow>(
-                    $crate::sql::segments::SELECT_OBJECT_SEGMENTS,
-                )
-                .bind(&flush.bucket)
-                .bind(&flush.key)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(|e| $crate::MetadataError::from_sqlx(OP, e))?;
-                let before = $crate::sql::segments::committed_before(&flush.segments, &previous);
-                let (outcomes, watermarks) = self.commit_flush_tx(&mut tx, flush, &before).await?;
-                tx.commit()
-                    .await
-                    .map_err(|e| $crate::MetadataError::from_sqlx(OP, e))?;
-                if !watermarks.is_empty() {
-                    // Nobody listening is not an error.
-                    let _ = self.notices.send(watermarks.into());
-                }
-                Ok(outcomes)
-            }
+#[async_trait]
+impl<S> SegmentLog for S
+where
+    S: Backend,
+    for<'c> &'c mut <S::Db as Database>::Connection: Executor<'c, Database = S::Db>,
+    <S::Db as Database>::Arguments: IntoArguments<S::Db>,
+    for<'q> &'q str: Encode<'q, S::Db> + Type<S::Db>,
+    for<'q> &'q String: Encode<'q, S::Db> + Type<S::Db>,
+    for<'q> i32: Encode<'q, S::Db> + Type<S::Db>,
+    for<'q> i64: Encode<'q, S::Db> + Type<S::Db>,
+    for<'r> SegmentRow: FromRow<'r, <S::Db as Database>::Row>,
+    for<'r> CommittedRow: FromRow<'r, <S::Db as Database>::Row>,
+    for<'r> (i64, i64, i64, i64, i64): FromRow<'r, <S::Db as Database>::Row>,
+    for<'r> (i64,): FromRow<'r, <S::Db as Database>::Row>,
+{
+    async fn commit_flush(
+        &self,
+        flush: &crate::FlushCommit,
+    ) -> crate::Result<Vec<crate::SegmentOutcome>> {
+        const OP: &str = "commit flush";
+        validate_flush(flush)?;
+        if flush.segments.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.begin_write(OP).await?;
+        let previous = sqlx::query_as::<S::Db, CommittedRow>(SELECT_OBJECT_SEGMENTS)
+            .bind(&flush.bucket)
+            .bind(&flush.key)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| crate::MetadataError::from_sqlx(OP, e))?;
+        let before = committed_before(&flush.segments, &previous);
+        let (outcomes, watermarks) = self.commit_flush_tx(&mut tx, flush, &before).await?;
+        tx.commit()
+            .await
+            .map_err(|e| crate::MetadataError::from_sqlx(OP, e))?;
+        if !watermarks.is_empty() {
+            // Nobody listening is not an error.
+            let _ = self.notices().send(watermarks.into());
+        }
+        Ok(outcomes)
+    }
 
-            async fn list_segments(
-                &self,
-                topic: &str,
-                partition: i32,
-                from_offset: i64,
-                limit: usize,
-            ) -> $crate::Result<Vec<$crate::SegmentInfo>> {
-                Ok(sqlx::query_as::<$db, $crate::sql::segments::SegmentRow>(
-                    $crate::sql::segments::SELECT_SEGMENTS,
-                )
-                .bind(topic)
-                .bind(partition)
-                .bind(from_offset)
-                .bind($crate::sql::limit_to_i64(limit))
-                .fetch_all(&self.pool)
-                .await
-                .map_err(|e| $crate::MetadataError::from_sqlx("list segments", e))?
-                .into_iter()
-                .map(Into::into)
-                .collect())
-            }
+    async fn list_segments(
+        &self,
+        topic: &str,
+        partition: i32,
+        from_offset: i64,
+        limit: usize,
+    ) -> crate::Result<Vec<crate::SegmentInfo>> {
+        Ok(sqlx::query_as::<S::Db, SegmentRow>(SELECT_SEGMENTS)
+            .bind(topic)
+            .bind(partition)
+            .bind(from_offset)
+            .bind(super::limit_to_i64(limit))
+            .fetch_all(self.pool())
+            .await
+            .map_err(|e| crate::MetadataError::from_sqlx("list segments", e))?
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
 
-            async fn find_segment_by_timestamp(
-                &self,
-                topic: &str,
-                partition: i32,
-                timestamp: i64,
-            ) -> $crate::Result<Option<$crate::SegmentInfo>> {
-                Ok(sqlx::query_as::<$db, $crate::sql::segments::SegmentRow>(
-                    $crate::sql::segments::SELECT_SEGMENT_BY_TIMESTAMP,
-                )
+    async fn find_segment_by_timestamp(
+        &self,
+        topic: &str,
+        partition: i32,
+        timestamp: i64,
+    ) -> crate::Result<Option<crate::SegmentInfo>> {
+        Ok(
+            sqlx::query_as::<S::Db, SegmentRow>(SELECT_SEGMENT_BY_TIMESTAMP)
                 .bind(topic)
                 .bind(partition)
                 .bind(timestamp)
-                .fetch_optional(&self.pool)
+                .fetch_optional(self.pool())
                 .await
-                .map_err(|e| $crate::MetadataError::from_sqlx("find segment by timestamp", e))?
-                .map(Into::into))
-            }
+                .map_err(|e| crate::MetadataError::from_sqlx("find segment by timestamp", e))?
+                .map(Into::into),
+        )
+    }
 
-            async fn replace_segments(
-                &self,
-                r: &$crate::SegmentReplacement,
-            ) -> $crate::Result<bool> {
-                const OP: &str = "replace segments";
-                if let Some(reason) = r.invalid_reason() {
-                    return Err($crate::MetadataError::InvalidArgument {
-                        what: "segment replacement",
-                        reason,
-                    });
-                }
-                let mut tx = self.begin_write(OP).await?;
-                let Some(log_start) =
-                    sqlx::query_scalar::<$db, i64>($crate::sql::segments::LOCK_PARTITION)
-                        .bind(&r.topic)
-                        .bind(r.partition)
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(|e| $crate::MetadataError::from_sqlx(OP, e))?
-                else {
-                    return Ok(false);
-                };
-                if r.base_offset < log_start {
-                    return Ok(false);
-                }
-                sqlx::query($crate::sql::segments::TOMBSTONE_RUN)
-                    .bind(r.created_at)
-                    .bind(&r.topic)
-                    .bind(r.partition)
-                    .bind(r.base_offset)
-                    .bind(r.end_offset)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| $crate::MetadataError::from_sqlx(OP, e))?;
-                let deleted = sqlx::query($crate::sql::segments::DELETE_RUN)
-                    .bind(&r.topic)
-                    .bind(r.partition)
-                    .bind(r.base_offset)
-                    .bind(r.end_offset)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| $crate::MetadataError::from_sqlx(OP, e))?;
-                if i64::try_from(deleted.rows_affected()).ok() != Some(r.replaced_rows) {
-                    // Dropping the transaction rolls it back.
-                    return Ok(false);
-                }
-                for segment in &r.segments {
-                    sqlx::query($crate::sql::segments::INSERT_ONE_SEGMENT)
-                        .bind(&r.topic)
-                        .bind(r.partition)
-                        .bind(segment.base_offset)
-                        .bind(segment.end_offset)
-                        .bind(segment.record_count)
-                        .bind(segment.size_bytes)
-                        .bind(&r.bucket)
-                        .bind(&r.key)
-                        .bind(segment.byte_offset)
-                        .bind(segment.byte_length)
-                        .bind(segment.min_timestamp)
-                        .bind(segment.max_timestamp)
-                        .bind(r.created_at)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(|e| $crate::MetadataError::from_sqlx(OP, e))?;
-                }
-                // The new object is referenced from now on.
-                sqlx::query($crate::sql::objects::DELETE_TOMBSTONE)
-                    .bind(&r.bucket)
-                    .bind(&r.key)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| $crate::MetadataError::from_sqlx(OP, e))?;
-                tx.commit()
-                    .await
-                    .map_err(|e| $crate::MetadataError::from_sqlx(OP, e))?;
-                Ok(true)
-            }
-
-            async fn storage_stats(&self) -> $crate::Result<$crate::StorageStats> {
-                let (segment_rows, objects, bytes, max_rows_per_partition, tombstones) =
-                    sqlx::query_as::<$db, (i64, i64, i64, i64, i64)>(
-                        $crate::sql::segments::SELECT_STORAGE_STATS,
-                    )
-                    .fetch_one(&self.pool)
-                    .await
-                    .map_err(|e| $crate::MetadataError::from_sqlx("storage stats", e))?;
-                Ok($crate::StorageStats {
-                    segment_rows,
-                    objects,
-                    bytes,
-                    max_rows_per_partition,
-                    tombstones,
-                })
-            }
-
-            fn commit_notices(&self) -> tokio::sync::broadcast::Receiver<$crate::CommitNotice> {
-                self.subscribe_notices()
-            }
+    async fn replace_segments(&self, r: &crate::SegmentReplacement) -> crate::Result<bool> {
+        const OP: &str = "replace segments";
+        if let Some(reason) = r.invalid_reason() {
+            return Err(crate::MetadataError::InvalidArgument {
+                what: "segment replacement",
+                reason,
+            });
         }
-    };
-}
+        let mut tx = self.begin_write(OP).await?;
+        let Some(log_start) = sqlx::query_scalar::<S::Db, i64>(LOCK_PARTITION)
+            .bind(&r.topic)
+            .bind(r.partition)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| crate::MetadataError::from_sqlx(OP, e))?
+        else {
+            return Ok(false);
+        };
+        if r.base_offset < log_start {
+            return Ok(false);
+        }
+        sqlx::query(TOMBSTONE_RUN)
+            .bind(r.created_at)
+            .bind(&r.topic)
+            .bind(r.partition)
+            .bind(r.base_offset)
+            .bind(r.end_offset)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| crate::MetadataError::from_sqlx(OP, e))?;
+        let deleted = sqlx::query(DELETE_RUN)
+            .bind(&r.topic)
+            .bind(r.partition)
+            .bind(r.base_offset)
+            .bind(r.end_offset)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| crate::MetadataError::from_sqlx(OP, e))?;
+        if i64::try_from(S::Db::rows_affected(&deleted)).ok() != Some(r.replaced_rows) {
+            // Dropping the transaction rolls it back.
+            return Ok(false);
+        }
+        for segment in &r.segments {
+            sqlx::query(INSERT_ONE_SEGMENT)
+                .bind(&r.topic)
+                .bind(r.partition)
+                .bind(segment.base_offset)
+                .bind(segment.end_offset)
+                .bind(segment.record_count)
+                .bind(segment.size_bytes)
+                .bind(&r.bucket)
+                .bind(&r.key)
+                .bind(segment.byte_offset)
+                .bind(segment.byte_length)
+                .bind(segment.min_timestamp)
+                .bind(segment.max_timestamp)
+                .bind(r.created_at)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| crate::MetadataError::from_sqlx(OP, e))?;
+        }
+        // The new object is referenced from now on.
+        sqlx::query(super::objects::DELETE_TOMBSTONE)
+            .bind(&r.bucket)
+            .bind(&r.key)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| crate::MetadataError::from_sqlx(OP, e))?;
+        tx.commit()
+            .await
+            .map_err(|e| crate::MetadataError::from_sqlx(OP, e))?;
+        Ok(true)
+    }
 
-pub(crate) use impl_segment_log;
+    async fn storage_stats(&self) -> crate::Result<crate::StorageStats> {
+        let (segment_rows, objects, bytes, max_rows_per_partition, tombstones) =
+            sqlx::query_as::<S::Db, (i64, i64, i64, i64, i64)>(SELECT_STORAGE_STATS)
+                .fetch_one(self.pool())
+                .await
+                .map_err(|e| crate::MetadataError::from_sqlx("storage stats", e))?;
+        Ok(crate::StorageStats {
+            segment_rows,
+            objects,
+            bytes,
+            max_rows_per_partition,
+            tombstones,
+        })
+    }
+
+    fn commit_notices(&self) -> tokio::sync::broadcast::Receiver<crate::CommitNotice> {
+        self.subscribe_notices()
+    }
+}

@@ -10,11 +10,15 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
+use async_trait::async_trait;
+use sqlx::Pool;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{Sqlite, Transaction};
 use tokio::sync::broadcast;
+
+use super::backend::Backend;
 
 use super::producers::{
     INSERT_PRODUCER_BATCH, ProducerBatchRow, SELECT_PRODUCER_BATCHES, TRIM_PRODUCER_BATCHES,
@@ -23,7 +27,7 @@ use super::producers::{
 use super::segments::{
     INSERT_ONE_SEGMENT, SELECT_HIGH_WATERMARK, SET_HIGH_WATERMARK, flush_partitions,
 };
-use super::{KEPT_BATCHES, ProducerKey, assign_offsets, impl_roles};
+use super::{KEPT_BATCHES, ProducerKey, assign_offsets};
 use crate::error::{MetadataError, Result};
 use crate::types::{CommitNotice, FlushCommit, SegmentOutcome};
 
@@ -41,8 +45,6 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    const BACKEND: &'static str = "sqlite";
-
     /// Opens (creating if needed) the database file at `path` and applies
     /// the migrations.
     pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
@@ -108,6 +110,21 @@ impl SqliteStore {
                 url: url.to_string(),
                 reason: e.to_string(),
             })
+    }
+}
+
+#[async_trait]
+impl Backend for SqliteStore {
+    type Db = Sqlite;
+
+    const BACKEND: &'static str = "sqlite";
+
+    fn pool(&self) -> &Pool<Sqlite> {
+        &self.pool
+    }
+
+    fn notices(&self) -> &broadcast::Sender<CommitNotice> {
+        &self.notices
     }
 
     async fn begin_write(&self, operation: &'static str) -> Result<Transaction<'static, Sqlite>> {
@@ -220,5 +237,3 @@ impl SqliteStore {
         Ok((assignment.outcomes, assignment.watermarks))
     }
 }
-
-impl_roles!(SqliteStore, Sqlite);
