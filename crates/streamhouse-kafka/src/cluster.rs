@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::RwLock;
-use streamhouse_storage::{AgentInfo, MetadataStore};
+use streamhouse_storage::{AgentInfo, ClusterRegistry};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -44,7 +44,7 @@ impl From<&AgentInfo> for Agent {
 }
 
 struct Inner {
-    store: Arc<dyn MetadataStore>,
+    store: Arc<dyn ClusterRegistry>,
     me: Agent,
     timeout: Duration,
     /// Live agents sorted by id; always contains `me`.
@@ -58,7 +58,7 @@ pub(crate) struct Cluster {
 }
 
 impl Cluster {
-    pub(crate) fn new(store: Arc<dyn MetadataStore>, me: Agent, timeout: Duration) -> Self {
+    pub(crate) fn new(store: Arc<dyn ClusterRegistry>, me: Agent, timeout: Duration) -> Self {
         let live: Arc<[Agent]> = Arc::from(vec![me.clone()]);
         Self {
             inner: Arc::new(Inner {
@@ -281,7 +281,7 @@ mod tests {
         let temp = streamhouse_metadata::testing::temp_sqlite()
             .await
             .expect("sqlite");
-        let store: Arc<dyn MetadataStore> = Arc::new(temp.store.clone());
+        let store: Arc<dyn ClusterRegistry> = Arc::new(temp.store.clone());
         let a = Cluster::new(store.clone(), agent("a"), Duration::from_secs(10));
         let b = Cluster::new(store.clone(), agent("bb"), Duration::from_secs(10));
         assert!(a.beat(false).await);

@@ -113,10 +113,8 @@ mod tests {
             ResponseError::try_from_code(code).is_some_and(|e| e.is_retriable()),
             "{code}"
         );
-        let metadata_down = StorageError::from(MetadataError::Unavailable {
-            operation: "commit",
-            source: sqlx_pool_timeout(),
-        });
+        let metadata_down =
+            StorageError::from(MetadataError::unavailable("commit", "pool timed out"));
         let code = storage_error_code(&metadata_down);
         assert!(ResponseError::try_from_code(code).is_some_and(|e| e.is_retriable()));
     }
@@ -191,9 +189,5 @@ mod tests {
                 "{retriable:?}"
             );
         }
-    }
-
-    fn sqlx_pool_timeout() -> sqlx::Error {
-        sqlx::Error::PoolTimedOut
     }
 }

@@ -3,6 +3,9 @@ use thiserror::Error;
 
 pub type Result<T, E = MetadataError> = std::result::Result<T, E>;
 
+/// The cause of a database failure, whatever the backend's own error type.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// Errors of the metadata store.
 #[derive(Debug, Error)]
 pub enum MetadataError {
@@ -23,16 +26,16 @@ pub enum MetadataError {
     Unavailable {
         operation: &'static str,
         #[source]
-        source: sqlx::Error,
+        source: BoxError,
     },
     #[error("metadata query failed during {operation}: {source}")]
     Database {
         operation: &'static str,
         #[source]
-        source: sqlx::Error,
+        source: BoxError,
     },
     #[error("applying metadata migrations failed: {0}")]
-    Migration(#[from] sqlx::migrate::MigrateError),
+    Migration(#[source] BoxError),
     #[error("invalid metadata URL {url:?}: {reason}")]
     InvalidUrl { url: String, reason: String },
     #[error("stored {what} is unreadable: {detail}")]
@@ -40,13 +43,20 @@ pub enum MetadataError {
 }
 
 impl MetadataError {
-    /// Classifies a database error from `operation`: connection trouble and
-    /// lock conflicts are retriable, everything else is not.
-    pub(crate) fn from_sqlx(operation: &'static str, source: sqlx::Error) -> Self {
-        if is_transient(&source) {
-            MetadataError::Unavailable { operation, source }
-        } else {
-            MetadataError::Database { operation, source }
+    /// A retriable failure of `operation`: the store did not answer, or
+    /// answered that the operation may succeed if tried again.
+    pub fn unavailable(operation: &'static str, source: impl Into<BoxError>) -> Self {
+        MetadataError::Unavailable {
+            operation,
+            source: source.into(),
+        }
+    }
+
+    /// A failure of `operation` that retrying will not cure.
+    pub fn database(operation: &'static str, source: impl Into<BoxError>) -> Self {
+        MetadataError::Database {
+            operation,
+            source: source.into(),
         }
     }
 
@@ -71,28 +81,23 @@ impl MetadataError {
     }
 }
 
-fn is_transient(error: &sqlx::Error) -> bool {
-    match error {
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::Protocol(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => true,
-        sqlx::Error::Database(db) => {
-            let code = db.code();
-            matches!(
-                code.as_deref(),
-                // PostgreSQL: serialization failure, deadlock, connection
-                // exceptions (08xxx), admin shutdown, cannot connect now.
-                Some("40001" | "40P01" | "57P01" | "57P02" | "57P03")
-            ) || code.as_deref().is_some_and(|c| c.starts_with("08"))
-                // SQLite: SQLITE_BUSY and SQLITE_LOCKED, with extended codes.
-                || code
-                    .as_deref()
-                    .and_then(|c| c.parse::<i32>().ok())
-                    .is_some_and(|c| matches!(c & 0xff, 5 | 6))
-        }
-        _ => false,
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unavailable_is_retriable_and_keeps_its_source() {
+        let error = MetadataError::unavailable("commit flush", "pool timed out");
+        assert!(error.is_retriable());
+        assert_eq!(error.kind(), ErrorKind::Retriable);
+        assert_eq!(
+            error.to_string(),
+            "metadata store unavailable during commit flush: pool timed out"
+        );
+        let source = std::error::Error::source(&error).map(ToString::to_string);
+        assert_eq!(source.as_deref(), Some("pool timed out"));
+        let database = MetadataError::database("list topics", "syntax error");
+        assert!(!database.is_retriable());
+        assert_eq!(database.kind(), ErrorKind::Internal);
     }
 }

@@ -1,22 +1,41 @@
-//! The metadata store: topics, partitions, the segment index and consumer
-//! offsets, behind one async trait with SQLite and PostgreSQL backends.
+//! The metadata store: topics, partitions, the segment index, producers,
+//! the cluster's agents, object tombstones and consumer offsets, behind one
+//! async role trait per concern (united in [`MetadataStore`]) with SQLite
+//! and PostgreSQL backends.
 //!
 //! The invariant that matters: the metadata store is the sequencer. A flush
 //! becomes visible, and gets its offsets, only inside
-//! [`MetadataStore::commit_flush`]'s single transaction, so any number of
+//! [`SegmentLog::commit_flush`]'s single transaction, so any number of
 //! agents can write the same partition without leases or leaders.
 
 mod error;
+mod layered;
 mod open;
 mod sql;
 mod store;
+#[cfg(feature = "test-util")]
 pub mod testing;
 mod types;
 
-pub use error::{MetadataError, Result};
+pub use error::{BoxError, MetadataError, Result};
+pub use layered::LayeredStore;
 pub use open::open;
 pub use sql::{PostgresStore, SqliteStore};
-pub use store::MetadataStore;
+pub use store::{
+    ClusterRegistry, GroupOffsets, JobLeases, MetadataStore, ObjectLedger, ProducerRegistry,
+    SegmentLog, StoreHealth, TopicCatalog,
+};
+
+/// The role traits, for calling store methods on a concrete backend type
+/// (`use streamhouse_metadata::prelude::*;`). Through `dyn MetadataStore`
+/// they resolve without it.
+pub mod prelude {
+    pub use crate::store::{
+        ClusterRegistry as _, GroupOffsets as _, JobLeases as _, MetadataStore, ObjectLedger as _,
+        ProducerRegistry as _, SegmentLog as _, StoreHealth as _, TopicCatalog as _,
+    };
+}
+
 pub use types::{
     AgentInfo, CommitNotice, CommittedOffset, FlushCommit, NewTopic, OffsetCommit, PartitionInfo,
     PendingSegment, ProducerBatch, ReplacementSegment, SegmentInfo, SegmentOutcome,

@@ -1,23 +1,63 @@
+//! The metadata store's roles, one trait per concern, and their union
+//! [`MetadataStore`].
+//!
+//! Code that needs one concern takes that role (`Arc<dyn GroupOffsets>`);
+//! code that needs several takes `Arc<dyn MetadataStore>`, which upcasts to
+//! any role. Every backend implements all roles, and so is a
+//! `MetadataStore` through the blanket impl.
+
+use std::fmt::Debug;
+
 use async_trait::async_trait;
 use streamhouse_core::TopicConfig;
 
-use crate::error::Result;
+use crate::error::{MetadataError, Result};
 use crate::types::{
     AgentInfo, CommitNotice, CommittedOffset, FlushCommit, NewTopic, OffsetCommit, PartitionInfo,
     SegmentInfo, SegmentOutcome, SegmentReplacement, StorageStats, Topic, TopicDescription,
 };
 
-/// Where StreamHouse keeps everything but the event data.
+/// Where StreamHouse keeps everything but the event data: every role at
+/// once.
 ///
 /// Every backend passes the same contract suite (`tests/contract.rs`).
+pub trait MetadataStore:
+    StoreHealth
+    + TopicCatalog
+    + SegmentLog
+    + ProducerRegistry
+    + ClusterRegistry
+    + JobLeases
+    + ObjectLedger
+    + GroupOffsets
+{
+}
+
+impl<T> MetadataStore for T where
+    T: StoreHealth
+        + TopicCatalog
+        + SegmentLog
+        + ProducerRegistry
+        + ClusterRegistry
+        + JobLeases
+        + ObjectLedger
+        + GroupOffsets
+{
+}
+
+/// Which backend this is, and whether it answers.
 #[async_trait]
-pub trait MetadataStore: Send + Sync + std::fmt::Debug + 'static {
+pub trait StoreHealth: Send + Sync + Debug + 'static {
     /// Short backend name for logs and metrics: `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 
     /// Succeeds when the database answers a trivial query.
     async fn ping(&self) -> Result<()>;
+}
 
+/// Topics, their partitions and their configuration.
+#[async_trait]
+pub trait TopicCatalog: Send + Sync + Debug + 'static {
     /// Creates a topic and its partitions, each starting at offset 0.
     async fn create_topic(&self, topic: NewTopic) -> Result<Topic>;
 
@@ -54,17 +94,12 @@ pub trait MetadataStore: Send + Sync + std::fmt::Debug + 'static {
         partition: i32,
         offset: i64,
     ) -> Result<PartitionInfo>;
+}
 
-    /// Compaction's swap: in ONE transaction, deletes the run of rows the
-    /// replacement covers, inserts a row per replacement segment and tombstones the
-    /// objects the deleted rows referenced. Returns false, changing
-    /// nothing, when the run no longer has `replaced_rows` rows or starts
-    /// below the log start offset.
-    async fn replace_segments(&self, replacement: &SegmentReplacement) -> Result<bool>;
-
-    /// Counts over the segment rows and tombstones.
-    async fn storage_stats(&self) -> Result<StorageStats>;
-
+/// The segment index: which stored runs of offsets exist, and the commit
+/// that makes a flush visible.
+#[async_trait]
+pub trait SegmentLog: Send + Sync + Debug + 'static {
     /// Makes one flushed object visible: in ONE transaction, assigns each
     /// segment's offsets from its partition's high watermark (segments of
     /// the same partition in the order given), advances the high
@@ -96,6 +131,26 @@ pub trait MetadataStore: Send + Sync + std::fmt::Debug + 'static {
         timestamp: i64,
     ) -> Result<Option<SegmentInfo>>;
 
+    /// Compaction's swap: in ONE transaction, deletes the run of rows the
+    /// replacement covers, inserts a row per replacement segment and tombstones the
+    /// objects the deleted rows referenced. Returns false, changing
+    /// nothing, when the run no longer has `replaced_rows` rows or starts
+    /// below the log start offset.
+    async fn replace_segments(&self, replacement: &SegmentReplacement) -> Result<bool>;
+
+    /// Counts over the segment rows and tombstones.
+    async fn storage_stats(&self) -> Result<StorageStats>;
+
+    /// A stream of the high watermarks each commit produced, by this
+    /// process and (on PostgreSQL) by every other agent sharing the
+    /// database. Notices may be dropped under load; readers must still
+    /// re-read watermarks from time to time.
+    fn commit_notices(&self) -> tokio::sync::broadcast::Receiver<CommitNotice>;
+}
+
+/// Idempotent producers' ids and epochs.
+#[async_trait]
+pub trait ProducerRegistry: Send + Sync + Debug + 'static {
     /// Allocates a new producer id (epoch 0) for an idempotent producer;
     /// ids are never reused.
     async fn allocate_producer_id(&self) -> Result<i64>;
@@ -105,7 +160,11 @@ pub trait MetadataStore: Send + Sync + std::fmt::Debug + 'static {
     /// Returns the new epoch, or `None` when the producer id is unknown or
     /// the epoch is not its current one.
     async fn bump_producer_epoch(&self, producer_id: i64, epoch: i16) -> Result<Option<i16>>;
+}
 
+/// The agents of the cluster and their heartbeats.
+#[async_trait]
+pub trait ClusterRegistry: Send + Sync + Debug + 'static {
     /// Registers (or re-registers) an agent, marking it alive now.
     async fn register_agent(&self, agent: &AgentInfo) -> Result<()>;
 
@@ -119,7 +178,30 @@ pub trait MetadataStore: Send + Sync + std::fmt::Debug + 'static {
     /// Agents whose last heartbeat is at or after `alive_since`, ordered by
     /// agent id.
     async fn list_agents(&self, alive_since: i64) -> Result<Vec<AgentInfo>>;
+}
 
+/// Leases that give one agent at a time a background job.
+#[async_trait]
+pub trait JobLeases: Send + Sync + Debug + 'static {
+    /// Takes or renews the lease on a background job for `holder` until
+    /// `expires_at`: succeeds when nobody holds it, `holder` already does,
+    /// or the current lease expired before `now` (ms since the epoch).
+    async fn acquire_lease(
+        &self,
+        job: &str,
+        holder: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<bool>;
+
+    /// Gives a lease up, if `holder` has it.
+    async fn release_lease(&self, job: &str, holder: &str) -> Result<()>;
+}
+
+/// Which objects segment rows reference, and the tombstones of those that
+/// lost their last reference.
+#[async_trait]
+pub trait ObjectLedger: Send + Sync + Debug + 'static {
     /// Which of `keys` (object keys in `bucket`) some segment row
     /// references. Used to find objects no row points at.
     async fn referenced_objects(&self, bucket: &str, keys: &[String]) -> Result<Vec<String>>;
@@ -139,27 +221,11 @@ pub trait MetadataStore: Send + Sync + std::fmt::Debug + 'static {
     /// Forgets tombstones (the objects were deleted, or are referenced
     /// again and will be tombstoned anew when they lose that reference).
     async fn remove_tombstones(&self, bucket: &str, keys: &[String]) -> Result<()>;
+}
 
-    /// Takes or renews the lease on a background job for `holder` until
-    /// `expires_at`: succeeds when nobody holds it, `holder` already does,
-    /// or the current lease expired before `now` (ms since the epoch).
-    async fn acquire_lease(
-        &self,
-        job: &str,
-        holder: &str,
-        now: i64,
-        expires_at: i64,
-    ) -> Result<bool>;
-
-    /// Gives a lease up, if `holder` has it.
-    async fn release_lease(&self, job: &str, holder: &str) -> Result<()>;
-
-    /// A stream of the high watermarks each commit produced, by this
-    /// process and (on PostgreSQL) by every other agent sharing the
-    /// database. Notices may be dropped under load; readers must still
-    /// re-read watermarks from time to time.
-    fn commit_notices(&self) -> tokio::sync::broadcast::Receiver<CommitNotice>;
-
+/// Consumer groups' committed offsets.
+#[async_trait]
+pub trait GroupOffsets: Send + Sync + Debug + 'static {
     /// Stores a consumer group's offsets, replacing earlier commits. Fails
     /// with `PartitionNotFound` (committing nothing) if any partition is
     /// unknown.
@@ -182,9 +248,9 @@ pub trait MetadataStore: Send + Sync + std::fmt::Debug + 'static {
     /// that does not refuses, so nothing is removed by accident.
     async fn expire_offsets(&self, group: &str, committed_before: i64) -> Result<u64> {
         let _ = (group, committed_before);
-        Err(crate::MetadataError::InvalidArgument {
+        Err(MetadataError::InvalidArgument {
             what: "operation",
-            reason: format!("{} does not expire offsets", self.backend()),
+            reason: "this store does not expire offsets".into(),
         })
     }
 }

@@ -174,7 +174,7 @@ pub struct CommittedOffset {
 }
 
 /// A run of consecutive segment rows of a partition rewritten into one
-/// object, swapped in by [`crate::MetadataStore::replace_segments`]. The
+/// object, swapped in by [`crate::SegmentLog::replace_segments`]. The
 /// object holds one or more segments back to back (so a reader fetches and
 /// caches a few MiB at a time, not the whole object); each becomes a row.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1147,10 +1147,10 @@ async fn commits_are_announced(store: Arc<dyn MetadataStore>) {
 /// wakes a subscriber of the other (LISTEN/NOTIFY).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_commit_notices_reach_other_agents() {
-    use streamhouse_metadata::PostgresStore;
     use streamhouse_metadata::testing::{
         POSTGRES_URL_ENV, create_schema, server_url, unique_schema,
     };
+    use streamhouse_metadata::{PostgresStore, SegmentLog, TopicCatalog};
     let Some(url) = server_url(
         POSTGRES_URL_ENV,
         "postgres_commit_notices_reach_other_agents",

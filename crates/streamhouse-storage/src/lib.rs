@@ -27,6 +27,7 @@ mod producer;
 mod reader;
 pub mod segment;
 pub mod segment_index;
+#[cfg(feature = "test-util")]
 pub mod testing;
 mod topics;
 mod watermarks;
@@ -49,6 +50,6 @@ pub use writer::{AppendResult, FlushConfig, PendingAppend};
 /// The metadata values the engine's callers see, so that front-ends depend
 /// on the engine alone.
 pub use streamhouse_metadata::{
-    AgentInfo, CommittedOffset, MetadataError, MetadataStore, NewTopic, OffsetCommit,
-    PartitionInfo, ProducerBatch, SegmentInfo, StorageStats, Topic, TopicDescription,
+    AgentInfo, ClusterRegistry, CommittedOffset, GroupOffsets, MetadataError, NewTopic,
+    OffsetCommit, PartitionInfo, ProducerBatch, SegmentInfo, StorageStats, Topic, TopicDescription,
 };

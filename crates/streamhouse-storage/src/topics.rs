@@ -201,13 +201,13 @@ async fn lookup<T>(
 }
 
 fn timed_out(operation: &'static str) -> MetadataError {
-    MetadataError::Unavailable {
+    MetadataError::unavailable(
         operation,
-        source: sqlx::Error::Io(std::io::Error::new(
+        std::io::Error::new(
             std::io::ErrorKind::TimedOut,
             format!("no answer within {} ms", LOOKUP_TIMEOUT.as_millis()),
-        )),
-    }
+        ),
+    )
 }
 
 #[cfg(test)]

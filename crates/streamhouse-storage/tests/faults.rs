@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use common::{Backend, numbered_record, test_config};
 use object_store::ObjectStore;
 use streamhouse_metadata::{
-    AgentInfo, CommitNotice, CommittedOffset, FlushCommit, MetadataError, MetadataStore, NewTopic,
-    OffsetCommit, PartitionInfo, SegmentInfo, SegmentOutcome, Topic, TopicDescription,
+    CommitNotice, FlushCommit, LayeredStore, MetadataError, MetadataStore, NewTopic, SegmentInfo,
+    SegmentLog, SegmentOutcome, SegmentReplacement, StorageStats,
 };
 use streamhouse_storage::testing::FaultInjectingStore;
 use streamhouse_storage::{FlushConfig, StorageConfig, StorageEngine, StorageError};
@@ -117,7 +117,8 @@ async fn upload_that_always_fails_makes_nothing_visible(backend: Backend) {
     engine.shutdown().await;
 }
 
-/// Delegates to a real store but fails `commit_flush` while switched on.
+/// The segment log of a real store, except that `commit_flush` fails while
+/// switched on.
 #[derive(Debug)]
 struct FailingCommits {
     inner: Arc<dyn MetadataStore>,
@@ -125,48 +126,14 @@ struct FailingCommits {
 }
 
 #[async_trait]
-impl MetadataStore for FailingCommits {
-    fn backend(&self) -> &'static str {
-        self.inner.backend()
-    }
-    async fn ping(&self) -> Result<(), MetadataError> {
-        self.inner.ping().await
-    }
-    async fn create_topic(&self, topic: NewTopic) -> Result<Topic, MetadataError> {
-        self.inner.create_topic(topic).await
-    }
-    async fn list_topics(&self) -> Result<Vec<Topic>, MetadataError> {
-        self.inner.list_topics().await
-    }
-    async fn get_topic(&self, name: &str) -> Result<Topic, MetadataError> {
-        self.inner.get_topic(name).await
-    }
-    async fn describe_topic(&self, name: &str) -> Result<TopicDescription, MetadataError> {
-        self.inner.describe_topic(name).await
-    }
-    async fn delete_topic(&self, name: &str) -> Result<(), MetadataError> {
-        self.inner.delete_topic(name).await
-    }
-    async fn add_partitions(&self, topic: &str, total: i64) -> Result<Topic, MetadataError> {
-        self.inner.add_partitions(topic, total).await
-    }
-    async fn get_partition(
-        &self,
-        topic: &str,
-        partition: i32,
-    ) -> Result<PartitionInfo, MetadataError> {
-        self.inner.get_partition(topic, partition).await
-    }
+impl SegmentLog for FailingCommits {
     async fn commit_flush(
         &self,
         flush: &FlushCommit,
     ) -> Result<Vec<SegmentOutcome>, MetadataError> {
         if self.failing.load(Ordering::SeqCst) > 0 {
             self.failing.fetch_sub(1, Ordering::SeqCst);
-            return Err(MetadataError::Unavailable {
-                operation: "commit flush",
-                source: sqlx::Error::PoolTimedOut,
-            });
+            return Err(MetadataError::unavailable("commit flush", "pool timed out"));
         }
         self.inner.commit_flush(flush).await
     }
@@ -191,125 +158,35 @@ impl MetadataStore for FailingCommits {
             .find_segment_by_timestamp(topic, partition, timestamp)
             .await
     }
-    async fn allocate_producer_id(&self) -> Result<i64, MetadataError> {
-        self.inner.allocate_producer_id().await
-    }
-    async fn register_agent(&self, agent: &AgentInfo) -> Result<(), MetadataError> {
-        self.inner.register_agent(agent).await
-    }
-    async fn heartbeat_agent(&self, agent_id: &str, now: i64) -> Result<bool, MetadataError> {
-        self.inner.heartbeat_agent(agent_id, now).await
-    }
-    async fn deregister_agent(&self, agent_id: &str) -> Result<(), MetadataError> {
-        self.inner.deregister_agent(agent_id).await
-    }
-    async fn list_agents(&self, alive_since: i64) -> Result<Vec<AgentInfo>, MetadataError> {
-        self.inner.list_agents(alive_since).await
-    }
-    async fn referenced_objects(
-        &self,
-        bucket: &str,
-        keys: &[String],
-    ) -> Result<Vec<String>, MetadataError> {
-        self.inner.referenced_objects(bucket, keys).await
-    }
-    async fn update_topic_config(
-        &self,
-        name: &str,
-        config: streamhouse_core::TopicConfig,
-    ) -> Result<Topic, MetadataError> {
-        self.inner.update_topic_config(name, config).await
-    }
-    async fn truncate_partition(
-        &self,
-        topic: &str,
-        partition: i32,
-        offset: i64,
-    ) -> Result<PartitionInfo, MetadataError> {
-        self.inner
-            .truncate_partition(topic, partition, offset)
-            .await
-    }
     async fn replace_segments(
         &self,
-        replacement: &streamhouse_metadata::SegmentReplacement,
+        replacement: &SegmentReplacement,
     ) -> Result<bool, MetadataError> {
         self.inner.replace_segments(replacement).await
     }
-    async fn storage_stats(&self) -> Result<streamhouse_metadata::StorageStats, MetadataError> {
+    async fn storage_stats(&self) -> Result<StorageStats, MetadataError> {
         self.inner.storage_stats().await
-    }
-    async fn expired_tombstones(
-        &self,
-        bucket: &str,
-        before: i64,
-        limit: usize,
-    ) -> Result<Vec<String>, MetadataError> {
-        self.inner.expired_tombstones(bucket, before, limit).await
-    }
-    async fn tombstoned_objects(
-        &self,
-        bucket: &str,
-        keys: &[String],
-    ) -> Result<Vec<String>, MetadataError> {
-        self.inner.tombstoned_objects(bucket, keys).await
-    }
-    async fn remove_tombstones(&self, bucket: &str, keys: &[String]) -> Result<(), MetadataError> {
-        self.inner.remove_tombstones(bucket, keys).await
-    }
-    async fn acquire_lease(
-        &self,
-        job: &str,
-        holder: &str,
-        now: i64,
-        expires_at: i64,
-    ) -> Result<bool, MetadataError> {
-        self.inner.acquire_lease(job, holder, now, expires_at).await
-    }
-    async fn release_lease(&self, job: &str, holder: &str) -> Result<(), MetadataError> {
-        self.inner.release_lease(job, holder).await
     }
     fn commit_notices(&self) -> tokio::sync::broadcast::Receiver<CommitNotice> {
         self.inner.commit_notices()
     }
-    async fn bump_producer_epoch(
-        &self,
-        producer_id: i64,
-        epoch: i16,
-    ) -> Result<Option<i16>, MetadataError> {
-        self.inner.bump_producer_epoch(producer_id, epoch).await
-    }
-    async fn commit_offsets(
-        &self,
-        group: &str,
-        offsets: &[OffsetCommit],
-    ) -> Result<(), MetadataError> {
-        self.inner.commit_offsets(group, offsets).await
-    }
-    async fn fetch_offsets(&self, group: &str) -> Result<Vec<CommittedOffset>, MetadataError> {
-        self.inner.fetch_offsets(group).await
-    }
-    async fn list_groups(&self) -> Result<Vec<String>, MetadataError> {
-        self.inner.list_groups().await
-    }
-    async fn delete_group(&self, group: &str) -> Result<bool, MetadataError> {
-        self.inner.delete_group(group).await
-    }
 }
 
 async fn failed_commit_makes_nothing_visible(backend: Backend) {
-    let metadata = Arc::new(FailingCommits {
+    let commits = Arc::new(FailingCommits {
         inner: backend.metadata.clone(),
         failing: AtomicU64::new(0),
     });
-    let engine = StorageEngine::start(metadata.clone(), backend.storage.clone(), test_config());
+    let metadata =
+        Arc::new(LayeredStore::new(backend.metadata.clone()).with_segments(commits.clone()));
+    let engine = StorageEngine::start(metadata, backend.storage.clone(), test_config());
     engine
         .create_topic(NewTopic::new("uncommitted", 1))
         .await
         .expect("create topic");
 
     // Two transient failures are retried within the commit's three attempts.
-    metadata.failing.store(2, Ordering::SeqCst);
+    commits.failing.store(2, Ordering::SeqCst);
     let appended = engine
         .append("uncommitted", 0, vec![numbered_record(0, 0)])
         .await
@@ -317,7 +194,7 @@ async fn failed_commit_makes_nothing_visible(backend: Backend) {
     assert_eq!(appended.base_offset, 0);
 
     // Three failures exhaust the attempts: the append fails, retriably.
-    metadata.failing.store(3, Ordering::SeqCst);
+    commits.failing.store(3, Ordering::SeqCst);
     let error = engine
         .append("uncommitted", 0, vec![numbered_record(0, 1)])
         .await

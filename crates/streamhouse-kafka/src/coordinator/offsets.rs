@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use streamhouse_storage::{MetadataError, MetadataStore};
+use streamhouse_storage::{GroupOffsets, MetadataError};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -60,7 +60,7 @@ impl GroupCoordinator {
     /// `offsets_retention_check_interval`, until `stop`.
     pub(crate) fn start_offset_expiry(
         &self,
-        store: Arc<dyn MetadataStore>,
+        store: Arc<dyn GroupOffsets>,
         cluster: Cluster,
         stop: CancellationToken,
     ) -> JoinHandle<()> {
@@ -76,7 +76,7 @@ impl GroupCoordinator {
     /// members.
     fn run_offset_expiry(
         &self,
-        store: Arc<dyn MetadataStore>,
+        store: Arc<dyn GroupOffsets>,
         coordinates: impl Fn(&str) -> bool + Send + Sync + 'static,
         stop: CancellationToken,
     ) -> JoinHandle<()> {
@@ -119,7 +119,7 @@ impl GroupCoordinator {
     /// expiry, never hastens it. Returns how many offsets expired.
     pub(crate) async fn expire_offsets(
         &self,
-        store: &dyn MetadataStore,
+        store: &dyn GroupOffsets,
         coordinates: &(dyn Fn(&str) -> bool + Send + Sync),
         now: Instant,
         wall_clock_ms: i64,

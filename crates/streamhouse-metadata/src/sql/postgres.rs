@@ -12,61 +12,25 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use async_trait::async_trait;
+use sqlx::Pool;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
 use tokio::sync::broadcast;
 
-use super::{
-    KEPT_BATCHES, ProducerBatchRow, assign_offsets, flush_partitions, impl_shared_queries,
-    producer_keys, producer_state,
+use super::backend::Backend;
+
+use super::producers::pg::{INSERT_PRODUCER_BATCHES, SELECT_PRODUCER_STATE, TRIM_PRODUCER_STATE};
+use super::producers::{ProducerBatchRow, producer_keys, producer_state};
+use super::segments::flush_partitions;
+use super::segments::pg::{
+    CURRENT_SCHEMA, INSERT_SEGMENTS, LOCK_PARTITIONS, NOTIFY_COMMIT, UPDATE_WATERMARKS,
 };
+use super::{KEPT_BATCHES, assign_offsets};
 use crate::error::{MetadataError, Result};
 use crate::types::{CommitNotice, FlushCommit, SegmentOutcome};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
-
-const LOCK_PARTITIONS: &str = "SELECT p.topic, p.partition_id, p.high_watermark \
-     FROM partitions p \
-     JOIN unnest($1::text[], $2::int[]) AS u(topic, partition_id) \
-       ON p.topic = u.topic AND p.partition_id = u.partition_id \
-     ORDER BY p.topic, p.partition_id \
-     FOR UPDATE OF p";
-
-const UPDATE_WATERMARKS: &str = "UPDATE partitions AS p SET high_watermark = u.high_watermark \
-     FROM unnest($1::text[], $2::int[], $3::bigint[]) AS u(topic, partition_id, high_watermark) \
-     WHERE p.topic = u.topic AND p.partition_id = u.partition_id";
-
-const INSERT_SEGMENTS: &str = "INSERT INTO segments (topic, partition_id, base_offset, end_offset, \
-     record_count, size_bytes, s3_bucket, s3_key, byte_offset, byte_length, min_timestamp, \
-     max_timestamp, created_at) \
-     SELECT u.topic, u.partition_id, u.base_offset, u.end_offset, u.record_count, u.size_bytes, \
-            $1, $2, u.byte_offset, u.byte_length, u.min_timestamp, u.max_timestamp, $3 \
-     FROM unnest($4::text[], $5::int[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], \
-                 $10::bigint[], $11::bigint[], $12::bigint[], $13::bigint[]) \
-          AS u(topic, partition_id, base_offset, end_offset, record_count, size_bytes, \
-               byte_offset, byte_length, min_timestamp, max_timestamp)";
-
-const SELECT_PRODUCER_STATE: &str = "SELECT b.producer_id, b.topic, b.partition_id, \
-     b.producer_epoch, b.first_sequence, b.last_sequence, b.base_offset, b.end_offset \
-     FROM producer_batches b \
-     JOIN unnest($1::bigint[], $2::text[], $3::int[]) AS u(producer_id, topic, partition_id) \
-       ON b.producer_id = u.producer_id AND b.topic = u.topic AND b.partition_id = u.partition_id";
-
-const INSERT_PRODUCER_BATCHES: &str = "INSERT INTO producer_batches (producer_id, topic, \
-     partition_id, producer_epoch, first_sequence, last_sequence, base_offset, end_offset) \
-     SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[], $4::smallint[], $5::int[], \
-                          $6::int[], $7::bigint[], $8::bigint[])";
-
-/// Keeps the newest `$4` batches of each producer and partition touched.
-const TRIM_PRODUCER_STATE: &str = "DELETE FROM producer_batches b USING ( \
-         SELECT producer_id, topic, partition_id, base_offset, \
-                row_number() OVER (PARTITION BY producer_id, topic, partition_id \
-                                   ORDER BY base_offset DESC) AS newest \
-         FROM producer_batches \
-         WHERE (producer_id, topic, partition_id) IN \
-               (SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[]))) old \
-     WHERE old.newest > $4 AND b.producer_id = old.producer_id AND b.topic = old.topic \
-       AND b.partition_id = old.partition_id AND b.base_offset = old.base_offset";
 
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
@@ -88,8 +52,6 @@ struct LockedPartition {
 }
 
 impl PostgresStore {
-    const BACKEND: &'static str = "postgres";
-
     /// Connects to a `postgres://` URL and applies the migrations.
     pub async fn connect(url: &str) -> Result<Self> {
         let options = PgConnectOptions::from_str(url).map_err(|e| MetadataError::InvalidUrl {
@@ -108,8 +70,11 @@ impl PostgresStore {
             .connect_with(options)
             .await
             .map_err(|e| MetadataError::from_sqlx("connect to postgres", e))?;
-        MIGRATOR.run(&pool).await?;
-        let schema: String = sqlx::query_scalar("SELECT current_schema()::text")
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(MetadataError::from_migrate)?;
+        let schema: String = sqlx::query_scalar(CURRENT_SCHEMA)
             .fetch_one(&pool)
             .await
             .map_err(|e| MetadataError::from_sqlx("read schema", e))?;
@@ -125,6 +90,21 @@ impl PostgresStore {
     /// features of the same database.
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+}
+
+#[async_trait]
+impl Backend for PostgresStore {
+    type Db = Postgres;
+
+    const BACKEND: &'static str = "postgres";
+
+    fn pool(&self) -> &Pool<Postgres> {
+        &self.pool
+    }
+
+    fn notices(&self) -> &broadcast::Sender<CommitNotice> {
+        &self.notices
     }
 
     async fn begin_write(&self, operation: &'static str) -> Result<Transaction<'static, Postgres>> {
@@ -272,7 +252,7 @@ impl PostgresStore {
                 .map_err(|e| MetadataError::from_sqlx(OP, e))?;
         }
         for payload in notice_payloads(&assignment.watermarks) {
-            sqlx::query("SELECT pg_notify($1, $2)")
+            sqlx::query(NOTIFY_COMMIT)
                 .bind(&*self.channel)
                 .bind(payload)
                 .execute(&mut **tx)
@@ -439,5 +419,3 @@ impl<'a> SegmentColumns<'a> {
         self.max_timestamp.push(segment.max_timestamp);
     }
 }
-
-impl_shared_queries!(PostgresStore, Postgres);

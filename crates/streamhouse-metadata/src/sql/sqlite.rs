@@ -10,17 +10,24 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
+use async_trait::async_trait;
+use sqlx::Pool;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{Sqlite, Transaction};
 use tokio::sync::broadcast;
 
-use super::{
-    INSERT_PRODUCER_BATCH, KEPT_BATCHES, ProducerBatchRow, ProducerKey, SELECT_PRODUCER_BATCHES,
-    TRIM_PRODUCER_BATCHES, assign_offsets, flush_partitions, impl_shared_queries, producer_keys,
-    producer_state,
+use super::backend::Backend;
+
+use super::producers::{
+    INSERT_PRODUCER_BATCH, ProducerBatchRow, SELECT_PRODUCER_BATCHES, TRIM_PRODUCER_BATCHES,
+    producer_keys, producer_state,
 };
+use super::segments::{
+    INSERT_ONE_SEGMENT, SELECT_HIGH_WATERMARK, SET_HIGH_WATERMARK, flush_partitions,
+};
+use super::{KEPT_BATCHES, ProducerKey, assign_offsets};
 use crate::error::{MetadataError, Result};
 use crate::types::{CommitNotice, FlushCommit, SegmentOutcome};
 
@@ -38,8 +45,6 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    const BACKEND: &'static str = "sqlite";
-
     /// Opens (creating if needed) the database file at `path` and applies
     /// the migrations.
     pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
@@ -86,7 +91,10 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(|e| MetadataError::from_sqlx("open sqlite", e))?;
-        MIGRATOR.run(&pool).await?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(MetadataError::from_migrate)?;
         Ok(Self {
             pool,
             notices: broadcast::Sender::new(NOTICE_CAPACITY),
@@ -102,6 +110,21 @@ impl SqliteStore {
                 url: url.to_string(),
                 reason: e.to_string(),
             })
+    }
+}
+
+#[async_trait]
+impl Backend for SqliteStore {
+    type Db = Sqlite;
+
+    const BACKEND: &'static str = "sqlite";
+
+    fn pool(&self) -> &Pool<Sqlite> {
+        &self.pool
+    }
+
+    fn notices(&self) -> &broadcast::Sender<CommitNotice> {
+        &self.notices
     }
 
     async fn begin_write(&self, operation: &'static str) -> Result<Transaction<'static, Sqlite>> {
@@ -124,14 +147,12 @@ impl SqliteStore {
         const OP: &str = "commit flush";
         let mut current = BTreeMap::new();
         for (topic, partition) in flush_partitions(&flush.segments, before) {
-            let high_watermark: Option<i64> = sqlx::query_scalar(
-                "SELECT high_watermark FROM partitions WHERE topic = $1 AND partition_id = $2",
-            )
-            .bind(&topic)
-            .bind(partition)
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(|e| MetadataError::from_sqlx(OP, e))?;
+            let high_watermark: Option<i64> = sqlx::query_scalar(SELECT_HIGH_WATERMARK)
+                .bind(&topic)
+                .bind(partition)
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(|e| MetadataError::from_sqlx(OP, e))?;
             if let Some(high_watermark) = high_watermark {
                 current.insert((topic, partition), high_watermark);
             }
@@ -150,15 +171,13 @@ impl SqliteStore {
         }
         let assignment = assign_offsets(&flush.segments, &current, before, producer_state(rows));
         for (topic, partition, high_watermark) in &assignment.watermarks {
-            sqlx::query(
-                "UPDATE partitions SET high_watermark = $3 WHERE topic = $1 AND partition_id = $2",
-            )
-            .bind(topic)
-            .bind(partition)
-            .bind(high_watermark)
-            .execute(&mut **tx)
-            .await
-            .map_err(|e| MetadataError::from_sqlx(OP, e))?;
+            sqlx::query(SET_HIGH_WATERMARK)
+                .bind(topic)
+                .bind(partition)
+                .bind(high_watermark)
+                .execute(&mut **tx)
+                .await
+                .map_err(|e| MetadataError::from_sqlx(OP, e))?;
         }
         for &index in &assignment.inserted {
             let (
@@ -171,7 +190,7 @@ impl SqliteStore {
             else {
                 continue;
             };
-            sqlx::query(super::INSERT_ONE_SEGMENT)
+            sqlx::query(INSERT_ONE_SEGMENT)
                 .bind(&segment.topic)
                 .bind(segment.partition)
                 .bind(base_offset)
@@ -218,5 +237,3 @@ impl SqliteStore {
         Ok((assignment.outcomes, assignment.watermarks))
     }
 }
-
-impl_shared_queries!(SqliteStore, Sqlite);

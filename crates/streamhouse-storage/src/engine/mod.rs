@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use streamhouse_core::{Record, TopicPartition};
-use streamhouse_metadata::{MetadataStore, PartitionInfo, ProducerBatch, StorageStats, Topic};
+use streamhouse_metadata::{
+    ClusterRegistry, GroupOffsets, MetadataStore, PartitionInfo, ProducerBatch, StorageStats, Topic,
+};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -171,12 +173,12 @@ impl StorageEngine {
     }
 
     /// The registry of live agents, for cluster membership.
-    pub fn cluster_registry(&self) -> Arc<dyn MetadataStore> {
+    pub fn cluster_registry(&self) -> Arc<dyn ClusterRegistry> {
         self.inner.metadata.clone()
     }
 
     /// Consumer group offsets, for the group coordinator.
-    pub fn group_offsets(&self) -> Arc<dyn MetadataStore> {
+    pub fn group_offsets(&self) -> Arc<dyn GroupOffsets> {
         self.inner.metadata.clone()
     }
 

@@ -2,6 +2,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use streamhouse_metadata::MetadataStore;
+use streamhouse_metadata::prelude::*;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 

@@ -1,0 +1,285 @@
+//! A [`MetadataStore`] assembled from one implementation per role.
+//!
+//! Starts as a view of one store; `with_*` replaces a single role, so a
+//! wrapper that changes one concern (a test double failing commits, a
+//! metrics layer over offsets) implements only that role and the rest keeps
+//! going to the store underneath.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use streamhouse_core::TopicConfig;
+
+use crate::error::Result;
+use crate::store::{
+    ClusterRegistry, GroupOffsets, JobLeases, MetadataStore, ObjectLedger, ProducerRegistry,
+    SegmentLog, StoreHealth, TopicCatalog,
+};
+use crate::types::{
+    AgentInfo, CommitNotice, CommittedOffset, FlushCommit, NewTopic, OffsetCommit, PartitionInfo,
+    SegmentInfo, SegmentOutcome, SegmentReplacement, StorageStats, Topic, TopicDescription,
+};
+
+/// Every role of a metadata store, each served by its own implementation.
+#[derive(Debug, Clone)]
+pub struct LayeredStore {
+    health: Arc<dyn StoreHealth>,
+    topics: Arc<dyn TopicCatalog>,
+    segments: Arc<dyn SegmentLog>,
+    producers: Arc<dyn ProducerRegistry>,
+    cluster: Arc<dyn ClusterRegistry>,
+    leases: Arc<dyn JobLeases>,
+    objects: Arc<dyn ObjectLedger>,
+    offsets: Arc<dyn GroupOffsets>,
+}
+
+impl LayeredStore {
+    /// Every role served by `base`.
+    pub fn new(base: Arc<dyn MetadataStore>) -> Self {
+        Self {
+            health: base.clone(),
+            topics: base.clone(),
+            segments: base.clone(),
+            producers: base.clone(),
+            cluster: base.clone(),
+            leases: base.clone(),
+            objects: base.clone(),
+            offsets: base,
+        }
+    }
+
+    pub fn with_health(mut self, health: Arc<dyn StoreHealth>) -> Self {
+        self.health = health;
+        self
+    }
+
+    pub fn with_topics(mut self, topics: Arc<dyn TopicCatalog>) -> Self {
+        self.topics = topics;
+        self
+    }
+
+    pub fn with_segments(mut self, segments: Arc<dyn SegmentLog>) -> Self {
+        self.segments = segments;
+        self
+    }
+
+    pub fn with_producers(mut self, producers: Arc<dyn ProducerRegistry>) -> Self {
+        self.producers = producers;
+        self
+    }
+
+    pub fn with_cluster(mut self, cluster: Arc<dyn ClusterRegistry>) -> Self {
+        self.cluster = cluster;
+        self
+    }
+
+    pub fn with_leases(mut self, leases: Arc<dyn JobLeases>) -> Self {
+        self.leases = leases;
+        self
+    }
+
+    pub fn with_objects(mut self, objects: Arc<dyn ObjectLedger>) -> Self {
+        self.objects = objects;
+        self
+    }
+
+    pub fn with_offsets(mut self, offsets: Arc<dyn GroupOffsets>) -> Self {
+        self.offsets = offsets;
+        self
+    }
+}
+
+#[async_trait]
+impl StoreHealth for LayeredStore {
+    fn backend(&self) -> &'static str {
+        self.health.backend()
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.health.ping().await
+    }
+}
+
+#[async_trait]
+impl TopicCatalog for LayeredStore {
+    async fn create_topic(&self, topic: NewTopic) -> Result<Topic> {
+        self.topics.create_topic(topic).await
+    }
+
+    async fn list_topics(&self) -> Result<Vec<Topic>> {
+        self.topics.list_topics().await
+    }
+
+    async fn get_topic(&self, name: &str) -> Result<Topic> {
+        self.topics.get_topic(name).await
+    }
+
+    async fn describe_topic(&self, name: &str) -> Result<TopicDescription> {
+        self.topics.describe_topic(name).await
+    }
+
+    async fn delete_topic(&self, name: &str) -> Result<()> {
+        self.topics.delete_topic(name).await
+    }
+
+    async fn add_partitions(&self, topic: &str, total: i64) -> Result<Topic> {
+        self.topics.add_partitions(topic, total).await
+    }
+
+    async fn get_partition(&self, topic: &str, partition: i32) -> Result<PartitionInfo> {
+        self.topics.get_partition(topic, partition).await
+    }
+
+    async fn update_topic_config(&self, name: &str, config: TopicConfig) -> Result<Topic> {
+        self.topics.update_topic_config(name, config).await
+    }
+
+    async fn truncate_partition(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+    ) -> Result<PartitionInfo> {
+        self.topics
+            .truncate_partition(topic, partition, offset)
+            .await
+    }
+}
+
+#[async_trait]
+impl SegmentLog for LayeredStore {
+    async fn commit_flush(&self, flush: &FlushCommit) -> Result<Vec<SegmentOutcome>> {
+        self.segments.commit_flush(flush).await
+    }
+
+    async fn list_segments(
+        &self,
+        topic: &str,
+        partition: i32,
+        from_offset: i64,
+        limit: usize,
+    ) -> Result<Vec<SegmentInfo>> {
+        self.segments
+            .list_segments(topic, partition, from_offset, limit)
+            .await
+    }
+
+    async fn find_segment_by_timestamp(
+        &self,
+        topic: &str,
+        partition: i32,
+        timestamp: i64,
+    ) -> Result<Option<SegmentInfo>> {
+        self.segments
+            .find_segment_by_timestamp(topic, partition, timestamp)
+            .await
+    }
+
+    async fn replace_segments(&self, replacement: &SegmentReplacement) -> Result<bool> {
+        self.segments.replace_segments(replacement).await
+    }
+
+    async fn storage_stats(&self) -> Result<StorageStats> {
+        self.segments.storage_stats().await
+    }
+
+    fn commit_notices(&self) -> tokio::sync::broadcast::Receiver<CommitNotice> {
+        self.segments.commit_notices()
+    }
+}
+
+#[async_trait]
+impl ProducerRegistry for LayeredStore {
+    async fn allocate_producer_id(&self) -> Result<i64> {
+        self.producers.allocate_producer_id().await
+    }
+
+    async fn bump_producer_epoch(&self, producer_id: i64, epoch: i16) -> Result<Option<i16>> {
+        self.producers.bump_producer_epoch(producer_id, epoch).await
+    }
+}
+
+#[async_trait]
+impl ClusterRegistry for LayeredStore {
+    async fn register_agent(&self, agent: &AgentInfo) -> Result<()> {
+        self.cluster.register_agent(agent).await
+    }
+
+    async fn heartbeat_agent(&self, agent_id: &str, now: i64) -> Result<bool> {
+        self.cluster.heartbeat_agent(agent_id, now).await
+    }
+
+    async fn deregister_agent(&self, agent_id: &str) -> Result<()> {
+        self.cluster.deregister_agent(agent_id).await
+    }
+
+    async fn list_agents(&self, alive_since: i64) -> Result<Vec<AgentInfo>> {
+        self.cluster.list_agents(alive_since).await
+    }
+}
+
+#[async_trait]
+impl JobLeases for LayeredStore {
+    async fn acquire_lease(
+        &self,
+        job: &str,
+        holder: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<bool> {
+        self.leases
+            .acquire_lease(job, holder, now, expires_at)
+            .await
+    }
+
+    async fn release_lease(&self, job: &str, holder: &str) -> Result<()> {
+        self.leases.release_lease(job, holder).await
+    }
+}
+
+#[async_trait]
+impl ObjectLedger for LayeredStore {
+    async fn referenced_objects(&self, bucket: &str, keys: &[String]) -> Result<Vec<String>> {
+        self.objects.referenced_objects(bucket, keys).await
+    }
+
+    async fn expired_tombstones(
+        &self,
+        bucket: &str,
+        before: i64,
+        limit: usize,
+    ) -> Result<Vec<String>> {
+        self.objects.expired_tombstones(bucket, before, limit).await
+    }
+
+    async fn tombstoned_objects(&self, bucket: &str, keys: &[String]) -> Result<Vec<String>> {
+        self.objects.tombstoned_objects(bucket, keys).await
+    }
+
+    async fn remove_tombstones(&self, bucket: &str, keys: &[String]) -> Result<()> {
+        self.objects.remove_tombstones(bucket, keys).await
+    }
+}
+
+#[async_trait]
+impl GroupOffsets for LayeredStore {
+    async fn commit_offsets(&self, group: &str, offsets: &[OffsetCommit]) -> Result<()> {
+        self.offsets.commit_offsets(group, offsets).await
+    }
+
+    async fn fetch_offsets(&self, group: &str) -> Result<Vec<CommittedOffset>> {
+        self.offsets.fetch_offsets(group).await
+    }
+
+    async fn list_groups(&self) -> Result<Vec<String>> {
+        self.offsets.list_groups().await
+    }
+
+    async fn delete_group(&self, group: &str) -> Result<bool> {
+        self.offsets.delete_group(group).await
+    }
+
+    async fn expire_offsets(&self, group: &str, committed_before: i64) -> Result<u64> {
+        self.offsets.expire_offsets(group, committed_before).await
+    }
+}

@@ -1,0 +1,86 @@
+//! What the shared implementation of the roles needs of a backend: its
+//! pool, how it starts a write transaction, and its half of the flush
+//! commit.
+//!
+//! Each aggregate implements its role for every `S: Backend`; the impl's
+//! where-clause names what its statements bind and read (sqlx cannot say
+//! "every type this database encodes" once), and both backends satisfy
+//! them all.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use sqlx::{Database, Executor, IntoArguments, Pool, Transaction};
+use tokio::sync::broadcast;
+
+use crate::error::{MetadataError, Result};
+use crate::store::StoreHealth;
+use crate::types::{CommitNotice, FlushCommit, SegmentOutcome};
+
+/// The little a shared statement needs that sqlx does not abstract over.
+pub(crate) trait Dialect: Database {
+    fn rows_affected(result: &Self::QueryResult) -> u64;
+}
+
+impl Dialect for sqlx::Sqlite {
+    fn rows_affected(result: &Self::QueryResult) -> u64 {
+        result.rows_affected()
+    }
+}
+
+impl Dialect for sqlx::Postgres {
+    fn rows_affected(result: &Self::QueryResult) -> u64 {
+        result.rows_affected()
+    }
+}
+
+/// A SQL backend. Every role is implemented once for all of them, in the
+/// aggregate's file, in terms of this trait.
+#[async_trait]
+pub(crate) trait Backend: Send + Sync + std::fmt::Debug + 'static {
+    type Db: Dialect;
+
+    /// Short backend name for logs and metrics.
+    const BACKEND: &'static str;
+
+    fn pool(&self) -> &Pool<Self::Db>;
+
+    /// Starts a transaction that will write, taking whatever lock the
+    /// backend needs up front.
+    async fn begin_write(&self, operation: &'static str) -> Result<Transaction<'static, Self::Db>>;
+
+    /// The backend's part of a flush commit, inside `tx`: assigns offsets
+    /// to the segments not in `before` and writes the rows. Returns the
+    /// outcomes and the new high watermarks.
+    async fn commit_flush_tx(
+        &self,
+        tx: &mut Transaction<'_, Self::Db>,
+        flush: &FlushCommit,
+        before: &HashMap<usize, (i64, i64)>,
+    ) -> Result<(Vec<SegmentOutcome>, Vec<(String, i32, i64)>)>;
+
+    /// Where this process's commits announce their watermarks.
+    fn notices(&self) -> &broadcast::Sender<CommitNotice>;
+
+    fn subscribe_notices(&self) -> broadcast::Receiver<CommitNotice>;
+}
+
+#[async_trait]
+impl<S> StoreHealth for S
+where
+    S: Backend,
+    for<'c> &'c mut <S::Db as Database>::Connection: Executor<'c, Database = S::Db>,
+    <S::Db as Database>::Arguments: IntoArguments<S::Db>,
+{
+    fn backend(&self) -> &'static str {
+        S::BACKEND
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query(super::PING)
+            .execute(self.pool())
+            .await
+            .map_err(|e| MetadataError::from_sqlx("ping", e))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,163 @@
+//! The agents of the cluster and the leases on background jobs.
+
+use async_trait::async_trait;
+use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Type};
+
+use super::backend::{Backend, Dialect};
+use crate::store::{ClusterRegistry, JobLeases};
+
+pub(crate) const UPSERT_AGENT: &str = "INSERT INTO agents (agent_id, node_id, host, port, zone, \
+     started_at, last_heartbeat) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+     ON CONFLICT (agent_id) DO UPDATE SET node_id = excluded.node_id, host = excluded.host, \
+     port = excluded.port, zone = excluded.zone, started_at = excluded.started_at, \
+     last_heartbeat = excluded.last_heartbeat";
+
+pub(crate) const HEARTBEAT_AGENT: &str =
+    "UPDATE agents SET last_heartbeat = $2 WHERE agent_id = $1";
+
+pub(crate) const DELETE_AGENT: &str = "DELETE FROM agents WHERE agent_id = $1";
+
+pub(crate) const SELECT_AGENTS: &str = "SELECT agent_id, node_id, host, port, zone, started_at, \
+     last_heartbeat FROM agents WHERE last_heartbeat >= $1 ORDER BY agent_id";
+
+/// Takes a lease that is free, expired, or already ours.
+pub(crate) const ACQUIRE_LEASE: &str = "INSERT INTO job_leases (job, holder, expires_at) \
+     VALUES ($1, $2, $3) \
+     ON CONFLICT (job) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at \
+     WHERE job_leases.holder = excluded.holder OR job_leases.expires_at < $4 \
+     RETURNING holder";
+
+pub(crate) const RELEASE_LEASE: &str = "DELETE FROM job_leases WHERE job = $1 AND holder = $2";
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct AgentRow {
+    agent_id: String,
+    node_id: i32,
+    host: String,
+    port: i32,
+    zone: Option<String>,
+    started_at: i64,
+    last_heartbeat: i64,
+}
+
+impl From<AgentRow> for crate::types::AgentInfo {
+    fn from(row: AgentRow) -> Self {
+        Self {
+            agent_id: row.agent_id,
+            node_id: row.node_id,
+            host: row.host,
+            port: row.port,
+            zone: row.zone,
+            started_at: row.started_at,
+            last_heartbeat: row.last_heartbeat,
+        }
+    }
+}
+
+#[async_trait]
+impl<S> ClusterRegistry for S
+where
+    S: Backend,
+    for<'c> &'c mut <S::Db as Database>::Connection: Executor<'c, Database = S::Db>,
+    <S::Db as Database>::Arguments: IntoArguments<S::Db>,
+    for<'q> &'q str: Encode<'q, S::Db> + Type<S::Db>,
+    for<'q> &'q String: Encode<'q, S::Db> + Type<S::Db>,
+    for<'q> Option<&'q str>: Encode<'q, S::Db> + Type<S::Db>,
+    for<'q> i32: Encode<'q, S::Db> + Type<S::Db>,
+    for<'q> i64: Encode<'q, S::Db> + Type<S::Db>,
+    for<'r> AgentRow: FromRow<'r, <S::Db as Database>::Row>,
+    for<'r> (String,): FromRow<'r, <S::Db as Database>::Row>,
+{
+    async fn register_agent(&self, agent: &crate::AgentInfo) -> crate::Result<()> {
+        sqlx::query(UPSERT_AGENT)
+            .bind(&agent.agent_id)
+            .bind(agent.node_id)
+            .bind(&agent.host)
+            .bind(agent.port)
+            .bind(agent.zone.as_deref())
+            .bind(agent.started_at)
+            .bind(agent.last_heartbeat)
+            .execute(self.pool())
+            .await
+            .map_err(|e| crate::MetadataError::from_sqlx("register agent", e))?;
+        Ok(())
+    }
+
+    async fn heartbeat_agent(&self, agent_id: &str, now: i64) -> crate::Result<bool> {
+        let updated = sqlx::query(HEARTBEAT_AGENT)
+            .bind(agent_id)
+            .bind(now)
+            .execute(self.pool())
+            .await
+            .map_err(|e| crate::MetadataError::from_sqlx("agent heartbeat", e))?;
+        Ok(S::Db::rows_affected(&updated) > 0)
+    }
+
+    async fn deregister_agent(&self, agent_id: &str) -> crate::Result<()> {
+        sqlx::query(DELETE_AGENT)
+            .bind(agent_id)
+            .execute(self.pool())
+            .await
+            .map_err(|e| crate::MetadataError::from_sqlx("deregister agent", e))?;
+        Ok(())
+    }
+
+    async fn list_agents(&self, alive_since: i64) -> crate::Result<Vec<crate::AgentInfo>> {
+        Ok(sqlx::query_as::<S::Db, AgentRow>(SELECT_AGENTS)
+            .bind(alive_since)
+            .fetch_all(self.pool())
+            .await
+            .map_err(|e| crate::MetadataError::from_sqlx("list agents", e))?
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+}
+
+#[async_trait]
+impl<S> JobLeases for S
+where
+    S: Backend,
+    for<'c> &'c mut <S::Db as Database>::Connection: Executor<'c, Database = S::Db>,
+    <S::Db as Database>::Arguments: IntoArguments<S::Db>,
+    for<'q> &'q str: Encode<'q, S::Db> + Type<S::Db>,
+    for<'q> &'q String: Encode<'q, S::Db> + Type<S::Db>,
+    for<'q> Option<&'q str>: Encode<'q, S::Db> + Type<S::Db>,
+    for<'q> i32: Encode<'q, S::Db> + Type<S::Db>,
+    for<'q> i64: Encode<'q, S::Db> + Type<S::Db>,
+    for<'r> AgentRow: FromRow<'r, <S::Db as Database>::Row>,
+    for<'r> (String,): FromRow<'r, <S::Db as Database>::Row>,
+{
+    async fn acquire_lease(
+        &self,
+        job: &str,
+        holder: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> crate::Result<bool> {
+        const OP: &str = "acquire lease";
+        let mut tx = self.begin_write(OP).await?;
+        let taken = sqlx::query_scalar::<S::Db, String>(ACQUIRE_LEASE)
+            .bind(job)
+            .bind(holder)
+            .bind(expires_at)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| crate::MetadataError::from_sqlx(OP, e))?;
+        tx.commit()
+            .await
+            .map_err(|e| crate::MetadataError::from_sqlx(OP, e))?;
+        Ok(taken.as_deref() == Some(holder))
+    }
+
+    async fn release_lease(&self, job: &str, holder: &str) -> crate::Result<()> {
+        sqlx::query(RELEASE_LEASE)
+            .bind(job)
+            .bind(holder)
+            .execute(self.pool())
+            .await
+            .map_err(|e| crate::MetadataError::from_sqlx("release lease", e))?;
+        Ok(())
+    }
+}
