@@ -1,6 +1,9 @@
 //! The real `streamctl` binary against a real `streamhouse serve`: what a
 //! user sees on stdout and stderr, and the exit codes, for every command.
 
+// Tests: a failed expectation is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::io::{BufRead, BufReader};

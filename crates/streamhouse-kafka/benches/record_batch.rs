@@ -6,6 +6,9 @@
 //! One batch holds 1,000 records of 1 KiB JSON-like values with a short key
 //! and one header, about what librdkafka sends with its default batch size.
 
+// A benchmark: it stops at the first failure.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::hint::black_box;
 
 use bytes::Bytes;

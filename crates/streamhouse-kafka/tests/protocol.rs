@@ -1,6 +1,9 @@
 //! The protocol server driven with raw requests: error codes, bad input,
 //! pipelining and long-poll fetches, on every backend.
 
+// Tests: a failed expectation is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::{Duration, Instant};

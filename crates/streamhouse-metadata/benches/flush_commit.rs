@@ -10,6 +10,9 @@
 //!     cargo bench -p streamhouse-metadata --bench flush_commit
 //! ```
 
+// A benchmark: it stops at the first failure.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -2,6 +2,9 @@
 //! generic test body, run on SQLite and on PostgreSQL (the latter when
 //! `STREAMHOUSE_TEST_POSTGRES_URL` is set; see `streamhouse_metadata::testing`).
 
+// Tests: a failed expectation is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 

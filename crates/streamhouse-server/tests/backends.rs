@@ -3,6 +3,9 @@
 //! `STREAMHOUSE_TEST_POSTGRES_URL` / `STREAMHOUSE_TEST_S3_URL` are unset;
 //! a failure under `scripts/test.sh` (`STREAMHOUSE_TEST_REQUIRE_SERVERS=1`).
 
+// Tests: a failed expectation is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::sync::Arc;

@@ -2,6 +2,9 @@
 //! flags, environment and the TOML file combine, and that SIGTERM flushes
 //! buffered appends before the process exits.
 
+// Tests: a failed expectation is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::io::{BufRead, BufReader};

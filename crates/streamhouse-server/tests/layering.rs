@@ -4,6 +4,9 @@
 //! write path. Each check reads the sources, so a change that breaks a rule
 //! fails here with the file that broke it.
 
+// Tests: a failed expectation is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 
 fn workspace() -> PathBuf {

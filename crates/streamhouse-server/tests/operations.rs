@@ -1,6 +1,9 @@
 //! What an operator checks: `/health`, `/ready` (and that it turns 503
 //! when the object store breaks), and `/metrics` after real traffic.
 
+// Tests: a failed expectation is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use anyhow::{Context, Result};

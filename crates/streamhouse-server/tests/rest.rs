@@ -2,6 +2,9 @@
 //! directory: every endpoint's success path and every error path a client
 //! can hit.
 
+// Tests: a failed expectation is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::sync::Arc;

@@ -3,6 +3,9 @@
 //! Values are random bytes (incompressible: the codecs' worst case for
 //! throughput) in one group and repetitive JSON-like text in another.
 
+// A benchmark: it stops at the first failure.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::hint::black_box;
 
 use bytes::Bytes;

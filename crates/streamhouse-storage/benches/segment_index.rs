@@ -2,6 +2,9 @@
 //! (read forward, as a consumer does, and at random offsets) and spread over
 //! 1,000 partitions.
 
+// A benchmark: it stops at the first failure.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::hint::black_box;
 use std::sync::Arc;
 

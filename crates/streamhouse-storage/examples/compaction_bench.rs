@@ -19,6 +19,9 @@
 //!     [--mib 512] [--rate-mib 8] [--seconds 20]
 //! ```
 
+// A development tool: it stops at the first failure.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -11,6 +11,9 @@
 //! cargo run --release -p streamhouse-storage --example pipeline -- [RECORDS]
 //! ```
 
+// A development tool: it stops at the first failure.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeMap;
 use std::time::Instant;
 

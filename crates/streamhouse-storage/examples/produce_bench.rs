@@ -10,6 +10,9 @@
 //!     [--mib 512] [--record-size 1024] [--partitions 16] [--batch 100] [--in-flight 256]
 //! ```
 
+// A development tool: it stops at the first failure.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;

@@ -22,7 +22,7 @@ struct Entry {
     fetched_at: Option<Instant>,
 }
 
-pub struct Watermarks {
+pub(crate) struct Watermarks {
     store: Arc<dyn MetadataStore>,
     ttl: Duration,
     entries: Mutex<HashMap<TopicPartition, Entry>>,
@@ -37,7 +37,7 @@ impl std::fmt::Debug for Watermarks {
 }
 
 impl Watermarks {
-    pub fn new(store: Arc<dyn MetadataStore>, ttl: Duration) -> Self {
+    pub(crate) fn new(store: Arc<dyn MetadataStore>, ttl: Duration) -> Self {
         Self {
             store,
             ttl,
@@ -49,7 +49,11 @@ impl Watermarks {
     /// metadata store cannot be reached, the last known range is served
     /// instead: it only ever lags, so reads stay correct, and data this
     /// agent has cached stays readable through a database outage.
-    pub async fn get(&self, topic: &str, partition: i32) -> Result<PartitionInfo, MetadataError> {
+    pub(crate) async fn get(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<PartitionInfo, MetadataError> {
         let tp = TopicPartition::new(topic, partition);
         if let Some(info) = self.fresh(&tp) {
             return Ok(info);
@@ -74,7 +78,7 @@ impl Watermarks {
     }
 
     /// Reads the partition from the metadata store and publishes it.
-    pub async fn refresh(
+    pub(crate) async fn refresh(
         &self,
         topic: &str,
         partition: i32,
@@ -110,7 +114,7 @@ impl Watermarks {
     }
 
     /// Records a commit made by this process.
-    pub fn advance(&self, topic: &str, partition: i32, high_watermark: i64) {
+    pub(crate) fn advance(&self, topic: &str, partition: i32, high_watermark: i64) {
         let mut entries = self.entries.lock();
         let tp = TopicPartition::new(topic, partition);
         match entries.get(&tp) {
@@ -143,7 +147,7 @@ impl Watermarks {
     }
 
     /// A receiver that changes whenever the partition's watermark moves.
-    pub async fn subscribe(
+    pub(crate) async fn subscribe(
         &self,
         topic: &str,
         partition: i32,
@@ -163,7 +167,7 @@ impl Watermarks {
     }
 
     /// Forgets every partition of a topic (deleted or recreated).
-    pub fn invalidate_topic(&self, topic: &str) {
+    pub(crate) fn invalidate_topic(&self, topic: &str) {
         self.entries.lock().retain(|tp, _| &*tp.topic != topic);
     }
 

@@ -1,6 +1,9 @@
 //! Faults on the write path: failing uploads and commits never lose an
 //! acknowledged record and never make an unacknowledged one visible.
 
+// Tests: a failed expectation is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::sync::Arc;

@@ -2,6 +2,9 @@
 //! and record deletion, checked after every job by the consistency checker,
 //! on the embedded default and on PostgreSQL + the S3 server.
 
+// Tests: a failed expectation is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::{Duration, Instant};

@@ -1,5 +1,8 @@
 //! The storage engine end to end: produce, flush, commit, read back.
 
+// Tests: a failed expectation is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::collections::BTreeMap;

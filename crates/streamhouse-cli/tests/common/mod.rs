@@ -21,7 +21,7 @@ use serde_json::Value;
 /// How long the server may take to print its listen addresses.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 
-pub fn streamctl_binary() -> &'static str {
+pub(crate) fn streamctl_binary() -> &'static str {
     env!("CARGO_BIN_EXE_streamctl")
 }
 
@@ -75,7 +75,7 @@ fn build_server() -> Result<PathBuf> {
 
 /// What one `streamctl` run printed and how it ended.
 #[derive(Debug)]
-pub struct Run {
+pub(crate) struct Run {
     pub code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
@@ -91,20 +91,20 @@ impl Run {
     }
 
     /// Fails unless the run exited 0.
-    pub fn ok(self) -> Result<Self> {
+    pub(crate) fn ok(self) -> Result<Self> {
         ensure!(self.code == Some(0), "streamctl failed: {self:?}");
         Ok(self)
     }
 
     /// The stdout as one JSON document.
-    pub fn json(self) -> Result<Value> {
+    pub(crate) fn json(self) -> Result<Value> {
         let run = self.ok()?;
         serde_json::from_str(&run.stdout).with_context(|| format!("stdout is not JSON: {run:?}"))
     }
 
     /// Fails unless the run exited 1 with exactly one `error: …` line on
     /// stderr; returns that line.
-    pub fn one_line_error(self) -> Result<String> {
+    pub(crate) fn one_line_error(self) -> Result<String> {
         ensure!(self.code == Some(1), "expected exit code 1: {self:?}");
         let lines: Vec<&str> = self.stderr.lines().collect();
         ensure!(
@@ -116,14 +116,14 @@ impl Run {
 }
 
 /// `streamctl` with no inherited `STREAMCTL_SERVER`.
-pub fn streamctl() -> Command {
+pub(crate) fn streamctl() -> Command {
     let mut command = Command::new(streamctl_binary());
     command.env_remove("STREAMCTL_SERVER");
     command
 }
 
 /// Runs `streamctl ARGS` with `stdin` as its input.
-pub fn run_streamctl(args: &[&str], stdin: &[u8]) -> Result<Run> {
+pub(crate) fn run_streamctl(args: &[&str], stdin: &[u8]) -> Result<Run> {
     let mut child = streamctl()
         .args(args)
         .stdin(Stdio::piped())
@@ -145,7 +145,7 @@ pub fn run_streamctl(args: &[&str], stdin: &[u8]) -> Result<Run> {
 }
 
 /// A running `streamhouse serve`; killed when dropped.
-pub struct Server {
+pub(crate) struct Server {
     child: Child,
     /// `http://127.0.0.1:PORT`.
     pub http: String,
@@ -156,7 +156,7 @@ pub struct Server {
 }
 
 impl Server {
-    pub fn start() -> Result<Self> {
+    pub(crate) fn start() -> Result<Self> {
         let binary = server_binary()?;
         let dir = tempfile::tempdir()?;
         let mut command = Command::new(binary);
@@ -222,24 +222,24 @@ impl Server {
     }
 
     /// Runs `streamctl --server URL ARGS` with empty stdin.
-    pub fn run(&self, args: &[&str]) -> Result<Run> {
+    pub(crate) fn run(&self, args: &[&str]) -> Result<Run> {
         self.run_with_stdin(args, b"")
     }
 
-    pub fn run_with_stdin(&self, args: &[&str], stdin: &[u8]) -> Result<Run> {
+    pub(crate) fn run_with_stdin(&self, args: &[&str], stdin: &[u8]) -> Result<Run> {
         let mut full = vec!["--server", self.http.as_str()];
         full.extend_from_slice(args);
         run_streamctl(&full, stdin)
     }
 
     /// Runs with `--output json` and parses the one document printed.
-    pub fn json(&self, args: &[&str]) -> Result<Value> {
+    pub(crate) fn json(&self, args: &[&str]) -> Result<Value> {
         let mut full = vec!["--output", "json"];
         full.extend_from_slice(args);
         self.run(&full)?.json()
     }
 
-    pub fn data_dir(&self) -> PathBuf {
+    pub(crate) fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }
 }
@@ -252,7 +252,7 @@ impl Drop for Server {
 }
 
 /// Parses JSON lines (one document per line).
-pub fn json_lines(text: &str) -> Result<Vec<Value>> {
+pub(crate) fn json_lines(text: &str) -> Result<Vec<Value>> {
     text.lines()
         .map(|line| serde_json::from_str(line).with_context(|| format!("not JSON: {line:?}")))
         .collect()

@@ -21,7 +21,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub struct TestServer {
+pub(crate) struct TestServer {
     pub addr: SocketAddr,
     pub engine: StorageEngine,
     pub name: &'static str,
@@ -31,7 +31,7 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    pub async fn shutdown(mut self) {
+    pub(crate) async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -86,7 +86,7 @@ async fn start(
     }
 }
 
-pub async fn embedded() -> TestServer {
+pub(crate) async fn embedded() -> TestServer {
     let sqlite = temp_sqlite().await.expect("sqlite");
     let objects = tempfile::tempdir().expect("tempdir");
     let storage = ObjectStorage::local(objects.path()).expect("local");
@@ -99,7 +99,7 @@ pub async fn embedded() -> TestServer {
     .await
 }
 
-pub async fn postgres_s3(test: &str) -> Option<TestServer> {
+pub(crate) async fn postgres_s3(test: &str) -> Option<TestServer> {
     let metadata = isolated_postgres(test).await?;
     let storage = isolated_s3(test)?;
     Some(start("postgres+s3", Arc::new(metadata), storage, Vec::new()).await)
@@ -132,13 +132,13 @@ macro_rules! on_every_backend {
 }
 
 /// One connection speaking raw Kafka requests.
-pub struct Client {
+pub(crate) struct Client {
     stream: TcpStream,
     next_correlation: i32,
 }
 
 impl Client {
-    pub async fn connect(addr: SocketAddr) -> Self {
+    pub(crate) async fn connect(addr: SocketAddr) -> Self {
         Self {
             stream: TcpStream::connect(addr).await.expect("connect"),
             next_correlation: 1,
@@ -146,7 +146,7 @@ impl Client {
     }
 
     /// Sends a request without waiting; returns its correlation id.
-    pub async fn send(&mut self, api_key: ApiKey, version: i16, body: RequestKind) -> i32 {
+    pub(crate) async fn send(&mut self, api_key: ApiKey, version: i16, body: RequestKind) -> i32 {
         let correlation_id = self.next_correlation;
         self.next_correlation += 1;
         let mut header = RequestHeader::default();
@@ -166,12 +166,16 @@ impl Client {
         correlation_id
     }
 
-    pub async fn send_raw(&mut self, bytes: &[u8]) {
+    pub(crate) async fn send_raw(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).await.expect("write");
     }
 
     /// Reads the next response; `None` when the server closed the connection.
-    pub async fn receive(&mut self, api_key: ApiKey, version: i16) -> Option<(i32, ResponseKind)> {
+    pub(crate) async fn receive(
+        &mut self,
+        api_key: ApiKey,
+        version: i16,
+    ) -> Option<(i32, ResponseKind)> {
         let mut len = [0u8; 4];
         if self.stream.read_exact(&mut len).await.is_err() {
             return None;
@@ -185,7 +189,12 @@ impl Client {
         Some((header.correlation_id, body))
     }
 
-    pub async fn call(&mut self, api_key: ApiKey, version: i16, body: RequestKind) -> ResponseKind {
+    pub(crate) async fn call(
+        &mut self,
+        api_key: ApiKey,
+        version: i16,
+        body: RequestKind,
+    ) -> ResponseKind {
         let correlation_id = self.send(api_key, version, body).await;
         let (received, response) = self.receive(api_key, version).await.expect("a response");
         assert_eq!(received, correlation_id);
@@ -193,7 +202,7 @@ impl Client {
     }
 
     /// True when the server closed the connection (a read sees EOF).
-    pub async fn is_closed(&mut self) -> bool {
+    pub(crate) async fn is_closed(&mut self) -> bool {
         let mut byte = [0u8; 1];
         matches!(
             tokio::time::timeout(Duration::from_secs(5), self.stream.read(&mut byte)).await,
@@ -202,6 +211,6 @@ impl Client {
     }
 }
 
-pub fn i32_at(bytes: &[u8], at: usize) -> i32 {
+pub(crate) fn i32_at(bytes: &[u8], at: usize) -> i32 {
     (&bytes[at..at + 4]).get_i32()
 }

@@ -16,7 +16,7 @@ use streamhouse_server::{HostPort, RunningServer, Server, ServerConfig};
 use streamhouse_storage::{ObjectStorage, partition_for_key};
 
 /// Settings for a test server: free loopback ports, a short flush interval.
-pub fn test_config(data_dir: &std::path::Path) -> ServerConfig {
+pub(crate) fn test_config(data_dir: &std::path::Path) -> ServerConfig {
     ServerConfig {
         kafka_listen: HostPort::new("127.0.0.1", 0),
         http_listen: HostPort::new("127.0.0.1", 0),
@@ -26,7 +26,7 @@ pub fn test_config(data_dir: &std::path::Path) -> ServerConfig {
 }
 
 /// A running in-process server and a client for its HTTP API.
-pub struct TestServer {
+pub(crate) struct TestServer {
     pub server: RunningServer,
     pub base: String,
     pub client: reqwest::Client,
@@ -36,19 +36,21 @@ pub struct TestServer {
 
 impl TestServer {
     /// SQLite and a local directory in a fresh temporary directory.
-    pub async fn start() -> Result<Self> {
+    pub(crate) async fn start() -> Result<Self> {
         Self::start_with(|config| config).await
     }
 
     /// Like [`TestServer::start`], with the config adjusted by `adjust`.
-    pub async fn start_with(adjust: impl FnOnce(ServerConfig) -> ServerConfig) -> Result<Self> {
+    pub(crate) async fn start_with(
+        adjust: impl FnOnce(ServerConfig) -> ServerConfig,
+    ) -> Result<Self> {
         let dir = tempfile::tempdir()?;
         let server = Server::start(adjust(test_config(dir.path()))).await?;
         Ok(Self::wrap(server, dir))
     }
 
     /// With a metadata store and object storage built by the test.
-    pub async fn start_with_components(
+    pub(crate) async fn start_with_components(
         metadata: Arc<dyn MetadataStore>,
         storage: ObjectStorage,
     ) -> Result<Self> {
@@ -67,24 +69,24 @@ impl TestServer {
         }
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
-    pub async fn get(&self, path: &str) -> Result<(StatusCode, Value)> {
+    pub(crate) async fn get(&self, path: &str) -> Result<(StatusCode, Value)> {
         into_json(self.client.get(self.url(path)).send().await?).await
     }
 
-    pub async fn post(&self, path: &str, body: Value) -> Result<(StatusCode, Value)> {
+    pub(crate) async fn post(&self, path: &str, body: Value) -> Result<(StatusCode, Value)> {
         into_json(self.client.post(self.url(path)).json(&body).send().await?).await
     }
 
-    pub async fn delete(&self, path: &str) -> Result<(StatusCode, Value)> {
+    pub(crate) async fn delete(&self, path: &str) -> Result<(StatusCode, Value)> {
         into_json(self.client.delete(self.url(path)).send().await?).await
     }
 
     /// Creates a topic and checks it was created.
-    pub async fn create_topic(&self, name: &str, partitions: i64) -> Result<()> {
+    pub(crate) async fn create_topic(&self, name: &str, partitions: i64) -> Result<()> {
         let (status, body) = self
             .post(
                 "/api/v1/topics",
@@ -98,7 +100,7 @@ impl TestServer {
         Ok(())
     }
 
-    pub async fn shutdown(self) -> Result<()> {
+    pub(crate) async fn shutdown(self) -> Result<()> {
         self.server.shutdown().await?;
         Ok(())
     }
@@ -106,7 +108,7 @@ impl TestServer {
 
 /// Status and JSON body (`null` for an empty body). A non-JSON body is an
 /// error: the API promises JSON for everything but `/metrics`.
-pub async fn into_json(response: reqwest::Response) -> Result<(StatusCode, Value)> {
+pub(crate) async fn into_json(response: reqwest::Response) -> Result<(StatusCode, Value)> {
     let status = response.status();
     let text = response.text().await?;
     if text.is_empty() {
@@ -118,7 +120,7 @@ pub async fn into_json(response: reqwest::Response) -> Result<(StatusCode, Value
 }
 
 /// Checks an error response: the status and `{"error":{"code","message"}}`.
-pub fn assert_error(response: &(StatusCode, Value), status: StatusCode, code: &str) {
+pub(crate) fn assert_error(response: &(StatusCode, Value), status: StatusCode, code: &str) {
     let (actual, body) = response;
     assert_eq!(*actual, status, "unexpected status; body {body}");
     assert_eq!(body["error"]["code"], code, "unexpected code in {body}");
@@ -126,7 +128,7 @@ pub fn assert_error(response: &(StatusCode, Value), status: StatusCode, code: &s
     assert!(!message.is_empty(), "error without a message: {body}");
 }
 
-pub fn b64(bytes: &[u8]) -> String {
+pub(crate) fn b64(bytes: &[u8]) -> String {
     STANDARD.encode(bytes)
 }
 
@@ -134,7 +136,7 @@ pub fn b64(bytes: &[u8]) -> String {
 /// against every backend: create a topic, produce keyed, unkeyed, binary
 /// and explicitly placed records with headers, read them back, inspect
 /// the topic and its segments, delete it.
-pub async fn rest_round_trip(t: &TestServer) -> Result<()> {
+pub(crate) async fn rest_round_trip(t: &TestServer) -> Result<()> {
     // Create, with a config override.
     let (status, created) = t
         .post(

@@ -9,7 +9,7 @@ use rand::RngExt;
 /// The stores a benchmark runs against: `STREAMHOUSE_METADATA` and
 /// `STREAMHOUSE_OBJECT_STORE` when set, otherwise the embedded default in a
 /// temporary directory, removed when this is dropped.
-pub struct Target {
+pub(crate) struct Target {
     pub metadata_url: String,
     pub object_url: String,
     /// How the report names the setup.
@@ -18,7 +18,7 @@ pub struct Target {
 }
 
 impl Target {
-    pub fn from_env() -> anyhow::Result<Self> {
+    pub(crate) fn from_env() -> anyhow::Result<Self> {
         let temp = tempfile::tempdir()?;
         let metadata_url = std::env::var("STREAMHOUSE_METADATA")
             .unwrap_or_else(|_| format!("sqlite://{}", temp.path().join("metadata.db").display()));
@@ -41,7 +41,7 @@ impl Target {
 /// A pool of 1,024 random (incompressible) values of `size` bytes, reused
 /// round-robin: generating random bytes would otherwise cost as much as
 /// producing them.
-pub fn value_pool(size: usize) -> Vec<Bytes> {
+pub(crate) fn value_pool(size: usize) -> Vec<Bytes> {
     let mut rng = rand::rng();
     (0..1024)
         .map(|_| Bytes::from((0..size).map(|_| rng.random()).collect::<Vec<u8>>()))
@@ -49,7 +49,7 @@ pub fn value_pool(size: usize) -> Vec<Bytes> {
 }
 
 /// The `p` quantile (0..=1) of sorted latencies, in milliseconds.
-pub fn percentile(sorted: &[Duration], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }

@@ -15,14 +15,14 @@ use streamhouse_storage::testing::isolated_s3;
 use streamhouse_storage::{FlushConfig, ObjectStorage, StorageConfig};
 
 /// A metadata store and an object storage location for one test.
-pub struct Backend {
+pub(crate) struct Backend {
     pub name: &'static str,
     pub metadata: Arc<dyn MetadataStore>,
     pub storage: ObjectStorage,
     _dirs: Vec<tempfile::TempDir>,
 }
 
-pub async fn sqlite_local() -> Backend {
+pub(crate) async fn sqlite_local() -> Backend {
     let sqlite = temp_sqlite().await.expect("sqlite");
     let objects = tempfile::tempdir().expect("tempdir");
     let storage = ObjectStorage::local(objects.path()).expect("local storage");
@@ -34,7 +34,7 @@ pub async fn sqlite_local() -> Backend {
     }
 }
 
-pub async fn postgres_s3(test_name: &str) -> Option<Backend> {
+pub(crate) async fn postgres_s3(test_name: &str) -> Option<Backend> {
     let metadata = isolated_postgres(test_name).await?;
     let storage = isolated_s3(test_name)?;
     Some(Backend {
@@ -70,7 +70,7 @@ macro_rules! on_every_backend {
 }
 
 /// Engine settings for tests: short flush interval, fast retries.
-pub fn test_config() -> StorageConfig {
+pub(crate) fn test_config() -> StorageConfig {
     StorageConfig {
         flush: FlushConfig {
             flush_interval: Duration::from_millis(20),
@@ -83,7 +83,7 @@ pub fn test_config() -> StorageConfig {
 
 /// A record whose contents encode `(partition, n)`, with a key, headers
 /// and a distinct timestamp, or no key every seventh record.
-pub fn numbered_record(partition: i32, n: u64) -> Record {
+pub(crate) fn numbered_record(partition: i32, n: u64) -> Record {
     let mut record = Record::new(
         1_700_000_000_000 + n as i64,
         Bytes::from(format!(
@@ -102,6 +102,6 @@ pub fn numbered_record(partition: i32, n: u64) -> Record {
 }
 
 /// `record` as it should be read back at `offset`.
-pub fn at_offset(record: &Record, offset: i64) -> Record {
+pub(crate) fn at_offset(record: &Record, offset: i64) -> Record {
     record.clone().with_offset(offset)
 }
