@@ -17,13 +17,13 @@ use crate::segment::SegmentReader;
 
 /// Identifies a segment: the object holding it and where it starts.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct SegmentKey {
+pub(crate) struct SegmentKey {
     pub object: Arc<str>,
     pub byte_offset: u64,
 }
 
 impl SegmentKey {
-    pub fn new(object: impl Into<Arc<str>>, byte_offset: u64) -> Self {
+    pub(crate) fn new(object: impl Into<Arc<str>>, byte_offset: u64) -> Self {
         Self {
             object: object.into(),
             byte_offset,
@@ -61,7 +61,7 @@ impl CacheStats {
 /// unaffected: they read a flushed segment moments after the flusher
 /// inserts it.
 #[derive(Clone)]
-pub struct SegmentCache {
+pub(crate) struct SegmentCache {
     cache: Cache<SegmentKey, SegmentReader>,
     hits: Arc<AtomicU64>,
     misses: Arc<AtomicU64>,
@@ -78,7 +78,7 @@ impl std::fmt::Debug for SegmentCache {
 impl SegmentCache {
     /// A cache holding at most `capacity_bytes` of segment data. Zero
     /// disables caching.
-    pub fn new(capacity_bytes: u64) -> Self {
+    pub(crate) fn new(capacity_bytes: u64) -> Self {
         let cache = Cache::builder()
             .max_capacity(capacity_bytes)
             .eviction_policy(EvictionPolicy::lru())
@@ -94,7 +94,7 @@ impl SegmentCache {
     }
 
     /// The cached segment, or the result of `load` (inserted on success).
-    pub async fn get_or_load<F>(&self, key: SegmentKey, load: F) -> Result<SegmentReader>
+    pub(crate) async fn get_or_load<F>(&self, key: SegmentKey, load: F) -> Result<SegmentReader>
     where
         F: Future<Output = Result<SegmentReader>>,
     {
@@ -115,19 +115,15 @@ impl SegmentCache {
     }
 
     /// Looks a segment up without loading it.
-    pub async fn get(&self, key: &SegmentKey) -> Option<SegmentReader> {
+    pub(crate) async fn get(&self, key: &SegmentKey) -> Option<SegmentReader> {
         self.cache.get(key).await
     }
 
-    pub async fn insert(&self, key: SegmentKey, segment: SegmentReader) {
+    pub(crate) async fn insert(&self, key: SegmentKey, segment: SegmentReader) {
         self.cache.insert(key, segment).await;
     }
 
-    pub async fn invalidate(&self, key: &SegmentKey) {
-        self.cache.invalidate(key).await;
-    }
-
-    pub fn stats(&self) -> CacheStats {
+    pub(crate) fn stats(&self) -> CacheStats {
         CacheStats {
             hits: self.hits.load(Ordering::Relaxed),
             misses: self.misses.load(Ordering::Relaxed),
@@ -137,7 +133,8 @@ impl SegmentCache {
     }
 
     /// Applies pending evictions so that `stats` is exact (for tests).
-    pub async fn sync(&self) {
+    #[cfg(test)]
+    pub(crate) async fn sync(&self) {
         self.cache.run_pending_tasks().await;
     }
 }

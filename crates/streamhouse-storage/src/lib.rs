@@ -33,13 +33,13 @@ mod topics;
 mod watermarks;
 mod writer;
 
-pub use cache::{CacheStats, SegmentCache, SegmentKey};
+pub use cache::CacheStats;
 pub use consumer::{ConsumedRecord, Consumer, ConsumerConfig, OffsetReset};
 pub use engine::{StorageConfig, StorageEngine};
 pub use error::{Result, StorageError};
 pub use health::{WriteHealth, WriteOutcomes};
-pub use long_poll::{CommitWait, REMOTE_COMMIT_POLL};
-pub use object_storage::{InstrumentedStore, ObjectStorage, ObjectStoreStats};
+pub use long_poll::CommitWait;
+pub use object_storage::{ObjectStorage, ObjectStoreStats};
 pub use partitioner::{murmur2, partition_for_key};
 pub use producer::{Producer, ProducerRecord, RecordMetadata};
 pub use reader::{PartitionReader, ReadResult};

@@ -24,7 +24,7 @@ use crate::reader::ReadResult;
 /// While a long poll waits, how often stale watermarks are re-read from
 /// the metadata store (a watermark is re-read only once its cached value
 /// is older than the engine's `watermark_ttl`, whoever asks).
-pub const REMOTE_COMMIT_POLL: Duration = Duration::from_millis(500);
+pub(crate) const REMOTE_COMMIT_POLL: Duration = Duration::from_millis(500);
 
 /// A wait on the high watermarks of some partitions.
 pub struct CommitWait {

@@ -228,7 +228,7 @@ struct Counters {
 /// Counts and times every request, and exports them as metrics
 /// (`streamhouse_object_store_*`).
 #[derive(Debug)]
-pub struct InstrumentedStore {
+pub(crate) struct InstrumentedStore {
     inner: Arc<dyn ObjectStore>,
     counters: Arc<Counters>,
     uploads: OutcomeTracker,
@@ -247,7 +247,7 @@ impl fmt::Display for InstrumentedStore {
 }
 
 impl InstrumentedStore {
-    pub fn new(inner: Arc<dyn ObjectStore>) -> Self {
+    pub(crate) fn new(inner: Arc<dyn ObjectStore>) -> Self {
         Self {
             inner,
             counters: Arc::new(Counters::default()),
@@ -255,7 +255,7 @@ impl InstrumentedStore {
         }
     }
 
-    pub fn stats(&self) -> ObjectStoreStats {
+    pub(crate) fn stats(&self) -> ObjectStoreStats {
         let c = &self.counters;
         ObjectStoreStats {
             puts: c.puts.load(Ordering::Relaxed),
