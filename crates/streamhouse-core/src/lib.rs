@@ -1,10 +1,12 @@
 //! Shared vocabulary of StreamHouse: records, topic names and configuration,
-//! and the error kinds every crate maps its own errors onto.
+//! the error kinds every crate maps its own errors onto, and the [`clock`]
+//! every crate reads time from.
 //!
 //! This crate does no I/O. Everything here is plain data and validation, so
 //! the metadata store, the storage engine and the protocol servers agree on
 //! what a valid topic or record is.
 
+pub mod clock;
 mod error;
 mod record;
 mod topic;

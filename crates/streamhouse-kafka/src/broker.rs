@@ -48,7 +48,8 @@ impl Broker {
             port: i32::from(config.advertised_port),
             zone: config.zone.clone(),
         };
-        let cluster = Cluster::new(engine.cluster_registry(), me, config.agent_timeout);
+        let cluster = Cluster::new(engine.cluster_registry(), me, config.agent_timeout)
+            .with_clock(engine.clock().clone());
         // The same amount again for answers as for requests, and never less
         // than one full Fetch answer.
         let budget = config.queued_max_request_bytes.clamp(1, MAX_PERMITS);

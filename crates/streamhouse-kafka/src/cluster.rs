@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::RwLock;
+use streamhouse_core::clock::{Clock, SystemClock};
 use streamhouse_storage::{AgentInfo, ClusterRegistry};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -55,6 +56,8 @@ struct Inner {
 #[derive(Clone)]
 pub(crate) struct Cluster {
     inner: Arc<Inner>,
+    /// Heartbeat times and the liveness cutoff.
+    clock: Arc<dyn Clock>,
 }
 
 impl Cluster {
@@ -67,7 +70,15 @@ impl Cluster {
                 timeout,
                 live: RwLock::new(live),
             }),
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// Reads heartbeat times from `clock` (the engine's) instead of the
+    /// system's clock.
+    pub(crate) fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Live agents, sorted by id.
@@ -130,7 +141,7 @@ impl Cluster {
     async fn beat(&self, registered: bool) -> bool {
         let store = &self.inner.store;
         let me = &self.inner.me;
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let alive = if registered {
             store.heartbeat_agent(&me.agent_id, now).await
         } else {
@@ -215,12 +226,6 @@ fn score(agent: &str, kind: &[u8], key: &[u8]) -> u64 {
     hash ^ (hash >> 33)
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -300,10 +305,44 @@ mod tests {
             port: 1,
             zone: None,
             started_at: 0,
-            last_heartbeat: now_ms() - 60_000,
+            last_heartbeat: SystemClock.now_ms() - 60_000,
         };
         store.register_agent(&stale).await.expect("register");
         a.beat(true).await;
         assert!(a.live().iter().all(|x| x.agent_id != "old"));
+    }
+
+    #[tokio::test]
+    async fn liveness_follows_the_cluster_clock() {
+        let temp = streamhouse_metadata::testing::temp_sqlite()
+            .await
+            .expect("sqlite");
+        let store: Arc<dyn ClusterRegistry> = Arc::new(temp.store.clone());
+        let clock = Arc::new(streamhouse_core::clock::ManualClock::starting_at(
+            1_700_000_000_000,
+        ));
+        let timeout = Duration::from_secs(10);
+        let a = Cluster::new(store.clone(), agent("a"), timeout).with_clock(clock.clone());
+        let b = Cluster::new(store.clone(), agent("bb"), timeout).with_clock(clock.clone());
+        assert!(a.beat(false).await);
+        assert!(b.beat(false).await);
+        let agents = store.list_agents(0).await.expect("list");
+        assert!(
+            agents
+                .iter()
+                .all(|agent| agent.last_heartbeat == 1_700_000_000_000),
+            "heartbeats carry the clock's time: {agents:?}"
+        );
+        assert!(a.beat(true).await);
+        assert_eq!(a.live().len(), 2);
+
+        // "bb" stays silent while the clock passes the timeout.
+        clock.advance(timeout + Duration::from_secs(1));
+        assert!(a.beat(true).await);
+        let ids: Vec<String> = a.live().iter().map(|x| x.agent_id.clone()).collect();
+        assert_eq!(ids, ["a"], "a silent agent drops out once the clock passes");
+        assert!(b.beat(true).await);
+        assert!(a.beat(true).await);
+        assert_eq!(a.live().len(), 2, "it is back after its next heartbeat");
     }
 }

@@ -77,6 +77,7 @@ impl KafkaServer {
         let offset_expiry = self.broker.groups.start_offset_expiry(
             self.broker.engine.group_offsets(),
             self.broker.cluster.clone(),
+            self.broker.engine.clock().clone(),
             stop.clone(),
         );
         let membership = self

@@ -588,11 +588,7 @@ async fn offsets_expire_by_commit_time(store: Arc<dyn MetadataStore>) {
     let first = store.fetch_offsets("old").await.expect("fetch")[0].committed_at;
     // Commit times are the agent's clock in milliseconds: wait for the next
     // one so that the second commit is later than the first.
-    let now_ms = || {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-    };
+    let now_ms = || streamhouse_core::clock::Clock::now_ms(&streamhouse_core::clock::SystemClock);
     while now_ms() <= first {
         tokio::time::sleep(std::time::Duration::from_millis(1)).await;
     }

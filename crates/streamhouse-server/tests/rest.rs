@@ -629,9 +629,7 @@ async fn config_update_drives_retention_and_compaction() -> Result<()> {
 }
 
 fn chrono_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    streamhouse_core::clock::Clock::now_ms(&streamhouse_core::clock::SystemClock)
 }
 
 /// A request with a made-up method: 405 with the JSON error body.

@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::cache::{SegmentCache, SegmentKey};
-use crate::clock::now_ms;
+use crate::clock::Clock;
 use crate::error::StorageError;
 use crate::object_storage::{ObjectStorage, backoff_delay, put_with_retry};
 use crate::orphans::COMMIT_DEADLINE;
@@ -38,6 +38,8 @@ pub(crate) struct FlushTargets {
     pub(crate) watermarks: Arc<Watermarks>,
     /// Where commit attempts record their outcome, for readiness.
     pub(crate) commits: Arc<crate::health::OutcomeTracker>,
+    /// Stamps the committed objects' creation time.
+    pub(crate) clock: Arc<dyn Clock>,
 }
 
 /// One partition's part of a flush.
@@ -257,7 +259,7 @@ async fn commit(
     let flush = FlushCommit {
         bucket: targets.storage.bucket().to_string(),
         key: job.key.clone(),
-        created_at: now_ms(),
+        created_at: targets.clock.now_ms(),
         segments: job.parts.iter().map(|p| p.pending.clone()).collect(),
     };
     let attempts = shared.config.commit_attempts.max(1);

@@ -20,6 +20,7 @@ use object_store::{ObjectStore, PutPayload};
 use parking_lot::Mutex;
 use streamhouse_metadata::MetadataStore;
 
+use crate::clock::Clock;
 use crate::error::{Result, StorageError};
 use crate::object_storage::ObjectStorage;
 
@@ -108,8 +109,9 @@ pub(crate) async fn probe_upload(storage: &ObjectStorage) -> Result<()> {
 pub(crate) async fn probe_commit(
     metadata: &dyn MetadataStore,
     commits: &Arc<OutcomeTracker>,
+    clock: &dyn Clock,
 ) -> Result<()> {
-    let now = crate::clock::now_ms();
+    let now = clock.now_ms();
     let result = metadata
         .acquire_lease(PROBE_LEASE, PROBE_LEASE, now, now)
         .await;

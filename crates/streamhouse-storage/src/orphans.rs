@@ -11,6 +11,7 @@ use object_store::ObjectMeta;
 use object_store::path::Path;
 use streamhouse_metadata::MetadataStore;
 
+use crate::clock::Clock;
 use crate::error::{Result, StorageError};
 use crate::object_storage::ObjectStorage;
 
@@ -40,14 +41,16 @@ pub(crate) async fn find(
     storage: &ObjectStorage,
     metadata: &dyn MetadataStore,
     grace: Duration,
+    clock: &dyn Clock,
 ) -> Result<Vec<ObjectMeta>> {
-    Ok(scan(storage, metadata, grace).await?.orphans)
+    Ok(scan(storage, metadata, grace, clock).await?.orphans)
 }
 
 pub(crate) async fn scan(
     storage: &ObjectStorage,
     metadata: &dyn MetadataStore,
     grace: Duration,
+    clock: &dyn Clock,
 ) -> Result<Scan> {
     // Everything StreamHouse writes under its prefix: flushes under
     // `batches/` and compacted segments under `{topic}/{partition}/`.
@@ -60,7 +63,7 @@ pub(crate) async fn scan(
         .map_err(|e| {
             StorageError::object_store("list", prefix.as_ref().map_or("", |p| p.as_ref()), e)
         })?;
-    let cutoff = chrono_cutoff(grace);
+    let cutoff = cutoff(grace, clock);
     let mut candidates: Vec<ObjectMeta> = listed
         .into_iter()
         .filter(|meta| meta.location.as_ref().ends_with(".bin"))
@@ -93,6 +96,8 @@ pub(crate) async fn scan(
 
 /// The newest last-modified time (ms since the epoch) an object may have
 /// to be past its grace period.
-fn chrono_cutoff(grace: Duration) -> i64 {
-    crate::clock::now_ms() - i64::try_from(grace.as_millis()).unwrap_or(i64::MAX)
+fn cutoff(grace: Duration, clock: &dyn Clock) -> i64 {
+    clock
+        .now_ms()
+        .saturating_sub(i64::try_from(grace.as_millis()).unwrap_or(i64::MAX))
 }

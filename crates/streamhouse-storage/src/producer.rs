@@ -5,7 +5,6 @@
 use bytes::Bytes;
 use streamhouse_core::{Header, Record};
 
-use crate::clock::now_ms;
 use crate::engine::StorageEngine;
 use crate::error::Result;
 use crate::writer::AppendResult;
@@ -75,7 +74,9 @@ impl Producer {
     /// Sends one record and waits until it is durable and visible.
     pub async fn send(&self, record: ProducerRecord) -> Result<RecordMetadata> {
         let partition = self.choose_partition(&record).await?;
-        let timestamp = record.timestamp.unwrap_or_else(now_ms);
+        let timestamp = record
+            .timestamp
+            .unwrap_or_else(|| self.engine.clock().now_ms());
         let stored = Record {
             offset: 0,
             timestamp,

@@ -7,22 +7,28 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{Backend, at_offset, numbered_record, test_config};
 use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload};
+use streamhouse_core::clock::{Clock, ManualClock, SystemClock};
 use streamhouse_core::{Record, TopicConfig};
 use streamhouse_metadata::NewTopic;
 use streamhouse_storage::jobs::{CompactionConfig, is_compacted_key};
-use streamhouse_storage::{FlushConfig, StorageConfig, StorageEngine, StorageError};
+use streamhouse_storage::{
+    FlushConfig, ProducerRecord, StorageConfig, StorageEngine, StorageError,
+};
 
 on_every_backend!(
     compaction_shrinks_ten_thousand_flushes,
     compacted_objects_hold_segments_read_one_at_a_time,
     retention_by_size_and_time,
     garbage_collection_waits_for_the_grace_period,
+    retention_by_time_follows_the_engine_clock,
+    garbage_collection_grace_follows_the_engine_clock,
     delete_records_and_delete_topic_free_storage,
 );
 
@@ -352,10 +358,7 @@ async fn retention_by_size_and_time(backend: Backend) {
         .await
         .expect("create");
     let day = 24 * 3_600_000;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_millis() as i64;
+    let now = SystemClock.now_ms();
     let by_time = TopicConfig::from_pairs([("retention.ms", &*day.to_string())]).expect("config");
     engine
         .create_topic(NewTopic::new("timed", 1).with_config(by_time))
@@ -516,6 +519,173 @@ async fn garbage_collection_waits_for_the_grace_period(backend: Backend) {
     assert!(!after.contains(&orphan));
     assert!(after.iter().all(|key| is_compacted_key(key)), "{after:?}");
     assert_consistent(&engine, "garbage collection").await;
+    for (partition, expected) in written.iter().enumerate() {
+        assert_eq!(
+            &read_partition(&engine, "graced", partition as i32, 0).await,
+            expected
+        );
+    }
+    engine.shutdown().await;
+}
+
+/// An engine whose clock moves only when the test moves it, starting at
+/// the system's time (tombstones and object last-modified times are the
+/// metadata store's and the object store's own clocks).
+fn start_with_manual_clock(backend: &Backend) -> (StorageEngine, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::starting_at(SystemClock.now_ms()));
+    let engine = StorageEngine::start_with_clock(
+        backend.metadata.clone(),
+        backend.storage.clone(),
+        eager_config(),
+        clock.clone(),
+    );
+    (engine, clock)
+}
+
+async fn retention_by_time_follows_the_engine_clock(backend: Backend) {
+    let (engine, clock) = start_with_manual_clock(&backend);
+    let hour = Duration::from_secs(3600);
+    let config = TopicConfig::from_pairs([("retention.ms", &*hour.as_millis().to_string())])
+        .expect("config");
+    engine
+        .create_topic(NewTopic::new("timed", 1).with_config(config))
+        .await
+        .expect("create");
+    let producer = engine.producer();
+    // Five records now and five 59 minutes later, each its own flush and
+    // each stamped by the producer with the clock's time.
+    let start = clock.now_ms();
+    for round in 0..2 {
+        for i in 0..5 {
+            let sent = producer
+                .send(ProducerRecord::new("timed", format!("{round}-{i}")).partition(0))
+                .await
+                .expect("send");
+            assert_eq!(sent.timestamp, clock.now_ms());
+        }
+        if round == 0 {
+            let report = engine.enforce_retention().await.expect("retention");
+            assert_eq!(report.partitions_truncated, 0, "nothing is old yet");
+            clock.advance(Duration::from_secs(59 * 60));
+            let report = engine.enforce_retention().await.expect("retention");
+            assert_eq!(
+                report.partitions_truncated, 0,
+                "59 minutes are within an hour"
+            );
+        }
+    }
+    let segments = backend
+        .metadata
+        .list_segments("timed", 0, 0, 100)
+        .await
+        .expect("list");
+    assert!(segments.len() >= 2, "{segments:?}");
+
+    // Two minutes on, the first five are past the hour; the rest are not.
+    clock.advance(Duration::from_secs(120));
+    let report = engine.enforce_retention().await.expect("retention");
+    assert_eq!(report.partitions_truncated, 1, "{report:?}");
+    assert!(report.segments_deleted >= 1, "{report:?}");
+    assert_consistent(&engine, "retention by the clock").await;
+    let info = engine.partition_info("timed", 0).await.expect("info");
+    assert_eq!((info.log_start_offset, info.high_watermark), (5, 10));
+    let rest = read_partition(&engine, "timed", 0, 5).await;
+    assert_eq!(
+        rest.iter().map(|r| r.timestamp).collect::<Vec<_>>(),
+        [start + 59 * 60_000; 5]
+    );
+    match engine.read("timed", 0, 0, 100, 1 << 20).await {
+        Err(StorageError::OffsetOutOfRange {
+            log_start_offset, ..
+        }) => assert_eq!(log_start_offset, 5),
+        other => panic!("expected OffsetOutOfRange, got {other:?}"),
+    }
+
+    // Another hour, and everything is past it.
+    clock.advance(hour);
+    let report = engine.enforce_retention().await.expect("retention");
+    assert_eq!(report.partitions_truncated, 1, "{report:?}");
+    let info = engine.partition_info("timed", 0).await.expect("info");
+    assert_eq!((info.log_start_offset, info.high_watermark), (10, 10));
+    assert_consistent(&engine, "retention of everything").await;
+    engine.shutdown().await;
+}
+
+async fn garbage_collection_grace_follows_the_engine_clock(backend: Backend) {
+    let (engine, clock) = start_with_manual_clock(&backend);
+    engine
+        .create_topic(NewTopic::new("graced", 2))
+        .await
+        .expect("create");
+    let written = small_flushes_two(&engine).await;
+    let orphan = backend.storage.key("batches/orphan.bin");
+    backend
+        .storage
+        .store()
+        .put(
+            &Path::from(orphan.as_str()),
+            PutPayload::from_static(b"never committed"),
+        )
+        .await
+        .expect("put orphan");
+    // Compaction tombstones the replaced flush objects.
+    engine
+        .compact(&compact_everything())
+        .await
+        .expect("compact");
+    let mut before = object_keys(&backend).await;
+    before.sort();
+    assert!(
+        before
+            .iter()
+            .any(|key| !is_compacted_key(key) && *key != orphan),
+        "{before:?}"
+    );
+
+    let grace = Duration::from_secs(600);
+    for (step, note) in [
+        (Duration::ZERO, "just tombstoned"),
+        (Duration::from_secs(540), "nine minutes on"),
+    ] {
+        clock.advance(step);
+        let gc = engine.collect_garbage(grace, grace).await.expect("gc");
+        assert_eq!(
+            (gc.tombstoned_deleted, gc.orphans_deleted),
+            (0, 0),
+            "{note}: {gc:?}"
+        );
+        let mut now = object_keys(&backend).await;
+        now.sort();
+        assert_eq!(now, before, "{note}");
+    }
+    assert!(
+        engine
+            .orphan_objects(grace)
+            .await
+            .expect("orphans")
+            .is_empty(),
+        "the orphan is within the grace period"
+    );
+
+    // Two more minutes: eleven since, past the ten-minute grace period.
+    clock.advance(Duration::from_secs(120));
+    let orphans = engine.orphan_objects(grace).await.expect("orphans");
+    assert_eq!(
+        orphans
+            .iter()
+            .map(|meta| meta.location.to_string())
+            .collect::<Vec<_>>(),
+        std::slice::from_ref(&orphan)
+    );
+    let gc = engine.collect_garbage(grace, grace).await.expect("gc");
+    assert!(
+        gc.orphans_deleted == 1 && gc.tombstoned_deleted >= 1,
+        "{gc:?}"
+    );
+    let after = object_keys(&backend).await;
+    assert!(!after.contains(&orphan));
+    assert!(after.iter().all(|key| is_compacted_key(key)), "{after:?}");
+    assert_consistent(&engine, "garbage collection past the grace period").await;
     for (partition, expected) in written.iter().enumerate() {
         assert_eq!(
             &read_partition(&engine, "graced", partition as i32, 0).await,

@@ -13,6 +13,7 @@ use bytes::Bytes;
 use common::{Backend, at_offset, numbered_record, test_config};
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload};
+use streamhouse_core::clock::ManualClock;
 use streamhouse_core::{Record, TopicConfig};
 use streamhouse_metadata::NewTopic;
 use streamhouse_storage::segment::batch::read_toc;
@@ -33,6 +34,7 @@ on_every_backend!(
     corrupt_object_gives_typed_error,
     deleted_topic_is_gone,
     offsets_by_timestamp,
+    times_come_from_the_engine_clock,
 );
 
 fn engine(backend: &Backend, config: StorageConfig) -> StorageEngine {
@@ -623,5 +625,88 @@ async fn offsets_by_timestamp(backend: Backend) {
     assert_eq!(lookup(7_001).await, Some((4, 9_000)));
     assert_eq!(lookup(8_500).await, Some((4, 9_000)));
     assert_eq!(lookup(9_001).await, None);
+    engine.shutdown().await;
+}
+
+/// Default producer timestamps, LogAppendTime stamps and segment creation
+/// times are all the engine clock's time.
+async fn times_come_from_the_engine_clock(backend: Backend) {
+    const START: i64 = 1_700_000_000_000;
+    let clock = Arc::new(ManualClock::starting_at(START));
+    let engine = StorageEngine::start_with_clock(
+        backend.metadata.clone(),
+        backend.storage.clone(),
+        test_config(),
+        clock.clone(),
+    );
+    assert_eq!(engine.clock().now_ms(), START);
+    engine
+        .create_topic(NewTopic::new("created", 1))
+        .await
+        .expect("create topic");
+    let stamped =
+        TopicConfig::from_pairs([("message.timestamp.type", "LogAppendTime")]).expect("config");
+    engine
+        .create_topic(NewTopic::new("appended", 1).with_config(stamped))
+        .await
+        .expect("create topic");
+
+    let sent = engine
+        .producer()
+        .send(ProducerRecord::new("created", "no timestamp"))
+        .await
+        .expect("send");
+    assert_eq!(sent.timestamp, START);
+    let kept = engine
+        .producer()
+        .send(ProducerRecord::new("created", "own timestamp").timestamp(42))
+        .await
+        .expect("send");
+    assert_eq!(kept.timestamp, 42);
+
+    clock.advance(Duration::from_secs(90));
+    engine
+        .append(
+            "appended",
+            0,
+            vec![Record::new(42, Bytes::from_static(b"v"))],
+        )
+        .await
+        .expect("append");
+
+    let created = engine
+        .read("created", 0, 0, 10, 1 << 20)
+        .await
+        .expect("read");
+    assert_eq!(
+        created
+            .records
+            .iter()
+            .map(|r| r.timestamp)
+            .collect::<Vec<_>>(),
+        [START, 42]
+    );
+    let appended = engine
+        .read("appended", 0, 0, 10, 1 << 20)
+        .await
+        .expect("read");
+    assert_eq!(
+        appended
+            .records
+            .iter()
+            .map(|r| r.timestamp)
+            .collect::<Vec<_>>(),
+        [START + 90_000],
+        "LogAppendTime stamps the clock's time"
+    );
+    let segments = backend
+        .metadata
+        .list_segments("appended", 0, 0, 10)
+        .await
+        .expect("list");
+    assert_eq!(
+        segments.iter().map(|s| s.created_at).collect::<Vec<_>>(),
+        [START + 90_000]
+    );
     engine.shutdown().await;
 }

@@ -11,16 +11,11 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use streamhouse_core::clock::Clock;
+
 use super::classic::GroupState;
 use super::{GroupCoordinator, GroupError};
 use crate::cluster::Cluster;
-
-/// Milliseconds since the epoch, the clock of `CommittedOffset::committed_at`.
-fn wall_clock_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
 
 impl GroupCoordinator {
     /// Whether an OffsetCommit from `member_id` at `generation` may commit.
@@ -62,10 +57,12 @@ impl GroupCoordinator {
         &self,
         store: Arc<dyn GroupOffsets>,
         cluster: Cluster,
+        clock: Arc<dyn Clock>,
         stop: CancellationToken,
     ) -> JoinHandle<()> {
         self.run_offset_expiry(
             store,
+            clock,
             move |group| cluster.is_me(&cluster.coordinator(group)),
             stop,
         )
@@ -77,6 +74,7 @@ impl GroupCoordinator {
     fn run_offset_expiry(
         &self,
         store: Arc<dyn GroupOffsets>,
+        clock: Arc<dyn Clock>,
         coordinates: impl Fn(&str) -> bool + Send + Sync + 'static,
         stop: CancellationToken,
     ) -> JoinHandle<()> {
@@ -98,7 +96,7 @@ impl GroupCoordinator {
                     store.as_ref(),
                     &coordinates,
                     Instant::now(),
-                    wall_clock_ms(),
+                    clock.now_ms(),
                 );
                 tokio::select! {
                     _ = stop.cancelled() => return,

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use sqlx::{Database, Executor, IntoArguments, Pool, Transaction};
+use streamhouse_core::clock::Clock;
 use tokio::sync::broadcast;
 
 use crate::error::{MetadataError, Result};
@@ -44,6 +45,10 @@ pub(crate) trait Backend: Send + Sync + std::fmt::Debug + 'static {
     const BACKEND: &'static str;
 
     fn pool(&self) -> &Pool<Self::Db>;
+
+    /// The wall clock stored times (creation, commit and tombstone times)
+    /// are read from.
+    fn clock(&self) -> &dyn Clock;
 
     /// Starts a transaction that will write, taking whatever lock the
     /// backend needs up front.

@@ -19,20 +19,12 @@ mod segments;
 mod sqlite;
 mod topics;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 pub(crate) use assign::{BatchMeta, KEPT_BATCHES, ProducerKey, ProducerState, assign_offsets};
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 pub(crate) const PING: &str = "SELECT 1";
-
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
 
 pub(crate) fn limit_to_i64(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)

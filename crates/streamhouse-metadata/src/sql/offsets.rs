@@ -79,7 +79,7 @@ where
                 reason: "must not be empty".into(),
             });
         }
-        let now = super::now_ms();
+        let now = self.clock().now_ms();
         let mut tx = self.begin_write(OP).await?;
         for commit in offsets {
             let exists: i64 = sqlx::query_scalar(PARTITION_EXISTS)

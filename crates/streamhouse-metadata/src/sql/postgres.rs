@@ -16,6 +16,7 @@ use async_trait::async_trait;
 use sqlx::Pool;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
+use streamhouse_core::clock::{Clock, SystemClock};
 use tokio::sync::broadcast;
 
 use super::backend::Backend;
@@ -38,6 +39,8 @@ pub struct PostgresStore {
     /// Commit notices, from this process's commits and, through LISTEN,
     /// from every agent's.
     notices: broadcast::Sender<CommitNotice>,
+    /// Where stored times come from.
+    clock: Arc<dyn Clock>,
     /// The NOTIFY channel, one per schema so that stores in different
     /// schemas of one database do not hear each other.
     channel: Arc<str>,
@@ -81,9 +84,17 @@ impl PostgresStore {
         Ok(Self {
             pool,
             notices: broadcast::Sender::new(NOTICE_CAPACITY),
+            clock: Arc::new(SystemClock),
             channel: Arc::from(channel_for(&schema)),
             listening: Arc::new(AtomicBool::new(false)),
         })
+    }
+
+    /// Reads stored times (creation, commit and tombstone times) from
+    /// `clock` instead of the system's wall clock.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The connection pool, for components that need PostgreSQL-specific
@@ -105,6 +116,10 @@ impl Backend for PostgresStore {
 
     fn notices(&self) -> &broadcast::Sender<CommitNotice> {
         &self.notices
+    }
+
+    fn clock(&self) -> &dyn Clock {
+        self.clock.as_ref()
     }
 
     async fn begin_write(&self, operation: &'static str) -> Result<Transaction<'static, Postgres>> {

@@ -124,7 +124,7 @@ where
 {
     async fn allocate_producer_id(&self) -> crate::Result<i64> {
         sqlx::query_scalar::<S::Db, i64>(INSERT_PRODUCER_ID)
-            .bind(super::now_ms())
+            .bind(self.clock().now_ms())
             .fetch_one(self.pool())
             .await
             .map_err(|e| crate::MetadataError::from_sqlx("allocate producer id", e))

@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -16,6 +17,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{Sqlite, Transaction};
+use streamhouse_core::clock::{Clock, SystemClock};
 use tokio::sync::broadcast;
 
 use super::backend::Backend;
@@ -42,6 +44,8 @@ pub struct SqliteStore {
     /// Commit notices; one process owns an SQLite file, so in-process
     /// delivery reaches every reader.
     notices: broadcast::Sender<CommitNotice>,
+    /// Where stored times come from.
+    clock: Arc<dyn Clock>,
 }
 
 impl SqliteStore {
@@ -98,7 +102,15 @@ impl SqliteStore {
         Ok(Self {
             pool,
             notices: broadcast::Sender::new(NOTICE_CAPACITY),
+            clock: Arc::new(SystemClock),
         })
+    }
+
+    /// Reads stored times (creation, commit and tombstone times) from
+    /// `clock` instead of the system's wall clock.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Parses a URL into options without connecting; used to validate
@@ -125,6 +137,10 @@ impl Backend for SqliteStore {
 
     fn notices(&self) -> &broadcast::Sender<CommitNotice> {
         &self.notices
+    }
+
+    fn clock(&self) -> &dyn Clock {
+        self.clock.as_ref()
     }
 
     async fn begin_write(&self, operation: &'static str) -> Result<Transaction<'static, Sqlite>> {

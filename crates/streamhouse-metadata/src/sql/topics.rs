@@ -134,7 +134,7 @@ where
             topic_id: uuid::Uuid::new_v4().to_string(),
             partition_count,
             config: topic.config,
-            created_at: super::now_ms(),
+            created_at: self.clock().now_ms(),
         };
         let mut tx = self.begin_write(OP).await?;
         let inserted = sqlx::query(INSERT_TOPIC)
@@ -223,7 +223,7 @@ where
         const OP: &str = "delete topic";
         let mut tx = self.begin_write(OP).await?;
         sqlx::query(TOMBSTONE_TOPIC)
-            .bind(super::now_ms())
+            .bind(self.clock().now_ms())
             .bind(name)
             .execute(&mut *tx)
             .await
@@ -367,7 +367,7 @@ where
             })?
             .into();
         sqlx::query(TOMBSTONE_BELOW)
-            .bind(super::now_ms())
+            .bind(self.clock().now_ms())
             .bind(topic)
             .bind(partition)
             .bind(info.log_start_offset)

@@ -55,7 +55,7 @@ fn plan_appends(
     topic: &Topic,
     request: ProduceRequest,
 ) -> Result<BTreeMap<i32, PartitionAppend>, ApiError> {
-    let now = now_ms();
+    let now = state.engine.clock().now_ms();
     let name = &topic.name;
     let max_message_bytes = usize::try_from(topic.config.max_message_bytes()).unwrap_or(usize::MAX);
     let mut plan: BTreeMap<i32, PartitionAppend> = BTreeMap::new();
@@ -280,10 +280,4 @@ fn render(result: ReadResult, offset: i64, requested: Encoding) -> ConsumeRespon
         log_start_offset: result.log_start_offset,
         next_offset,
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

@@ -2,8 +2,9 @@
 //! and read paths between them.
 //!
 //! Settings ([`StorageConfig`]) are plain values; components (the metadata
-//! store and the object storage) are passed in, so tests can hand in a
-//! fault-injecting store or an isolated database.
+//! store, the object storage and the clock) are passed in, so tests can
+//! hand in a fault-injecting store, an isolated database or a clock they
+//! move by hand.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +22,7 @@ mod offsets;
 mod topics;
 
 use crate::cache::{CacheStats, SegmentCache};
+use crate::clock::{Clock, SystemClock};
 use crate::consumer::{Consumer, ConsumerConfig};
 use crate::error::{Result, StorageError};
 use crate::flusher::{self, FlushTargets};
@@ -84,6 +86,7 @@ pub(crate) struct EngineInner {
     tasks: Mutex<Vec<JoinHandle<()>>>,
     max_partitions: usize,
     partitioner: Partitioner,
+    clock: Arc<dyn Clock>,
 }
 
 impl Drop for EngineInner {
@@ -109,14 +112,28 @@ impl std::fmt::Debug for StorageEngine {
 }
 
 impl StorageEngine {
-    /// Starts the engine's background tasks on the current Tokio runtime.
+    /// Starts the engine's background tasks on the current Tokio runtime,
+    /// reading time from the system's clock.
     pub fn start(
         metadata: Arc<dyn MetadataStore>,
         storage: ObjectStorage,
         config: StorageConfig,
     ) -> Self {
+        Self::start_with_clock(metadata, storage, config, Arc::new(SystemClock))
+    }
+
+    /// Like [`start`](Self::start), reading every time the engine needs
+    /// from `clock`: record and segment timestamps, retention cutoffs,
+    /// tombstone and orphan ages, job leases and index TTLs.
+    pub fn start_with_clock(
+        metadata: Arc<dyn MetadataStore>,
+        storage: ObjectStorage,
+        config: StorageConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         let cache = SegmentCache::new(config.cache_bytes);
-        let index = Arc::new(SegmentIndex::new(metadata.clone(), config.index));
+        let index =
+            Arc::new(SegmentIndex::new(metadata.clone(), config.index).with_clock(clock.clone()));
         let watermarks = Arc::new(Watermarks::new(metadata.clone(), config.watermark_ttl));
         let write = Arc::new(WriteShared::new(config.flush.clone()));
         let cancel = CancellationToken::new();
@@ -130,6 +147,7 @@ impl StorageEngine {
                 index: index.clone(),
                 watermarks: watermarks.clone(),
                 commits: commits.clone(),
+                clock: clock.clone(),
             },
             cancel.clone(),
         );
@@ -152,6 +170,7 @@ impl StorageEngine {
                 tasks: Mutex::new(vec![flush_loop, committer, notices]),
                 max_partitions: config.max_partitions,
                 partitioner: Partitioner::new(),
+                clock,
             }),
         }
     }
@@ -170,6 +189,12 @@ impl StorageEngine {
 
     pub(crate) fn metadata(&self) -> &Arc<dyn MetadataStore> {
         &self.inner.metadata
+    }
+
+    /// The clock the engine reads time from; front-ends stamp records and
+    /// heartbeats with it too.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
     }
 
     /// The registry of live agents, for cluster membership.
@@ -294,7 +319,7 @@ impl StorageEngine {
         wait: Duration,
         stamp: bool,
     ) -> Result<PendingAppend> {
-        let append_time = stamp.then(crate::clock::now_ms);
+        let append_time = stamp.then(|| self.inner.clock.now_ms());
         if let Some(time) = append_time {
             for record in &mut records {
                 record.timestamp = time;
@@ -385,7 +410,12 @@ impl StorageEngine {
     /// A small metadata write transaction, recorded like a flush's commit,
     /// so that a streak of failed commits can end while nothing is produced.
     pub async fn probe_commit(&self) -> Result<()> {
-        health::probe_commit(self.inner.metadata.as_ref(), &self.inner.commits).await
+        health::probe_commit(
+            self.inner.metadata.as_ref(),
+            &self.inner.commits,
+            self.inner.clock.as_ref(),
+        )
+        .await
     }
 
     /// Records buffered and not yet handed to a flush.
@@ -413,7 +443,13 @@ impl StorageEngine {
     /// happened (an agent died between upload and commit). They are never
     /// read as data; garbage collection may delete them.
     pub async fn orphan_objects(&self, grace: Duration) -> Result<Vec<object_store::ObjectMeta>> {
-        crate::orphans::find(&self.inner.storage, self.inner.metadata.as_ref(), grace).await
+        crate::orphans::find(
+            &self.inner.storage,
+            self.inner.metadata.as_ref(),
+            grace,
+            self.inner.clock.as_ref(),
+        )
+        .await
     }
 
     /// One compaction pass over every partition (the background job runs
@@ -463,6 +499,7 @@ impl StorageEngine {
             storage: self.inner.storage.clone(),
             index: self.inner.index.clone(),
             watermarks: self.inner.watermarks.clone(),
+            clock: self.inner.clock.clone(),
         }
     }
 

@@ -42,7 +42,6 @@ use super::{
     DEFAULT_COMPACTION_SEGMENT, DEFAULT_COMPACTION_SPAN, DEFAULT_COMPACTION_TARGET,
     DEFAULT_COMPRESSION, JobContext, is_compacted_key,
 };
-use crate::clock::now_ms;
 use crate::error::{Result, StorageError};
 use crate::segment::{Compression, SegmentError, SegmentReader, SegmentWriter};
 
@@ -118,7 +117,7 @@ pub(crate) async fn compact_all(
 ) -> Result<CompactionReport> {
     let mut report = CompactionReport::default();
     for topic in ctx.metadata.list_topics().await? {
-        let now = now_ms();
+        let now = ctx.clock.now_ms();
         let mut planned: Vec<(i32, Vec<SegmentInfo>)> = Vec::new();
         for partition in 0..topic.partition_count {
             if cancel.is_cancelled() {
@@ -348,7 +347,7 @@ async fn compact_run(
         bucket: ctx.storage.bucket().to_string(),
         key: key.clone(),
         segments,
-        created_at: now_ms(),
+        created_at: ctx.clock.now_ms(),
     };
     // Past the deadline, garbage collection may count the upload as an
     // orphan; never point a row at it then.

@@ -28,7 +28,6 @@ use streamhouse_metadata::StorageStats;
 use tokio_util::sync::CancellationToken;
 
 use super::JobContext;
-use crate::clock::now_ms;
 use crate::error::{Result, StorageError};
 
 /// What one garbage collection pass did.
@@ -94,7 +93,7 @@ pub(crate) async fn collect(
 ) -> Result<GcReport> {
     let mut report = GcReport::default();
     let grace_ms = i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
-    let cutoff = now_ms().saturating_sub(grace_ms);
+    let cutoff = ctx.clock.now_ms().saturating_sub(grace_ms);
     let bucket = ctx.storage.bucket().to_string();
     let store = ctx.storage.store();
     loop {
@@ -129,9 +128,14 @@ pub(crate) async fn collect(
     }
     let orphans = match schedule {
         None => {
-            crate::orphans::scan(&ctx.storage, ctx.metadata.as_ref(), orphan_age)
-                .await?
-                .orphans
+            crate::orphans::scan(
+                &ctx.storage,
+                ctx.metadata.as_ref(),
+                orphan_age,
+                ctx.clock.as_ref(),
+            )
+            .await?
+            .orphans
         }
         Some(schedule) => {
             // Stats read before the listing: a change during the scan makes
@@ -139,8 +143,13 @@ pub(crate) async fn collect(
             let stats = ctx.metadata.storage_stats().await?;
             let now = Instant::now();
             if schedule.due(&stats, now) {
-                let scan =
-                    crate::orphans::scan(&ctx.storage, ctx.metadata.as_ref(), orphan_age).await?;
+                let scan = crate::orphans::scan(
+                    &ctx.storage,
+                    ctx.metadata.as_ref(),
+                    orphan_age,
+                    ctx.clock.as_ref(),
+                )
+                .await?;
                 // Orphans deleted below change nothing the stats count.
                 schedule.scanned(stats, scan.young_unreferenced, now);
                 scan.orphans

@@ -29,6 +29,7 @@ use std::time::Duration;
 use streamhouse_metadata::MetadataStore;
 use tokio_util::sync::CancellationToken;
 
+use crate::clock::Clock;
 use crate::object_storage::ObjectStorage;
 use crate::segment::Compression;
 use crate::segment_index::SegmentIndex;
@@ -47,6 +48,8 @@ pub(crate) struct JobContext {
     pub storage: ObjectStorage,
     pub index: Arc<SegmentIndex>,
     pub watermarks: Arc<Watermarks>,
+    /// Retention cutoffs, tombstone and orphan ages, lease times.
+    pub clock: Arc<dyn Clock>,
 }
 
 /// Whether `key` (a full object key) holds one compacted segment rather

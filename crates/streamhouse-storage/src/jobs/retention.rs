@@ -12,7 +12,6 @@ use streamhouse_metadata::{MetadataError, PartitionInfo, SegmentInfo, Topic};
 use tokio_util::sync::CancellationToken;
 
 use super::JobContext;
-use crate::clock::now_ms;
 use crate::error::{Result, StorageError};
 
 /// What one retention pass did.
@@ -33,7 +32,7 @@ pub(crate) async fn enforce_all(
     cancel: &CancellationToken,
 ) -> Result<RetentionReport> {
     let mut report = RetentionReport::default();
-    let now = now_ms();
+    let now = ctx.clock.now_ms();
     for topic in ctx.metadata.list_topics().await? {
         if topic.config.retention_ms().is_none() && topic.config.retention_bytes().is_none() {
             continue;

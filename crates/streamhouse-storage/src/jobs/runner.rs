@@ -15,7 +15,6 @@ use super::{
     CompactionConfig, DEFAULT_GC_GRACE, DEFAULT_JOB_INTERVAL, JobContext, MIN_ORPHAN_AGE,
     compaction, gc, retention,
 };
-use crate::clock::now_ms;
 use crate::error::Result;
 
 /// Settings of the background jobs.
@@ -144,7 +143,7 @@ async fn job_loop<F, Fut>(
             () = cancel.cancelled() => break,
             () = tokio::time::sleep(interval) => {}
         }
-        let now = now_ms();
+        let now = ctx.clock.now_ms();
         held = match ctx
             .metadata
             .acquire_lease(job, &config.holder, now, now.saturating_add(ttl_ms))
@@ -179,7 +178,7 @@ async fn job_loop<F, Fut>(
                 metrics::counter!("streamhouse_job_runs_total", "job" => job, "outcome" => "ok")
                     .increment(1);
                 metrics::gauge!("streamhouse_job_last_success_timestamp_seconds", "job" => job)
-                    .set(now_ms() as f64 / 1000.0);
+                    .set(ctx.clock.now_ms() as f64 / 1000.0);
             }
             Err(error) => {
                 metrics::counter!("streamhouse_job_runs_total", "job" => job, "outcome" => "error")
@@ -209,7 +208,7 @@ async fn renew(
             () = run_cancel.cancelled() => return,
             () = tokio::time::sleep(ttl / 3) => {}
         }
-        let now = now_ms();
+        let now = ctx.clock.now_ms();
         match ctx
             .metadata
             .acquire_lease(job, &holder, now, now.saturating_add(ttl_ms))

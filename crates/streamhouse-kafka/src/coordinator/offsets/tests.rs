@@ -190,7 +190,12 @@ async fn the_expiry_timer_removes_offsets_of_empty_groups() {
     };
     // Alone in the cluster, this agent coordinates every group.
     let cluster = Cluster::new(store.clone(), me, Duration::from_secs(10));
-    let timer = coordinator.start_offset_expiry(store.clone(), cluster, stop.clone());
+    let timer = coordinator.start_offset_expiry(
+        store.clone(),
+        cluster,
+        Arc::new(streamhouse_core::clock::SystemClock),
+        stop.clone(),
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     while !offsets(store.as_ref(), "abandoned").await.is_empty() {
         assert!(Instant::now() < deadline, "offsets did not expire");
