@@ -306,23 +306,24 @@ async fn compact_run(
     };
     let started = Instant::now();
     let store = ctx.storage.store();
-    let mut output = CompactionOutput::new(config, first.base_offset, run_bytes(run));
+    // Decoding and re-encoding a run is CPU work (seconds for a large
+    // run): it runs on a blocking thread, so that the agent's request
+    // handling never waits behind it.
+    let mut rows = Vec::with_capacity(run.len());
     for row in run {
-        let bytes = slice_input(inputs, row)?;
-        let reader = SegmentReader::new(bytes)?.with_base_offset(row.base_offset);
-        let mut count: i64 = 0;
-        for record in reader.iter_from(row.base_offset) {
-            output.append(&record?)?;
-            count += 1;
-        }
-        if count != row.record_count {
-            return Err(StorageError::Segment(SegmentError::Corrupt {
-                what: "segment record count differs from its metadata row",
-                position: 0,
-            }));
-        }
+        rows.push((slice_input(inputs, row)?, row.base_offset, row.record_count));
     }
-    let (encoded, segments) = output.finish(last.end_offset)?;
+    let (base_offset, end_offset) = (first.base_offset, last.end_offset);
+    let (input_bytes, rewrite_config) = (run_bytes(run), config.clone());
+    let (encoded, segments) = tokio::task::spawn_blocking(move || {
+        rewrite(&rewrite_config, base_offset, end_offset, input_bytes, rows)
+    })
+    .await
+    .unwrap_or_else(|error| match error.try_into_panic() {
+        Ok(panic) => std::panic::resume_unwind(panic),
+        // The runtime is shutting down.
+        Err(_) => Err(StorageError::ShuttingDown),
+    })?;
     let key = ctx.storage.key(&format!(
         "{topic}/{partition}/seg_{:020}-{}.bin",
         first.base_offset,
@@ -478,6 +479,33 @@ impl CompactionOutput {
 }
 
 /// One row's segment bytes out of the fetched spans.
+/// Decodes a run's segments (bytes, base offset, record count of each row)
+/// and encodes their records into the compacted object.
+fn rewrite(
+    config: &CompactionConfig,
+    base_offset: i64,
+    end_offset: i64,
+    input_bytes: u64,
+    rows: Vec<(Bytes, i64, i64)>,
+) -> Result<(Bytes, Vec<ReplacementSegment>)> {
+    let mut output = CompactionOutput::new(config, base_offset, input_bytes);
+    for (bytes, row_base, record_count) in rows {
+        let reader = SegmentReader::new(bytes)?.with_base_offset(row_base);
+        let mut count: i64 = 0;
+        for record in reader.iter_from(row_base) {
+            output.append(&record?)?;
+            count += 1;
+        }
+        if count != record_count {
+            return Err(StorageError::Segment(SegmentError::Corrupt {
+                what: "segment record count differs from its metadata row",
+                position: 0,
+            }));
+        }
+    }
+    output.finish(end_offset)
+}
+
 fn slice_input(inputs: &HashMap<String, (u64, Bytes)>, row: &SegmentInfo) -> Result<Bytes> {
     let missing = || {
         StorageError::Segment(SegmentError::Corrupt {
