@@ -43,11 +43,14 @@ struct PartitionAppend {
 
 pub(crate) async fn handle(broker: &Arc<Broker>, request: ProduceRequest, version: i16) -> Reply {
     let acks = request.acks;
-    // How long the appends may wait for buffer space: the request's own
-    // timeout, after which the client gives up on it anyway.
+    // How long the appends may wait for buffer space: half the request's
+    // own timeout, so that an append admitted late still has the other
+    // half to be flushed and committed before the client gives up on the
+    // request (and, without idempotence, sends its records again).
     // A client's 2^31-1 ms is cut to MAX_WAIT: a waiting produce holds its
     // share of the request memory budget.
-    let wait = Duration::from_millis(u64::try_from(request.timeout_ms).unwrap_or(0)).min(MAX_WAIT);
+    let wait =
+        Duration::from_millis(u64::try_from(request.timeout_ms).unwrap_or(0) / 2).min(MAX_WAIT);
     let mut topics: Vec<(TopicName, Vec<PartitionAppend>)> = Vec::new();
     let refuse = if !matches!(acks, -1..=1) {
         Some((
