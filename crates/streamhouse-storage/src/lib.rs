@@ -38,7 +38,7 @@ pub use consumer::{ConsumedRecord, Consumer, ConsumerConfig, OffsetReset};
 pub use engine::{StorageConfig, StorageEngine};
 pub use error::{Result, StorageError};
 pub use health::{WriteHealth, WriteOutcomes};
-pub use long_poll::CommitWait;
+pub use long_poll::{CommitWait, REFRESHES_PER_POLL, REMOTE_COMMIT_POLL};
 pub use object_storage::{ObjectStorage, ObjectStoreStats};
 pub use partitioner::{murmur2, partition_for_key};
 pub use producer::{Producer, ProducerRecord, RecordMetadata};

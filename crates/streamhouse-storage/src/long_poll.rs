@@ -24,12 +24,19 @@ use crate::reader::ReadResult;
 /// While a long poll waits, how often stale watermarks are re-read from
 /// the metadata store (a watermark is re-read only once its cached value
 /// is older than the engine's `watermark_ttl`, whoever asks).
-pub(crate) const REMOTE_COMMIT_POLL: Duration = Duration::from_millis(500);
+pub const REMOTE_COMMIT_POLL: Duration = Duration::from_millis(500);
+
+/// Watermarks one wait re-reads per [`REMOTE_COMMIT_POLL`], in turn: a
+/// fetch naming thousands of partitions must not turn into thousands of
+/// metadata queries a second.
+pub const REFRESHES_PER_POLL: usize = 16;
 
 /// A wait on the high watermarks of some partitions.
 pub struct CommitWait {
     engine: StorageEngine,
     watches: Vec<(TopicPartition, watch::Receiver<PartitionInfo>)>,
+    /// Where the next refresh starts among `watches`.
+    next_refresh: usize,
 }
 
 impl std::fmt::Debug for CommitWait {
@@ -53,6 +60,7 @@ impl CommitWait {
         Self {
             engine: engine.clone(),
             watches,
+            next_refresh: 0,
         }
     }
 
@@ -83,19 +91,23 @@ impl CommitWait {
                     return true;
                 }
                 None if Instant::now() >= deadline => return false,
-                None => self.refresh_stale().await,
+                None => self.refresh_some().await,
             }
         }
     }
 
-    /// Re-reads the watermarks whose cached value is stale; a change is
+    /// Re-reads up to [`REFRESHES_PER_POLL`] of the watched watermarks,
+    /// taking turns, each only if its cached value is stale; a change is
     /// published to the watches, which the next wait sees.
-    async fn refresh_stale(&self) {
-        for (tp, _) in &self.watches {
+    async fn refresh_some(&mut self) {
+        let count = self.watches.len().min(REFRESHES_PER_POLL);
+        for i in 0..count {
+            let (tp, _) = &self.watches[(self.next_refresh + i) % self.watches.len()];
             if let Err(error) = self.engine.partition_info(&tp.topic, tp.partition).await {
                 tracing::debug!(%error, %tp, "long poll: watermark refresh failed");
             }
         }
+        self.next_refresh = (self.next_refresh + count) % self.watches.len().max(1);
     }
 }
 

@@ -13,9 +13,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use common::{Backend, numbered_record, test_config};
 use object_store::ObjectStore;
+use streamhouse_core::TopicConfig;
 use streamhouse_metadata::{
-    CommitNotice, FlushCommit, LayeredStore, MetadataError, MetadataStore, NewTopic, SegmentInfo,
-    SegmentLog, SegmentOutcome, SegmentReplacement, StorageStats,
+    CommitNotice, FlushCommit, LayeredStore, MetadataError, MetadataStore, NewTopic, PartitionInfo,
+    SegmentInfo, SegmentLog, SegmentOutcome, SegmentReplacement, StorageStats, Topic, TopicCatalog,
+    TopicDescription,
 };
 use streamhouse_storage::testing::FaultInjectingStore;
 use streamhouse_storage::{FlushConfig, StorageConfig, StorageEngine, StorageError};
@@ -27,6 +29,7 @@ on_every_backend!(
     flushes_behind_a_failed_flush_fail_too,
     two_engines_never_assign_an_offset_twice,
     a_waiting_reader_wakes_when_another_engine_commits,
+    a_long_poll_over_many_partitions_rereads_a_few_watermarks_per_poll,
 );
 
 fn faulty(backend: &Backend) -> (Arc<FaultInjectingStore>, streamhouse_storage::ObjectStorage) {
@@ -391,4 +394,107 @@ async fn a_waiting_reader_wakes_when_another_engine_commits(backend: Backend) {
     );
     reader.shutdown().await;
     writer.shutdown().await;
+}
+
+/// A topic catalog that counts watermark reads (`get_partition`).
+#[derive(Debug)]
+struct CountingPartitionReads {
+    inner: Arc<dyn MetadataStore>,
+    reads: AtomicU64,
+}
+
+#[async_trait]
+impl TopicCatalog for CountingPartitionReads {
+    async fn create_topic(&self, topic: NewTopic) -> streamhouse_metadata::Result<Topic> {
+        self.inner.create_topic(topic).await
+    }
+    async fn list_topics(&self) -> streamhouse_metadata::Result<Vec<Topic>> {
+        self.inner.list_topics().await
+    }
+    async fn get_topic(&self, name: &str) -> streamhouse_metadata::Result<Topic> {
+        self.inner.get_topic(name).await
+    }
+    async fn describe_topic(&self, name: &str) -> streamhouse_metadata::Result<TopicDescription> {
+        self.inner.describe_topic(name).await
+    }
+    async fn delete_topic(&self, name: &str) -> streamhouse_metadata::Result<()> {
+        self.inner.delete_topic(name).await
+    }
+    async fn add_partitions(&self, topic: &str, total: i64) -> streamhouse_metadata::Result<Topic> {
+        self.inner.add_partitions(topic, total).await
+    }
+    async fn get_partition(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> streamhouse_metadata::Result<PartitionInfo> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        self.inner.get_partition(topic, partition).await
+    }
+    async fn update_topic_config(
+        &self,
+        name: &str,
+        config: TopicConfig,
+    ) -> streamhouse_metadata::Result<Topic> {
+        self.inner.update_topic_config(name, config).await
+    }
+    async fn truncate_partition(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+    ) -> streamhouse_metadata::Result<PartitionInfo> {
+        self.inner
+            .truncate_partition(topic, partition, offset)
+            .await
+    }
+}
+
+/// A long poll re-reads stale watermarks to notice other agents' commits
+/// whose notices were lost; a fetch naming many partitions re-reads only a
+/// few of them per poll, in turn, so one client cannot make an agent query
+/// the metadata store for every partition of the cluster twice a second.
+async fn a_long_poll_over_many_partitions_rereads_a_few_watermarks_per_poll(backend: Backend) {
+    const PARTITIONS: i32 = 200;
+    let counting = Arc::new(CountingPartitionReads {
+        inner: backend.metadata.clone(),
+        reads: AtomicU64::new(0),
+    });
+    let metadata =
+        Arc::new(LayeredStore::new(backend.metadata.clone()).with_topics(counting.clone()));
+    let config = StorageConfig {
+        // Every cached watermark is stale at every poll.
+        watermark_ttl: Duration::ZERO,
+        ..test_config()
+    };
+    let engine = StorageEngine::start(metadata, backend.storage.clone(), config);
+    engine
+        .create_topic(NewTopic::new("wide", i64::from(PARTITIONS)))
+        .await
+        .expect("create topic");
+    let partitions: Vec<(&str, i32)> = (0..PARTITIONS).map(|p| ("wide", p)).collect();
+    let mut wait = engine.commit_wait(&partitions).await;
+    let before = counting.reads.load(Ordering::SeqCst);
+    let polls = 4;
+    let deadline = tokio::time::Instant::now()
+        + streamhouse_storage::REMOTE_COMMIT_POLL * polls
+        + Duration::from_millis(100);
+    assert!(
+        !wait.changed(deadline).await,
+        "{}: nothing was committed",
+        backend.name
+    );
+    let reads = counting.reads.load(Ordering::SeqCst) - before;
+    let bound = u64::from(polls) * streamhouse_storage::REFRESHES_PER_POLL as u64;
+    assert!(
+        reads <= bound,
+        "{}: {reads} watermark reads in {polls} polls over {PARTITIONS} partitions (at most {bound})",
+        backend.name
+    );
+    assert!(
+        reads > 0,
+        "{}: the poll re-reads watermarks at all",
+        backend.name
+    );
+    engine.shutdown().await;
 }
