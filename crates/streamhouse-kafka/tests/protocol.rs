@@ -27,6 +27,7 @@ on_every_backend!(
     pipelined_produce_keeps_order_and_shares_flushes,
     acks_zero_gets_no_response_but_is_stored,
     long_poll_fetch_wakes_on_commit,
+    a_fetch_asking_to_wait_forever_waits_at_most_30_seconds,
     fetch_honours_byte_limits,
     bad_frames_close_only_their_connection,
 );
@@ -345,6 +346,62 @@ async fn long_poll_fetch_wakes_on_commit(server: &TestServer) {
     assert_eq!(code, 0);
     assert!(values.is_empty());
     assert!(started.elapsed() >= Duration::from_millis(250));
+}
+
+/// `max_wait_ms` of 2^31-1 (what some clients send for "forever") is cut
+/// to 30 s: the fetch answers empty then, and the connection serves other
+/// requests meanwhile.
+async fn a_fetch_asking_to_wait_forever_waits_at_most_30_seconds(server: &TestServer) {
+    server
+        .engine
+        .create_topic(NewTopic::new("forever", 1))
+        .await
+        .expect("topic");
+    server
+        .engine
+        .create_topic(NewTopic::new("forever-other", 1))
+        .await
+        .expect("topic");
+    let mut client = Client::connect(server.addr).await;
+    let started = Instant::now();
+    let correlation = client
+        .send(
+            ApiKey::Fetch,
+            11,
+            fetch_request("forever", 0, i32::MAX, 1, 1 << 20, 1 << 20),
+        )
+        .await;
+    // Another client is served while the fetch waits.
+    let mut other = Client::connect(server.addr).await;
+    let (code, _) = produced(
+        other
+            .call(
+                ApiKey::Produce,
+                9,
+                produce("forever-other", 0, batch(&[b"x"], Compression::None), -1),
+            )
+            .await,
+    );
+    assert_eq!(
+        code, 0,
+        "{}: the other client's produce is stored",
+        server.name
+    );
+    let (received, response) =
+        tokio::time::timeout(Duration::from_secs(40), client.receive(ApiKey::Fetch, 11))
+            .await
+            .expect("the fetch answered within 40 s")
+            .expect("fetch");
+    let elapsed = started.elapsed();
+    assert_eq!(received, correlation);
+    let (code, hw, values) = fetched(response);
+    assert_eq!((code, hw), (0, 0));
+    assert!(values.is_empty());
+    assert!(
+        (Duration::from_secs(29)..Duration::from_secs(35)).contains(&elapsed),
+        "{}: a fetch asking to wait 2^31-1 ms answered after {elapsed:?}, not 30 s",
+        server.name
+    );
 }
 
 async fn fetch_honours_byte_limits(server: &TestServer) {
