@@ -48,4 +48,10 @@ pub enum ValidationError {
     },
     #[error("unknown topic config {key}")]
     UnknownConfig { key: String },
+    #[error("invalid principal {text:?}: expected TYPE:NAME, e.g. User:alice")]
+    InvalidPrincipal { text: String },
+    #[error("invalid ACL binding: {reason}")]
+    InvalidAcl { reason: String },
+    #[error("invalid user name {name:?}: {reason}")]
+    InvalidUserName { name: String, reason: &'static str },
 }

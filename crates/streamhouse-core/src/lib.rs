@@ -9,6 +9,7 @@
 pub mod clock;
 mod error;
 mod record;
+pub mod security;
 mod topic;
 
 pub use error::{ErrorKind, ValidationError};

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use streamhouse_storage::StorageEngine;
+use streamhouse_storage::security::Caller;
 use tokio::sync::Semaphore;
 
 use crate::cluster::{Agent, Cluster};
@@ -36,6 +37,10 @@ pub(crate) struct RequestContext {
     pub(crate) client_id: String,
     pub(crate) client_host: String,
     pub(crate) version: i16,
+    /// The connection's principal and the client's address, for
+    /// authorization.
+    #[allow(dead_code)]
+    pub(crate) caller: Caller,
 }
 
 impl Broker {

@@ -49,6 +49,9 @@ fn validation_error(error: &ValidationError) -> ResponseError {
         ValidationError::InvalidConfigValue { .. } | ValidationError::UnknownConfig { .. } => {
             ResponseError::InvalidConfig
         }
+        ValidationError::InvalidPrincipal { .. }
+        | ValidationError::InvalidAcl { .. }
+        | ValidationError::InvalidUserName { .. } => ResponseError::InvalidRequest,
     }
 }
 

@@ -19,6 +19,7 @@ use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use parking_lot::Mutex;
 use streamhouse_storage::StorageEngine;
+use streamhouse_storage::security::{Caller, Principal};
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
@@ -356,6 +357,7 @@ async fn handle_frame(
             .unwrap_or_default(),
         client_host: peer.ip().to_string(),
         version,
+        caller: Caller::new(Principal::anonymous(), peer.ip().to_string()),
     };
     let mut body = request.body;
     // A Fetch answer is capped (fetch.max.bytes) and its size reserved

@@ -35,7 +35,7 @@ mod writer;
 
 pub use cache::CacheStats;
 pub use consumer::{ConsumedRecord, Consumer, ConsumerConfig, OffsetReset};
-pub use engine::{StorageConfig, StorageEngine};
+pub use engine::{ScramUser, SecurityConfig, StorageConfig, StorageEngine};
 pub use error::{Result, StorageError};
 pub use health::{WriteHealth, WriteOutcomes};
 pub use long_poll::{CommitWait, REFRESHES_PER_POLL, REMOTE_COMMIT_POLL};
@@ -49,6 +49,7 @@ pub use writer::{AppendResult, FlushConfig, PendingAppend};
 
 /// The metadata values the engine's callers see, so that front-ends depend
 /// on the engine alone.
+pub use streamhouse_core::security;
 pub use streamhouse_metadata::{
     AgentInfo, ClusterRegistry, CommittedOffset, GroupOffsets, MetadataError, NewTopic,
     OffsetCommit, PartitionInfo, ProducerBatch, SegmentInfo, StorageStats, Topic, TopicDescription,

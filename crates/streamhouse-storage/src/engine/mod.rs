@@ -19,7 +19,10 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 mod offsets;
+mod security;
 mod topics;
+
+pub use security::{ScramUser, SecurityConfig};
 
 use crate::cache::{CacheStats, SegmentCache};
 use crate::clock::{Clock, SystemClock};
