@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Kafka client compatibility suites: tests/clients (pytest) drives a real
 # `streamhouse serve` with real clients — kcat (Debian's librdkafka),
-# confluent-kafka (current librdkafka) and kafka-python — once on the
+# confluent-kafka (current librdkafka), kafka-python and KafkaJS — once on the
 # embedded default (SQLite + a local directory) and once on PostgreSQL + S3.
 # Tests marked `cluster` (several agents sharing PostgreSQL + S3, and
 # backend outages: test_cluster.py, test_outages.py) run only in the second
@@ -61,7 +61,7 @@ _cs_ensure_venv() {
     local stamp
     stamp=$(_cs_venv_stamp)
     if [ -x "$_CS_VENV/bin/python" ] && [ "$(cat "$_CS_VENV/.requirements-stamp" 2>/dev/null)" = "$stamp" ] &&
-        "$_CS_VENV/bin/python" -c 'import confluent_kafka, kafka, pytest' 2>/dev/null; then
+        "$_CS_VENV/bin/python" -c 'import confluent_kafka, cryptography, kafka, pytest' 2>/dev/null; then
         sh_log "reusing the client virtualenv $_CS_VENV"
         return 0
     fi
@@ -217,6 +217,7 @@ sh_run_client_suites() {
     local started=$SECONDS
     _cs_ensure_venv
     sh_ensure_kcat
+    sh_ensure_kafkajs
     _cs_build_server
     _CS_WORKDIR=$(mktemp -d "${TMPDIR:-/tmp}/streamhouse-clients.XXXXXX")
 

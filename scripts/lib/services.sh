@@ -10,6 +10,7 @@
 #   sh_start_s3 WORKDIR          exports AWS_ENDPOINT_URL and AWS_* credentials
 #   sh_create_bucket NAME        creates a bucket and waits until it takes writes
 #   sh_ensure_kcat               installs kcat
+#   sh_ensure_kafkajs            installs KafkaJS (npm) for the client suites
 #   sh_register_cleanup_path P   removes file or directory P at cleanup
 #   sh_at_exit FUNC              runs FUNC at exit, after cleanup
 #   sh_cleanup                   stops what was started (idempotent)

@@ -15,6 +15,7 @@ cluster.
 import os
 import re
 import signal
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -29,7 +30,8 @@ START_TIMEOUT = 60.0
 STOP_TIMEOUT = 45.0
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
-_LISTENING = re.compile(r"(kafka|http) listening on (\S+)")
+# `kafka listening on [PROTOCOL://]HOST:PORT`, one line per listener.
+_LISTENING = re.compile(r"(kafka|http) listening on (?:([A-Za-z_]+)://)?(\S+)")
 
 
 def binary() -> str:
@@ -59,11 +61,16 @@ class StreamHouse:
         environment: dict[str, str] | None = None,
         advertised_host: str | None = None,
         extra_args: list[str] | None = None,
+        listeners: tuple[str, ...] = ("PLAINTEXT",),
+        http_ca: Path | None = None,
     ):
         """`metadata` replaces the runner's metadata URL (a test points it at
         a proxy, say), `environment` adds variables such as AWS_ENDPOINT_URL,
         `advertised_host` is the host Kafka clients are told to use, and
-        `extra_args` are further `serve` flags (limits a test lowers)."""
+        `extra_args` are further `serve` flags (limits a test lowers).
+        `listeners` are the security protocols of its Kafka listeners (the
+        first one is `bootstrap`); `http_ca` makes the HTTP API https,
+        trusted through that CA certificate."""
         self.data_dir = data_dir
         self.log_path = log_path
         self.agent_id = agent_id
@@ -72,18 +79,28 @@ class StreamHouse:
         self.extra_environment = dict(environment or {})
         self.advertised_host = advertised_host
         self.extra_args = list(extra_args or [])
-        self.kafka_port = 0
+        self.listeners = {protocol: 0 for protocol in listeners}
         self.http_port = 0
+        self.http_ca = http_ca
         self.process: subprocess.Popen | None = None
         self._log_offset = 0
+
+    @property
+    def kafka_port(self) -> int:
+        """The port of the first listener."""
+        return next(iter(self.listeners.values()))
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.kafka_port}"
 
+    def bootstrap_for(self, protocol: str) -> str:
+        return f"127.0.0.1:{self.listeners[protocol]}"
+
     @property
     def http_url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
+        scheme = "https" if self.http_ca else "http"
+        return f"{scheme}://127.0.0.1:{self.http_port}"
 
     def _command(self) -> list[str]:
         command = [
@@ -91,8 +108,11 @@ class StreamHouse:
             "serve",
             "--data-dir",
             str(self.data_dir),
-            "--kafka-listen",
-            f"127.0.0.1:{self.kafka_port}",
+            *(
+                argument
+                for protocol, port in self.listeners.items()
+                for argument in ("--kafka-listen", f"{protocol}://127.0.0.1:{port}")
+            ),
             "--http-listen",
             f"127.0.0.1:{self.http_port}",
         ]
@@ -156,18 +176,23 @@ class StreamHouse:
                 env=self._environment(),
                 cwd=self.data_dir,
             )
-        addresses: dict[str, str] = {}
-        while len(addresses) < 2:
+        kafka: dict[str, int] = {}
+        http = None
+        while http is None or len(kafka) < len(self.listeners):
             if self.process.poll() is not None:
                 return False
-            for kind, address in _LISTENING.findall(self.log_since(self._log_offset)):
-                addresses[kind] = address
+            for kind, protocol, address in _LISTENING.findall(self.log_since(self._log_offset)):
+                port = int(address.rsplit(":", 1)[1])
+                if kind == "http":
+                    http = port
+                else:
+                    kafka[(protocol or "PLAINTEXT").upper()] = port
             if time.monotonic() > deadline:
                 self.kill()
                 raise AssertionError("streamhouse did not report its listeners\n" + self.log_tail())
             time.sleep(0.05)
-        self.kafka_port = int(addresses["kafka"].rsplit(":", 1)[1])
-        self.http_port = int(addresses["http"].rsplit(":", 1)[1])
+        self.listeners = {protocol: kafka[protocol] for protocol in self.listeners}
+        self.http_port = http
         return True
 
     def _ready(self) -> bool:
@@ -182,11 +207,22 @@ class StreamHouse:
         """The status of GET `path` on the HTTP API; None when nothing answers."""
         return self.http_get(path, timeout)[0]
 
-    def http_get(self, path: str, timeout: float = 10.0) -> tuple[int | None, str]:
-        """(status, body) of GET `path` on the HTTP API; (None, why) when
+    def http_get(
+        self,
+        path: str,
+        timeout: float = 10.0,
+        method: str = "GET",
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int | None, str]:
+        """(status, body) of `method path` on the HTTP API; (None, why) when
         nothing answers."""
+        context = ssl.create_default_context(cafile=str(self.http_ca)) if self.http_ca else None
+        request = urllib.request.Request(
+            self.http_url + path, data=body, method=method, headers=headers or {}
+        )
         try:
-            with urllib.request.urlopen(self.http_url + path, timeout=timeout) as response:
+            with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
                 return response.status, response.read().decode("utf-8", "replace")
         except urllib.error.HTTPError as error:
             return error.code, error.read().decode("utf-8", "replace")

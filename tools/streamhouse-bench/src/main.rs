@@ -43,6 +43,10 @@ pub struct Common {
     /// A name for the system under test, copied into the report.
     #[arg(long, default_value = "broker")]
     pub label: String,
+    /// A librdkafka property for every client, e.g.
+    /// `security.protocol=SASL_SSL`; may be given several times.
+    #[arg(long = "client-config", value_name = "KEY=VALUE")]
+    pub client_config: Vec<String>,
 }
 
 #[derive(clap::Args, Debug, Clone)]

@@ -70,6 +70,12 @@ fn stamp(value: &[u8]) -> Option<(u64, u64, u64)> {
 fn client_config(common: &Common) -> ClientConfig {
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", &common.brokers);
+    for property in &common.client_config {
+        // clap has checked nothing about the value; a property without `=`
+        // is passed with an empty value, and librdkafka names it in its error.
+        let (key, value) = property.split_once('=').unwrap_or((property, ""));
+        config.set(key, value);
+    }
     config
 }
 

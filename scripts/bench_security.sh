@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# What security costs: produce (acks=all) and consume from the start with
+# tools/streamhouse-bench (librdkafka) against one binary on the same
+# PostgreSQL and S3 server, once over PLAINTEXT with no authentication or
+# authorizer, once over SASL_SSL (TLS 1.3, SCRAM-SHA-512) with the ACL
+# authorizer on and the client's user granted its topic and group by ACLs
+# (not a super user, so every request is checked). The two alternate for
+# BENCH_ROUNDS rounds so that drift of the shared machine falls on both.
+# Also the cost of a login: SCRAM-SHA-512 logins per second over SASL_SSL.
+#
+#   scripts/bench_security.sh [BINARY]     (default: a release build)
+#   BENCH_RECORDS=200000 BENCH_ROUNDS=2 scripts/bench_security.sh
+#
+# Prints one line per run, the medians and the SASL_SSL/PLAINTEXT ratios;
+# the JSON reports stay in target/bench-security/.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+REPO_ROOT=$(pwd)
+# shellcheck source-path=SCRIPTDIR source=lib/services.sh
+source scripts/lib/services.sh
+# shellcheck source-path=SCRIPTDIR source=lib/bench_agents.sh
+source scripts/lib/bench_agents.sh
+sh_install_cleanup_trap
+
+RECORDS="${BENCH_RECORDS:-200000}"
+RECORD_SIZE="${BENCH_RECORD_SIZE:-1024}"
+PARTITIONS="${BENCH_PARTITIONS:-16}"
+ROUNDS="${BENCH_ROUNDS:-2}"
+OUT="$REPO_ROOT/target/bench-security"
+mkdir -p "$OUT"
+rm -f "$OUT"/*.json
+
+if [ $# -ge 1 ]; then
+    STREAMHOUSE=$(realpath "$1")
+    STREAMCTL="$(dirname "$STREAMHOUSE")/streamctl"
+else
+    cargo build --quiet --release --bin streamhouse --bin streamctl
+    STREAMHOUSE="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release/streamhouse"
+    STREAMCTL="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release/streamctl"
+fi
+(cd tools/streamhouse-bench && cargo build --quiet --release)
+BENCH="$REPO_ROOT/tools/streamhouse-bench/target/release/streamhouse-bench"
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/streamhouse-bench-security.XXXXXX")
+sh_register_cleanup_path "$WORK"
+sh_ensure_postgres
+sh_ensure_weed
+sh_start_s3 "$WORK/s3"
+sh_create_bucket streamhouse-bench-security
+sh_at_exit stop_agents
+
+# A throwaway CA and a server certificate for 127.0.0.1.
+PKI="$WORK/pki"
+mkdir -p "$PKI"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -subj "/CN=bench-ca" -keyout "$PKI/ca.key" -out "$PKI/ca.crt" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=localhost" \
+    -keyout "$PKI/server.key" -out "$PKI/server.csr" 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >"$PKI/ext"
+openssl x509 -req -in "$PKI/server.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" \
+    -CAcreateserial -days 2 -extfile "$PKI/ext" -out "$PKI/server.crt" 2>/dev/null
+
+ADMIN_PASSWORD="bench-admin-$RANDOM$RANDOM"
+BENCH_PASSWORD="bench-user-$RANDOM$RANDOM"
+SASL=(--client-config security.protocol=SASL_SSL --client-config sasl.mechanisms=SCRAM-SHA-512
+    --client-config sasl.username=bench --client-config "sasl.password=$BENCH_PASSWORD"
+    --client-config "ssl.ca.location=$PKI/ca.crt")
+
+run() {
+    local label="$1" round="$2" database kafka http
+    database=$(sh_create_database "streamhouse_bench_security_${label,,}_$round")
+    if [ "$label" = PLAINTEXT ]; then
+        start_agent "$label-$round" --metadata "$database" \
+            --object-store "s3://streamhouse-bench-security/$label-$round"
+        kafka=${AGENT_KAFKA[-1]}
+        "$BENCH" produce --brokers "$kafka" --topic bench --partitions "$PARTITIONS" \
+            --record-size "$RECORD_SIZE" --records "$RECORDS" --label "$label" --verify \
+            >"$OUT/$label-$round-produce.json"
+        "$BENCH" consume --brokers "$kafka" --topic bench --partitions "$PARTITIONS" \
+            --label "$label" >"$OUT/$label-$round-consume.json"
+    else
+        local sasl_port
+        sasl_port=$(sh_free_port)
+        printf '%s\n' "$ADMIN_PASSWORD" | "$STREAMHOUSE" user set admin --password-stdin \
+            --metadata "$database" >/dev/null
+        printf '%s\n' "$BENCH_PASSWORD" | "$STREAMHOUSE" user set bench --password-stdin \
+            --metadata "$database" >/dev/null
+        start_agent "$label-$round" --metadata "$database" \
+            --object-store "s3://streamhouse-bench-security/$label-$round" \
+            --kafka-listen "SASL_SSL://127.0.0.1:$sasl_port" \
+            --tls-cert "$PKI/server.crt" --tls-key "$PKI/server.key" \
+            --authorizer acl --super-users User:admin
+        http=${AGENT_METRICS[-1]%/metrics}
+        for operation in Create Write Read Describe; do
+            STREAMCTL_USER=admin STREAMCTL_PASSWORD="$ADMIN_PASSWORD" "$STREAMCTL" --url "$http" \
+                acl add --allow-principal User:bench --operation "$operation" --topic bench >/dev/null
+        done
+        STREAMCTL_USER=admin STREAMCTL_PASSWORD="$ADMIN_PASSWORD" "$STREAMCTL" --url "$http" \
+            acl add --allow-principal User:bench --operation Read --group '*' >/dev/null
+        kafka="127.0.0.1:$sasl_port"
+        "$BENCH" produce --brokers "$kafka" --topic bench --partitions "$PARTITIONS" \
+            --record-size "$RECORD_SIZE" --records "$RECORDS" --label "$label" --verify "${SASL[@]}" \
+            >"$OUT/$label-$round-produce.json"
+        "$BENCH" consume --brokers "$kafka" --topic bench --partitions "$PARTITIONS" \
+            --label "$label" "${SASL[@]}" >"$OUT/$label-$round-consume.json"
+        if [ "$round" = 1 ]; then
+            logins "$kafka" >"$OUT/logins.json"
+        fi
+    fi
+    stop_agents
+}
+
+# SCRAM-SHA-512 logins over TLS, one after another from 2 processes for 10 s.
+logins() {
+    "$REPO_ROOT/target/client-venv/bin/python" - "$1" "$PKI/ca.crt" "$BENCH_PASSWORD" <<'PY'
+import json, sys, time
+from concurrent.futures import ProcessPoolExecutor
+from confluent_kafka.admin import AdminClient
+
+bootstrap, ca, password = sys.argv[1:4]
+
+def loop(_):
+    done, deadline = 0, time.monotonic() + 10
+    while time.monotonic() < deadline:
+        admin = AdminClient({"bootstrap.servers": bootstrap, "security.protocol": "SASL_SSL",
+                             "sasl.mechanisms": "SCRAM-SHA-512", "sasl.username": "bench",
+                             "sasl.password": password, "ssl.ca.location": ca})
+        admin.list_topics(timeout=10)
+        done += 1
+    return done
+
+with ProcessPoolExecutor(2) as pool:
+    total = sum(pool.map(loop, range(2)))
+print(json.dumps({"logins": total, "seconds": 10, "logins_per_s": total / 10}))
+PY
+}
+
+for round in $(seq 1 "$ROUNDS"); do
+    run PLAINTEXT "$round"
+    run SASL_SSL "$round"
+done
+
+python3 - "$OUT" "$ROUNDS" <<'PY'
+import json, statistics, sys
+out, rounds = sys.argv[1], int(sys.argv[2])
+def figure(label, kind, round_):
+    report = json.load(open(f"{out}/{label}-{round_}-{kind}.json"))["results"]
+    return report["mib_per_s"], report.get("ack_latency_ms", {}).get("p99")
+print(f"{'run':<16}{'produce MiB/s':>15}{'ack p99 ms':>12}{'consume MiB/s':>15}")
+medians = {}
+for label in ("PLAINTEXT", "SASL_SSL"):
+    rows = []
+    for r in range(1, rounds + 1):
+        produce, p99 = figure(label, "produce", r)
+        consume, _ = figure(label, "consume", r)
+        rows.append((produce, p99, consume))
+        print(f"{label + ' #' + str(r):<16}{produce:>15.1f}{(p99 or 0):>12.0f}{consume:>15.1f}")
+    medians[label] = [statistics.median(x[i] or 0 for x in rows) for i in range(3)]
+for label, (produce, p99, consume) in medians.items():
+    print(f"{label + ' median':<16}{produce:>15.1f}{p99:>12.0f}{consume:>15.1f}")
+p, s = medians["PLAINTEXT"], medians["SASL_SSL"]
+print(f"SASL_SSL/PLAINTEXT: produce {s[0] / p[0]:.2f}, consume {s[2] / p[2]:.2f}")
+logins = json.load(open(f"{out}/logins.json"))
+print(f"SCRAM-SHA-512 logins over TLS (2 client processes, 10 s): {logins['logins_per_s']:.0f}/s")
+PY
