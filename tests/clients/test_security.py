@@ -6,6 +6,7 @@ is served."""
 
 import base64
 import json
+import os
 import socket
 import ssl
 import struct
@@ -544,3 +545,30 @@ def test_the_http_api_needs_basic_credentials_and_the_same_acls(secure, pki):
     assert status == 200 and topic in body
     assert secure.http_status("/health") == 200
     assert secure.http_status("/ready") == 200
+
+
+def test_no_secret_appears_in_logs_metrics_or_describe_configs(secure, pki):
+    """Runs last in this module: by now every kind of login, good and bad,
+    has happened."""
+    secrets = [ADMIN[1], ALICE[1], BOB[1], "wrong-password", "whatever-password"]
+    key_body = "".join(
+        line
+        for line in pki.server_key.read_text().splitlines()
+        if line and not line.startswith("-----")
+    )
+    secrets.append(key_body[:40])
+    if os.environ.get("AWS_SECRET_ACCESS_KEY"):
+        secrets.append(os.environ["AWS_SECRET_ACCESS_KEY"])
+    admin = admin_of(secure, pki)
+    broker_id = next(iter(admin.list_topics(timeout=15).brokers))
+    resource = ConfigResource(ConfigResource.Type.BROKER, str(broker_id))
+    described = result_of(admin.describe_configs([resource])[resource])
+    broker_configs = " ".join(f"{k}={v.value}" for k, v in described.items())
+    _, metrics = secure.http_get("/metrics")
+    for name, text in [
+        ("the log", secure.log_since(0)),
+        ("/metrics", metrics),
+        ("DescribeConfigs(BROKER)", broker_configs),
+    ]:
+        leaked = [secret for secret in secrets if secret in text]
+        assert not leaked, f"{name} shows {leaked}"
