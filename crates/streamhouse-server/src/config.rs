@@ -78,6 +78,8 @@ pub struct ServerConfig {
     /// Time an HTTP request body may take after its head.
     pub http_request_timeout: Duration,
     pub http_max_connections: u64,
+    /// `/ready` and `/metrics` need no credentials even when the API does.
+    pub http_open_probes: bool,
     /// Bytes of appends buffered or uploading before produce is refused.
     pub max_unflushed_bytes: u64,
     /// Kafka request bytes being read or waiting, across connections.
@@ -142,6 +144,7 @@ impl Default for ServerConfig {
             http_header_timeout: http.header_timeout,
             http_request_timeout: http.body_timeout,
             http_max_connections: http.max_connections as u64,
+            http_open_probes: crate::http::HttpSecurity::default().open_probes,
             queued_max_request_bytes: kafka.queued_max_request_bytes as u64,
             socket_request_max_bytes: kafka.max_frame_bytes as u64,
             max_uncompressed_batch_factor: kafka.max_uncompressed_batch_factor as u64,

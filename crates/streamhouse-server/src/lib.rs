@@ -46,7 +46,11 @@
 //! (`POST /topics/{name}/records`), consume
 //! (`GET /topics/{name}/partitions/{p}/records`), segment rows
 //! (`GET /topics/{name}/partitions/{p}/segments`) and consumer groups
-//! (`GET /groups`, `GET`/`DELETE /groups/{group}`). Errors are always
+//! (`GET /groups`, `GET`/`DELETE /groups/{group}`), SCRAM users (`GET
+//! /users`, `PUT`/`DELETE /users/{name}`) and ACLs (`GET`/`POST`/`DELETE
+//! /acls`). With a SASL listener or `--authorizer acl`, `/api/v1` needs
+//! HTTP Basic credentials (401 without) and each route the ACL of the
+//! Kafka operation it amounts to (403 without). Errors are always
 //! `{"error":{"code","message"}}`. Record bytes travel as UTF-8 text or
 //! base64 (`"encoding"`); a read that asks for UTF-8 returns any record
 //! whose bytes are not valid UTF-8 in base64, marked by that record's own

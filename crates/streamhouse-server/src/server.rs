@@ -204,7 +204,18 @@ async fn launch(
         failed.clone(),
         "kafka",
     ));
-    let state = AppState::new(engine.clone(), groups.clone(), shutdown.clone(), metrics);
+    let security = http::HttpSecurity {
+        enabled: http_requires_credentials(&config, &engine),
+        open_probes: config.http_open_probes,
+        ..http::HttpSecurity::default()
+    };
+    let state = AppState::new(
+        engine.clone(),
+        groups.clone(),
+        shutdown.clone(),
+        metrics,
+        security,
+    );
     let limits = http::HttpLimits {
         max_body_bytes: config.max_body_bytes,
         max_uri_bytes: to_usize(config.http_max_uri_bytes),
@@ -244,6 +255,13 @@ async fn launch(
         kafka_task: Some(kafka_task),
         http_task: Some(http_task),
     })
+}
+
+/// Whether the HTTP API asks every request for a user's credentials: when
+/// Kafka clients must authenticate (a SASL listener) or are authorized by
+/// ACLs, the HTTP API must not be the way around it.
+fn http_requires_credentials(_config: &ServerConfig, engine: &StorageEngine) -> bool {
+    engine.authorizer_enabled()
 }
 
 /// Finds a missing bucket or an unreadable directory now, with a clear

@@ -133,6 +133,10 @@ settings! {
     HttpMaxConnections: "http_max_connections", "--http-max-connections",
         "STREAMHOUSE_HTTP_MAX_CONNECTIONS", Number, "N", "1024",
         "Open HTTP connections; further ones wait in the listen backlog";
+    HttpOpenProbes: "http_open_probes", "--http-open-probes", "STREAMHOUSE_HTTP_OPEN_PROBES",
+        Bool, "BOOL", "true",
+        "Serve /ready and /metrics without credentials when the HTTP API requires them (any \
+         SASL listener or --authorizer acl); /health is always open";
     CompactionTargetBytes: "compaction_target_bytes", "--compaction-target-bytes",
         "STREAMHOUSE_COMPACTION_TARGET_BYTES", Number, "N", "67108864",
         "Size a compacted object aims for, at least 1024";
@@ -308,6 +312,7 @@ impl RawSettings {
                         .and_then(|n| at_least(n, 1, "connections"))
                         .map_err(fail)?
                 }
+                Setting::HttpOpenProbes => config.http_open_probes = parse_bool(raw).map_err(fail)?,
                 Setting::CompactionTargetBytes => {
                     config.compaction_target_bytes = bytes_at_least(1 << 10)?
                 }
