@@ -2,29 +2,20 @@
 //! and AlterUserScramCredentials manage them (Describe and Alter on the
 //! cluster).
 //!
-//! The server makes the salt and derives the credential; the password is
+//! The engine makes the salt and derives the credential; the password is
 //! dropped once the credential exists, and is never logged or answered.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use streamhouse_api::{DeleteUserQuery, SetUser, User, UserCredential};
-use streamhouse_core::ValidationError;
-use streamhouse_storage::ScramUser;
-use streamhouse_storage::security::{
-    AclOperation, CLUSTER_NAME, ResourceType, ScramCredential, ScramMechanism,
-};
+use streamhouse_storage::security::{AclOperation, CLUSTER_NAME, ResourceType, ScramMechanism};
+use streamhouse_storage::{DEFAULT_SCRAM_ITERATIONS, ScramUser, validate_user_name};
 
 use super::auth::ApiCaller;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::{ApiError, SharedState};
 
-/// Iterations of a credential set without `iterations`.
-pub(crate) const DEFAULT_ITERATIONS: u32 = 8192;
-/// Bytes of random salt per credential.
-const SALT_BYTES: usize = 32;
-/// Longest user name accepted.
-const MAX_USER_NAME_CHARS: usize = 256;
 /// Longest password accepted; PBKDF2 runs over it once per iteration.
 const MAX_PASSWORD_BYTES: usize = 1024;
 
@@ -70,12 +61,12 @@ pub(crate) async fn set(
         ResourceType::Cluster,
         CLUSTER_NAME,
     )?;
-    check_user_name(&name)?;
+    validate_user_name(&name)?;
     let mechanisms = match request.mechanism.as_deref() {
         Some(text) => vec![mechanism(text)?],
         None => ScramMechanism::ALL.to_vec(),
     };
-    let iterations = request.iterations.unwrap_or(DEFAULT_ITERATIONS);
+    let iterations = request.iterations.unwrap_or(DEFAULT_SCRAM_ITERATIONS);
     if !(ScramMechanism::MIN_ITERATIONS..=ScramMechanism::MAX_ITERATIONS).contains(&iterations) {
         return Err(ApiError::invalid_input(format!(
             "iterations must be between {} and {}",
@@ -91,23 +82,11 @@ pub(crate) async fn set(
             "the password is longer than {MAX_PASSWORD_BYTES} bytes"
         )));
     }
-    let password = request.password;
-    // PBKDF2 costs milliseconds per credential: off the request workers.
-    let credentials = tokio::task::spawn_blocking(move || {
-        mechanisms
-            .into_iter()
-            .map(|mechanism| {
-                let mut salt = [0u8; SALT_BYTES];
-                rand::fill(&mut salt);
-                ScramCredential::from_password(mechanism, password.as_bytes(), &salt, iterations)
-            })
-            .collect::<Vec<_>>()
-    })
-    .await
-    .map_err(|e| ApiError::internal(format!("deriving the credential failed: {e}")))?;
-    for credential in credentials {
-        let mechanism = credential.mechanism;
-        state.engine.set_scram_credential(&name, credential).await?;
+    for mechanism in mechanisms {
+        state
+            .engine
+            .set_password(&name, &request.password, mechanism, iterations)
+            .await?;
         tracing::info!(user = ?name, %mechanism, iterations, by = %caller.principal(), "scram credential set over http");
     }
     let stored = state
@@ -165,22 +144,4 @@ fn mechanism(text: &str) -> Result<ScramMechanism, ApiError> {
             "unknown mechanism {text:?}: expected SCRAM-SHA-256 or SCRAM-SHA-512"
         ))
     })
-}
-
-/// Names a principal can carry (`User:NAME`) and a log line can show.
-fn check_user_name(name: &str) -> Result<(), ValidationError> {
-    let invalid = |reason| ValidationError::InvalidUserName {
-        name: name.to_owned(),
-        reason,
-    };
-    if name.is_empty() {
-        return Err(invalid("it is empty"));
-    }
-    if name.chars().count() > MAX_USER_NAME_CHARS {
-        return Err(invalid("it is longer than 256 characters"));
-    }
-    if name.chars().any(char::is_control) {
-        return Err(invalid("it contains a control character"));
-    }
-    Ok(())
 }
