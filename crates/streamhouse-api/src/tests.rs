@@ -276,9 +276,8 @@ fn set_user_is_strict_and_never_shows_its_password() {
     assert_eq!(set.iterations, None);
     let debug = format!("{set:?}");
     assert!(!debug.contains("s3cret"), "{debug}");
-    let full: SetUser =
-        parse(r#"{"password":"p","mechanism":"SCRAM-SHA-512","iterations":8192}"#)
-            .unwrap_or_else(|e| panic!("{e}"));
+    let full: SetUser = parse(r#"{"password":"p","mechanism":"SCRAM-SHA-512","iterations":8192}"#)
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(full.mechanism.as_deref(), Some("SCRAM-SHA-512"));
     assert_eq!(full.iterations, Some(8192));
     assert!(parse::<SetUser>(r#"{"pasword":"p"}"#).is_err());

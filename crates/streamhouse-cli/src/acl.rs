@@ -64,7 +64,10 @@ impl Resources {
         };
         let mut resources = named(ResourceType::Topic, &self.topics);
         resources.extend(named(ResourceType::Group, &self.groups));
-        resources.extend(named(ResourceType::TransactionalId, &self.transactional_ids));
+        resources.extend(named(
+            ResourceType::TransactionalId,
+            &self.transactional_ids,
+        ));
         if self.cluster {
             resources.push((ResourceType::Cluster, CLUSTER_NAME.to_owned()));
         }
@@ -109,11 +112,13 @@ fn parse_principal(text: &str) -> Result<String, String> {
 }
 
 fn parse_operation(text: &str) -> Result<AclOperation, String> {
-    text.parse().map_err(|e: streamhouse_core::ValidationError| e.to_string())
+    text.parse()
+        .map_err(|e: streamhouse_core::ValidationError| e.to_string())
 }
 
 fn parse_pattern(text: &str) -> Result<PatternType, String> {
-    text.parse().map_err(|e: streamhouse_core::ValidationError| e.to_string())
+    text.parse()
+        .map_err(|e: streamhouse_core::ValidationError| e.to_string())
 }
 
 pub(crate) async fn run(
@@ -155,7 +160,11 @@ fn show(acls: &[Acl], output: OutputFormat, verb: &str, none: &str) -> Result<()
         OutputFormat::Json => print_json(acls),
         OutputFormat::Table if acls.is_empty() => print_line(none),
         OutputFormat::Table => {
-            let noun = if acls.len() == 1 { "binding" } else { "bindings" };
+            let noun = if acls.len() == 1 {
+                "binding"
+            } else {
+                "bindings"
+            };
             print_line(format!(
                 "{verb} {} ACL {noun}:\n{}",
                 acls.len(),
@@ -203,7 +212,9 @@ fn bindings(args: &AclArgs) -> Result<Vec<Acl>> {
         .resource_pattern_type
         .unwrap_or(PatternType::Literal);
     if !matches!(pattern, PatternType::Literal | PatternType::Prefixed) {
-        bail!("--resource-pattern-type: ACLs are added with `literal` or `prefixed`, not `{pattern}`");
+        bail!(
+            "--resource-pattern-type: ACLs are added with `literal` or `prefixed`, not `{pattern}`"
+        );
     }
     let operations = if args.operations.is_empty() {
         vec![AclOperation::All]
@@ -239,9 +250,7 @@ fn resource_filters(resources: &Resources) -> Vec<AclFilter> {
     let list = resources.list();
     if list.is_empty() {
         return vec![AclFilter {
-            pattern_type: resources
-                .resource_pattern_type
-                .map(|p| p.name().to_owned()),
+            pattern_type: resources.resource_pattern_type.map(|p| p.name().to_owned()),
             ..AclFilter::default()
         }];
     }
@@ -350,7 +359,10 @@ mod tests {
         };
         let acls = bindings(&args).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(acls.len(), 8);
-        assert!(acls.iter().all(|a| a.host == "*" && a.pattern_type == "Literal"));
+        assert!(
+            acls.iter()
+                .all(|a| a.host == "*" && a.pattern_type == "Literal")
+        );
         assert!(acls.iter().any(|a| a.principal == "User:bob"
             && a.permission == "Deny"
             && a.operation == "DescribeConfigs"

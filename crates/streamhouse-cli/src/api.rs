@@ -11,8 +11,8 @@ use std::time::Duration;
 use anyhow::Result;
 use streamhouse_api::{
     Acl, AclFilter, ConsumeResponse, CreateTopic, Encoding, GroupDetail, GroupListing,
-    ProduceRecord, ProduceRequest, ProduceResponse, SegmentRow, SetUser, StoredOffset,
-    TopicDetail, TopicSummary, User,
+    ProduceRecord, ProduceRequest, ProduceResponse, SegmentRow, SetUser, StoredOffset, TopicDetail,
+    TopicSummary, User,
 };
 
 use crate::client::ApiClient;
@@ -139,7 +139,8 @@ impl ApiClient {
     }
 
     pub(crate) async fn set_user(&self, name: &str, request: &SetUser) -> Result<User> {
-        self.put(self.endpoint(&["users", name], &[]), request).await
+        self.put(self.endpoint(&["users", name], &[]), request)
+            .await
     }
 
     /// Deletes one credential of `name`, or all of them.

@@ -46,9 +46,9 @@ impl fmt::Display for HttpError {
                 "; give a StreamHouse user with --user NAME (or STREAMCTL_USER) and its \
                  password in STREAMCTL_PASSWORD",
             ),
-            StatusCode::FORBIDDEN => f.write_str(
-                "; an administrator can grant it with `streamctl acl add`",
-            ),
+            StatusCode::FORBIDDEN => {
+                f.write_str("; an administrator can grant it with `streamctl acl add`")
+            }
             _ => Ok(()),
         }
     }
@@ -263,8 +263,12 @@ impl ApiClient {
 fn read_ca_certificates(path: &Path) -> Result<Vec<reqwest::Certificate>> {
     let pem = std::fs::read(path)
         .with_context(|| format!("--ca-cert: cannot read {}", path.display()))?;
-    let certificates = reqwest::Certificate::from_pem_bundle(&pem)
-        .map_err(|e| anyhow!("--ca-cert: {} is not a PEM certificate file: {e}", path.display()))?;
+    let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+        anyhow!(
+            "--ca-cert: {} is not a PEM certificate file: {e}",
+            path.display()
+        )
+    })?;
     if certificates.is_empty() {
         bail!("--ca-cert: {} holds no PEM certificate", path.display());
     }

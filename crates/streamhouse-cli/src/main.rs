@@ -114,7 +114,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     // Built per command rather than up front, so that `inspect`, which needs
     // no server, is not refused for a bad --server it does not use.
     let (server, user, ca_cert) = (cli.server, cli.user, cli.ca_cert);
-    let client = || ApiClient::with_options(&server, client_options(user.as_deref(), ca_cert.clone())?);
+    let client =
+        || ApiClient::with_options(&server, client_options(user.as_deref(), ca_cert.clone())?);
     match cli.command {
         Command::Topic(command) => topic::run(&client()?, command, output).await,
         Command::Produce(args) => produce::run(&client()?, args, output).await,

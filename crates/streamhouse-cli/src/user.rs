@@ -81,7 +81,9 @@ pub(crate) async fn run(
             let mechanism = mechanism.map(|m| m.to_ascii_uppercase());
             client.delete_user(&name, mechanism.as_deref()).await?;
             match output {
-                OutputFormat::Json => print_json(&json!({ "deleted": name, "mechanism": mechanism })),
+                OutputFormat::Json => {
+                    print_json(&json!({ "deleted": name, "mechanism": mechanism }))
+                }
                 OutputFormat::Table => match mechanism {
                     Some(mechanism) => print_line(format!(
                         "Deleted the {mechanism} credential of user {name:?}."

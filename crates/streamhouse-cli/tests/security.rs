@@ -57,7 +57,10 @@ fn names(users: &Value) -> Vec<String> {
 fn user_set_list_and_delete() -> Result<()> {
     let server = Server::start()?;
     let set = server
-        .run_with_stdin(&["user", "set", "alice", "--password-stdin"], b"alice-secret\n")?
+        .run_with_stdin(
+            &["user", "set", "alice", "--password-stdin"],
+            b"alice-secret\n",
+        )?
         .ok()?;
     assert_eq!(
         set.stdout.trim(),
@@ -88,23 +91,51 @@ fn user_set_list_and_delete() -> Result<()> {
     );
 
     let table = server.run(&["user", "list"])?.ok()?.stdout;
-    for expected in ["USER", "MECHANISM", "ITERATIONS", "alice", "bob", "SCRAM-SHA-256", "4096"] {
-        assert!(table.contains(expected), "{expected:?} missing from\n{table}");
+    for expected in [
+        "USER",
+        "MECHANISM",
+        "ITERATIONS",
+        "alice",
+        "bob",
+        "SCRAM-SHA-256",
+        "4096",
+    ] {
+        assert!(
+            table.contains(expected),
+            "{expected:?} missing from\n{table}"
+        );
     }
     let listed = server.json(&["user", "list"])?;
     assert_eq!(names(&listed), ["alice", "bob"]);
     assert!(!listed.to_string().contains("secret"), "{listed}");
 
     let error = server
-        .run_with_stdin(&["user", "set", "carol", "--password-stdin", "--iterations", "10"], b"pw\n")?
+        .run_with_stdin(
+            &[
+                "user",
+                "set",
+                "carol",
+                "--password-stdin",
+                "--iterations",
+                "10",
+            ],
+            b"pw\n",
+        )?
         .one_line_error()?;
-    assert!(error.contains("iterations") && error.contains("HTTP 400"), "{error}");
+    assert!(
+        error.contains("iterations") && error.contains("HTTP 400"),
+        "{error}"
+    );
     let error = server
         .run_with_stdin(&["user", "set", "carol", "--password-stdin"], b"")?
         .one_line_error()?;
     assert!(error.contains("--password-stdin"), "{error}");
     let usage = server.run(&["user", "set", "carol"])?;
-    assert_eq!(usage.code, Some(2), "--password-stdin is required: {usage:?}");
+    assert_eq!(
+        usage.code,
+        Some(2),
+        "--password-stdin is required: {usage:?}"
+    );
 
     let deleted = server
         .run(&["user", "delete", "alice", "--mechanism", "SCRAM-SHA-256"])?
@@ -170,9 +201,22 @@ fn acl_add_list_and_remove() -> Result<()> {
 
     let all = server.json(&["acl", "list"])?;
     assert_eq!(all.as_array().map(Vec::len), Some(5), "{all}");
-    let table = server.run(&["acl", "list", "--topic", "orders"])?.ok()?.stdout;
-    for expected in ["PRINCIPAL", "User:alice", "Read", "Describe", "orders", "Literal"] {
-        assert!(table.contains(expected), "{expected:?} missing from\n{table}");
+    let table = server
+        .run(&["acl", "list", "--topic", "orders"])?
+        .ok()?
+        .stdout;
+    for expected in [
+        "PRINCIPAL",
+        "User:alice",
+        "Read",
+        "Describe",
+        "orders",
+        "Literal",
+    ] {
+        assert!(
+            table.contains(expected),
+            "{expected:?} missing from\n{table}"
+        );
     }
     assert!(!table.contains("billing"), "{table}");
     let matching = server.json(&[
@@ -183,12 +227,22 @@ fn acl_add_list_and_remove() -> Result<()> {
         "--resource-pattern-type",
         "match",
     ])?;
-    assert_eq!(matching, prefixed, "the prefixed binding applies to payments");
+    assert_eq!(
+        matching, prefixed,
+        "the prefixed binding applies to payments"
+    );
     let bob = server.json(&["acl", "list", "--principal", "User:bob"])?;
     assert_eq!(bob, prefixed);
 
     let error = server
-        .run(&["acl", "add", "--allow-principal", "User:alice", "--operation", "Read"])?
+        .run(&[
+            "acl",
+            "add",
+            "--allow-principal",
+            "User:alice",
+            "--operation",
+            "Read",
+        ])?
         .one_line_error()?;
     assert!(error.contains("--topic"), "{error}");
     let usage = server.run(&["acl", "add", "--allow-principal", "alice", "--topic", "t"])?;
@@ -217,23 +271,23 @@ fn a_secured_server_needs_a_user_and_says_so_in_one_line() -> Result<()> {
     // with the authorizer on the same data.
     let open = Server::start()?;
     for (name, password) in [("admin", "admin-secret"), ("alice", "alice-secret")] {
-        open.run_with_stdin(&["user", "set", name, "--password-stdin"], password.as_bytes())?
-            .ok()?;
+        open.run_with_stdin(
+            &["user", "set", name, "--password-stdin"],
+            password.as_bytes(),
+        )?
+        .ok()?;
     }
     open.run(&["topic", "create", "orders"])?.ok()?;
     let dir = open.stop()?;
-    let server = Server::start_in(
-        dir,
-        &["--authorizer", "acl", "--super-users", "User:admin"],
-    )?;
+    let server = Server::start_in(dir, &["--authorizer", "acl", "--super-users", "User:admin"])?;
 
     let anonymous = run_as(&server, None, &["topic", "list"], b"")?.one_line_error()?;
     assert!(
         anonymous.contains("HTTP 401") && anonymous.contains("--user"),
         "{anonymous}"
     );
-    let wrong = run_as(&server, Some(("alice", "nope")), &["topic", "list"], b"")?
-        .one_line_error()?;
+    let wrong =
+        run_as(&server, Some(("alice", "nope")), &["topic", "list"], b"")?.one_line_error()?;
     assert!(wrong.contains("HTTP 401"), "{wrong}");
     assert!(!wrong.contains("nope"), "{wrong}");
 
@@ -294,7 +348,14 @@ fn a_secured_server_needs_a_user_and_says_so_in_one_line() -> Result<()> {
     }
 
     let missing = streamctl()
-        .args(["--server", server.http.as_str(), "--user", "alice", "topic", "list"])
+        .args([
+            "--server",
+            server.http.as_str(),
+            "--user",
+            "alice",
+            "topic",
+            "list",
+        ])
         .output()?;
     assert_eq!(missing.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&missing.stderr);
@@ -310,11 +371,21 @@ fn an_unreadable_or_empty_ca_cert_is_one_line_naming_the_flag() -> Result<()> {
     for path in [dir.path().join("missing.pem"), empty] {
         let path = path.to_string_lossy().into_owned();
         let run = common::run_streamctl(
-            &["--server", "https://127.0.0.1:1", "--ca-cert", &path, "topic", "list"],
+            &[
+                "--server",
+                "https://127.0.0.1:1",
+                "--ca-cert",
+                &path,
+                "topic",
+                "list",
+            ],
             b"",
         )?;
         let error = run.one_line_error()?;
-        assert!(error.contains("--ca-cert") && error.contains(&path), "{error}");
+        assert!(
+            error.contains("--ca-cert") && error.contains(&path),
+            "{error}"
+        );
     }
     Ok(())
 }

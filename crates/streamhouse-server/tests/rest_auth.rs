@@ -198,7 +198,11 @@ async fn a_wrong_password_or_unknown_user_gets_401_after_a_delay() -> Result<()>
     let t = secured(&[]).await?;
     add_user(&t, ALICE).await?;
     let mut messages = Vec::new();
-    for user in [("alice", "wrong"), ("mallory", "alice-secret"), ("alice", "")] {
+    for user in [
+        ("alice", "wrong"),
+        ("mallory", "alice-secret"),
+        ("alice", ""),
+    ] {
         let started = Instant::now();
         let response = t
             .client
@@ -281,7 +285,9 @@ async fn each_route_needs_the_acl_of_its_kafka_operation() -> Result<()> {
     assert_error(&denied, StatusCode::FORBIDDEN, "authorization_failed");
     let message = denied.1["error"]["message"].as_str().unwrap_or_default();
     assert!(
-        message.contains("User:alice") && message.contains("Describe") && message.contains("orders"),
+        message.contains("User:alice")
+            && message.contains("Describe")
+            && message.contains("orders"),
         "{message}"
     );
     // A topic that does not exist is denied the same way: no existence leak.
@@ -292,7 +298,10 @@ async fn each_route_needs_the_acl_of_its_kafka_operation() -> Result<()> {
     );
 
     grant(&t, "Topic", "orders", "Describe").await?;
-    let (_, detail) = eventually(StatusCode::OK, || get_as(&t, ALICE, "/api/v1/topics/orders")).await?;
+    let (_, detail) = eventually(StatusCode::OK, || {
+        get_as(&t, ALICE, "/api/v1/topics/orders")
+    })
+    .await?;
     assert_eq!(detail["name"], "orders");
 
     let produce = || {
@@ -303,12 +312,20 @@ async fn each_route_needs_the_acl_of_its_kafka_operation() -> Result<()> {
             json!({"records": [{"value": "v"}]}),
         )
     };
-    assert_error(&produce().await?, StatusCode::FORBIDDEN, "authorization_failed");
+    assert_error(
+        &produce().await?,
+        StatusCode::FORBIDDEN,
+        "authorization_failed",
+    );
     grant(&t, "Topic", "orders", "Write").await?;
     eventually(StatusCode::OK, produce).await?;
 
     let consume = || get_as(&t, ALICE, "/api/v1/topics/orders/partitions/0/records");
-    assert_error(&consume().await?, StatusCode::FORBIDDEN, "authorization_failed");
+    assert_error(
+        &consume().await?,
+        StatusCode::FORBIDDEN,
+        "authorization_failed",
+    );
     grant(&t, "Topic", "orders", "Read").await?;
     let (_, read) = eventually(StatusCode::OK, consume).await?;
     assert_eq!(read["records"][0]["value"], "v");
@@ -322,7 +339,11 @@ async fn each_route_needs_the_acl_of_its_kafka_operation() -> Result<()> {
             Some(json!({"retention.ms": "60000"})),
         )
     };
-    assert_error(&patch().await?, StatusCode::FORBIDDEN, "authorization_failed");
+    assert_error(
+        &patch().await?,
+        StatusCode::FORBIDDEN,
+        "authorization_failed",
+    );
     grant(&t, "Topic", "orders", "AlterConfigs").await?;
     eventually(StatusCode::OK, patch).await?;
 
@@ -334,12 +355,28 @@ async fn each_route_needs_the_acl_of_its_kafka_operation() -> Result<()> {
             json!({"name": "alice-topic", "partitions": 1}),
         )
     };
-    assert_error(&create().await?, StatusCode::FORBIDDEN, "authorization_failed");
+    assert_error(
+        &create().await?,
+        StatusCode::FORBIDDEN,
+        "authorization_failed",
+    );
     grant(&t, "Topic", "alice-topic", "Create").await?;
     eventually(StatusCode::CREATED, create).await?;
 
-    let delete = || call(&t, Method::DELETE, "/api/v1/topics/orders", Some(ALICE), None);
-    assert_error(&delete().await?, StatusCode::FORBIDDEN, "authorization_failed");
+    let delete = || {
+        call(
+            &t,
+            Method::DELETE,
+            "/api/v1/topics/orders",
+            Some(ALICE),
+            None,
+        )
+    };
+    assert_error(
+        &delete().await?,
+        StatusCode::FORBIDDEN,
+        "authorization_failed",
+    );
     grant(&t, "Topic", "orders", "Delete").await?;
     eventually(StatusCode::NO_CONTENT, delete).await?;
     t.shutdown().await
@@ -427,16 +464,30 @@ async fn topic_and_group_lists_show_only_what_the_caller_may_describe() -> Resul
         "authorization_failed",
     );
     grant(&t, "Group", "billing", "Describe").await?;
-    let (_, detail) =
-        eventually(StatusCode::OK, || get_as(&t, ALICE, "/api/v1/groups/billing")).await?;
+    let (_, detail) = eventually(StatusCode::OK, || {
+        get_as(&t, ALICE, "/api/v1/groups/billing")
+    })
+    .await?;
     assert_eq!(detail["group"], "billing");
     let (_, groups) = get_as(&t, ALICE, "/api/v1/groups").await?;
     assert_eq!(
         groups,
         json!([{"group": "billing", "state": "Empty", "members": 0}])
     );
-    let delete = || call(&t, Method::DELETE, "/api/v1/groups/billing", Some(ALICE), None);
-    assert_error(&delete().await?, StatusCode::FORBIDDEN, "authorization_failed");
+    let delete = || {
+        call(
+            &t,
+            Method::DELETE,
+            "/api/v1/groups/billing",
+            Some(ALICE),
+            None,
+        )
+    };
+    assert_error(
+        &delete().await?,
+        StatusCode::FORBIDDEN,
+        "authorization_failed",
+    );
     grant(&t, "Group", "billing", "Delete").await?;
     eventually(StatusCode::NO_CONTENT, delete).await?;
     t.shutdown().await
@@ -490,7 +541,11 @@ async fn users_round_trip_over_rest_and_passwords_are_never_answered() -> Result
         ]})
     );
     let (status, topics) = get_as(&t, ALICE, "/api/v1/topics").await?;
-    assert_eq!(status, StatusCode::OK, "alice logs in with her new password: {topics}");
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "alice logs in with her new password: {topics}"
+    );
 
     let (status, user) = put(
         "alice",
@@ -498,19 +553,28 @@ async fn users_round_trip_over_rest_and_passwords_are_never_answered() -> Result
     )
     .await?;
     assert_eq!(status, StatusCode::OK, "{user}");
-    assert_eq!(user["credentials"][1], json!({"mechanism": "SCRAM-SHA-512", "iterations": 4096}));
+    assert_eq!(
+        user["credentials"][1],
+        json!({"mechanism": "SCRAM-SHA-512", "iterations": 4096})
+    );
 
     let (status, users) = get_as(&t, ADMIN, "/api/v1/users").await?;
     assert_eq!(status, StatusCode::OK);
     let text = users.to_string();
-    assert!(text.contains("\"alice\"") && text.contains("\"admin\""), "{text}");
+    assert!(
+        text.contains("\"alice\"") && text.contains("\"admin\""),
+        "{text}"
+    );
     for secret in ["alice-secret", "changed", "admin-secret", "salt", "key"] {
         assert!(!text.contains(secret), "{secret} in {text}");
     }
 
     for (body, what) in [
         (json!({"password": "p", "iterations": 100}), "iterations"),
-        (json!({"password": "p", "iterations": 100_000}), "iterations"),
+        (
+            json!({"password": "p", "iterations": 100_000}),
+            "iterations",
+        ),
         (json!({"password": "p", "mechanism": "MD5"}), "mechanism"),
         (json!({"password": ""}), "password"),
         (json!({"password": "p", "extra": true}), "extra"),
@@ -548,7 +612,11 @@ async fn users_round_trip_over_rest_and_passwords_are_never_answered() -> Result
         "invalid_input",
     );
     let (status, _) = get_as(&t, ("alice", "changed"), "/api/v1/topics").await?;
-    assert_eq!(status, StatusCode::UNAUTHORIZED, "a deleted user cannot log in");
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "a deleted user cannot log in"
+    );
     t.shutdown().await
 }
 
@@ -597,20 +665,26 @@ async fn acls_round_trip_over_rest_with_kafkas_filters() -> Result<()> {
     assert_eq!(alice.as_array().map(Vec::len), Some(2), "{alice}");
     let (_, groups) = list("?resource_type=Group").await?;
     assert_eq!(groups, json!([created.1[2]]));
-    let (_, matching) = list("?resource_type=Topic&resource_name=orders&pattern_type=Match").await?;
+    let (_, matching) =
+        list("?resource_type=Topic&resource_name=orders&pattern_type=Match").await?;
     assert_eq!(
         matching.as_array().map(Vec::len),
         Some(2),
         "literal and prefixed bindings apply to orders: {matching}"
     );
-    let (_, literal) = list("?resource_type=Topic&resource_name=orders&pattern_type=Literal").await?;
+    let (_, literal) =
+        list("?resource_type=Topic&resource_name=orders&pattern_type=Literal").await?;
     assert_eq!(literal.as_array().map(Vec::len), Some(1), "{literal}");
     assert_error(
         &list("?operation=Frobnicate").await?,
         StatusCode::BAD_REQUEST,
         "invalid_input",
     );
-    assert_error(&list("?colour=red").await?, StatusCode::BAD_REQUEST, "invalid_input");
+    assert_error(
+        &list("?colour=red").await?,
+        StatusCode::BAD_REQUEST,
+        "invalid_input",
+    );
 
     for bad in [
         json!([binding("User:alice", "orders", "Match", "Read")]),
@@ -626,7 +700,11 @@ async fn acls_round_trip_over_rest_with_kafkas_filters() -> Result<()> {
         assert_error(&answer, StatusCode::BAD_REQUEST, "invalid_input");
     }
     let (_, unchanged) = list("").await?;
-    assert_eq!(unchanged.as_array().map(Vec::len), Some(3), "a bad request stored nothing");
+    assert_eq!(
+        unchanged.as_array().map(Vec::len),
+        Some(3),
+        "a bad request stored nothing"
+    );
 
     let delete = |query: &str| {
         call(
@@ -642,7 +720,10 @@ async fn acls_round_trip_over_rest_with_kafkas_filters() -> Result<()> {
     assert_eq!(status, StatusCode::OK, "{deleted}");
     assert_eq!(deleted.as_array().map(Vec::len), Some(2), "{deleted}");
     let (_, left) = list("").await?;
-    assert_eq!(left, json!([binding("User:bob", "ord", "Prefixed", "Write")]));
+    assert_eq!(
+        left,
+        json!([binding("User:bob", "ord", "Prefixed", "Write")])
+    );
     let (_, deleted) = delete("?resource_type=Any").await?;
     assert_eq!(deleted.as_array().map(Vec::len), Some(1));
     assert_eq!(list("").await?.1, json!([]));
@@ -677,15 +758,30 @@ async fn the_users_and_acl_endpoints_need_describe_or_alter_on_the_cluster() -> 
         put_bob().await?,
         add_acl().await?,
         call(&t, Method::DELETE, "/api/v1/users/admin", Some(ALICE), None).await?,
-        call(&t, Method::DELETE, "/api/v1/acls?resource_type=Any", Some(ALICE), None).await?,
+        call(
+            &t,
+            Method::DELETE,
+            "/api/v1/acls?resource_type=Any",
+            Some(ALICE),
+            None,
+        )
+        .await?,
     ] {
         assert_error(&answer, StatusCode::FORBIDDEN, "authorization_failed");
     }
     grant(&t, "Cluster", "kafka-cluster", "Describe").await?;
     eventually(StatusCode::OK, || get_as(&t, ALICE, "/api/v1/users")).await?;
     eventually(StatusCode::OK, || get_as(&t, ALICE, "/api/v1/acls")).await?;
-    assert_error(&put_bob().await?, StatusCode::FORBIDDEN, "authorization_failed");
-    assert_error(&add_acl().await?, StatusCode::FORBIDDEN, "authorization_failed");
+    assert_error(
+        &put_bob().await?,
+        StatusCode::FORBIDDEN,
+        "authorization_failed",
+    );
+    assert_error(
+        &add_acl().await?,
+        StatusCode::FORBIDDEN,
+        "authorization_failed",
+    );
     grant(&t, "Cluster", "kafka-cluster", "Alter").await?;
     eventually(StatusCode::OK, put_bob).await?;
     eventually(StatusCode::CREATED, add_acl).await?;

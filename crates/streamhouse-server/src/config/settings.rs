@@ -312,7 +312,9 @@ impl RawSettings {
                         .and_then(|n| at_least(n, 1, "connections"))
                         .map_err(fail)?
                 }
-                Setting::HttpOpenProbes => config.http_open_probes = parse_bool(raw).map_err(fail)?,
+                Setting::HttpOpenProbes => {
+                    config.http_open_probes = parse_bool(raw).map_err(fail)?
+                }
                 Setting::CompactionTargetBytes => {
                     config.compaction_target_bytes = bytes_at_least(1 << 10)?
                 }

@@ -55,7 +55,9 @@ impl Default for HttpSecurity {
 impl HttpSecurity {
     /// Whether `path` is served to anyone, with credentials or not.
     fn is_open(&self, path: &str) -> bool {
-        !self.enabled || path == "/health" || (self.open_probes && matches!(path, "/ready" | "/metrics"))
+        !self.enabled
+            || path == "/health"
+            || (self.open_probes && matches!(path, "/ready" | "/metrics"))
     }
 }
 
@@ -142,7 +144,10 @@ pub(crate) async fn authenticate(
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|info| info.0);
-    let host = peer.map_or_else(|| "unknown".to_owned(), |p| p.ip().to_canonical().to_string());
+    let host = peer.map_or_else(
+        || "unknown".to_owned(),
+        |p| p.ip().to_canonical().to_string(),
+    );
     let principal = if state.security.is_open(request.uri().path()) {
         Principal::anonymous()
     } else {

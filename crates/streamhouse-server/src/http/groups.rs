@@ -79,7 +79,12 @@ pub(crate) async fn describe(
     caller: ApiCaller,
     ApiPath(group): ApiPath<String>,
 ) -> Result<Json<GroupDetail>, ApiError> {
-    caller.require(&state.engine, AclOperation::Describe, ResourceType::Group, &group)?;
+    caller.require(
+        &state.engine,
+        AclOperation::Describe,
+        ResourceType::Group,
+        &group,
+    )?;
     let live = state.groups.describe(&group);
     let mut committed = state.engine.committed_offsets(&group).await?;
     let had_offsets = !committed.is_empty();
@@ -164,7 +169,12 @@ pub(crate) async fn delete(
     caller: ApiCaller,
     ApiPath(group): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(&state.engine, AclOperation::Delete, ResourceType::Group, &group)?;
+    caller.require(
+        &state.engine,
+        AclOperation::Delete,
+        ResourceType::Group,
+        &group,
+    )?;
     let live = state.groups.describe(&group);
     if let Some(live) = &live
         && !live.members.is_empty()

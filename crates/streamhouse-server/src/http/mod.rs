@@ -115,7 +115,10 @@ pub(crate) fn router_with(
             get(groups::describe).delete(groups::delete),
         )
         .route("/users", get(users::list))
-        .route("/users/{name}", axum::routing::put(users::set).delete(users::delete))
+        .route(
+            "/users/{name}",
+            axum::routing::put(users::set).delete(users::delete),
+        )
         .route(
             "/acls",
             get(acls::list).post(acls::create).delete(acls::delete),

@@ -37,7 +37,12 @@ pub(crate) async fn produce(
     ApiPath(name): ApiPath<String>,
     ApiJson(request): ApiJson<ProduceRequest>,
 ) -> Result<Json<ProduceResponse>, ApiError> {
-    caller.require(&state.engine, AclOperation::Write, ResourceType::Topic, &name)?;
+    caller.require(
+        &state.engine,
+        AclOperation::Write,
+        ResourceType::Topic,
+        &name,
+    )?;
     if request.records.is_empty() {
         return Err(ApiError::invalid_input("records must not be empty"));
     }
@@ -204,7 +209,12 @@ pub(crate) async fn consume(
     ApiPath((name, partition)): ApiPath<(String, i32)>,
     ApiQuery(query): ApiQuery<ConsumeQuery>,
 ) -> Result<Json<ConsumeResponse>, ApiError> {
-    caller.require(&state.engine, AclOperation::Read, ResourceType::Topic, &name)?;
+    caller.require(
+        &state.engine,
+        AclOperation::Read,
+        ResourceType::Topic,
+        &name,
+    )?;
     let max_records = bounded(
         "max_records",
         query.max_records,

@@ -67,8 +67,18 @@ pub(crate) async fn create(
     ApiJson(request): ApiJson<CreateTopic>,
 ) -> Result<Response, ApiError> {
     let engine = &state.engine;
-    if !caller.may(engine, AclOperation::Create, ResourceType::Cluster, CLUSTER_NAME) {
-        caller.require(engine, AclOperation::Create, ResourceType::Topic, &request.name)?;
+    if !caller.may(
+        engine,
+        AclOperation::Create,
+        ResourceType::Cluster,
+        CLUSTER_NAME,
+    ) {
+        caller.require(
+            engine,
+            AclOperation::Create,
+            ResourceType::Topic,
+            &request.name,
+        )?;
     }
     validate_topic_name(&request.name)?;
     validate_partition_count(request.partitions)?;
@@ -106,7 +116,12 @@ pub(crate) async fn describe(
     caller: ApiCaller,
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<TopicDetail>, ApiError> {
-    caller.require(&state.engine, AclOperation::Describe, ResourceType::Topic, &name)?;
+    caller.require(
+        &state.engine,
+        AclOperation::Describe,
+        ResourceType::Topic,
+        &name,
+    )?;
     let description = state.engine.describe_topic(&name).await?;
     let topic = description.topic;
     let mut config = topic.config.overrides().clone();
@@ -140,7 +155,12 @@ pub(crate) async fn update_config(
     ApiPath(name): ApiPath<String>,
     ApiJson(changes): ApiJson<BTreeMap<String, Option<String>>>,
 ) -> Result<Json<TopicSummary>, ApiError> {
-    caller.require(&state.engine, AclOperation::AlterConfigs, ResourceType::Topic, &name)?;
+    caller.require(
+        &state.engine,
+        AclOperation::AlterConfigs,
+        ResourceType::Topic,
+        &name,
+    )?;
     let topic = state.engine.load_topic(&name).await?;
     let mut config = topic.config.clone();
     for (key, value) in changes {
@@ -163,7 +183,12 @@ pub(crate) async fn delete(
     caller: ApiCaller,
     ApiPath(name): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(&state.engine, AclOperation::Delete, ResourceType::Topic, &name)?;
+    caller.require(
+        &state.engine,
+        AclOperation::Delete,
+        ResourceType::Topic,
+        &name,
+    )?;
     state.engine.delete_topic(&name).await?;
     tracing::info!(topic = %name, "topic deleted over http");
     Ok(StatusCode::NO_CONTENT)
@@ -201,7 +226,12 @@ pub(crate) async fn segments(
     ApiPath((name, partition)): ApiPath<(String, i32)>,
     ApiQuery(query): ApiQuery<SegmentQuery>,
 ) -> Result<Json<Vec<SegmentRow>>, ApiError> {
-    caller.require(&state.engine, AclOperation::Describe, ResourceType::Topic, &name)?;
+    caller.require(
+        &state.engine,
+        AclOperation::Describe,
+        ResourceType::Topic,
+        &name,
+    )?;
     let limit = query.limit.unwrap_or(DEFAULT_SEGMENT_LIMIT);
     if !(1..=MAX_SEGMENT_LIMIT).contains(&limit) {
         return Err(ApiError::invalid_input(format!(

@@ -123,7 +123,11 @@ pub(crate) async fn delete(
     };
     let mut deleted = false;
     for mechanism in mechanisms {
-        if state.engine.delete_scram_credential(&name, mechanism).await? {
+        if state
+            .engine
+            .delete_scram_credential(&name, mechanism)
+            .await?
+        {
             deleted = true;
             tracing::info!(user = ?name, %mechanism, by = %caller.principal(), "scram credential deleted over http");
         }
