@@ -219,7 +219,7 @@ async fn launch(
         "kafka",
     ));
     let security = http::HttpSecurity {
-        enabled: http_requires_credentials(&config, &engine),
+        enabled: http_requires_credentials(&config),
         open_probes: config.http_open_probes,
         ..http::HttpSecurity::default()
     };
@@ -274,8 +274,8 @@ async fn launch(
 /// Whether the HTTP API asks every request for a user's credentials: when
 /// Kafka clients must authenticate (a SASL listener) or are authorized by
 /// ACLs, the HTTP API must not be the way around it.
-fn http_requires_credentials(_config: &ServerConfig, engine: &StorageEngine) -> bool {
-    engine.authorizer_enabled()
+fn http_requires_credentials(config: &ServerConfig) -> bool {
+    config.authorizer
 }
 
 /// Finds a missing bucket or an unreadable directory now, with a clear
