@@ -13,6 +13,7 @@
 mod encoding;
 mod groups;
 mod records;
+mod security;
 mod topics;
 
 pub use encoding::Encoding;
@@ -21,6 +22,7 @@ pub use records::{
     ConsumeQuery, ConsumeResponse, ConsumedHeader, ConsumedRecord, ProduceHeader, ProduceRecord,
     ProduceRequest, ProduceResponse, StoredOffset,
 };
+pub use security::{Acl, AclFilter, DeleteUserQuery, SetUser, User, UserCredential};
 pub use topics::{
     CreateTopic, PartitionDetail, SegmentQuery, SegmentRow, TopicDetail, TopicSummary,
 };

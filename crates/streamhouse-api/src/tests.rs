@@ -268,3 +268,54 @@ fn group_detail_keeps_its_field_order() {
         r#"{"group":"g","state":"Empty","members":0}"#
     );
 }
+
+#[test]
+fn set_user_is_strict_and_never_shows_its_password() {
+    let set: SetUser = parse(r#"{"password":"s3cret"}"#).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(set.mechanism, None);
+    assert_eq!(set.iterations, None);
+    let debug = format!("{set:?}");
+    assert!(!debug.contains("s3cret"), "{debug}");
+    let full: SetUser = parse(r#"{"password":"p","mechanism":"SCRAM-SHA-512","iterations":8192}"#)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(full.mechanism.as_deref(), Some("SCRAM-SHA-512"));
+    assert_eq!(full.iterations, Some(8192));
+    assert!(parse::<SetUser>(r#"{"pasword":"p"}"#).is_err());
+    assert!(parse::<SetUser>(r#"{"mechanism":"SCRAM-SHA-256"}"#).is_err());
+    let user = User {
+        name: "alice".into(),
+        credentials: vec![UserCredential {
+            mechanism: "SCRAM-SHA-256".into(),
+            iterations: 4096,
+        }],
+    };
+    assert_eq!(
+        json(&user),
+        r#"{"name":"alice","credentials":[{"mechanism":"SCRAM-SHA-256","iterations":4096}]}"#
+    );
+}
+
+#[test]
+fn acl_bindings_use_kafkas_fields_and_default_host_and_pattern() {
+    let acl: Acl = parse(
+        r#"{"resource_type":"Topic","resource_name":"orders","principal":"User:alice","operation":"Read","permission":"Allow"}"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(acl.pattern_type, "Literal");
+    assert_eq!(acl.host, "*");
+    assert_eq!(
+        json(&acl),
+        r#"{"resource_type":"Topic","resource_name":"orders","pattern_type":"Literal","principal":"User:alice","host":"*","operation":"Read","permission":"Allow"}"#
+    );
+    assert!(
+        parse::<Acl>(r#"{"resource_type":"Topic","resource_name":"o","principal":"User:a","operation":"Read","permission":"Allow","extra":1}"#)
+            .is_err()
+    );
+    let filter = AclFilter {
+        resource_type: Some("Topic".into()),
+        ..AclFilter::default()
+    };
+    assert!(!filter.is_empty());
+    assert!(AclFilter::default().is_empty());
+    assert_eq!(json(&filter), r#"{"resource_type":"Topic"}"#);
+}

@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use anyhow::Result;
 use streamhouse_api::{
-    ConsumeResponse, CreateTopic, Encoding, GroupDetail, GroupListing, ProduceRecord,
-    ProduceRequest, ProduceResponse, SegmentRow, StoredOffset, TopicDetail, TopicSummary,
+    Acl, AclFilter, ConsumeResponse, CreateTopic, Encoding, GroupDetail, GroupListing,
+    ProduceRecord, ProduceRequest, ProduceResponse, SegmentRow, SetUser, StoredOffset, TopicDetail,
+    TopicSummary, User,
 };
 
 use crate::client::ApiClient;
@@ -132,4 +133,53 @@ impl ApiClient {
     pub(crate) async fn describe_group(&self, group: &str) -> Result<GroupDetail> {
         self.get(self.endpoint(&["groups", group], &[])).await
     }
+
+    pub(crate) async fn list_users(&self) -> Result<Vec<User>> {
+        self.get(self.endpoint(&["users"], &[])).await
+    }
+
+    pub(crate) async fn set_user(&self, name: &str, request: &SetUser) -> Result<User> {
+        self.put(self.endpoint(&["users", name], &[]), request)
+            .await
+    }
+
+    /// Deletes one credential of `name`, or all of them.
+    pub(crate) async fn delete_user(&self, name: &str, mechanism: Option<&str>) -> Result<()> {
+        let query: Vec<(&str, String)> = mechanism
+            .map(|m| ("mechanism", m.to_owned()))
+            .into_iter()
+            .collect();
+        self.delete(self.endpoint(&["users", name], &query)).await
+    }
+
+    pub(crate) async fn list_acls(&self, filter: &AclFilter) -> Result<Vec<Acl>> {
+        self.get(self.endpoint(&["acls"], &filter_query(filter)))
+            .await
+    }
+
+    pub(crate) async fn create_acls(&self, acls: &[Acl]) -> Result<Vec<Acl>> {
+        self.post(self.endpoint(&["acls"], &[]), acls).await
+    }
+
+    /// Returns the bindings deleted.
+    pub(crate) async fn delete_acls(&self, filter: &AclFilter) -> Result<Vec<Acl>> {
+        self.delete_json(self.endpoint(&["acls"], &filter_query(filter)))
+            .await
+    }
+}
+
+/// An ACL filter as the query parameters of `/api/v1/acls`.
+fn filter_query(filter: &AclFilter) -> Vec<(&'static str, String)> {
+    [
+        ("resource_type", &filter.resource_type),
+        ("resource_name", &filter.resource_name),
+        ("pattern_type", &filter.pattern_type),
+        ("principal", &filter.principal),
+        ("host", &filter.host),
+        ("operation", &filter.operation),
+        ("permission", &filter.permission),
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| value.clone().map(|value| (name, value)))
+    .collect()
 }

@@ -7,9 +7,12 @@
 //! server could not be reached (naming the URL and suggesting
 //! `streamhouse serve`), the server refused the request (its own message,
 //! as an [`HttpError`] so callers can react to a status), or it answered
-//! something that is not the API's JSON.
+//! something that is not the API's JSON. Every request carries the user's
+//! HTTP Basic credentials when `--user` is given; an `https://` server is
+//! verified against the system's roots plus `--ca-cert`.
 
 use std::fmt;
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -37,7 +40,17 @@ impl fmt::Display for HttpError {
         if !self.code.is_empty() {
             write!(f, ", {}", self.code)?;
         }
-        f.write_str(")")
+        f.write_str(")")?;
+        match self.status {
+            StatusCode::UNAUTHORIZED => f.write_str(
+                "; give a StreamHouse user with --user NAME (or STREAMCTL_USER) and its \
+                 password in STREAMCTL_PASSWORD",
+            ),
+            StatusCode::FORBIDDEN => {
+                f.write_str("; an administrator can grant it with `streamctl acl add`")
+            }
+            _ => Ok(()),
+        }
     }
 }
 
@@ -50,18 +63,49 @@ pub(crate) fn is_status(error: &anyhow::Error, status: StatusCode) -> bool {
         .is_some_and(|e| e.status == status)
 }
 
+/// A user name and password for HTTP Basic authentication; the password
+/// is kept out of `Debug`.
+#[derive(Clone)]
+pub(crate) struct Credentials {
+    pub(crate) user: String,
+    pub(crate) password: String,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How to reach the server besides its URL.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ClientOptions {
+    pub(crate) credentials: Option<Credentials>,
+    /// PEM file of CA certificates trusted for `https://` servers, in
+    /// addition to the system's.
+    pub(crate) ca_cert: Option<std::path::PathBuf>,
+}
+
 /// A client for one server's `/api/v1`; cheap to clone (the connection
 /// pool is shared).
 #[derive(Clone)]
 pub(crate) struct ApiClient {
     base: Url,
     http: reqwest::Client,
+    credentials: Option<Credentials>,
 }
 
 impl ApiClient {
     /// `server` is the base URL (`http://host:port`, optionally with a path
     /// prefix when the API sits behind a proxy).
+    #[cfg(test)]
     pub(crate) fn new(server: &str) -> Result<Self> {
+        Self::with_options(server, ClientOptions::default())
+    }
+
+    pub(crate) fn with_options(server: &str, options: ClientOptions) -> Result<Self> {
         let base = Url::parse(server)
             .ok()
             .filter(|url| matches!(url.scheme(), "http" | "https") && url.has_host())
@@ -73,12 +117,20 @@ impl ApiClient {
                 };
                 anyhow!("--server: {server:?} is not an http:// or https:// URL{hint}")
             })?;
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
-            .user_agent(concat!("streamctl/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .context("cannot set up the HTTP client")?;
-        Ok(Self { base, http })
+            .user_agent(concat!("streamctl/", env!("CARGO_PKG_VERSION")));
+        if let Some(path) = &options.ca_cert {
+            for certificate in read_ca_certificates(path)? {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        let http = builder.build().context("cannot set up the HTTP client")?;
+        Ok(Self {
+            base,
+            http,
+            credentials: options.credentials,
+        })
     }
 
     /// The server's base URL as the user gave it, for messages.
@@ -131,11 +183,29 @@ impl ApiClient {
         decode(response, &url).await
     }
 
+    /// PUT a JSON body and decode the JSON answer.
+    pub(crate) async fn put<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        url: Url,
+        body: &B,
+    ) -> Result<T> {
+        let request = self.http.request(Method::PUT, url.clone()).json(body);
+        let response = self.send(request, &url, REQUEST_TIMEOUT).await?;
+        decode(response, &url).await
+    }
+
     /// DELETE; the API answers 204 with no body.
     pub(crate) async fn delete(&self, url: Url) -> Result<()> {
         let request = self.http.request(Method::DELETE, url.clone());
         self.send(request, &url, REQUEST_TIMEOUT).await?;
         Ok(())
+    }
+
+    /// DELETE where the API answers with a JSON body.
+    pub(crate) async fn delete_json<T: DeserializeOwned>(&self, url: Url) -> Result<T> {
+        let request = self.http.request(Method::DELETE, url.clone());
+        let response = self.send(request, &url, REQUEST_TIMEOUT).await?;
+        decode(response, &url).await
     }
 
     /// Sends, and turns transport failures and error statuses into errors.
@@ -145,6 +215,10 @@ impl ApiClient {
         url: &Url,
         timeout: Duration,
     ) -> Result<Response> {
+        let request = match &self.credentials {
+            Some(credentials) => request.basic_auth(&credentials.user, Some(&credentials.password)),
+            None => request,
+        };
         let response = request
             .timeout(timeout)
             .send()
@@ -183,6 +257,22 @@ impl ApiClient {
             anyhow!("request to the StreamHouse server at {server} failed: {root}")
         }
     }
+}
+
+/// The certificates of a PEM file, at least one.
+fn read_ca_certificates(path: &Path) -> Result<Vec<reqwest::Certificate>> {
+    let pem = std::fs::read(path)
+        .with_context(|| format!("--ca-cert: cannot read {}", path.display()))?;
+    let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+        anyhow!(
+            "--ca-cert: {} is not a PEM certificate file: {e}",
+            path.display()
+        )
+    })?;
+    if certificates.is_empty() {
+        bail!("--ca-cert: {} holds no PEM certificate", path.display());
+    }
+    Ok(certificates)
 }
 
 /// The API's `{"error":{"code","message"}}`, or a readable stand-in when a

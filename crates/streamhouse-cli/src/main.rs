@@ -2,8 +2,10 @@
 //!
 //! Everything but `inspect` talks to the HTTP API of a running
 //! `streamhouse serve` (see `crates/streamhouse-server/src/http/`, the
-//! source of truth for the JSON shapes); `inspect` decodes a local segment
-//! or batch object file with the storage crate's segment reader.
+//! source of truth for the JSON shapes), as the user named by `--user`
+//! (password in `STREAMCTL_PASSWORD`) when the server requires credentials;
+//! `inspect` decodes a local segment or batch object file with the storage
+//! crate's segment reader.
 //!
 //! The invariant that matters: stdout carries only the command's result —
 //! a table, or exactly one JSON document (JSON lines for `consume`) — so
@@ -11,6 +13,7 @@
 //! is one `error: …` line on stderr and exit code 1; clap's usage errors
 //! exit 2.
 
+mod acl;
 mod api;
 mod client;
 mod consume;
@@ -20,12 +23,13 @@ mod output;
 mod produce;
 mod segments;
 mod topic;
+mod user;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::client::ApiClient;
+use crate::client::{ApiClient, ClientOptions, Credentials};
 use crate::output::OutputFormat;
 
 /// Command-line tool for StreamHouse, the S3-native Kafka alternative:
@@ -48,6 +52,15 @@ struct Cli {
     /// and line.
     #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Table)]
     output: OutputFormat,
+    /// The StreamHouse user to authenticate as (HTTP Basic), for servers
+    /// with SASL listeners or ACLs; its password is read from the
+    /// environment variable STREAMCTL_PASSWORD.
+    #[arg(long, global = true, env = "STREAMCTL_USER", value_name = "NAME")]
+    user: Option<String>,
+    /// PEM file of the CA certificates to trust for an https:// server, in
+    /// addition to the system's.
+    #[arg(long, global = true, env = "STREAMCTL_CA_CERT", value_name = "PEM")]
+    ca_cert: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -68,6 +81,12 @@ enum Command {
     Segments(segments::SegmentsArgs),
     /// Decode a local segment file or flushed batch object (no server needed).
     Inspect(inspect::InspectArgs),
+    /// Create, list and delete users (SCRAM credentials).
+    #[command(subcommand)]
+    User(user::UserCommand),
+    /// Add, list and remove ACLs (kafka-acls.sh's flags).
+    #[command(subcommand)]
+    Acl(acl::AclCommand),
 }
 
 fn main() -> ExitCode {
@@ -94,7 +113,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let output = cli.output;
     // Built per command rather than up front, so that `inspect`, which needs
     // no server, is not refused for a bad --server it does not use.
-    let client = || ApiClient::new(&cli.server);
+    let (server, user, ca_cert) = (cli.server, cli.user, cli.ca_cert);
+    let client =
+        || ApiClient::with_options(&server, client_options(user.as_deref(), ca_cert.clone())?);
     match cli.command {
         Command::Topic(command) => topic::run(&client()?, command, output).await,
         Command::Produce(args) => produce::run(&client()?, args, output).await,
@@ -102,7 +123,38 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Group(command) => group::run(&client()?, command, output).await,
         Command::Segments(args) => segments::run(&client()?, args, output).await,
         Command::Inspect(args) => inspect::run(args, output),
+        Command::User(command) => user::run(&client()?, command, output).await,
+        Command::Acl(command) => acl::run(&client()?, command, output).await,
     }
+}
+
+/// The environment variable holding `--user`'s password, kept off the
+/// command line.
+const PASSWORD_VARIABLE: &str = "STREAMCTL_PASSWORD";
+
+fn client_options(
+    user: Option<&str>,
+    ca_cert: Option<std::path::PathBuf>,
+) -> anyhow::Result<ClientOptions> {
+    let credentials = match user {
+        None => None,
+        Some(user) => {
+            let password = std::env::var(PASSWORD_VARIABLE).map_err(|_| {
+                anyhow::anyhow!(
+                    "--user {user}: set the user's password in the environment variable \
+                     {PASSWORD_VARIABLE}"
+                )
+            })?;
+            Some(Credentials {
+                user: user.to_owned(),
+                password,
+            })
+        }
+    };
+    Ok(ClientOptions {
+        credentials,
+        ca_cert,
+    })
 }
 
 /// The error and its causes on one line (`outer: inner: root`), with any

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+use streamhouse_core::security::Principal;
 use thiserror::Error;
 
 mod settings;
@@ -78,6 +79,8 @@ pub struct ServerConfig {
     /// Time an HTTP request body may take after its head.
     pub http_request_timeout: Duration,
     pub http_max_connections: u64,
+    /// `/ready` and `/metrics` need no credentials even when the API does.
+    pub http_open_probes: bool,
     /// Bytes of appends buffered or uploading before produce is refused.
     pub max_unflushed_bytes: u64,
     /// Kafka request bytes being read or waiting, across connections.
@@ -109,6 +112,10 @@ pub struct ServerConfig {
     pub num_partitions: u32,
     /// Partitions the cluster may hold.
     pub max_partitions: u64,
+    /// Whether Kafka ACLs are enforced (`--authorizer acl`).
+    pub authorizer: bool,
+    /// Principals that bypass ACLs (`--super-users`).
+    pub super_users: Vec<Principal>,
 }
 
 impl Default for ServerConfig {
@@ -142,6 +149,7 @@ impl Default for ServerConfig {
             http_header_timeout: http.header_timeout,
             http_request_timeout: http.body_timeout,
             http_max_connections: http.max_connections as u64,
+            http_open_probes: crate::http::HttpSecurity::default().open_probes,
             queued_max_request_bytes: kafka.queued_max_request_bytes as u64,
             socket_request_max_bytes: kafka.max_frame_bytes as u64,
             max_uncompressed_batch_factor: kafka.max_uncompressed_batch_factor as u64,
@@ -160,6 +168,8 @@ impl Default for ServerConfig {
             auto_create_topics_enable: kafka.auto_create_topics,
             num_partitions: kafka.default_partitions as u32,
             max_partitions: storage.max_partitions as u64,
+            authorizer: storage.security.authorizer,
+            super_users: storage.security.super_users,
         }
     }
 }
@@ -341,6 +351,26 @@ fn parse_bool(raw: &str) -> Result<bool, String> {
         "false" => Ok(false),
         _ => Err(format!("{raw:?} is not true or false")),
     }
+}
+
+/// `--authorizer`: `none` or `acl` (Kafka's `authorizer.class.name`, in
+/// the only two forms StreamHouse has).
+fn parse_authorizer(raw: &str) -> Result<bool, String> {
+    match raw.trim() {
+        "none" | "" => Ok(false),
+        "acl" => Ok(true),
+        _ => Err(format!("{raw:?} is not none or acl")),
+    }
+}
+
+/// `--super-users`: `User:a;User:b`, as Kafka's `super.users`; empty
+/// entries are ignored.
+fn parse_super_users(raw: &str) -> Result<Vec<Principal>, String> {
+    raw.split(';')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| Principal::parse(entry).map_err(|e| e.to_string()))
+        .collect()
 }
 
 fn in_range(n: u64, min: u64, max: u64) -> Result<u64, String> {

@@ -2,7 +2,9 @@
 //! Kafka protocol server and an HTTP API (health, readiness, Prometheus
 //! metrics and a JSON REST API) in one process.
 //!
-//! The binary is `streamhouse serve`; tests and embedders use
+//! The binary is `streamhouse serve` (and `streamhouse user set NAME
+//! --password-stdin | delete NAME | list`, which manage users in the
+//! metadata store before any agent runs); tests and embedders use
 //! [`Server::start`] (or [`Server::start_with_components`] with a metadata
 //! store and object storage they built) and stop it with
 //! [`RunningServer::shutdown`], which answers every buffered append before
@@ -46,7 +48,11 @@
 //! (`POST /topics/{name}/records`), consume
 //! (`GET /topics/{name}/partitions/{p}/records`), segment rows
 //! (`GET /topics/{name}/partitions/{p}/segments`) and consumer groups
-//! (`GET /groups`, `GET`/`DELETE /groups/{group}`). Errors are always
+//! (`GET /groups`, `GET`/`DELETE /groups/{group}`), SCRAM users (`GET
+//! /users`, `PUT`/`DELETE /users/{name}`) and ACLs (`GET`/`POST`/`DELETE
+//! /acls`). With a SASL listener or `--authorizer acl`, `/api/v1` needs
+//! HTTP Basic credentials (401 without) and each route the ACL of the
+//! Kafka operation it amounts to (403 without). Errors are always
 //! `{"error":{"code","message"}}`. Record bytes travel as UTF-8 text or
 //! base64 (`"encoding"`); a read that asks for UTF-8 returns any record
 //! whose bytes are not valid UTF-8 in base64, marked by that record's own
@@ -58,8 +64,12 @@ mod error;
 mod http;
 mod readiness;
 mod server;
+mod users;
 
-pub use cli::{Cli, CliError, Command, ServeArgs, parse_serve};
+pub use cli::{
+    Cli, CliError, Command, Invocation, ServeArgs, StoreArgs, UserAction, UserArgs, UserCommand,
+    UserCommandArgs, parse_command, parse_serve,
+};
 pub use config::{
     ConfigError, DEFAULT_DATA_DIR, DEFAULT_HTTP_LISTEN, DEFAULT_KAFKA_LISTEN,
     DEFAULT_MAX_BODY_BYTES, FLUSH_INTERVAL_MS_RANGE, HostPort, Kind, Origin, RawSettings,
@@ -68,3 +78,4 @@ pub use config::{
 };
 pub use error::ServerError;
 pub use server::{RunningServer, Server, node_id};
+pub use users::{UserCommandError, read_password, run_user_command};

@@ -15,7 +15,9 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use streamhouse_kafka::{GroupCoordinator, GroupLimits, KafkaConfig, KafkaServer};
 use streamhouse_metadata::MetadataStore;
 use streamhouse_storage::jobs::JobsConfig;
-use streamhouse_storage::{FlushConfig, ObjectStorage, StorageConfig, StorageEngine};
+use streamhouse_storage::{
+    FlushConfig, ObjectStorage, SecurityConfig, StorageConfig, StorageEngine,
+};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -134,6 +136,13 @@ async fn launch(
         max_connections = config.max_connections,
         max_connections_per_ip = config.max_connections_per_ip,
         connections_max_idle_ms = config.connections_max_idle.as_millis() as u64,
+        authorizer = if config.authorizer { "acl" } else { "none" },
+        super_users = %config
+            .super_users
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(";"),
         "starting streamhouse"
     );
 
@@ -149,6 +158,11 @@ async fn launch(
             },
             cache_bytes: config.cache_bytes,
             max_partitions: to_usize(config.max_partitions),
+            security: SecurityConfig {
+                authorizer: config.authorizer,
+                super_users: config.super_users.clone(),
+                ..SecurityConfig::default()
+            },
             ..StorageConfig::default()
         },
     );
@@ -204,7 +218,18 @@ async fn launch(
         failed.clone(),
         "kafka",
     ));
-    let state = AppState::new(engine.clone(), groups.clone(), shutdown.clone(), metrics);
+    let security = http::HttpSecurity {
+        enabled: http_requires_credentials(&config),
+        open_probes: config.http_open_probes,
+        ..http::HttpSecurity::default()
+    };
+    let state = AppState::new(
+        engine.clone(),
+        groups.clone(),
+        shutdown.clone(),
+        metrics,
+        security,
+    );
     let limits = http::HttpLimits {
         max_body_bytes: config.max_body_bytes,
         max_uri_bytes: to_usize(config.http_max_uri_bytes),
@@ -244,6 +269,13 @@ async fn launch(
         kafka_task: Some(kafka_task),
         http_task: Some(http_task),
     })
+}
+
+/// Whether the HTTP API asks every request for a user's credentials: when
+/// Kafka clients must authenticate (a SASL listener) or are authorized by
+/// ACLs, the HTTP API must not be the way around it.
+fn http_requires_credentials(config: &ServerConfig) -> bool {
+    config.authorizer
 }
 
 /// Finds a missing bucket or an unreadable directory now, with a clear

@@ -115,10 +115,17 @@ impl Run {
     }
 }
 
-/// `streamctl` with no inherited `STREAMCTL_SERVER`.
+/// `streamctl` with none of its variables inherited.
 pub(crate) fn streamctl() -> Command {
     let mut command = Command::new(streamctl_binary());
-    command.env_remove("STREAMCTL_SERVER");
+    for variable in [
+        "STREAMCTL_SERVER",
+        "STREAMCTL_USER",
+        "STREAMCTL_PASSWORD",
+        "STREAMCTL_CA_CERT",
+    ] {
+        command.env_remove(variable);
+    }
     command
 }
 
@@ -157,8 +164,12 @@ pub(crate) struct Server {
 
 impl Server {
     pub(crate) fn start() -> Result<Self> {
+        Self::start_in(tempfile::tempdir()?, &[])
+    }
+
+    /// `streamhouse serve` on the data under `dir`, with `extra` flags.
+    pub(crate) fn start_in(dir: tempfile::TempDir, extra: &[&str]) -> Result<Self> {
         let binary = server_binary()?;
-        let dir = tempfile::tempdir()?;
         let mut command = Command::new(binary);
         for (key, _) in std::env::vars_os() {
             if key.to_string_lossy().starts_with("STREAMHOUSE_") {
@@ -177,6 +188,7 @@ impl Server {
                 "127.0.0.1:0",
             ])
             .args(["--flush-interval-ms", "5"])
+            .args(extra)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -241,6 +253,13 @@ impl Server {
 
     pub(crate) fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
+    }
+
+    /// Kills the server and hands back its data, to start another on it.
+    pub(crate) fn stop(mut self) -> Result<tempfile::TempDir> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        Ok(std::mem::replace(&mut self.dir, tempfile::tempdir()?))
     }
 }
 

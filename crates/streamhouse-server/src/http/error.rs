@@ -3,17 +3,22 @@
 //! `{"error":{"code":"…","message":"…"}}` with a status chosen from the
 //! storage error's [`ErrorKind`]: invalid input 400, unknown 404, exists
 //! 409, offset out of range 416 (with the readable range in the body),
-//! retriable or shutting down 503, anything else 500. Axum's extractor
+//! retriable or shutting down 503, anything else 500; missing or wrong
+//! credentials 401 (with the `WWW-Authenticate` challenge), a denied
+//! operation 403. Axum's extractor
 //! rejections are mapped here too, so none of them reaches a client as
 //! plain text.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use streamhouse_core::{ErrorKind, ValidationError};
 use streamhouse_storage::MetadataError;
 use streamhouse_storage::StorageError;
+
+/// The challenge of every 401.
+pub(crate) const BASIC_CHALLENGE: &str = r#"Basic realm="streamhouse""#;
 
 /// A failed request, ready to be rendered.
 #[derive(Debug)]
@@ -68,6 +73,20 @@ impl ApiError {
 
     pub(crate) fn unavailable(message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+    }
+
+    /// 401: the request carries no valid credentials of a user.
+    pub(crate) fn unauthenticated(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "authentication_failed", message)
+    }
+
+    /// 403: the caller is known but may not do what it asked.
+    pub(crate) fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "authorization_failed", message)
+    }
+
+    pub(crate) fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
     }
 
     /// The same error with another message.
@@ -155,7 +174,15 @@ impl IntoResponse for ApiError {
                 range: self.range,
             },
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            // RFC 7235: a 401 names the scheme the client should use.
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(BASIC_CHALLENGE),
+            );
+        }
+        response
     }
 }
 

@@ -14,12 +14,17 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use streamhouse_api::{Assignment, GroupDetail, GroupListing, GroupMember as Member, GroupOffset};
 use streamhouse_kafka::GroupSummary;
+use streamhouse_storage::security::{AclOperation, CLUSTER_NAME, ResourceType};
 
+use super::auth::ApiCaller;
 use super::extract::ApiPath;
 use super::{ApiError, SharedState};
 
+/// Lists the groups the caller may describe; Describe on the cluster
+/// shows them all, as in Kafka's ListGroups.
 pub(crate) async fn list(
     State(state): State<SharedState>,
+    caller: ApiCaller,
 ) -> Result<Json<Vec<GroupListing>>, ApiError> {
     let mut groups: BTreeMap<String, GroupListing> = state
         .engine
@@ -45,16 +50,53 @@ pub(crate) async fn list(
             },
         );
     }
-    Ok(Json(groups.into_values().collect()))
+    let everything = caller.may(
+        &state.engine,
+        AclOperation::Describe,
+        ResourceType::Cluster,
+        CLUSTER_NAME,
+    );
+    Ok(Json(
+        groups
+            .into_values()
+            .filter(|listing| {
+                everything
+                    || caller.may(
+                        &state.engine,
+                        AclOperation::Describe,
+                        ResourceType::Group,
+                        &listing.group,
+                    )
+            })
+            .collect(),
+    ))
 }
 
+/// Needs Describe on the group; offsets of topics the caller may not
+/// describe are left out, as Kafka's OffsetFetch leaves them out.
 pub(crate) async fn describe(
     State(state): State<SharedState>,
+    caller: ApiCaller,
     ApiPath(group): ApiPath<String>,
 ) -> Result<Json<GroupDetail>, ApiError> {
+    caller.require(
+        &state.engine,
+        AclOperation::Describe,
+        ResourceType::Group,
+        &group,
+    )?;
     let live = state.groups.describe(&group);
-    let committed = state.engine.committed_offsets(&group).await?;
-    if live.is_none() && committed.is_empty() {
+    let mut committed = state.engine.committed_offsets(&group).await?;
+    let had_offsets = !committed.is_empty();
+    committed.retain(|c| {
+        caller.may(
+            &state.engine,
+            AclOperation::Describe,
+            ResourceType::Topic,
+            &c.topic,
+        )
+    });
+    if live.is_none() && !had_offsets {
         return Err(unknown_group(&group));
     }
     let watermarks = futures::future::join_all(
@@ -124,8 +166,15 @@ pub(crate) async fn describe(
 /// live members: they would commit again and the deletion would not stick.
 pub(crate) async fn delete(
     State(state): State<SharedState>,
+    caller: ApiCaller,
     ApiPath(group): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
+    caller.require(
+        &state.engine,
+        AclOperation::Delete,
+        ResourceType::Group,
+        &group,
+    )?;
     let live = state.groups.describe(&group);
     if let Some(live) = &live
         && !live.members.is_empty()

@@ -1,5 +1,7 @@
 //! The HTTP API: `/health`, `/ready`, `/metrics` and the JSON REST API
-//! under `/api/v1` (topics, records, consumer groups).
+//! under `/api/v1` (topics, records, consumer groups, users, ACLs), with
+//! HTTP Basic authentication and Kafka's ACL checks when security is on
+//! (see `auth.rs`).
 //!
 //! The invariant that matters: every response that is not a success is a
 //! JSON `{"error":{"code","message"}}` body — including malformed bodies,
@@ -12,6 +14,8 @@
 //! route templates or `unmatched`, the statuses the API answers with — so
 //! no client can grow `/metrics`.
 
+mod acls;
+mod auth;
 mod encoding;
 mod error;
 mod extract;
@@ -22,6 +26,7 @@ pub(crate) mod metrics;
 mod records;
 mod serve;
 mod topics;
+mod users;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -36,6 +41,7 @@ use streamhouse_kafka::GroupCoordinator;
 use streamhouse_storage::StorageEngine;
 use tokio_util::sync::CancellationToken;
 
+pub(crate) use auth::HttpSecurity;
 pub(crate) use error::ApiError;
 pub use limits::DEFAULT_MAX_BODY_BYTES;
 pub(crate) use limits::HttpLimits;
@@ -51,6 +57,7 @@ pub(crate) struct AppState {
     pub(crate) shutdown: CancellationToken,
     /// `None` if another Prometheus recorder was installed in this process.
     pub(crate) metrics: Option<PrometheusHandle>,
+    pub(crate) security: HttpSecurity,
 }
 
 pub(crate) type SharedState = Arc<AppState>;
@@ -61,12 +68,14 @@ impl AppState {
         groups: GroupCoordinator,
         shutdown: CancellationToken,
         metrics: Option<PrometheusHandle>,
+        security: HttpSecurity,
     ) -> SharedState {
         Arc::new(Self {
             engine,
             groups,
             shutdown,
             metrics,
+            security,
         })
     }
 }
@@ -104,6 +113,15 @@ pub(crate) fn router_with(
         .route(
             "/groups/{group}",
             get(groups::describe).delete(groups::delete),
+        )
+        .route("/users", get(users::list))
+        .route(
+            "/users/{name}",
+            axum::routing::put(users::set).delete(users::delete),
+        )
+        .route(
+            "/acls",
+            get(acls::list).post(acls::create).delete(acls::delete),
         );
     Router::new()
         .route("/health", get(health::health))
@@ -113,6 +131,10 @@ pub(crate) fn router_with(
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ))
         .layer(middleware::from_fn_with_state(
             limits::RequestGuard::new(limits.clone()),
             limits::check_request,

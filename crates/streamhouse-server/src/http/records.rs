@@ -16,8 +16,10 @@ use streamhouse_api::{
     ProduceResponse, StoredOffset,
 };
 use streamhouse_core::{Header, Record};
+use streamhouse_storage::security::{AclOperation, ResourceType};
 use streamhouse_storage::{ReadResult, StorageError, Topic};
 
+use super::auth::ApiCaller;
 use super::encoding::{Encoding, EncodingCodec as _, encoding_for};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::topics::check_partition;
@@ -31,9 +33,16 @@ const MAX_WAIT_MS: u64 = 60_000;
 
 pub(crate) async fn produce(
     State(state): State<SharedState>,
+    caller: ApiCaller,
     ApiPath(name): ApiPath<String>,
     ApiJson(request): ApiJson<ProduceRequest>,
 ) -> Result<Json<ProduceResponse>, ApiError> {
+    caller.require(
+        &state.engine,
+        AclOperation::Write,
+        ResourceType::Topic,
+        &name,
+    )?;
     if request.records.is_empty() {
         return Err(ApiError::invalid_input("records must not be empty"));
     }
@@ -196,9 +205,16 @@ fn decode_record(
 
 pub(crate) async fn consume(
     State(state): State<SharedState>,
+    caller: ApiCaller,
     ApiPath((name, partition)): ApiPath<(String, i32)>,
     ApiQuery(query): ApiQuery<ConsumeQuery>,
 ) -> Result<Json<ConsumeResponse>, ApiError> {
+    caller.require(
+        &state.engine,
+        AclOperation::Read,
+        ResourceType::Topic,
+        &name,
+    )?;
     let max_records = bounded(
         "max_records",
         query.max_records,

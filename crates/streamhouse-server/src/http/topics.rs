@@ -11,8 +11,10 @@ use streamhouse_api::{
     CreateTopic, PartitionDetail, SegmentQuery, SegmentRow, TopicDetail, TopicSummary,
 };
 use streamhouse_core::{TopicConfig, validate_partition_count, validate_topic_name};
+use streamhouse_storage::security::{AclOperation, CLUSTER_NAME, ResourceType};
 use streamhouse_storage::{NewTopic, SegmentInfo, Topic};
 
+use super::auth::ApiCaller;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::{ApiError, SharedState};
 
@@ -36,22 +38,48 @@ fn topic_summary(topic: Topic) -> TopicSummary {
     }
 }
 
+/// Lists the topics the caller may describe, as Kafka's Metadata does.
 pub(crate) async fn list(
     State(state): State<SharedState>,
+    caller: ApiCaller,
 ) -> Result<Json<Vec<TopicSummary>>, ApiError> {
     let topics = state.engine.list_topics().await?;
     Ok(Json(
         topics
             .iter()
+            .filter(|topic| {
+                caller.may(
+                    &state.engine,
+                    AclOperation::Describe,
+                    ResourceType::Topic,
+                    &topic.name,
+                )
+            })
             .map(|topic| topic_summary(Topic::clone(topic)))
             .collect(),
     ))
 }
 
+/// Needs Create on the cluster or on the topic, as CreateTopics does.
 pub(crate) async fn create(
     State(state): State<SharedState>,
+    caller: ApiCaller,
     ApiJson(request): ApiJson<CreateTopic>,
 ) -> Result<Response, ApiError> {
+    let engine = &state.engine;
+    if !caller.may(
+        engine,
+        AclOperation::Create,
+        ResourceType::Cluster,
+        CLUSTER_NAME,
+    ) {
+        caller.require(
+            engine,
+            AclOperation::Create,
+            ResourceType::Topic,
+            &request.name,
+        )?;
+    }
     validate_topic_name(&request.name)?;
     validate_partition_count(request.partitions)?;
     let mut pairs = Vec::with_capacity(request.config.len());
@@ -85,8 +113,15 @@ pub(crate) async fn create(
 
 pub(crate) async fn describe(
     State(state): State<SharedState>,
+    caller: ApiCaller,
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<TopicDetail>, ApiError> {
+    caller.require(
+        &state.engine,
+        AclOperation::Describe,
+        ResourceType::Topic,
+        &name,
+    )?;
     let description = state.engine.describe_topic(&name).await?;
     let topic = description.topic;
     let mut config = topic.config.overrides().clone();
@@ -116,9 +151,16 @@ pub(crate) async fn describe(
 /// string values) and removes those given as `null`; the others stay.
 pub(crate) async fn update_config(
     State(state): State<SharedState>,
+    caller: ApiCaller,
     ApiPath(name): ApiPath<String>,
     ApiJson(changes): ApiJson<BTreeMap<String, Option<String>>>,
 ) -> Result<Json<TopicSummary>, ApiError> {
+    caller.require(
+        &state.engine,
+        AclOperation::AlterConfigs,
+        ResourceType::Topic,
+        &name,
+    )?;
     let topic = state.engine.load_topic(&name).await?;
     let mut config = topic.config.clone();
     for (key, value) in changes {
@@ -138,8 +180,15 @@ pub(crate) async fn update_config(
 
 pub(crate) async fn delete(
     State(state): State<SharedState>,
+    caller: ApiCaller,
     ApiPath(name): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
+    caller.require(
+        &state.engine,
+        AclOperation::Delete,
+        ResourceType::Topic,
+        &name,
+    )?;
     state.engine.delete_topic(&name).await?;
     tracing::info!(topic = %name, "topic deleted over http");
     Ok(StatusCode::NO_CONTENT)
@@ -173,9 +222,16 @@ fn segment_row(s: SegmentInfo) -> SegmentRow {
 
 pub(crate) async fn segments(
     State(state): State<SharedState>,
+    caller: ApiCaller,
     ApiPath((name, partition)): ApiPath<(String, i32)>,
     ApiQuery(query): ApiQuery<SegmentQuery>,
 ) -> Result<Json<Vec<SegmentRow>>, ApiError> {
+    caller.require(
+        &state.engine,
+        AclOperation::Describe,
+        ResourceType::Topic,
+        &name,
+    )?;
     let limit = query.limit.unwrap_or(DEFAULT_SEGMENT_LIMIT);
     if !(1..=MAX_SEGMENT_LIMIT).contains(&limit) {
         return Err(ApiError::invalid_input(format!(
