@@ -71,12 +71,22 @@ impl<'a> Access<'a> {
 
     /// `operation` on the topic, or TOPIC_AUTHORIZATION_FAILED.
     pub(crate) fn topic(self, operation: AclOperation, topic: &str) -> Result<(), i16> {
-        self.check(operation, ResourceType::Topic, topic, TOPIC_AUTHORIZATION_FAILED)
+        self.check(
+            operation,
+            ResourceType::Topic,
+            topic,
+            TOPIC_AUTHORIZATION_FAILED,
+        )
     }
 
     /// `operation` on the group, or GROUP_AUTHORIZATION_FAILED.
     pub(crate) fn group(self, operation: AclOperation, group: &str) -> Result<(), i16> {
-        self.check(operation, ResourceType::Group, group, GROUP_AUTHORIZATION_FAILED)
+        self.check(
+            operation,
+            ResourceType::Group,
+            group,
+            GROUP_AUTHORIZATION_FAILED,
+        )
     }
 
     /// `operation` on the cluster, or CLUSTER_AUTHORIZATION_FAILED.
@@ -109,7 +119,8 @@ impl<'a> Access<'a> {
     /// Whether the caller may create `topic`: Create on the cluster or on
     /// the topic.
     pub(crate) fn may_create_topic(self, topic: &str) -> bool {
-        self.cluster(AclOperation::Create).is_ok() || self.topic(AclOperation::Create, topic).is_ok()
+        self.cluster(AclOperation::Create).is_ok()
+            || self.topic(AclOperation::Create, topic).is_ok()
     }
 
     /// Kafka's bit field of the operations the caller may do on the

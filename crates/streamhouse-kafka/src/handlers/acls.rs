@@ -23,8 +23,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use streamhouse_storage::security::{
-    AclBinding, AclBindingFilter, AclOperation, AclPermission, PatternType, Principal,
-    ResourceType,
+    AclBinding, AclBindingFilter, AclOperation, AclPermission, PatternType, Principal, ResourceType,
 };
 
 use super::access::Access;
@@ -39,13 +38,19 @@ const SECURITY_DISABLED: i16 = ResponseError::SecurityDisabled.code();
 const INVALID_REQUEST: i16 = ResponseError::InvalidRequest.code();
 
 /// Whether ACLs may be administered with `operation` on the cluster.
-fn admitted(broker: &Broker, context: &RequestContext, operation: AclOperation) -> Result<(), Failure> {
-    Access::of(broker, context).cluster(operation).map_err(|code| {
-        (
-            code,
-            format!("not authorized to {operation} the cluster's ACLs"),
-        )
-    })?;
+fn admitted(
+    broker: &Broker,
+    context: &RequestContext,
+    operation: AclOperation,
+) -> Result<(), Failure> {
+    Access::of(broker, context)
+        .cluster(operation)
+        .map_err(|code| {
+            (
+                code,
+                format!("not authorized to {operation} the cluster's ACLs"),
+            )
+        })?;
     if !broker.engine.authorizer_enabled() {
         return Err((
             SECURITY_DISABLED,
@@ -244,7 +249,11 @@ fn code<T>(field: &str, code: i8, from_code: fn(i8) -> Option<T>) -> Result<T, F
 /// The binding a CreateAcls creation asks for, checked as Kafka checks it.
 fn binding(creation: &AclCreation) -> Result<AclBinding, Failure> {
     let binding = AclBinding {
-        resource_type: code("resource type", creation.resource_type, ResourceType::from_code)?,
+        resource_type: code(
+            "resource type",
+            creation.resource_type,
+            ResourceType::from_code,
+        )?,
         resource_name: creation.resource_name.to_string(),
         pattern_type: code(
             "pattern type",

@@ -38,9 +38,9 @@ fn authorize(access: Access<'_>, resource_type: i8, name: &str) -> Result<(), Fa
         RESOURCE_TOPIC => access
             .topic(AclOperation::AlterConfigs, name)
             .or_else(refused),
-        RESOURCE_BROKER | RESOURCE_BROKER_LOGGER => access
-            .cluster(AclOperation::AlterConfigs)
-            .or_else(refused),
+        RESOURCE_BROKER | RESOURCE_BROKER_LOGGER => {
+            access.cluster(AclOperation::AlterConfigs).or_else(refused)
+        }
         _ => Ok(()),
     }
 }

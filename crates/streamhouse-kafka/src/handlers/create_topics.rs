@@ -50,8 +50,7 @@ pub(crate) async fn handle(
                     .with_replication_factor(replication_factor.max(1));
                 if version < 5 {
                     result
-                } else if let Err(code) =
-                    access.topic(AclOperation::DescribeConfigs, &created.name)
+                } else if let Err(code) = access.topic(AclOperation::DescribeConfigs, &created.name)
                 {
                     result.with_topic_config_error_code(code)
                 } else {

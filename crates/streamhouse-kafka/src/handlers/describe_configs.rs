@@ -46,12 +46,12 @@ pub(crate) async fn handle(
             .with_resource_type(resource.resource_type)
             .with_resource_name(resource.resource_name.clone());
         let entries: Result<Vec<Entry>, Failure> = match resource.resource_type {
-            RESOURCE_TOPIC if access.topic(AclOperation::DescribeConfigs, &name).is_err() => Err(
-                refused(super::access::TOPIC_AUTHORIZATION_FAILED),
-            ),
-            RESOURCE_BROKER if access.cluster(AclOperation::DescribeConfigs).is_err() => Err(
-                refused(super::access::CLUSTER_AUTHORIZATION_FAILED),
-            ),
+            RESOURCE_TOPIC if access.topic(AclOperation::DescribeConfigs, &name).is_err() => {
+                Err(refused(super::access::TOPIC_AUTHORIZATION_FAILED))
+            }
+            RESOURCE_BROKER if access.cluster(AclOperation::DescribeConfigs).is_err() => {
+                Err(refused(super::access::CLUSTER_AUTHORIZATION_FAILED))
+            }
             RESOURCE_TOPIC => match broker.engine.load_topic(&name).await {
                 Ok(topic) => Ok(topic
                     .config

@@ -35,15 +35,15 @@ pub(crate) fn handle(
 ) -> Reply {
     let access = Access::of(broker, context);
     let mut refused = Vec::new();
-    request.topics.retain(|topic| {
-        match access.topic(AclOperation::Read, &topic.topic.0) {
+    request.topics.retain(
+        |topic| match access.topic(AclOperation::Read, &topic.topic.0) {
             Ok(()) => true,
             Err(code) => {
                 refused.push(refused_topic(topic, code));
                 false
             }
-        }
-    });
+        },
+    );
     let broker = broker.clone();
     Reply::Later(Box::pin(async move {
         let mut response = fetch(&broker, request).await;

@@ -60,7 +60,11 @@ pub(crate) async fn commit(
         let known = match &allowed {
             Err(_) => None,
             Ok(()) => Some(match access.topic(AclOperation::Read, &name) {
-                Ok(()) => broker.engine.topic(&name).await.map_err(|e| storage_error_code(&e)),
+                Ok(()) => broker
+                    .engine
+                    .topic(&name)
+                    .await
+                    .map_err(|e| storage_error_code(&e)),
                 Err(code) => Err(code),
             }),
         };

@@ -4,8 +4,7 @@
 //! Describing needs Describe on the cluster, altering Alter
 //! (CLUSTER_AUTHORIZATION_FAILED). A client sends the salted password,
 //! never the password; the answer shows mechanisms and iteration counts,
-//! never keys. As in Kafka, the alterations of one user are checked
-//! together and none is applied when one is refused.
+//! never keys. As in Kafka, one request alters each user at most once.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -84,8 +83,8 @@ pub(crate) async fn describe(
             .iter()
             .filter(|name| answered.insert(*name))
             .map(|name| {
-                let result =
-                    DescribeUserScramCredentialsResult::default().with_user(str_bytes(name.clone()));
+                let result = DescribeUserScramCredentialsResult::default()
+                    .with_user(str_bytes(name.clone()));
                 let failure = |(code, message): Failure| {
                     result
                         .clone()
@@ -130,33 +129,27 @@ pub(crate) async fn alter(
     // Per user, in the order first named: its alterations, or why they
     // are refused.
     let mut order: Vec<String> = Vec::new();
-    let mut users: BTreeMap<String, Result<Vec<Alteration>, Failure>> = BTreeMap::new();
-    let mut pairs: BTreeSet<(String, i8)> = BTreeSet::new();
-    let mut add = |name: String, mechanism: i8, alteration: Result<Alteration, Failure>| {
-        let entry = users.entry(name.clone()).or_insert_with(|| {
+    let mut users: BTreeMap<String, Result<Alteration, Failure>> = BTreeMap::new();
+    // As Kafka's controller: a user is altered once per request; a second
+    // alteration refuses the user, and the first refusal is the one kept.
+    let mut add = |name: String, alteration: Result<Alteration, Failure>| match users.get_mut(&name)
+    {
+        None => {
             order.push(name.clone());
-            Ok(Vec::new())
-        });
-        let alteration = if pairs.insert((name.clone(), mechanism)) {
-            alteration
-        } else {
-            Err((
+            users.insert(name, alteration);
+        }
+        Some(Err(_)) => {}
+        Some(entry) => {
+            *entry = Err((
                 DUPLICATE_RESOURCE,
-                format!("the credential of user {name:?} is altered twice in one request"),
-            ))
-        };
-        // The first refusal of a user is the one reported.
-        if let Ok(alterations) = entry {
-            match alteration {
-                Ok(alteration) => alterations.push(alteration),
-                Err(failure) => *entry = Err(failure),
-            }
+                format!("user {name:?} is altered twice in one request"),
+            ));
         }
     };
     for deletion in request.deletions {
         let name = deletion.name.to_string();
         let outcome = checked(&name, deletion.mechanism).map(Alteration::Delete);
-        add(name, deletion.mechanism, outcome);
+        add(name, outcome);
     }
     for upsertion in request.upsertions {
         let name = upsertion.name.to_string();
@@ -203,7 +196,7 @@ pub(crate) async fn alter(
                 iterations,
             )))
         });
-        add(name, upsertion.mechanism, outcome);
+        add(name, outcome);
     }
     let admitted = Access::of(broker, context)
         .cluster(AclOperation::Alter)
@@ -211,11 +204,13 @@ pub(crate) async fn alter(
     let mut results = Vec::with_capacity(order.len());
     for name in order {
         // Kafka refuses an unauthorized request whole, before validating.
-        let planned = admitted
-            .clone()
-            .and_then(|()| users.remove(&name).unwrap_or_else(|| Ok(Vec::new())));
+        let planned = admitted.clone().and_then(|()| {
+            users
+                .remove(&name)
+                .unwrap_or_else(|| Err((RESOURCE_NOT_FOUND, String::new())))
+        });
         let outcome = match planned {
-            Ok(alterations) => apply(broker, &name, alterations).await,
+            Ok(alteration) => apply(broker, &name, alteration).await,
             Err(failure) => Err(failure),
         };
         let result = AlterUserScramCredentialsResult::default().with_user(str_bytes(name.clone()));
@@ -246,48 +241,30 @@ fn checked(user: &str, mechanism: i8) -> Result<ScramMechanism, Failure> {
     })
 }
 
-/// Applies one user's alterations, after checking that every credential
-/// to delete exists, so that a refused request changes nothing.
-async fn apply(broker: &Broker, user: &str, alterations: Vec<Alteration>) -> Result<(), Failure> {
-    let storage = |error: streamhouse_storage::StorageError| {
-        (storage_error_code(&error), error.to_string())
-    };
-    for alteration in &alterations {
-        if let Alteration::Delete(mechanism) = alteration {
-            let existing = broker
+/// Applies one user's alteration.
+async fn apply(broker: &Broker, user: &str, alteration: Alteration) -> Result<(), Failure> {
+    let storage =
+        |error: streamhouse_storage::StorageError| (storage_error_code(&error), error.to_string());
+    match alteration {
+        Alteration::Delete(mechanism) => {
+            let deleted = broker
                 .engine
-                .scram_credential(user, *mechanism)
+                .delete_scram_credential(user, mechanism)
                 .await
                 .map_err(storage)?;
-            if existing.is_none() {
-                return Err((
+            if deleted {
+                Ok(())
+            } else {
+                Err((
                     RESOURCE_NOT_FOUND,
                     format!("user {user:?} has no {} credential", mechanism.name()),
-                ));
+                ))
             }
         }
+        Alteration::Upsert(credential) => broker
+            .engine
+            .set_scram_credential(user, credential)
+            .await
+            .map_err(storage),
     }
-    for alteration in alterations {
-        match alteration {
-            Alteration::Delete(mechanism) => {
-                if !broker
-                    .engine
-                    .delete_scram_credential(user, mechanism)
-                    .await
-                    .map_err(storage)?
-                {
-                    return Err((
-                        RESOURCE_NOT_FOUND,
-                        format!("user {user:?} has no {} credential", mechanism.name()),
-                    ));
-                }
-            }
-            Alteration::Upsert(credential) => broker
-                .engine
-                .set_scram_credential(user, credential)
-                .await
-                .map_err(storage)?,
-        }
-    }
-    Ok(())
 }

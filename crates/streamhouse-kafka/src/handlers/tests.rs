@@ -57,7 +57,12 @@ impl Harness {
 
     /// Sends `request` as `principal` (`User:alice`) and waits for the
     /// answer.
-    pub(super) async fn call(&self, principal: &str, version: i16, request: RequestKind) -> ResponseKind {
+    pub(super) async fn call(
+        &self,
+        principal: &str,
+        version: i16,
+        request: RequestKind,
+    ) -> ResponseKind {
         let context = RequestContext {
             client_id: "test".into(),
             client_host: "127.0.0.1".into(),
@@ -205,9 +210,11 @@ async fn without_an_authorizer_every_principal_may_do_everything() {
     };
     assert_eq!(answer.topics.len(), 1);
     // Kafka's bit fields: every topic and cluster operation.
-    let topic_bits = (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
+    let topic_bits =
+        (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
     assert_eq!(answer.topics[0].topic_authorized_operations, topic_bits);
-    let cluster_bits = (1 << 5) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12) | (1 << 7) | (1 << 8);
+    let cluster_bits =
+        (1 << 5) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12) | (1 << 7) | (1 << 8);
     assert_eq!(answer.cluster_authorized_operations, cluster_bits);
 
     let ResponseKind::Produce(produced) = harness.call(ALICE, 9, produce("orders")).await else {
@@ -220,17 +227,29 @@ async fn without_an_authorizer_every_principal_may_do_everything() {
     let partition = &fetched.responses[0].partitions[0];
     assert_eq!(partition.error_code, 0);
     assert_eq!(partition.high_watermark, 1);
-    let ResponseKind::CreateTopics(created) = harness.call(ALICE, 7, create_topic("payments")).await
+    let ResponseKind::CreateTopics(created) =
+        harness.call(ALICE, 7, create_topic("payments")).await
     else {
         panic!("create topics");
     };
     assert_eq!(created.topics[0].error_code, 0);
-    assert!(created.topics[0].configs.as_ref().is_some_and(|c| !c.is_empty()));
+    assert!(
+        created.topics[0]
+            .configs
+            .as_ref()
+            .is_some_and(|c| !c.is_empty())
+    );
     let ResponseKind::InitProducerId(producer) = harness
-        .call(ALICE, 4, RequestKind::InitProducerId(InitProducerIdRequest::default()
-            .with_transactional_id(None)
-            .with_producer_id((-1).into())
-            .with_producer_epoch(-1)))
+        .call(
+            ALICE,
+            4,
+            RequestKind::InitProducerId(
+                InitProducerIdRequest::default()
+                    .with_transactional_id(None)
+                    .with_producer_id((-1).into())
+                    .with_producer_epoch(-1),
+            ),
+        )
         .await
     else {
         panic!("init producer id");
@@ -244,7 +263,11 @@ async fn acl_apis_answer_security_disabled_without_an_authorizer() {
     let harness = Harness::start(StorageConfig::default()).await;
     let creation = acl_creation(2, "orders", 3, ALICE, 3, 3);
     let ResponseKind::CreateAcls(created) = harness
-        .call(ALICE, 3, RequestKind::CreateAcls(CreateAclsRequest::default().with_creations(vec![creation])))
+        .call(
+            ALICE,
+            3,
+            RequestKind::CreateAcls(CreateAclsRequest::default().with_creations(vec![creation])),
+        )
         .await
     else {
         panic!("create acls");
@@ -252,23 +275,34 @@ async fn acl_apis_answer_security_disabled_without_an_authorizer() {
     assert_eq!(created.results[0].error_code, 54);
     assert!(created.results[0].error_message.is_some());
     let ResponseKind::DescribeAcls(described) = harness
-        .call(ALICE, 3, RequestKind::DescribeAcls(DescribeAclsRequest::default()
-            .with_resource_type_filter(1)
-            .with_pattern_type_filter(1)
-            .with_operation(1)
-            .with_permission_type(1)))
+        .call(
+            ALICE,
+            3,
+            RequestKind::DescribeAcls(
+                DescribeAclsRequest::default()
+                    .with_resource_type_filter(1)
+                    .with_pattern_type_filter(1)
+                    .with_operation(1)
+                    .with_permission_type(1),
+            ),
+        )
         .await
     else {
         panic!("describe acls");
     };
     assert_eq!(described.error_code, 54);
     let ResponseKind::DeleteAcls(deleted) = harness
-        .call(ALICE, 3, RequestKind::DeleteAcls(DeleteAclsRequest::default()
-            .with_filters(vec![DeleteAclsFilter::default()
+        .call(
+            ALICE,
+            3,
+            RequestKind::DeleteAcls(DeleteAclsRequest::default().with_filters(
+                vec![DeleteAclsFilter::default()
                 .with_resource_type_filter(1)
                 .with_pattern_type_filter(1)
                 .with_operation(1)
-                .with_permission_type(1)])))
+                .with_permission_type(1)],
+            )),
+        )
         .await
     else {
         panic!("delete acls");
@@ -288,8 +322,9 @@ async fn scram_alterations_are_checked_as_kafka_checks_them() {
             upsertion("twice", 1, 8192),
             upsertion("twice", 1, 4096),
             upsertion("short", 1, 8192).with_salted_password(Bytes::from_static(b"short")),
+            upsertion("mixed", 2, 8192),
         ])
-        .with_deletions(vec![deletion("nobody", 2)]);
+        .with_deletions(vec![deletion("nobody", 2), deletion("mixed", 1)]);
     let results = alter_results(
         harness
             .call(ALICE, 0, RequestKind::AlterUserScramCredentials(request))
@@ -299,6 +334,7 @@ async fn scram_alterations_are_checked_as_kafka_checks_them() {
         results,
         vec![
             ("nobody".to_string(), 91),
+            ("mixed".to_string(), 92),
             ("few".to_string(), 93),
             ("many".to_string(), 93),
             (String::new(), 93),
