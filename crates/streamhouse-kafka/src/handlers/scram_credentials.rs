@@ -18,6 +18,7 @@ use kafka_protocol::messages::{
     DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse,
 };
 use streamhouse_storage::security::{AclOperation, ScramCredential, ScramMechanism};
+use streamhouse_storage::validate_user_name;
 
 use super::access::Access;
 use super::common::str_bytes;
@@ -230,8 +231,8 @@ pub(crate) async fn alter(
 
 /// The mechanism of one alteration of `user`, or why it is refused.
 fn checked(user: &str, mechanism: i8) -> Result<ScramMechanism, Failure> {
-    if user.is_empty() {
-        return Err((UNACCEPTABLE_CREDENTIAL, "the user name is empty".into()));
+    if let Err(error) = validate_user_name(user) {
+        return Err((UNACCEPTABLE_CREDENTIAL, error.to_string()));
     }
     ScramMechanism::from_code(mechanism).ok_or_else(|| {
         (

@@ -370,3 +370,5 @@ async fn describing_scram_users_reports_unknown_and_repeated_names() {
         vec![("ghost".to_string(), 91), ("echo".to_string(), 92)]
     );
 }
+
+mod matrix;
