@@ -3,6 +3,8 @@
 //! Ranges follow what the handlers implement: record batches v2 only
 //! (Produce ≥ 3, Fetch ≥ 4, as Kafka 4 requires) and topic names rather
 //! than topic ids in Produce and Fetch (below Produce 13 and Fetch 13).
+//! The ACL APIs start at v1, as in Kafka 4 (v0 cannot express pattern
+//! types).
 
 use kafka_protocol::messages::ApiKey;
 

@@ -22,7 +22,7 @@ use kafka_protocol::messages::{
     SyncGroupRequest, SyncGroupResponse,
 };
 
-use streamhouse_storage::security::{AclOperation, ResourceType};
+use streamhouse_storage::security::{AclOperation, CLUSTER_NAME, ResourceType};
 
 use super::Reply;
 use super::access::Access;
@@ -247,7 +247,7 @@ pub(crate) async fn list(
     request: ListGroupsRequest,
 ) -> ListGroupsResponse {
     let access = Access::of(broker, context);
-    let every_group = access.cluster(AclOperation::Describe).is_ok();
+    let every_group = access.allows(AclOperation::Describe, ResourceType::Cluster, CLUSTER_NAME);
     let states: BTreeSet<String> = request
         .states_filter
         .iter()
@@ -283,7 +283,7 @@ pub(crate) async fn list(
                     states.is_empty() || states.contains(&state.to_ascii_lowercase())
                 })
                 .filter(|(id, _, _)| {
-                    every_group || access.group(AclOperation::Describe, id).is_ok()
+                    every_group || access.allows(AclOperation::Describe, ResourceType::Group, id)
                 })
                 .map(|(id, protocol_type, state)| {
                     ListedGroup::default()

@@ -61,7 +61,8 @@ pub(crate) async fn handle(
         None => match broker.engine.list_topics().await {
             Ok(all) => topics.extend(
                 all.iter()
-                    .filter(|t| describe(&t.name).is_ok())
+                    // Left out without a word in the log, as Kafka does.
+                    .filter(|t| access.allows(AclOperation::Describe, ResourceType::Topic, &t.name))
                     .map(|t| with_operations(topic_metadata(broker, t), &t.name)),
             ),
             // Only when the topic list could not be read even at start:

@@ -20,7 +20,7 @@ use kafka_protocol::messages::{
     OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse, TopicName,
 };
 use streamhouse_storage::OffsetCommit;
-use streamhouse_storage::security::AclOperation;
+use streamhouse_storage::security::{AclOperation, ResourceType};
 
 use super::access::Access;
 use super::common::{coordinates, str_bytes};
@@ -29,7 +29,8 @@ use crate::error::{group_error_code, storage_error_code};
 
 /// Each partition of a commit: the offset to store, or an error code.
 type PartitionCommits = Vec<(i32, Result<OffsetCommit, i16>)>;
-/// Partitions to report: (partition, committed offset, metadata).
+/// Partitions to report: (partition, committed offset, metadata, error
+/// code).
 type Reported = Vec<(i32, i64, Option<String>, i16)>;
 
 pub(crate) async fn commit(
@@ -187,7 +188,7 @@ fn select(
             .collect(),
         None => committed
             .iter()
-            .filter(|(topic, _)| describe(topic).is_ok())
+            .filter(|(topic, _)| access.allows(AclOperation::Describe, ResourceType::Topic, topic))
             .map(|(topic, partitions)| {
                 let rows = partitions
                     .iter()
