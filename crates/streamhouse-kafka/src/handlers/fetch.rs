@@ -44,6 +44,15 @@ pub(crate) fn handle(
             }
         },
     );
+    if request.topics.is_empty() && !refused.is_empty() {
+        // Nothing the caller may read: nothing to wait for.
+        return Reply::now(ResponseKind::Fetch(
+            FetchResponse::default()
+                .with_error_code(0)
+                .with_session_id(0)
+                .with_responses(refused),
+        ));
+    }
     let broker = broker.clone();
     Reply::Later(Box::pin(async move {
         let mut response = fetch(&broker, request).await;

@@ -40,13 +40,10 @@ pub(crate) fn join(
 ) -> Reply {
     let version = context.version;
     if let Err(code) = Access::of(broker, context).group(AclOperation::Read, &request.group_id.0) {
-        return Reply::now(ResponseKind::JoinGroup(
-            join_response(Err(JoinRefused::new(
-                GroupError::NotCoordinator,
-                request.member_id.to_string(),
-            )))
-            .with_error_code(code),
-        ));
+        return Reply::now(ResponseKind::JoinGroup(join_refused(
+            code,
+            request.member_id.to_string(),
+        )));
     }
     if !coordinates(broker, &request.group_id.0) {
         return Reply::now(ResponseKind::JoinGroup(join_response(Err(
@@ -89,15 +86,19 @@ pub(crate) fn join(
     }
 }
 
+fn join_refused(code: i16, member_id: String) -> JoinGroupResponse {
+    JoinGroupResponse::default()
+        .with_error_code(code)
+        .with_generation_id(-1)
+        .with_protocol_name(None)
+        .with_member_id(str_bytes(member_id))
+}
+
 fn join_response(outcome: JoinResult) -> JoinGroupResponse {
     let outcome = match outcome {
         Ok(joined) => joined,
         Err(refused) => {
-            return JoinGroupResponse::default()
-                .with_error_code(group_error_code(&refused.error))
-                .with_generation_id(-1)
-                .with_protocol_name(None)
-                .with_member_id(str_bytes(refused.member_id));
+            return join_refused(group_error_code(&refused.error), refused.member_id);
         }
     };
     JoinGroupResponse::default()

@@ -227,6 +227,15 @@ async fn produce_needs_write_and_fetch_needs_read() {
         fetch_code(harness.call(ALICE, 12, fetch("orders")).await),
         29
     );
+    // A long poll on topics the caller may not read is answered at once.
+    let RequestKind::Fetch(long_poll) = fetch("orders") else {
+        unreachable!("a fetch request")
+    };
+    let started = std::time::Instant::now();
+    let long_poll = long_poll.with_max_wait_ms(10_000).with_min_bytes(1);
+    let refused = harness.call(ALICE, 12, RequestKind::Fetch(long_poll)).await;
+    assert_eq!(fetch_code(refused), 29);
+    assert!(started.elapsed() < Duration::from_secs(5));
     harness
         .allow(ALICE, AclOperation::Write, ResourceType::Topic, "orders")
         .await;
