@@ -359,6 +359,28 @@ async fn deny_beats_allow_and_prefixed_patterns_apply() {
         produce_code(harness.call(ALICE, 9, produce("payments")).await),
         29
     );
+    // An ACL for another client address does not apply.
+    let mut elsewhere = acl(
+        BOB,
+        AclPermission::Allow,
+        AclOperation::Write,
+        ResourceType::Topic,
+        PatternType::Literal,
+        "payments",
+    );
+    elsewhere.host = "10.0.0.1".into();
+    harness.grant(std::slice::from_ref(&elsewhere)).await;
+    assert_eq!(
+        produce_code(harness.call(BOB, 9, produce("payments")).await),
+        29
+    );
+    let mut here = elsewhere;
+    here.host = "127.0.0.1".into();
+    harness.grant(&[here]).await;
+    assert_eq!(
+        produce_code(harness.call(BOB, 9, produce("payments")).await),
+        0
+    );
     // Super users bypass every ACL, Deny included.
     assert_eq!(
         produce_code(harness.call(ADMIN, 9, produce("orders-us")).await),
