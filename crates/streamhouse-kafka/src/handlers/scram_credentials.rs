@@ -204,12 +204,11 @@ pub(crate) async fn alter(
         .map_err(|code| (code, "not authorized to alter users".to_string()));
     let mut results = Vec::with_capacity(order.len());
     for name in order {
+        let Some(checked) = users.remove(&name) else {
+            continue;
+        };
         // Kafka refuses an unauthorized request whole, before validating.
-        let planned = admitted.clone().and_then(|()| {
-            users
-                .remove(&name)
-                .unwrap_or_else(|| Err((RESOURCE_NOT_FOUND, String::new())))
-        });
+        let planned = admitted.clone().and(checked);
         let outcome = match planned {
             Ok(alteration) => apply(broker, &name, alteration).await,
             Err(failure) => Err(failure),
