@@ -39,7 +39,6 @@ pub(crate) struct RequestContext {
     pub(crate) version: i16,
     /// The connection's principal and the client's address, for
     /// authorization.
-    #[allow(dead_code)]
     pub(crate) caller: Caller,
 }
 

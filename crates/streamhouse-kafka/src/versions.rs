@@ -3,6 +3,8 @@
 //! Ranges follow what the handlers implement: record batches v2 only
 //! (Produce ≥ 3, Fetch ≥ 4, as Kafka 4 requires) and topic names rather
 //! than topic ids in Produce and Fetch (below Produce 13 and Fetch 13).
+//! The ACL APIs start at v1, as in Kafka 4 (v0 cannot express pattern
+//! types).
 
 use kafka_protocol::messages::ApiKey;
 
@@ -32,6 +34,11 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteRecords, 0, 2),
     (ApiKey::AlterConfigs, 0, 2),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::DescribeAcls, 1, 3),
+    (ApiKey::CreateAcls, 1, 3),
+    (ApiKey::DeleteAcls, 1, 3),
+    (ApiKey::DescribeUserScramCredentials, 0, 0),
+    (ApiKey::AlterUserScramCredentials, 0, 0),
 ];
 
 pub(crate) fn range(api_key: ApiKey) -> Option<(i16, i16)> {

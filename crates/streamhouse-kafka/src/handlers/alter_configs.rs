@@ -1,6 +1,9 @@
 //! AlterConfigs (replace a topic's overrides) and IncrementalAlterConfigs
 //! (set, delete, append to or subtract from single configs) for topics.
 //! Broker settings are static and refused.
+//!
+//! A topic needs AlterConfigs on it (TOPIC_AUTHORIZATION_FAILED), the
+//! broker AlterConfigs on the cluster (CLUSTER_AUTHORIZATION_FAILED).
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::{
@@ -9,11 +12,16 @@ use kafka_protocol::messages::{
 };
 use streamhouse_core::TopicConfig;
 
+use streamhouse_storage::security::AclOperation;
+
+use super::access::Access;
 use super::common::str_bytes;
-use crate::broker::Broker;
+use crate::broker::{Broker, RequestContext};
 use crate::error::storage_error_code;
 
 const RESOURCE_TOPIC: i8 = 2;
+const RESOURCE_BROKER: i8 = 4;
+const RESOURCE_BROKER_LOGGER: i8 = 8;
 
 const OP_SET: i8 = 0;
 const OP_DELETE: i8 = 1;
@@ -23,7 +31,26 @@ const OP_SUBTRACT: i8 = 3;
 /// A failure's error code and message.
 type Failure = (i16, String);
 
-pub(crate) async fn alter(broker: &Broker, request: AlterConfigsRequest) -> AlterConfigsResponse {
+/// Whether the caller may alter the resource's configs.
+fn authorize(access: Access<'_>, resource_type: i8, name: &str) -> Result<(), Failure> {
+    let refused = |code| Err((code, "not authorized to alter these configs".to_string()));
+    match resource_type {
+        RESOURCE_TOPIC => access
+            .topic(AclOperation::AlterConfigs, name)
+            .or_else(refused),
+        RESOURCE_BROKER | RESOURCE_BROKER_LOGGER => {
+            access.cluster(AclOperation::AlterConfigs).or_else(refused)
+        }
+        _ => Ok(()),
+    }
+}
+
+pub(crate) async fn alter(
+    broker: &Broker,
+    context: &RequestContext,
+    request: AlterConfigsRequest,
+) -> AlterConfigsResponse {
+    let access = Access::of(broker, context);
     let mut responses = Vec::with_capacity(request.resources.len());
     for resource in request.resources {
         let pairs: Vec<(String, String)> = resource
@@ -31,7 +58,11 @@ pub(crate) async fn alter(broker: &Broker, request: AlterConfigsRequest) -> Alte
             .iter()
             .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
             .collect();
-        let outcome = if resource.resource_type == RESOURCE_TOPIC {
+        let outcome = if let Err(failure) =
+            authorize(access, resource.resource_type, &resource.resource_name)
+        {
+            Err(failure)
+        } else if resource.resource_type == RESOURCE_TOPIC {
             match TopicConfig::from_pairs(pairs) {
                 Ok(config) => {
                     apply(
@@ -61,11 +92,17 @@ pub(crate) async fn alter(broker: &Broker, request: AlterConfigsRequest) -> Alte
 
 pub(crate) async fn incremental(
     broker: &Broker,
+    context: &RequestContext,
     request: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
+    let access = Access::of(broker, context);
     let mut responses = Vec::with_capacity(request.resources.len());
     for resource in request.resources {
-        let outcome = if resource.resource_type == RESOURCE_TOPIC {
+        let outcome = if let Err(failure) =
+            authorize(access, resource.resource_type, &resource.resource_name)
+        {
+            Err(failure)
+        } else if resource.resource_type == RESOURCE_TOPIC {
             let changes: Vec<(String, i8, Option<String>)> = resource
                 .configs
                 .iter()

@@ -1,4 +1,5 @@
 //! CreatePartitions: grow a topic. Existing partitions keep their data.
+//! Each topic needs Alter (TOPIC_AUTHORIZATION_FAILED).
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
@@ -6,18 +7,25 @@ use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse
 use streamhouse_storage::MetadataError;
 use streamhouse_storage::StorageError;
 
+use streamhouse_storage::security::AclOperation;
+
+use super::access::Access;
 use super::common::str_bytes;
-use crate::broker::Broker;
+use crate::broker::{Broker, RequestContext};
 use crate::error::storage_error_code;
 
 pub(crate) async fn handle(
     broker: &Broker,
+    context: &RequestContext,
     request: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
+    let access = Access::of(broker, context);
     let mut results = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
         let name = topic.name.0.to_string();
-        let outcome = if request.validate_only {
+        let outcome = if let Err(code) = access.topic(AclOperation::Alter, &name) {
+            Err((code, format!("not authorized to alter topic {name:?}")))
+        } else if request.validate_only {
             match broker.engine.load_topic(&name).await {
                 Ok(current) if topic.count > current.partition_count => Ok(()),
                 Ok(current) => Err((

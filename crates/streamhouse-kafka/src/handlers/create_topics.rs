@@ -1,5 +1,9 @@
 //! CreateTopics. The replication factor is accepted and reported but has no
 //! effect: durability comes from the object store, not from replicas.
+//!
+//! Each topic needs Create on the cluster or on the topic
+//! (TOPIC_AUTHORIZATION_FAILED); its configs are in the answer only for a
+//! caller that may DescribeConfigs it.
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
@@ -10,21 +14,33 @@ use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use streamhouse_core::{TopicConfig, validate_partition_count, validate_topic_name};
 use streamhouse_storage::{NewTopic, StorageError, Topic};
 
+use streamhouse_storage::security::AclOperation;
+
+use super::access::{Access, TOPIC_AUTHORIZATION_FAILED};
 use super::common::str_bytes;
 use super::common::{SOURCE_DEFAULT, SOURCE_TOPIC, topic_uuid};
-use crate::broker::Broker;
+use crate::broker::{Broker, RequestContext};
 use crate::error::storage_error_code;
 
 pub(crate) async fn handle(
     broker: &Broker,
+    context: &RequestContext,
     request: CreateTopicsRequest,
-    version: i16,
 ) -> CreateTopicsResponse {
+    let version = context.version;
+    let access = Access::of(broker, context);
     let mut results = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
         let result = CreatableTopicResult::default().with_name(topic.name.clone());
         let replication_factor = topic.replication_factor;
-        let outcome = create(broker, topic, request.validate_only).await;
+        let outcome = if access.may_create_topic(&topic.name.0) {
+            create(broker, topic, request.validate_only).await
+        } else {
+            Err((
+                TOPIC_AUTHORIZATION_FAILED,
+                format!("not authorized to create topic {:?}", topic.name.0.as_str()),
+            ))
+        };
         results.push(match outcome {
             Ok(created) => {
                 let result = result
@@ -32,10 +48,13 @@ pub(crate) async fn handle(
                     .with_topic_id(topic_uuid(&created))
                     .with_num_partitions(created.partition_count)
                     .with_replication_factor(replication_factor.max(1));
-                if version >= 5 {
-                    result.with_configs(Some(config_entries(&created.config)))
-                } else {
+                if version < 5 {
                     result
+                } else if let Err(code) = access.topic(AclOperation::DescribeConfigs, &created.name)
+                {
+                    result.with_topic_config_error_code(code)
+                } else {
+                    result.with_configs(Some(config_entries(&created.config)))
                 }
             }
             Err((code, message)) => result

@@ -1,4 +1,6 @@
-//! DescribeConfigs for topics and for this broker.
+//! DescribeConfigs for topics and for this broker. A topic needs
+//! DescribeConfigs on it (TOPIC_AUTHORIZATION_FAILED), the broker
+//! DescribeConfigs on the cluster (CLUSTER_AUTHORIZATION_FAILED).
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::describe_configs_response::{
@@ -6,9 +8,12 @@ use kafka_protocol::messages::describe_configs_response::{
 };
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 
+use streamhouse_storage::security::AclOperation;
+
+use super::access::Access;
 use super::common::str_bytes;
 use super::common::{SOURCE_DEFAULT, SOURCE_TOPIC};
-use crate::broker::Broker;
+use crate::broker::{Broker, RequestContext};
 use crate::error::storage_error_code;
 
 /// A config's name, value and source.
@@ -23,9 +28,11 @@ const SOURCE_STATIC_BROKER: i8 = 4;
 
 pub(crate) async fn handle(
     broker: &Broker,
+    context: &RequestContext,
     request: DescribeConfigsRequest,
-    _version: i16,
 ) -> DescribeConfigsResponse {
+    let access = Access::of(broker, context);
+    let refused = |code: i16| (code, "not authorized to describe these configs".to_string());
     let mut results = Vec::with_capacity(request.resources.len());
     for resource in request.resources {
         let name = resource.resource_name.to_string();
@@ -39,6 +46,12 @@ pub(crate) async fn handle(
             .with_resource_type(resource.resource_type)
             .with_resource_name(resource.resource_name.clone());
         let entries: Result<Vec<Entry>, Failure> = match resource.resource_type {
+            RESOURCE_TOPIC if access.topic(AclOperation::DescribeConfigs, &name).is_err() => {
+                Err(refused(super::access::TOPIC_AUTHORIZATION_FAILED))
+            }
+            RESOURCE_BROKER if access.cluster(AclOperation::DescribeConfigs).is_err() => {
+                Err(refused(super::access::CLUSTER_AUTHORIZATION_FAILED))
+            }
             RESOURCE_TOPIC => match broker.engine.load_topic(&name).await {
                 Ok(topic) => Ok(topic
                     .config

@@ -16,21 +16,68 @@ use kafka_protocol::messages::fetch_request::FetchTopic;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, ResponseKind};
 use streamhouse_storage::StorageError;
+use streamhouse_storage::security::AclOperation;
 use tokio::time::Instant;
 
 use super::Reply;
-use crate::broker::Broker;
+use super::access::Access;
+use crate::broker::{Broker, RequestContext};
 use crate::error::storage_error_code;
 use crate::records::encode_batch;
 
 /// Longest wait honoured, whatever the client asks for.
 const MAX_WAIT: Duration = Duration::from_secs(30);
 
-pub(crate) fn handle(broker: &Arc<Broker>, request: FetchRequest, _version: i16) -> Reply {
+pub(crate) fn handle(
+    broker: &Arc<Broker>,
+    context: &RequestContext,
+    mut request: FetchRequest,
+) -> Reply {
+    let access = Access::of(broker, context);
+    let mut refused = Vec::new();
+    request.topics.retain(
+        |topic| match access.topic(AclOperation::Read, &topic.topic.0) {
+            Ok(()) => true,
+            Err(code) => {
+                refused.push(refused_topic(topic, code));
+                false
+            }
+        },
+    );
+    if request.topics.is_empty() && !refused.is_empty() {
+        // Nothing the caller may read: nothing to wait for.
+        return Reply::now(ResponseKind::Fetch(
+            FetchResponse::default()
+                .with_error_code(0)
+                .with_session_id(0)
+                .with_responses(refused),
+        ));
+    }
     let broker = broker.clone();
     Reply::Later(Box::pin(async move {
-        ResponseKind::Fetch(fetch(&broker, request).await)
+        let mut response = fetch(&broker, request).await;
+        response.responses.extend(refused);
+        ResponseKind::Fetch(response)
     }))
+}
+
+fn refused_topic(topic: &FetchTopic, code: i16) -> FetchableTopicResponse {
+    let partitions = topic
+        .partitions
+        .iter()
+        .map(|wanted| {
+            PartitionData::default()
+                .with_partition_index(wanted.partition)
+                .with_error_code(code)
+                .with_high_watermark(-1)
+                .with_last_stable_offset(-1)
+                .with_log_start_offset(-1)
+                .with_records(Some(Default::default()))
+        })
+        .collect();
+    FetchableTopicResponse::default()
+        .with_topic(topic.topic.clone())
+        .with_partitions(partitions)
 }
 
 async fn fetch(broker: &Broker, request: FetchRequest) -> FetchResponse {

@@ -1,5 +1,10 @@
 //! JoinGroup, SyncGroup, Heartbeat, LeaveGroup, ListGroups, DescribeGroups
 //! and DeleteGroups: protocol glue around the group coordinator.
+//!
+//! Joining, syncing, heart-beating and leaving need Read on the group,
+//! describing it Describe, deleting it Delete (GROUP_AUTHORIZATION_FAILED
+//! otherwise); ListGroups shows every group to a caller that may Describe
+//! the cluster, and otherwise the groups it may Describe.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -17,7 +22,10 @@ use kafka_protocol::messages::{
     SyncGroupRequest, SyncGroupResponse,
 };
 
+use streamhouse_storage::security::{AclOperation, CLUSTER_NAME, ResourceType};
+
 use super::Reply;
+use super::access::Access;
 use super::common::{coordinates, str_bytes};
 use crate::broker::{Broker, RequestContext};
 use crate::coordinator::{GroupError, JoinParams, JoinRefused, JoinResult, SyncResult, Wait};
@@ -31,6 +39,12 @@ pub(crate) fn join(
     request: JoinGroupRequest,
 ) -> Reply {
     let version = context.version;
+    if let Err(code) = Access::of(broker, context).group(AclOperation::Read, &request.group_id.0) {
+        return Reply::now(ResponseKind::JoinGroup(join_refused(
+            code,
+            request.member_id.to_string(),
+        )));
+    }
     if !coordinates(broker, &request.group_id.0) {
         return Reply::now(ResponseKind::JoinGroup(join_response(Err(
             JoinRefused::new(GroupError::NotCoordinator, request.member_id.to_string()),
@@ -72,15 +86,19 @@ pub(crate) fn join(
     }
 }
 
+fn join_refused(code: i16, member_id: String) -> JoinGroupResponse {
+    JoinGroupResponse::default()
+        .with_error_code(code)
+        .with_generation_id(-1)
+        .with_protocol_name(None)
+        .with_member_id(str_bytes(member_id))
+}
+
 fn join_response(outcome: JoinResult) -> JoinGroupResponse {
     let outcome = match outcome {
         Ok(joined) => joined,
         Err(refused) => {
-            return JoinGroupResponse::default()
-                .with_error_code(group_error_code(&refused.error))
-                .with_generation_id(-1)
-                .with_protocol_name(None)
-                .with_member_id(str_bytes(refused.member_id));
+            return join_refused(group_error_code(&refused.error), refused.member_id);
         }
     };
     JoinGroupResponse::default()
@@ -105,7 +123,16 @@ fn join_response(outcome: JoinResult) -> JoinGroupResponse {
         )
 }
 
-pub(crate) fn sync(broker: &Arc<Broker>, request: SyncGroupRequest) -> Reply {
+pub(crate) fn sync(
+    broker: &Arc<Broker>,
+    context: &RequestContext,
+    request: SyncGroupRequest,
+) -> Reply {
+    if let Err(code) = Access::of(broker, context).group(AclOperation::Read, &request.group_id.0) {
+        return Reply::now(ResponseKind::SyncGroup(
+            SyncGroupResponse::default().with_error_code(code),
+        ));
+    }
     if !coordinates(broker, &request.group_id.0) {
         return Reply::now(ResponseKind::SyncGroup(sync_response(Err(
             GroupError::NotCoordinator,
@@ -149,7 +176,14 @@ fn sync_response(outcome: SyncResult) -> SyncGroupResponse {
         .with_assignment(outcome.assignment)
 }
 
-pub(crate) fn heartbeat(broker: &Broker, request: HeartbeatRequest) -> HeartbeatResponse {
+pub(crate) fn heartbeat(
+    broker: &Broker,
+    context: &RequestContext,
+    request: HeartbeatRequest,
+) -> HeartbeatResponse {
+    if let Err(code) = Access::of(broker, context).group(AclOperation::Read, &request.group_id.0) {
+        return HeartbeatResponse::default().with_error_code(code);
+    }
     if !coordinates(broker, &request.group_id.0) {
         return HeartbeatResponse::default().with_error_code(NOT_COORDINATOR);
     }
@@ -162,10 +196,14 @@ pub(crate) fn heartbeat(broker: &Broker, request: HeartbeatRequest) -> Heartbeat
 
 pub(crate) fn leave(
     broker: &Broker,
+    context: &RequestContext,
     request: LeaveGroupRequest,
-    version: i16,
 ) -> LeaveGroupResponse {
+    let version = context.version;
     let group_id = request.group_id.0.to_string();
+    if let Err(code) = Access::of(broker, context).group(AclOperation::Read, &group_id) {
+        return LeaveGroupResponse::default().with_error_code(code);
+    }
     if !coordinates(broker, &group_id) {
         return LeaveGroupResponse::default().with_error_code(NOT_COORDINATOR);
     }
@@ -204,7 +242,13 @@ pub(crate) fn leave(
         .with_members(members)
 }
 
-pub(crate) async fn list(broker: &Broker, request: ListGroupsRequest) -> ListGroupsResponse {
+pub(crate) async fn list(
+    broker: &Broker,
+    context: &RequestContext,
+    request: ListGroupsRequest,
+) -> ListGroupsResponse {
+    let access = Access::of(broker, context);
+    let every_group = access.allows(AclOperation::Describe, ResourceType::Cluster, CLUSTER_NAME);
     let states: BTreeSet<String> = request
         .states_filter
         .iter()
@@ -239,6 +283,9 @@ pub(crate) async fn list(broker: &Broker, request: ListGroupsRequest) -> ListGro
                 .filter(|(_, _, state)| {
                     states.is_empty() || states.contains(&state.to_ascii_lowercase())
                 })
+                .filter(|(id, _, _)| {
+                    every_group || access.allows(AclOperation::Describe, ResourceType::Group, id)
+                })
                 .map(|(id, protocol_type, state)| {
                     ListedGroup::default()
                         .with_group_id(GroupId(str_bytes(id)))
@@ -252,14 +299,25 @@ pub(crate) async fn list(broker: &Broker, request: ListGroupsRequest) -> ListGro
 
 pub(crate) async fn describe(
     broker: &Broker,
+    context: &RequestContext,
     request: DescribeGroupsRequest,
 ) -> DescribeGroupsResponse {
+    let access = Access::of(broker, context);
     let mut described = Vec::with_capacity(request.groups.len());
     for group_id in request.groups {
         let result = DescribedGroup::default()
             .with_group_id(group_id.clone())
             .with_error_code(0)
-            .with_authorized_operations(i32::MIN);
+            .with_authorized_operations(super::access::OPERATIONS_NOT_REQUESTED);
+        if let Err(code) = access.group(AclOperation::Describe, &group_id.0) {
+            described.push(result.with_error_code(code).with_group_state(str_bytes("")));
+            continue;
+        }
+        let result = result.with_authorized_operations(access.operations_if(
+            request.include_authorized_operations,
+            ResourceType::Group,
+            &group_id.0,
+        ));
         if !coordinates(broker, &group_id.0) {
             described.push(result.with_error_code(NOT_COORDINATOR));
             continue;
@@ -306,10 +364,17 @@ pub(crate) async fn describe(
     DescribeGroupsResponse::default().with_groups(described)
 }
 
-pub(crate) async fn delete(broker: &Broker, request: DeleteGroupsRequest) -> DeleteGroupsResponse {
+pub(crate) async fn delete(
+    broker: &Broker,
+    context: &RequestContext,
+    request: DeleteGroupsRequest,
+) -> DeleteGroupsResponse {
+    let access = Access::of(broker, context);
     let mut results = Vec::with_capacity(request.groups_names.len());
     for group_id in request.groups_names {
-        let removed = if coordinates(broker, &group_id.0) {
+        let removed = if let Err(code) = access.group(AclOperation::Delete, &group_id.0) {
+            Err(code)
+        } else if coordinates(broker, &group_id.0) {
             broker
                 .groups
                 .remove_if_empty(&group_id.0)

@@ -1,22 +1,39 @@
 //! InitProducerId: a new producer id (epoch 0) for an idempotent
 //! producer, or a new epoch for an existing one. Transactions are not
 //! supported.
+//!
+//! Without a transactional id the caller needs IdempotentWrite on the
+//! cluster or Write on some topic (KIP-679); with one, Write on it.
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse};
 
-use crate::broker::Broker;
+use streamhouse_storage::security::{AclOperation, ResourceType};
+
+use super::access::{Access, CLUSTER_AUTHORIZATION_FAILED};
+use crate::broker::{Broker, RequestContext};
 use crate::error::storage_error_code;
 
 pub(crate) async fn handle(
     broker: &Broker,
+    context: &RequestContext,
     request: InitProducerIdRequest,
 ) -> InitProducerIdResponse {
+    let access = Access::of(broker, context);
     let response = InitProducerIdResponse::default()
         .with_producer_id((-1).into())
         .with_producer_epoch(-1);
-    if request.transactional_id.is_some() {
+    if let Some(transactional_id) = &request.transactional_id {
+        if let Err(code) = access.transactional_id(AclOperation::Write, transactional_id) {
+            return response.with_error_code(code);
+        }
+        // Authorized, but transactions are not supported.
         return response.with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code());
+    }
+    let idempotent = access.cluster(AclOperation::IdempotentWrite).is_ok()
+        || access.allows_any(AclOperation::Write, ResourceType::Topic);
+    if !idempotent {
+        return response.with_error_code(CLUSTER_AUTHORIZATION_FAILED);
     }
     let (producer_id, epoch) = (request.producer_id.0, request.producer_epoch);
     if producer_id >= 0 && epoch >= 0 {

@@ -3,6 +3,11 @@
 //! are created on first use when the client asks for it and the server
 //! allows it (Kafka's `auto.create.topics.enable`).
 //!
+//! A topic the caller may not Describe is left out of the full list and
+//! answered with TOPIC_AUTHORIZATION_FAILED when named, whether or not it
+//! exists; creating one on first use needs Create on the cluster or the
+//! topic.
+//!
 //! The invariant that matters: an outage of the metadata store never
 //! looks like deleted topics. Clients drop topics missing from a full
 //! list and stop producing to a topic answered with
@@ -15,17 +20,29 @@ use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
 use kafka_protocol::messages::{MetadataRequest, MetadataResponse, TopicName};
+use streamhouse_storage::security::{AclOperation, CLUSTER_NAME, ResourceType};
 use streamhouse_storage::{NewTopic, StorageError, Topic};
 
+use super::access::{Access, TOPIC_AUTHORIZATION_FAILED};
 use super::common::{str_bytes, topic_uuid};
-use crate::broker::Broker;
+use crate::broker::{Broker, RequestContext};
 use crate::error::storage_error_code;
 
 pub(crate) async fn handle(
     broker: &Broker,
+    context: &RequestContext,
     request: MetadataRequest,
-    version: i16,
 ) -> MetadataResponse {
+    let version = context.version;
+    let access = Access::of(broker, context);
+    let describe = |topic: &str| access.topic(AclOperation::Describe, topic);
+    let with_operations = |topic: MetadataResponseTopic, name: &str| {
+        topic.with_topic_authorized_operations(access.operations_if(
+            request.include_topic_authorized_operations,
+            ResourceType::Topic,
+            name,
+        ))
+    };
     // v0: an empty list means every topic; v1+: null means every topic.
     let requested: Option<Vec<String>> = match request.topics {
         None => None,
@@ -42,7 +59,12 @@ pub(crate) async fn handle(
     let mut topics = Vec::new();
     match requested {
         None => match broker.engine.list_topics().await {
-            Ok(all) => topics.extend(all.iter().map(|t| topic_metadata(broker, t))),
+            Ok(all) => topics.extend(
+                all.iter()
+                    // Left out without a word in the log, as Kafka does.
+                    .filter(|t| access.allows(AclOperation::Describe, ResourceType::Topic, &t.name))
+                    .map(|t| with_operations(topic_metadata(broker, t), &t.name)),
+            ),
             // Only when the topic list could not be read even at start:
             // nothing to answer with but an empty list.
             Err(error) => {
@@ -51,10 +73,23 @@ pub(crate) async fn handle(
         },
         Some(names) => {
             for name in names {
+                if let Err(code) = describe(&name) {
+                    topics.push(
+                        MetadataResponseTopic::default()
+                            .with_name(Some(TopicName(str_bytes(name))))
+                            .with_error_code(code),
+                    );
+                    continue;
+                }
                 // Through the engine's topic cache, which keeps answering
                 // while the metadata store is briefly unreachable.
                 let found = match broker.engine.topic(&name).await {
                     Ok(topic) => Ok((*topic).clone()),
+                    Err(StorageError::UnknownTopic { .. })
+                        if auto_create && !access.may_create_topic(&name) =>
+                    {
+                        Err(TOPIC_AUTHORIZATION_FAILED)
+                    }
                     Err(StorageError::UnknownTopic { .. }) if auto_create => {
                         create_on_first_use(broker, &name).await.map_err(|e| {
                             if e.is_retriable() {
@@ -71,7 +106,7 @@ pub(crate) async fn handle(
                     Err(error) => Err(storage_error_code(&error)),
                 };
                 topics.push(match found {
-                    Ok(topic) => topic_metadata(broker, &topic),
+                    Ok(topic) => with_operations(topic_metadata(broker, &topic), &name),
                     Err(code) => MetadataResponseTopic::default()
                         .with_name(Some(TopicName(str_bytes(name))))
                         .with_error_code(code),
@@ -91,8 +126,14 @@ pub(crate) async fn handle(
                 .with_rack(agent.zone.clone().map(str_bytes))
         })
         .collect();
+    let cluster_operations = access.operations_if(
+        request.include_cluster_authorized_operations,
+        ResourceType::Cluster,
+        CLUSTER_NAME,
+    );
     MetadataResponse::default()
         .with_brokers(brokers)
+        .with_cluster_authorized_operations(cluster_operations)
         .with_cluster_id(Some(str_bytes(broker.config.cluster_id.clone())))
         .with_controller_id(broker.config.node_id.into())
         .with_topics(topics)
@@ -133,5 +174,5 @@ pub(crate) fn topic_metadata(broker: &Broker, topic: &Topic) -> MetadataResponse
         .with_topic_id(topic_uuid(topic))
         .with_is_internal(false)
         .with_partitions(partitions)
-        .with_topic_authorized_operations(i32::MIN)
+        .with_topic_authorized_operations(super::access::OPERATIONS_NOT_REQUESTED)
 }

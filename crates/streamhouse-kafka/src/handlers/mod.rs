@@ -1,6 +1,8 @@
 //! One module per Kafka API. Each handler takes its decoded request and
 //! returns the response (or, for requests that wait, a future of it).
 
+mod access;
+mod acls;
 mod alter_configs;
 pub(crate) mod api_versions;
 mod common;
@@ -18,6 +20,9 @@ mod metadata;
 mod offsets;
 mod produce;
 mod sasl;
+mod scram_credentials;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 
@@ -54,67 +59,86 @@ pub(crate) async fn dispatch(
             Reply::now(ResponseKind::ApiVersions(api_versions::handle(version)))
         }
         RequestKind::Metadata(request) => Reply::now(ResponseKind::Metadata(
-            metadata::handle(broker, request, version).await,
+            metadata::handle(broker, context, request).await,
         )),
-        RequestKind::Produce(request) => produce::handle(broker, request, version).await,
-        RequestKind::Fetch(request) => fetch::handle(broker, request, version),
+        RequestKind::Produce(request) => produce::handle(broker, context, request).await,
+        RequestKind::Fetch(request) => fetch::handle(broker, context, request),
         RequestKind::ListOffsets(request) => Reply::now(ResponseKind::ListOffsets(
-            list_offsets::handle(broker, request, version).await,
+            list_offsets::handle(broker, context, request).await,
         )),
         RequestKind::CreateTopics(request) => Reply::now(ResponseKind::CreateTopics(
-            create_topics::handle(broker, request, version).await,
+            create_topics::handle(broker, context, request).await,
         )),
         RequestKind::DeleteTopics(request) => Reply::now(ResponseKind::DeleteTopics(
-            delete_topics::handle(broker, request, version).await,
+            delete_topics::handle(broker, context, request).await,
         )),
         RequestKind::CreatePartitions(request) => Reply::now(ResponseKind::CreatePartitions(
-            create_partitions::handle(broker, request).await,
+            create_partitions::handle(broker, context, request).await,
         )),
         RequestKind::DescribeConfigs(request) => Reply::now(ResponseKind::DescribeConfigs(
-            describe_configs::handle(broker, request, version).await,
+            describe_configs::handle(broker, context, request).await,
         )),
         RequestKind::FindCoordinator(request) => Reply::now(ResponseKind::FindCoordinator(
-            find_coordinator::handle(broker, request, version),
+            find_coordinator::handle(broker, context, request),
         )),
         RequestKind::InitProducerId(request) => Reply::now(ResponseKind::InitProducerId(
-            init_producer_id::handle(broker, request).await,
+            init_producer_id::handle(broker, context, request).await,
         )),
         RequestKind::SaslHandshake(_) => Reply::now(ResponseKind::SaslHandshake(sasl::handshake())),
         RequestKind::SaslAuthenticate(_) => {
             Reply::now(ResponseKind::SaslAuthenticate(sasl::authenticate()))
         }
         RequestKind::OffsetCommit(request) => Reply::now(ResponseKind::OffsetCommit(
-            offsets::commit(broker, request, version).await,
+            offsets::commit(broker, context, request).await,
         )),
         RequestKind::OffsetFetch(request) => Reply::now(ResponseKind::OffsetFetch(
-            offsets::fetch(broker, request, version).await,
+            offsets::fetch(broker, context, request).await,
         )),
         RequestKind::JoinGroup(request) => groups::join(broker, context, request),
-        RequestKind::SyncGroup(request) => groups::sync(broker, request),
-        RequestKind::Heartbeat(request) => {
-            Reply::now(ResponseKind::Heartbeat(groups::heartbeat(broker, request)))
-        }
+        RequestKind::SyncGroup(request) => groups::sync(broker, context, request),
+        RequestKind::Heartbeat(request) => Reply::now(ResponseKind::Heartbeat(groups::heartbeat(
+            broker, context, request,
+        ))),
         RequestKind::LeaveGroup(request) => Reply::now(ResponseKind::LeaveGroup(groups::leave(
-            broker, request, version,
+            broker, context, request,
         ))),
         RequestKind::ListGroups(request) => Reply::now(ResponseKind::ListGroups(
-            groups::list(broker, request).await,
+            groups::list(broker, context, request).await,
         )),
         RequestKind::DescribeGroups(request) => Reply::now(ResponseKind::DescribeGroups(
-            groups::describe(broker, request).await,
+            groups::describe(broker, context, request).await,
         )),
         RequestKind::DeleteGroups(request) => Reply::now(ResponseKind::DeleteGroups(
-            groups::delete(broker, request).await,
+            groups::delete(broker, context, request).await,
         )),
         RequestKind::DeleteRecords(request) => Reply::now(ResponseKind::DeleteRecords(
-            delete_records::handle(broker, request).await,
+            delete_records::handle(broker, context, request).await,
         )),
         RequestKind::AlterConfigs(request) => Reply::now(ResponseKind::AlterConfigs(
-            alter_configs::alter(broker, request).await,
+            alter_configs::alter(broker, context, request).await,
         )),
         RequestKind::IncrementalAlterConfigs(request) => {
             Reply::now(ResponseKind::IncrementalAlterConfigs(
-                alter_configs::incremental(broker, request).await,
+                alter_configs::incremental(broker, context, request).await,
+            ))
+        }
+        RequestKind::CreateAcls(request) => Reply::now(ResponseKind::CreateAcls(
+            acls::create(broker, context, request).await,
+        )),
+        RequestKind::DescribeAcls(request) => Reply::now(ResponseKind::DescribeAcls(
+            acls::describe(broker, context, request).await,
+        )),
+        RequestKind::DeleteAcls(request) => Reply::now(ResponseKind::DeleteAcls(
+            acls::delete(broker, context, request).await,
+        )),
+        RequestKind::DescribeUserScramCredentials(request) => {
+            Reply::now(ResponseKind::DescribeUserScramCredentials(
+                scram_credentials::describe(broker, context, request).await,
+            ))
+        }
+        RequestKind::AlterUserScramCredentials(request) => {
+            Reply::now(ResponseKind::AlterUserScramCredentials(
+                scram_credentials::alter(broker, context, request).await,
             ))
         }
         other => {
@@ -153,6 +177,11 @@ pub(crate) fn api_name(api_key: ApiKey) -> &'static str {
         ApiKey::DeleteRecords => "delete_records",
         ApiKey::AlterConfigs => "alter_configs",
         ApiKey::IncrementalAlterConfigs => "incremental_alter_configs",
+        ApiKey::CreateAcls => "create_acls",
+        ApiKey::DescribeAcls => "describe_acls",
+        ApiKey::DeleteAcls => "delete_acls",
+        ApiKey::DescribeUserScramCredentials => "describe_user_scram_credentials",
+        ApiKey::AlterUserScramCredentials => "alter_user_scram_credentials",
         _ => "other",
     }
 }

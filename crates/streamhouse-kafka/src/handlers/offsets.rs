@@ -1,5 +1,10 @@
 //! OffsetCommit and OffsetFetch: consumer group offsets in the metadata
 //! store, checked against the group's generation by the coordinator.
+//!
+//! A commit needs Read on the group (GROUP_AUTHORIZATION_FAILED for every
+//! partition otherwise) and Read on each topic; a fetch needs Describe on
+//! the group, and shows only topics the caller may Describe (naming one it
+//! may not gets TOPIC_AUTHORIZATION_FAILED for its partitions).
 
 use std::collections::BTreeMap;
 
@@ -15,23 +20,29 @@ use kafka_protocol::messages::{
     OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse, TopicName,
 };
 use streamhouse_storage::OffsetCommit;
+use streamhouse_storage::security::{AclOperation, ResourceType};
 
+use super::access::Access;
 use super::common::{coordinates, str_bytes};
-use crate::broker::Broker;
+use crate::broker::{Broker, RequestContext};
 use crate::error::{group_error_code, storage_error_code};
 
 /// Each partition of a commit: the offset to store, or an error code.
 type PartitionCommits = Vec<(i32, Result<OffsetCommit, i16>)>;
-/// Partitions to report: (partition, committed offset, metadata).
-type Reported = Vec<(i32, i64, Option<String>)>;
+/// Partitions to report: (partition, committed offset, metadata, error
+/// code).
+type Reported = Vec<(i32, i64, Option<String>, i16)>;
 
 pub(crate) async fn commit(
     broker: &Broker,
+    context: &RequestContext,
     request: OffsetCommitRequest,
-    _version: i16,
 ) -> OffsetCommitResponse {
+    let access = Access::of(broker, context);
     let group_id = request.group_id.0.to_string();
-    let allowed = if coordinates(broker, &group_id) {
+    let allowed = if let Err(code) = access.group(AclOperation::Read, &group_id) {
+        Err(code)
+    } else if coordinates(broker, &group_id) {
         broker
             .groups
             .validate_commit(
@@ -49,7 +60,14 @@ pub(crate) async fn commit(
         let name = topic.name.0.to_string();
         let known = match &allowed {
             Err(_) => None,
-            Ok(()) => Some(broker.engine.topic(&name).await),
+            Ok(()) => Some(match access.topic(AclOperation::Read, &name) {
+                Ok(()) => broker
+                    .engine
+                    .topic(&name)
+                    .await
+                    .map_err(|e| storage_error_code(&e)),
+                Err(code) => Err(code),
+            }),
         };
         let partitions = topic
             .partitions
@@ -57,7 +75,7 @@ pub(crate) async fn commit(
             .map(|p| {
                 let outcome = match (&allowed, &known) {
                     (Err(code), _) => Err(*code),
-                    (Ok(()), Some(Err(error))) => Err(storage_error_code(error)),
+                    (Ok(()), Some(Err(code))) => Err(*code),
                     (Ok(()), Some(Ok(found)))
                         if !(0..found.partition_count).contains(&p.partition_index) =>
                     {
@@ -138,9 +156,11 @@ async fn committed(broker: &Broker, group_id: &str) -> Result<Committed, i16> {
 /// The requested partitions (all committed ones when `None`), with -1 for
 /// partitions that have no committed offset.
 fn select(
+    access: Access<'_>,
     committed: &Committed,
     wanted: Option<Vec<(String, Vec<i32>)>>,
 ) -> Vec<(String, Reported)> {
+    let describe = |topic: &str| access.topic(AclOperation::Describe, topic);
     let lookup = |topic: &str, partition: i32| {
         committed
             .get(topic)
@@ -152,11 +172,15 @@ fn select(
         Some(wanted) => wanted
             .into_iter()
             .map(|(topic, partitions)| {
+                let refused = describe(&topic).err();
                 let rows = partitions
                     .into_iter()
-                    .map(|p| {
-                        let (offset, metadata) = lookup(&topic, p);
-                        (p, offset, metadata)
+                    .map(|p| match refused {
+                        Some(code) => (p, -1, None, code),
+                        None => {
+                            let (offset, metadata) = lookup(&topic, p);
+                            (p, offset, metadata, 0)
+                        }
                     })
                     .collect();
                 (topic, rows)
@@ -164,10 +188,11 @@ fn select(
             .collect(),
         None => committed
             .iter()
+            .filter(|(topic, _)| access.allows(AclOperation::Describe, ResourceType::Topic, topic))
             .map(|(topic, partitions)| {
                 let rows = partitions
                     .iter()
-                    .map(|(p, (offset, metadata))| (*p, *offset, metadata.clone()))
+                    .map(|(p, (offset, metadata))| (*p, *offset, metadata.clone(), 0))
                     .collect();
                 (topic.clone(), rows)
             })
@@ -177,9 +202,15 @@ fn select(
 
 pub(crate) async fn fetch(
     broker: &Broker,
+    context: &RequestContext,
     request: OffsetFetchRequest,
-    version: i16,
 ) -> OffsetFetchResponse {
+    let version = context.version;
+    let access = Access::of(broker, context);
+    let group_offsets = |group_id: String| async move {
+        access.group(AclOperation::Describe, &group_id)?;
+        committed(broker, &group_id).await
+    };
     if version >= 8 {
         let mut groups = Vec::with_capacity(request.groups.len());
         for group in request.groups {
@@ -191,16 +222,16 @@ pub(crate) async fn fetch(
             });
             let response =
                 OffsetFetchResponseGroup::default().with_group_id(group.group_id.clone());
-            groups.push(match committed(broker, &group.group_id.0).await {
+            groups.push(match group_offsets(group.group_id.0.to_string()).await {
                 Ok(committed) => response.with_error_code(0).with_topics(
-                    select(&committed, wanted)
+                    select(access, &committed, wanted)
                         .into_iter()
                         .map(|(topic, rows)| {
                             OffsetFetchResponseTopics::default()
                                 .with_name(TopicName(str_bytes(topic)))
                                 .with_partitions(
                                     rows.into_iter()
-                                        .map(|(p, offset, metadata)| {
+                                        .map(|(p, offset, metadata, code)| {
                                             OffsetFetchResponsePartitions::default()
                                                 .with_partition_index(p)
                                                 .with_committed_offset(offset)
@@ -208,7 +239,7 @@ pub(crate) async fn fetch(
                                                 .with_metadata(Some(str_bytes(
                                                     metadata.unwrap_or_default(),
                                                 )))
-                                                .with_error_code(0)
+                                                .with_error_code(code)
                                         })
                                         .collect(),
                                 )
@@ -226,18 +257,18 @@ pub(crate) async fn fetch(
             .map(|t| (t.name.0.to_string(), t.partition_indexes))
             .collect()
     });
-    match committed(broker, &request.group_id.0).await {
+    match group_offsets(request.group_id.0.to_string()).await {
         Ok(committed) => OffsetFetchResponse::default()
             .with_error_code(0)
             .with_topics(
-                select(&committed, wanted)
+                select(access, &committed, wanted)
                     .into_iter()
                     .map(|(topic, rows)| {
                         OffsetFetchResponseTopic::default()
                             .with_name(TopicName(str_bytes(topic)))
                             .with_partitions(
                                 rows.into_iter()
-                                    .map(|(p, offset, metadata)| {
+                                    .map(|(p, offset, metadata, code)| {
                                         OffsetFetchResponsePartition::default()
                                             .with_partition_index(p)
                                             .with_committed_offset(offset)
@@ -245,7 +276,7 @@ pub(crate) async fn fetch(
                                             .with_metadata(Some(str_bytes(
                                                 metadata.unwrap_or_default(),
                                             )))
-                                            .with_error_code(0)
+                                            .with_error_code(code)
                                     })
                                     .collect(),
                             )

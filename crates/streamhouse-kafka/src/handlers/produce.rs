@@ -5,6 +5,11 @@
 //! a partition and share flushes; the response waits for the commits.
 //! acks=1 and acks=all both answer only after the durable commit; acks=0
 //! gets no response.
+//!
+//! Each topic needs Write (TOPIC_AUTHORIZATION_FAILED per partition
+//! otherwise). An idempotent producer needs nothing more here: since
+//! Kafka 2.8 (KIP-679) Write on the topic is enough, and IdempotentWrite
+//! or Write on some topic is checked when it asks for its producer id.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,9 +20,12 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind, TopicName};
 use streamhouse_storage::{PendingAppend, StorageError};
 
+use streamhouse_storage::security::AclOperation;
+
 use super::Reply;
+use super::access::Access;
 use super::common::str_bytes;
-use crate::broker::Broker;
+use crate::broker::{Broker, RequestContext};
 use crate::error::storage_error_code;
 use crate::records::{BatchError, BatchLimits, decode_produced};
 
@@ -41,7 +49,13 @@ struct PartitionAppend {
     outcome: Outcome,
 }
 
-pub(crate) async fn handle(broker: &Arc<Broker>, request: ProduceRequest, version: i16) -> Reply {
+pub(crate) async fn handle(
+    broker: &Arc<Broker>,
+    context: &RequestContext,
+    request: ProduceRequest,
+) -> Reply {
+    let version = context.version;
+    let access = Access::of(broker, context);
     let acks = request.acks;
     // How long the appends may wait for buffer space: half the request's
     // own timeout, so that an append admitted late still has the other
@@ -67,14 +81,19 @@ pub(crate) async fn handle(broker: &Arc<Broker>, request: ProduceRequest, versio
     };
     for topic in request.topic_data {
         let name = topic.name.0.to_string();
+        let write = access.topic(AclOperation::Write, &name);
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
         for data in topic.partition_data {
-            let outcome = match refuse {
-                Some((code, message)) => Outcome::Failed {
+            let outcome = match (refuse, write) {
+                (Some((code, message)), _) => Outcome::Failed {
                     code,
                     message: message.to_string(),
                 },
-                None => append(broker, &name, data.index, data.records, wait).await,
+                (None, Err(code)) => Outcome::Failed {
+                    code,
+                    message: format!("not authorized to write to topic {name:?}"),
+                },
+                (None, Ok(())) => append(broker, &name, data.index, data.records, wait).await,
             };
             partitions.push(PartitionAppend {
                 partition: data.index,
