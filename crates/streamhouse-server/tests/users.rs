@@ -32,12 +32,8 @@ fn streamhouse(dir: &Path, args: &[&str], stdin: &str) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start streamhouse");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
+    // A command refused before it reads stdin closes the pipe early.
+    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
     child.wait_with_output().unwrap()
 }
 
@@ -208,4 +204,55 @@ fn bad_input_is_refused_with_one_line() {
             "{args:?} printed the password: {stderr}"
         );
     }
+}
+
+/// The administrator created offline is a super user of an agent started
+/// afterwards with `--authorizer acl --super-users User:admin`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_started_later_authenticates_and_authorizes_the_offline_user() {
+    use streamhouse_server::{HostPort, Server, ServerConfig};
+    use streamhouse_storage::security::{AclOperation, Caller, ResourceType};
+    let dir = tempfile::tempdir().unwrap();
+    let set = streamhouse(
+        dir.path(),
+        &[
+            "user",
+            "set",
+            "admin",
+            "--password-stdin",
+            "--data-dir",
+            "d",
+        ],
+        &format!("{PASSWORD}\n"),
+    );
+    assert!(set.status.success(), "{}", text(&set.stderr));
+    let config = ServerConfig {
+        kafka_listen: HostPort::new("127.0.0.1", 0),
+        http_listen: HostPort::new("127.0.0.1", 0),
+        authorizer: true,
+        super_users: vec![Principal::user("admin")],
+        ..ServerConfig::with_data_dir(dir.path().join("d"))
+    };
+    let server = Server::start(config).await.unwrap();
+    let engine = server.engine();
+    assert!(engine.authorizer_enabled());
+    let admin = engine
+        .authenticate_password("admin", PASSWORD)
+        .await
+        .unwrap()
+        .expect("the offline user logs in");
+    let from = |principal: Principal| Caller::new(principal, "127.0.0.1");
+    assert!(engine.authorize(
+        &from(admin),
+        AclOperation::Delete,
+        ResourceType::Topic,
+        "orders"
+    ));
+    assert!(!engine.authorize(
+        &from(Principal::anonymous()),
+        AclOperation::Describe,
+        ResourceType::Topic,
+        "orders"
+    ));
+    server.shutdown().await.unwrap();
 }
