@@ -37,7 +37,7 @@ pub mod prelude {
 }
 
 pub use types::{
-    AgentInfo, CommitNotice, CommittedOffset, FlushCommit, NewTopic, OffsetCommit, PartitionInfo,
-    PendingSegment, ProducerBatch, ReplacementSegment, SegmentInfo, SegmentOutcome,
+    AgentInfo, AgentListener, CommitNotice, CommittedOffset, FlushCommit, NewTopic, OffsetCommit,
+    PartitionInfo, PendingSegment, ProducerBatch, ReplacementSegment, SegmentInfo, SegmentOutcome,
     SegmentReplacement, StorageStats, Topic, TopicDescription,
 };

@@ -20,11 +20,13 @@ use streamhouse_storage::{NewTopic, StorageError, Topic};
 use super::common::{str_bytes, topic_uuid};
 use crate::broker::Broker;
 use crate::error::storage_error_code;
+use crate::listener::SecurityProtocol;
 
 pub(crate) async fn handle(
     broker: &Broker,
     request: MetadataRequest,
     version: i16,
+    listener: SecurityProtocol,
 ) -> MetadataResponse {
     // v0: an empty list means every topic; v1+: null means every topic.
     let requested: Option<Vec<String>> = match request.topics {
@@ -79,16 +81,20 @@ pub(crate) async fn handle(
             }
         }
     }
+    // Each broker at its port for the listener this client came through
+    // (Kafka's behaviour); an agent without that listener is left out.
     let brokers = broker
         .cluster
         .live()
         .iter()
-        .map(|agent| {
-            MetadataResponseBroker::default()
-                .with_node_id(agent.node_id.into())
-                .with_host(str_bytes(agent.host.clone()))
-                .with_port(agent.port)
-                .with_rack(agent.zone.clone().map(str_bytes))
+        .filter_map(|agent| {
+            Some(
+                MetadataResponseBroker::default()
+                    .with_node_id(agent.node_id.into())
+                    .with_host(str_bytes(agent.host.clone()))
+                    .with_port(agent.port_for(listener)?)
+                    .with_rack(agent.zone.clone().map(str_bytes)),
+            )
         })
         .collect();
     MetadataResponse::default()

@@ -17,7 +17,7 @@ mod list_offsets;
 mod metadata;
 mod offsets;
 mod produce;
-mod sasl;
+pub(crate) mod sasl;
 
 use std::sync::Arc;
 
@@ -54,7 +54,7 @@ pub(crate) async fn dispatch(
             Reply::now(ResponseKind::ApiVersions(api_versions::handle(version)))
         }
         RequestKind::Metadata(request) => Reply::now(ResponseKind::Metadata(
-            metadata::handle(broker, request, version).await,
+            metadata::handle(broker, request, version, context.listener).await,
         )),
         RequestKind::Produce(request) => produce::handle(broker, request, version).await,
         RequestKind::Fetch(request) => fetch::handle(broker, request, version),
@@ -74,15 +74,20 @@ pub(crate) async fn dispatch(
             describe_configs::handle(broker, request, version).await,
         )),
         RequestKind::FindCoordinator(request) => Reply::now(ResponseKind::FindCoordinator(
-            find_coordinator::handle(broker, request, version),
+            find_coordinator::handle(broker, request, version, context.listener),
         )),
         RequestKind::InitProducerId(request) => Reply::now(ResponseKind::InitProducerId(
             init_producer_id::handle(broker, request).await,
         )),
-        RequestKind::SaslHandshake(_) => Reply::now(ResponseKind::SaslHandshake(sasl::handshake())),
-        RequestKind::SaslAuthenticate(_) => {
-            Reply::now(ResponseKind::SaslAuthenticate(sasl::authenticate()))
+        // The connection loop handles the SASL exchange itself; these are
+        // the requests it passes on: on a listener without SASL, or after
+        // authentication.
+        RequestKind::SaslHandshake(_) => {
+            Reply::now(ResponseKind::SaslHandshake(sasl::handshake_not_allowed()))
         }
+        RequestKind::SaslAuthenticate(_) => Reply::now(ResponseKind::SaslAuthenticate(
+            sasl::authenticate_not_allowed(),
+        )),
         RequestKind::OffsetCommit(request) => Reply::now(ResponseKind::OffsetCommit(
             offsets::commit(broker, request, version).await,
         )),
