@@ -18,6 +18,7 @@ use axum::Router;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use streamhouse_kafka::TlsConfig;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -32,15 +33,28 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// Serves `router` on `listener` until `shutdown` resolves; then stops
 /// accepting, lets every connection finish the request it is serving, and
 /// returns once all are closed.
+///
+/// With `tls`, every connection starts with a TLS
+/// handshake (bounded by the header timeout) using the configuration in
+/// force when it is accepted.
 pub(crate) fn serve(
     listener: TcpListener,
     router: Router,
     limits: &HttpLimits,
+    tls: Option<TlsConfig>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> impl Future<Output = std::io::Result<()>> + Send + 'static {
     let builder = connection_builder(limits);
     let open = Arc::new(Semaphore::new(limits.max_connections.max(1)));
-    accept_loop(listener, router, builder, open, shutdown)
+    accept_loop(
+        listener,
+        router,
+        builder,
+        open,
+        tls,
+        limits.header_timeout,
+        shutdown,
+    )
 }
 
 async fn accept_loop(
@@ -48,6 +62,8 @@ async fn accept_loop(
     router: Router,
     builder: http1::Builder,
     open: Arc<Semaphore>,
+    tls: Option<TlsConfig>,
+    handshake_timeout: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let connections = TaskTracker::new();
@@ -79,24 +95,24 @@ async fn accept_loop(
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, "cannot set TCP_NODELAY on an HTTP connection");
         }
-        let connection = builder.serve_connection(
-            TokioIo::new(stream),
-            TowerToHyperService::new(router.clone()),
-        );
         let closing = closing.clone();
+        let router = router.clone();
+        let builder = builder.clone();
+        let tls = tls.clone();
         connections.spawn(async move {
             let _permit = permit;
-            let mut connection = pin!(connection);
-            let result = tokio::select! {
-                result = connection.as_mut() => result,
-                () = closing.cancelled() => {
-                    connection.as_mut().graceful_shutdown();
-                    connection.await
+            match tls {
+                None => serve_one(&builder, stream, router, closing).await,
+                Some(tls) => {
+                    let acceptor = tokio_rustls::TlsAcceptor::from(tls.server_config());
+                    match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => serve_one(&builder, stream, router, closing).await,
+                        Ok(Err(error)) => {
+                            tracing::debug!(%error, "HTTP TLS handshake failed");
+                        }
+                        Err(_) => tracing::debug!("HTTP TLS handshake not finished in time"),
+                    }
                 }
-            };
-            if let Err(error) = result {
-                // Timeouts, resets and malformed heads: the client's doing.
-                tracing::debug!(%error, "HTTP connection ended with an error");
             }
         });
     }
@@ -105,6 +121,32 @@ async fn accept_loop(
     connections.close();
     connections.wait().await;
     Ok(())
+}
+
+/// Serves one connection until it ends or, once `closing` is cancelled,
+/// until its request in progress is answered.
+async fn serve_one<S>(
+    builder: &http1::Builder,
+    stream: S,
+    router: Router,
+    closing: CancellationToken,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    let connection =
+        builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(router));
+    let mut connection = pin!(connection);
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        () = closing.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(error) = result {
+        // Timeouts, resets and malformed heads: the client's doing.
+        tracing::debug!(%error, "HTTP connection ended with an error");
+    }
 }
 
 fn connection_builder(limits: &HttpLimits) -> http1::Builder {
