@@ -9,15 +9,17 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use streamhouse_core::TopicConfig;
+use streamhouse_core::security::{AclBinding, AclBindingFilter, ScramCredential, ScramMechanism};
 
 use crate::error::Result;
 use crate::store::{
-    ClusterRegistry, GroupOffsets, JobLeases, MetadataStore, ObjectLedger, ProducerRegistry,
-    SegmentLog, StoreHealth, TopicCatalog,
+    AclStore, ClusterRegistry, GroupOffsets, JobLeases, MetadataStore, ObjectLedger,
+    ProducerRegistry, SegmentLog, StoreHealth, TopicCatalog, UserCredentials,
 };
 use crate::types::{
     AgentInfo, CommitNotice, CommittedOffset, FlushCommit, NewTopic, OffsetCommit, PartitionInfo,
-    SegmentInfo, SegmentOutcome, SegmentReplacement, StorageStats, Topic, TopicDescription,
+    ScramCredentialInfo, SegmentInfo, SegmentOutcome, SegmentReplacement, StorageStats, Topic,
+    TopicDescription,
 };
 
 /// Every role of a metadata store, each served by its own implementation.
@@ -31,6 +33,8 @@ pub struct LayeredStore {
     leases: Arc<dyn JobLeases>,
     objects: Arc<dyn ObjectLedger>,
     offsets: Arc<dyn GroupOffsets>,
+    users: Arc<dyn UserCredentials>,
+    acls: Arc<dyn AclStore>,
 }
 
 impl LayeredStore {
@@ -44,7 +48,9 @@ impl LayeredStore {
             cluster: base.clone(),
             leases: base.clone(),
             objects: base.clone(),
-            offsets: base,
+            offsets: base.clone(),
+            users: base.clone(),
+            acls: base,
         }
     }
 
@@ -85,6 +91,16 @@ impl LayeredStore {
 
     pub fn with_offsets(mut self, offsets: Arc<dyn GroupOffsets>) -> Self {
         self.offsets = offsets;
+        self
+    }
+
+    pub fn with_users(mut self, users: Arc<dyn UserCredentials>) -> Self {
+        self.users = users;
+        self
+    }
+
+    pub fn with_acls(mut self, acls: Arc<dyn AclStore>) -> Self {
+        self.acls = acls;
         self
     }
 }
@@ -281,5 +297,47 @@ impl GroupOffsets for LayeredStore {
 
     async fn expire_offsets(&self, group: &str, committed_before: i64) -> Result<u64> {
         self.offsets.expire_offsets(group, committed_before).await
+    }
+}
+
+#[async_trait]
+impl UserCredentials for LayeredStore {
+    async fn scram_credentials(&self, user: &str) -> Result<Vec<ScramCredential>> {
+        self.users.scram_credentials(user).await
+    }
+
+    async fn upsert_scram_credential(
+        &self,
+        user: &str,
+        credential: &ScramCredential,
+    ) -> Result<()> {
+        self.users.upsert_scram_credential(user, credential).await
+    }
+
+    async fn delete_scram_credential(&self, user: &str, mechanism: ScramMechanism) -> Result<bool> {
+        self.users.delete_scram_credential(user, mechanism).await
+    }
+
+    async fn list_scram_credentials(&self) -> Result<Vec<ScramCredentialInfo>> {
+        self.users.list_scram_credentials().await
+    }
+}
+
+#[async_trait]
+impl AclStore for LayeredStore {
+    async fn create_acls(&self, bindings: &[AclBinding]) -> Result<u64> {
+        self.acls.create_acls(bindings).await
+    }
+
+    async fn list_acls(&self, filter: &AclBindingFilter) -> Result<Vec<AclBinding>> {
+        self.acls.list_acls(filter).await
+    }
+
+    async fn delete_acls(&self, filters: &[AclBindingFilter]) -> Result<Vec<Vec<AclBinding>>> {
+        self.acls.delete_acls(filters).await
+    }
+
+    async fn security_version(&self) -> Result<i64> {
+        self.acls.security_version().await
     }
 }

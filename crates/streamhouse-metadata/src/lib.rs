@@ -1,7 +1,7 @@
 //! The metadata store: topics, partitions, the segment index, producers,
-//! the cluster's agents, object tombstones and consumer offsets, behind one
-//! async role trait per concern (united in [`MetadataStore`]) with SQLite
-//! and PostgreSQL backends.
+//! the cluster's agents, object tombstones, consumer offsets, users and
+//! ACLs, behind one async role trait per concern (united in
+//! [`MetadataStore`]) with SQLite and PostgreSQL backends.
 //!
 //! The invariant that matters: the metadata store is the sequencer. A flush
 //! becomes visible, and gets its offsets, only inside
@@ -22,8 +22,8 @@ pub use layered::LayeredStore;
 pub use open::open;
 pub use sql::{PostgresStore, SqliteStore};
 pub use store::{
-    ClusterRegistry, GroupOffsets, JobLeases, MetadataStore, ObjectLedger, ProducerRegistry,
-    SegmentLog, StoreHealth, TopicCatalog,
+    AclStore, ClusterRegistry, GroupOffsets, JobLeases, MetadataStore, ObjectLedger,
+    ProducerRegistry, SegmentLog, StoreHealth, TopicCatalog, UserCredentials,
 };
 
 /// The role traits, for calling store methods on a concrete backend type
@@ -31,13 +31,14 @@ pub use store::{
 /// they resolve without it.
 pub mod prelude {
     pub use crate::store::{
-        ClusterRegistry as _, GroupOffsets as _, JobLeases as _, MetadataStore, ObjectLedger as _,
-        ProducerRegistry as _, SegmentLog as _, StoreHealth as _, TopicCatalog as _,
+        AclStore as _, ClusterRegistry as _, GroupOffsets as _, JobLeases as _, MetadataStore,
+        ObjectLedger as _, ProducerRegistry as _, SegmentLog as _, StoreHealth as _,
+        TopicCatalog as _, UserCredentials as _,
     };
 }
 
 pub use types::{
     AgentInfo, AgentListener, CommitNotice, CommittedOffset, FlushCommit, NewTopic, OffsetCommit,
-    PartitionInfo, PendingSegment, ProducerBatch, ReplacementSegment, SegmentInfo, SegmentOutcome,
-    SegmentReplacement, StorageStats, Topic, TopicDescription,
+    PartitionInfo, PendingSegment, ProducerBatch, ReplacementSegment, ScramCredentialInfo,
+    SegmentInfo, SegmentOutcome, SegmentReplacement, StorageStats, Topic, TopicDescription,
 };

@@ -10,11 +10,13 @@ use std::fmt::Debug;
 
 use async_trait::async_trait;
 use streamhouse_core::TopicConfig;
+use streamhouse_core::security::{AclBinding, AclBindingFilter, ScramCredential, ScramMechanism};
 
 use crate::error::{MetadataError, Result};
 use crate::types::{
     AgentInfo, CommitNotice, CommittedOffset, FlushCommit, NewTopic, OffsetCommit, PartitionInfo,
-    SegmentInfo, SegmentOutcome, SegmentReplacement, StorageStats, Topic, TopicDescription,
+    ScramCredentialInfo, SegmentInfo, SegmentOutcome, SegmentReplacement, StorageStats, Topic,
+    TopicDescription,
 };
 
 /// Where StreamHouse keeps everything but the event data: every role at
@@ -30,6 +32,8 @@ pub trait MetadataStore:
     + JobLeases
     + ObjectLedger
     + GroupOffsets
+    + UserCredentials
+    + AclStore
 {
 }
 
@@ -42,6 +46,8 @@ impl<T> MetadataStore for T where
         + JobLeases
         + ObjectLedger
         + GroupOffsets
+        + UserCredentials
+        + AclStore
 {
 }
 
@@ -253,4 +259,47 @@ pub trait GroupOffsets: Send + Sync + Debug + 'static {
             reason: "this store does not expire offsets".into(),
         })
     }
+}
+
+/// Users: SCRAM credentials, one per user and mechanism. Every change bumps
+/// [`AclStore::security_version`] in the same transaction.
+#[async_trait]
+pub trait UserCredentials: Send + Sync + Debug + 'static {
+    /// Every credential of `user`, ordered by mechanism; empty for an
+    /// unknown user.
+    async fn scram_credentials(&self, user: &str) -> Result<Vec<ScramCredential>>;
+
+    /// Creates or replaces `user`'s credential for `credential.mechanism`.
+    async fn upsert_scram_credential(&self, user: &str, credential: &ScramCredential)
+    -> Result<()>;
+
+    /// Deletes `user`'s credential for `mechanism`; false if there was none.
+    async fn delete_scram_credential(&self, user: &str, mechanism: ScramMechanism) -> Result<bool>;
+
+    /// Every stored credential without its keys, ordered by user and
+    /// mechanism.
+    async fn list_scram_credentials(&self) -> Result<Vec<ScramCredentialInfo>>;
+}
+
+/// Kafka ACL bindings, and the counter that tells agents users or ACLs
+/// changed.
+#[async_trait]
+pub trait AclStore: Send + Sync + Debug + 'static {
+    /// Stores `bindings` (each must pass [`AclBinding::validate`]) in one
+    /// transaction; a binding already stored is kept once. Returns how many
+    /// were new.
+    async fn create_acls(&self, bindings: &[AclBinding]) -> Result<u64>;
+
+    /// The stored bindings `filter` selects, in a stable order.
+    async fn list_acls(&self, filter: &AclBindingFilter) -> Result<Vec<AclBinding>>;
+
+    /// Deletes, in one transaction, every binding some filter selects.
+    /// Returns, per filter, the bindings it selected that this call
+    /// deleted (a binding two filters select is listed under both, as
+    /// Kafka's DeleteAcls reports it).
+    async fn delete_acls(&self, filters: &[AclBindingFilter]) -> Result<Vec<Vec<AclBinding>>>;
+
+    /// A number that changes (grows) with every change to users or ACLs,
+    /// by any agent sharing the store.
+    async fn security_version(&self) -> Result<i64>;
 }

@@ -307,3 +307,11 @@ pub struct StorageStats {
     /// Objects that lost their last reference and await garbage collection.
     pub tombstones: i64,
 }
+
+/// One stored SCRAM credential, without its keys: what listing users shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScramCredentialInfo {
+    pub user: String,
+    pub mechanism: streamhouse_core::security::ScramMechanism,
+    pub iterations: u32,
+}

@@ -8,6 +8,10 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use streamhouse_core::security::{
+    AclBinding, AclBindingFilter, AclOperation, AclPermission, PatternType, ResourceType,
+    ScramCredential, ScramMechanism,
+};
 use streamhouse_core::{TopicConfig, ValidationError};
 use streamhouse_metadata::testing::{isolated_postgres, temp_sqlite};
 use streamhouse_metadata::{
@@ -67,6 +71,11 @@ contract!(replacement_with_several_segments);
 contract!(tombstones_age_and_are_removed);
 contract!(deleting_a_topic_tombstones_its_objects);
 contract!(leases_have_one_holder_until_they_expire);
+contract!(scram_credentials_round_trip_per_mechanism);
+contract!(scram_credentials_are_replaced_deleted_and_listed);
+contract!(acls_are_stored_once_and_listed_by_filter);
+contract!(acls_are_deleted_by_filter);
+contract!(every_user_and_acl_change_bumps_the_security_version);
 
 fn segment(topic: &str, partition: i32, records: i64, byte_offset: i64) -> PendingSegment {
     PendingSegment {
@@ -1652,5 +1661,428 @@ async fn leases_have_one_holder_until_they_expire(store: Arc<dyn MetadataStore>)
             .acquire_lease("compaction", "c", t + 210, t + 310)
             .await
             .expect("lease")
+    );
+}
+
+fn credential(mechanism: ScramMechanism, password: &str, salt: &[u8]) -> ScramCredential {
+    ScramCredential::from_password(mechanism, password.as_bytes(), salt, 4096)
+}
+
+fn acl(
+    resource_type: ResourceType,
+    name: &str,
+    pattern_type: PatternType,
+    principal: &str,
+    operation: AclOperation,
+    permission: AclPermission,
+) -> AclBinding {
+    AclBinding {
+        resource_type,
+        resource_name: name.into(),
+        pattern_type,
+        principal: principal.into(),
+        host: "*".into(),
+        operation,
+        permission,
+    }
+}
+
+async fn scram_credentials_round_trip_per_mechanism(store: Arc<dyn MetadataStore>) {
+    assert!(store.scram_credentials("alice").await.unwrap().is_empty());
+    let sha256 = credential(ScramMechanism::Sha256, "secret", b"salt-256");
+    let sha512 = credential(ScramMechanism::Sha512, "secret", b"salt-512");
+    store
+        .upsert_scram_credential("alice", &sha512)
+        .await
+        .unwrap();
+    store
+        .upsert_scram_credential("alice", &sha256)
+        .await
+        .unwrap();
+    let stored = store.scram_credentials("alice").await.unwrap();
+    assert_eq!(stored, [sha256.clone(), sha512.clone()]);
+    assert!(stored[0].verify_password(b"secret"));
+    assert!(stored[1].verify_password(b"secret"));
+    assert!(!stored[1].verify_password(b"Secret"));
+    assert!(store.scram_credentials("bob").await.unwrap().is_empty());
+    assert!(store.scram_credentials("ALICE").await.unwrap().is_empty());
+    assert!(matches!(
+        store.upsert_scram_credential("", &sha256).await,
+        Err(MetadataError::InvalidArgument { .. })
+    ));
+}
+
+async fn scram_credentials_are_replaced_deleted_and_listed(store: Arc<dyn MetadataStore>) {
+    let old = credential(ScramMechanism::Sha256, "old", b"salt-a");
+    let new = ScramCredential::from_password(ScramMechanism::Sha256, b"new", b"salt-b", 8192);
+    store.upsert_scram_credential("alice", &old).await.unwrap();
+    store.upsert_scram_credential("alice", &new).await.unwrap();
+    let stored = store.scram_credentials("alice").await.unwrap();
+    assert_eq!(stored, [new.clone()], "the second set replaced the first");
+    assert!(stored[0].verify_password(b"new"));
+    assert!(!stored[0].verify_password(b"old"));
+
+    store
+        .upsert_scram_credential("bob", &credential(ScramMechanism::Sha512, "b", b"s"))
+        .await
+        .unwrap();
+    store
+        .upsert_scram_credential("alice", &credential(ScramMechanism::Sha512, "a", b"s"))
+        .await
+        .unwrap();
+    let listed: Vec<(String, ScramMechanism, u32)> = store
+        .list_scram_credentials()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|info| (info.user, info.mechanism, info.iterations))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("alice".to_string(), ScramMechanism::Sha256, 8192),
+            ("alice".to_string(), ScramMechanism::Sha512, 4096),
+            ("bob".to_string(), ScramMechanism::Sha512, 4096),
+        ]
+    );
+
+    assert!(
+        store
+            .delete_scram_credential("alice", ScramMechanism::Sha256)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .delete_scram_credential("alice", ScramMechanism::Sha256)
+            .await
+            .unwrap(),
+        "nothing left to delete"
+    );
+    assert!(
+        !store
+            .delete_scram_credential("carol", ScramMechanism::Sha512)
+            .await
+            .unwrap()
+    );
+    let left = store.scram_credentials("alice").await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].mechanism, ScramMechanism::Sha512);
+}
+
+async fn acls_are_stored_once_and_listed_by_filter(store: Arc<dyn MetadataStore>) {
+    use AclOperation::{Read, Write};
+    use AclPermission::{Allow, Deny};
+    let read_orders = acl(
+        ResourceType::Topic,
+        "orders",
+        PatternType::Literal,
+        "User:alice",
+        Read,
+        Allow,
+    );
+    let write_prefix = acl(
+        ResourceType::Topic,
+        "ord",
+        PatternType::Prefixed,
+        "User:bob",
+        Write,
+        Allow,
+    );
+    let deny_all = acl(
+        ResourceType::Topic,
+        "*",
+        PatternType::Literal,
+        "User:mallory",
+        AclOperation::All,
+        Deny,
+    );
+    let group = acl(
+        ResourceType::Group,
+        "orders",
+        PatternType::Literal,
+        "User:alice",
+        Read,
+        Allow,
+    );
+    let created = store
+        .create_acls(&[
+            read_orders.clone(),
+            write_prefix.clone(),
+            read_orders.clone(),
+            deny_all.clone(),
+            group.clone(),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(created, 4, "the duplicate in one call is stored once");
+    assert_eq!(
+        store.create_acls(&[read_orders.clone()]).await.unwrap(),
+        0,
+        "an existing binding is kept once"
+    );
+    let mut all = vec![
+        read_orders.clone(),
+        write_prefix.clone(),
+        deny_all.clone(),
+        group.clone(),
+    ];
+    all.sort();
+    assert_eq!(
+        store.list_acls(&AclBindingFilter::any()).await.unwrap(),
+        all
+    );
+
+    let topics = AclBindingFilter {
+        resource_type: ResourceType::Topic,
+        ..AclBindingFilter::any()
+    };
+    assert_eq!(store.list_acls(&topics).await.unwrap().len(), 3);
+    let matching_orders = AclBindingFilter {
+        resource_type: ResourceType::Topic,
+        resource_name: Some("orders".into()),
+        pattern_type: PatternType::Match,
+        ..AclBindingFilter::any()
+    };
+    let mut expected = vec![read_orders.clone(), write_prefix.clone(), deny_all.clone()];
+    expected.sort();
+    assert_eq!(store.list_acls(&matching_orders).await.unwrap(), expected);
+    let alice = AclBindingFilter {
+        principal: Some("User:alice".into()),
+        ..AclBindingFilter::any()
+    };
+    let mut expected = vec![read_orders.clone(), group.clone()];
+    expected.sort();
+    assert_eq!(store.list_acls(&alice).await.unwrap(), expected);
+
+    let mut invalid = read_orders.clone();
+    invalid.pattern_type = PatternType::Match;
+    assert!(matches!(
+        store.create_acls(&[group.clone(), invalid]).await,
+        Err(MetadataError::Validation(
+            ValidationError::InvalidAcl { .. }
+        ))
+    ));
+    assert_eq!(
+        store
+            .list_acls(&AclBindingFilter::any())
+            .await
+            .unwrap()
+            .len(),
+        4,
+        "a call with an invalid binding stores nothing"
+    );
+}
+
+async fn acls_are_deleted_by_filter(store: Arc<dyn MetadataStore>) {
+    use AclOperation::{Describe, Read, Write};
+    use AclPermission::Allow;
+    let a = acl(
+        ResourceType::Topic,
+        "orders",
+        PatternType::Literal,
+        "User:alice",
+        Read,
+        Allow,
+    );
+    let b = acl(
+        ResourceType::Topic,
+        "orders",
+        PatternType::Literal,
+        "User:bob",
+        Write,
+        Allow,
+    );
+    let c = acl(
+        ResourceType::Topic,
+        "ord",
+        PatternType::Prefixed,
+        "User:alice",
+        Describe,
+        Allow,
+    );
+    let d = acl(
+        ResourceType::Group,
+        "g",
+        PatternType::Literal,
+        "User:alice",
+        Read,
+        Allow,
+    );
+    store
+        .create_acls(&[a.clone(), b.clone(), c.clone(), d.clone()])
+        .await
+        .unwrap();
+    let alice_topics = AclBindingFilter {
+        resource_type: ResourceType::Topic,
+        principal: Some("User:alice".into()),
+        ..AclBindingFilter::any()
+    };
+    let literal_orders = AclBindingFilter {
+        resource_name: Some("orders".into()),
+        pattern_type: PatternType::Literal,
+        ..AclBindingFilter::any()
+    };
+    let nothing = AclBindingFilter {
+        principal: Some("User:nobody".into()),
+        ..AclBindingFilter::any()
+    };
+    let deleted = store
+        .delete_acls(&[alice_topics.clone(), literal_orders, nothing])
+        .await
+        .unwrap();
+    let mut alice_expected = vec![a.clone(), c.clone()];
+    alice_expected.sort();
+    let mut orders_expected = vec![a.clone(), b.clone()];
+    orders_expected.sort();
+    assert_eq!(deleted[0], alice_expected);
+    assert_eq!(
+        deleted[1], orders_expected,
+        "a binding two filters select is listed under both"
+    );
+    assert!(deleted[2].is_empty());
+    assert_eq!(
+        store.list_acls(&AclBindingFilter::any()).await.unwrap(),
+        [d.clone()]
+    );
+    let again = store.delete_acls(&[alice_topics]).await.unwrap();
+    assert_eq!(
+        again,
+        [Vec::<AclBinding>::new()],
+        "deleted bindings are gone"
+    );
+    assert_eq!(
+        store.delete_acls(&[AclBindingFilter::any()]).await.unwrap(),
+        [vec![d]]
+    );
+    assert!(store.delete_acls(&[]).await.unwrap().is_empty());
+}
+
+async fn every_user_and_acl_change_bumps_the_security_version(store: Arc<dyn MetadataStore>) {
+    let binding = acl(
+        ResourceType::Topic,
+        "t",
+        PatternType::Literal,
+        "User:a",
+        AclOperation::Read,
+        AclPermission::Allow,
+    );
+    let mut last = store.security_version().await.unwrap();
+    let mut changed = |now: i64, what: &str| {
+        assert!(now > last, "{what}: version {now} after {last}");
+        last = now;
+    };
+    store
+        .upsert_scram_credential("a", &credential(ScramMechanism::Sha256, "p", b"s"))
+        .await
+        .unwrap();
+    changed(store.security_version().await.unwrap(), "set credential");
+    store
+        .upsert_scram_credential("a", &credential(ScramMechanism::Sha256, "q", b"s"))
+        .await
+        .unwrap();
+    changed(
+        store.security_version().await.unwrap(),
+        "replace credential",
+    );
+    store
+        .delete_scram_credential("a", ScramMechanism::Sha256)
+        .await
+        .unwrap();
+    changed(store.security_version().await.unwrap(), "delete credential");
+    store.create_acls(&[binding.clone()]).await.unwrap();
+    changed(store.security_version().await.unwrap(), "create ACL");
+    store.delete_acls(&[AclBindingFilter::any()]).await.unwrap();
+    changed(store.security_version().await.unwrap(), "delete ACL");
+    let unchanged = store.security_version().await.unwrap();
+    store.delete_acls(&[AclBindingFilter::any()]).await.unwrap();
+    assert!(
+        !store
+            .delete_scram_credential("a", ScramMechanism::Sha256)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.security_version().await.unwrap(),
+        unchanged,
+        "calls that change nothing leave the version alone"
+    );
+}
+
+/// Two stores on one PostgreSQL database, as two agents: users and ACLs
+/// written through one are read, and counted in the version, by the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_security_changes_are_shared_between_agents() {
+    use streamhouse_metadata::PostgresStore;
+    use streamhouse_metadata::testing::{
+        POSTGRES_URL_ENV, create_schema, server_url, unique_schema,
+    };
+    let Some(url) = server_url(
+        POSTGRES_URL_ENV,
+        "postgres_security_changes_are_shared_between_agents",
+    ) else {
+        return;
+    };
+    let schema = unique_schema("security_shared");
+    let options = create_schema(&url, &schema).await.expect("schema");
+    let a = PostgresStore::connect_with(options.clone())
+        .await
+        .expect("agent a");
+    let b = PostgresStore::connect_with(options).await.expect("agent b");
+    shared_security_changes(&a, &b).await;
+}
+
+/// The same with two handles on one SQLite file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_security_changes_are_shared_between_handles() {
+    let temp = temp_sqlite().await.expect("open sqlite");
+    let other = streamhouse_metadata::SqliteStore::open(temp.dir.path().join("metadata.db"))
+        .await
+        .expect("second handle");
+    shared_security_changes(&temp.store, &other).await;
+}
+
+async fn shared_security_changes(a: &dyn MetadataStore, b: &dyn MetadataStore) {
+    let before = b.security_version().await.unwrap();
+    let sha512 = credential(ScramMechanism::Sha512, "pw", b"salt");
+    a.upsert_scram_credential("alice", &sha512).await.unwrap();
+    assert_eq!(b.scram_credentials("alice").await.unwrap(), [sha512]);
+    let after_user = b.security_version().await.unwrap();
+    assert!(after_user > before);
+
+    let binding = acl(
+        ResourceType::Topic,
+        "orders",
+        PatternType::Literal,
+        "User:alice",
+        AclOperation::Read,
+        AclPermission::Allow,
+    );
+    a.create_acls(&[binding.clone()]).await.unwrap();
+    assert!(b.security_version().await.unwrap() > after_user);
+    assert_eq!(
+        b.list_acls(&AclBindingFilter::any()).await.unwrap(),
+        [binding.clone()]
+    );
+    assert_eq!(b.create_acls(&[binding.clone()]).await.unwrap(), 0);
+    assert_eq!(
+        b.delete_acls(&[AclBindingFilter::any()]).await.unwrap(),
+        [vec![binding]]
+    );
+    assert!(
+        a.list_acls(&AclBindingFilter::any())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        b.delete_scram_credential("alice", ScramMechanism::Sha512)
+            .await
+            .unwrap()
+    );
+    assert!(a.scram_credentials("alice").await.unwrap().is_empty());
+    assert_eq!(
+        a.security_version().await.unwrap(),
+        b.security_version().await.unwrap()
     );
 }

@@ -11,6 +11,7 @@
 //! in object storage and its metadata transaction has committed, and
 //! nothing uncommitted is ever read.
 
+mod authorizer;
 mod cache;
 pub mod clock;
 mod consumer;
@@ -35,7 +36,10 @@ mod writer;
 
 pub use cache::CacheStats;
 pub use consumer::{ConsumedRecord, Consumer, ConsumerConfig, OffsetReset};
-pub use engine::{ScramUser, SecurityConfig, StorageConfig, StorageEngine};
+pub use engine::{
+    DEFAULT_SCRAM_ITERATIONS, MAX_USER_NAME_BYTES, ScramUser, SecurityConfig, StorageConfig,
+    StorageEngine, validate_user_name,
+};
 pub use error::{Result, StorageError};
 pub use health::{WriteHealth, WriteOutcomes};
 pub use long_poll::{CommitWait, REFRESHES_PER_POLL, REMOTE_COMMIT_POLL};

@@ -1,7 +1,7 @@
 //! SQL backends: SQLite and PostgreSQL.
 //!
 //! One file per aggregate (`topics`, `segments`, `producers`, `offsets`,
-//! `cluster`, `objects`) holds that aggregate's statements, as constants,
+//! `cluster`, `objects`, `security`) holds that aggregate's statements, as constants,
 //! and the implementation of its role, written once for every
 //! [`backend::Backend`]. Both backends speak the same SQL except in the
 //! flush commit, whose batching is backend-specific and lives in
@@ -15,6 +15,7 @@ mod objects;
 mod offsets;
 mod postgres;
 mod producers;
+mod security;
 mod segments;
 mod sqlite;
 mod topics;

@@ -22,8 +22,11 @@ mod offsets;
 mod security;
 mod topics;
 
-pub use security::{ScramUser, SecurityConfig};
+pub use security::{
+    DEFAULT_SCRAM_ITERATIONS, MAX_USER_NAME_BYTES, ScramUser, SecurityConfig, validate_user_name,
+};
 
+use crate::authorizer::{self, Authorizer};
 use crate::cache::{CacheStats, SegmentCache};
 use crate::clock::{Clock, SystemClock};
 use crate::consumer::{Consumer, ConsumerConfig};
@@ -61,6 +64,9 @@ pub struct StorageConfig {
     /// Partitions the cluster may hold; creating topics or partitions past
     /// it is refused.
     pub max_partitions: usize,
+    /// Authorization (`--authorizer`, `--super-users`) and how often users
+    /// and ACLs are re-read.
+    pub security: SecurityConfig,
 }
 
 impl Default for StorageConfig {
@@ -72,6 +78,7 @@ impl Default for StorageConfig {
             watermark_ttl: Duration::from_millis(500),
             topic_ttl: Duration::from_secs(5),
             max_partitions: 100_000,
+            security: SecurityConfig::default(),
         }
     }
 }
@@ -90,6 +97,8 @@ pub(crate) struct EngineInner {
     max_partitions: usize,
     partitioner: Partitioner,
     clock: Arc<dyn Clock>,
+    authorizer: Arc<Authorizer>,
+    logins: security::LoginCache,
 }
 
 impl Drop for EngineInner {
@@ -159,6 +168,16 @@ impl StorageEngine {
             watermarks.clone(),
             cancel.clone(),
         ));
+        let authorizer = Arc::new(Authorizer::new(
+            config.security.authorizer,
+            &config.security.super_users,
+            metadata.clone(),
+        ));
+        let security = tokio::spawn(authorizer::follow_changes(
+            authorizer.clone(),
+            config.security.refresh_interval,
+            cancel.clone(),
+        ));
         Self {
             inner: Arc::new(EngineInner {
                 topics: TopicCache::new(metadata.clone(), config.topic_ttl),
@@ -170,10 +189,12 @@ impl StorageEngine {
                 watermarks,
                 write,
                 cancel,
-                tasks: Mutex::new(vec![flush_loop, committer, notices]),
+                tasks: Mutex::new(vec![flush_loop, committer, notices, security]),
                 max_partitions: config.max_partitions,
                 partitioner: Partitioner::new(),
                 clock,
+                authorizer,
+                logins: security::LoginCache::new(),
             }),
         }
     }

@@ -3,17 +3,38 @@
 //!
 //! The front-ends authenticate (SASL, TLS, HTTP Basic) and know which
 //! operation on which resource a request needs; the engine alone decides
-//! whether the caller may, from ACLs cached in every agent.
+//! whether the caller may, from ACLs cached in every agent (see
+//! `crate::authorizer`).
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
+use moka::future::Cache;
+use rand::TryRng;
+use streamhouse_core::ValidationError;
 use streamhouse_core::security::{
     AclBinding, AclBindingFilter, AclOperation, Caller, Principal, ResourceType, ScramCredential,
     ScramMechanism,
 };
+use streamhouse_metadata::MetadataError;
 
 use super::StorageEngine;
-use crate::error::Result;
+use crate::error::{Result, StorageError};
+
+/// Iterations of a credential made without a count given
+/// (`streamhouse user set`, the REST API).
+pub const DEFAULT_SCRAM_ITERATIONS: u32 = 8192;
+
+/// Longest user name, in bytes.
+pub const MAX_USER_NAME_BYTES: usize = 255;
+
+/// Bytes of random salt in a credential made from a password.
+const SALT_BYTES: usize = 32;
+
+/// How long a verified password is trusted without PBKDF2 again; HTTP
+/// Basic sends it with every request.
+const LOGIN_CACHE_TTL: Duration = Duration::from_secs(1);
+const LOGIN_CACHE_ENTRIES: u64 = 10_000;
 
 /// Settings of authorization.
 #[derive(Debug, Clone)]
@@ -45,24 +66,117 @@ pub struct ScramUser {
     pub credentials: Vec<(ScramMechanism, u32)>,
 }
 
+/// Checks a user name: 1 to 255 bytes, no control characters.
+pub fn validate_user_name(name: &str) -> std::result::Result<(), ValidationError> {
+    let invalid = |reason| {
+        Err(ValidationError::InvalidUserName {
+            name: name.chars().filter(|c| !c.is_control()).collect(),
+            reason,
+        })
+    };
+    if name.is_empty() {
+        return invalid("it is empty");
+    }
+    if name.len() > MAX_USER_NAME_BYTES {
+        return invalid("it is longer than 255 bytes");
+    }
+    if name.chars().any(char::is_control) {
+        return invalid("it contains control characters");
+    }
+    Ok(())
+}
+
+fn invalid_credential(what: &'static str, reason: String) -> StorageError {
+    StorageError::from(MetadataError::InvalidArgument { what, reason })
+}
+
+fn check_iterations(iterations: u32) -> Result<()> {
+    let range = ScramMechanism::MIN_ITERATIONS..=ScramMechanism::MAX_ITERATIONS;
+    if range.contains(&iterations) {
+        Ok(())
+    } else {
+        Err(invalid_credential(
+            "iterations",
+            format!(
+                "{iterations} is outside {}..={}",
+                range.start(),
+                range.end()
+            ),
+        ))
+    }
+}
+
+/// What an unknown user's password is checked against, so that a login
+/// takes as long whether or not the user exists.
+fn decoy_credential() -> &'static ScramCredential {
+    static DECOY: OnceLock<ScramCredential> = OnceLock::new();
+    DECOY.get_or_init(|| {
+        ScramCredential::from_password(
+            ScramMechanism::Sha512,
+            b"no such user",
+            b"streamhouse decoy salt",
+            DEFAULT_SCRAM_ITERATIONS,
+        )
+    })
+}
+
+/// Recent successful password checks, keyed by user and a keyed hash of
+/// the password (never the password), each valid while the security
+/// version it was made under is current.
+pub(crate) struct LoginCache {
+    verified: Cache<(String, Vec<u8>), i64>,
+    /// Random per process, so the fingerprints in memory are no offline
+    /// oracle for the passwords.
+    key: [u8; 32],
+}
+
+impl LoginCache {
+    pub(crate) fn new() -> Self {
+        let mut key = [0u8; 32];
+        rand::fill(&mut key);
+        Self {
+            verified: Cache::builder()
+                .max_capacity(LOGIN_CACHE_ENTRIES)
+                .time_to_live(LOGIN_CACHE_TTL)
+                .build(),
+            key,
+        }
+    }
+
+    fn fingerprint(&self, user: &str, password: &str) -> (String, Vec<u8>) {
+        (
+            user.to_owned(),
+            ScramMechanism::Sha256.hmac(&self.key, password.as_bytes()),
+        )
+    }
+
+    fn invalidate(&self) {
+        self.verified.invalidate_all();
+    }
+}
+
 impl StorageEngine {
     /// Whether ACLs are enforced.
     pub fn authorizer_enabled(&self) -> bool {
-        false
+        self.inner.authorizer.enabled()
     }
 
     /// Whether `caller` may do `operation` on the resource of
     /// `resource_type` named `name`, with Kafka's rules: super users may do
     /// everything, Deny wins over Allow, and Read, Write, Delete and Alter
-    /// imply Describe, AlterConfigs implies DescribeConfigs.
+    /// imply Describe, AlterConfigs implies DescribeConfigs. Always true
+    /// without `--authorizer acl`; false for everyone but super users
+    /// until the ACLs have been read once.
     pub fn authorize(
         &self,
-        _caller: &Caller,
-        _operation: AclOperation,
-        _resource_type: ResourceType,
-        _name: &str,
+        caller: &Caller,
+        operation: AclOperation,
+        resource_type: ResourceType,
+        name: &str,
     ) -> bool {
-        true
+        self.inner
+            .authorizer
+            .authorize(caller, operation, resource_type, name)
     }
 
     /// Whether `caller` may do `operation` on at least one resource of
@@ -70,68 +184,209 @@ impl StorageEngine {
     /// Kafka accepts Write on any topic in place of IdempotentWrite).
     pub fn authorize_any(
         &self,
-        _caller: &Caller,
-        _operation: AclOperation,
-        _resource_type: ResourceType,
+        caller: &Caller,
+        operation: AclOperation,
+        resource_type: ResourceType,
     ) -> bool {
-        true
+        self.inner
+            .authorizer
+            .authorize_any(caller, operation, resource_type)
     }
 
-    /// The stored credential of `user` for `mechanism`.
+    /// The stored credential of `user` for `mechanism`; `None` for an
+    /// unknown user or an invalid name.
     pub async fn scram_credential(
         &self,
-        _user: &str,
-        _mechanism: ScramMechanism,
+        user: &str,
+        mechanism: ScramMechanism,
     ) -> Result<Option<ScramCredential>> {
-        Ok(None)
+        if validate_user_name(user).is_err() {
+            return Ok(None);
+        }
+        Ok(self
+            .metadata()
+            .scram_credentials(user)
+            .await?
+            .into_iter()
+            .find(|credential| credential.mechanism == mechanism))
     }
 
     /// The principal of `user` if `password` is theirs (checked against
-    /// their SCRAM credential), for SASL PLAIN and HTTP Basic.
+    /// their SCRAM-SHA-512 credential, else their SCRAM-SHA-256 one), for
+    /// SASL PLAIN and HTTP Basic. `None` for a wrong password or an unknown
+    /// user, which cost the same PBKDF2 work. The check runs on a blocking
+    /// thread; a success is remembered for about a second.
     pub async fn authenticate_password(
         &self,
-        _user: &str,
-        _password: &str,
+        user: &str,
+        password: &str,
     ) -> Result<Option<Principal>> {
-        Ok(None)
+        let valid_name = validate_user_name(user).is_ok();
+        let logins = &self.inner.logins;
+        let key = logins.fingerprint(user, password);
+        // Read before the credentials: a change after it makes the entry
+        // stale at once.
+        let version = self.inner.authorizer.version();
+        if valid_name
+            && version.is_some()
+            && logins
+                .verified
+                .get(&key)
+                .await
+                .is_some_and(|v| Some(v) == version)
+        {
+            return Ok(Some(Principal::user(user)));
+        }
+        let credentials = if valid_name {
+            self.metadata().scram_credentials(user).await?
+        } else {
+            Vec::new()
+        };
+        let chosen = [ScramMechanism::Sha512, ScramMechanism::Sha256]
+            .into_iter()
+            .find_map(|mechanism| credentials.iter().find(|c| c.mechanism == mechanism))
+            .cloned();
+        let password = password.as_bytes().to_vec();
+        let verified = tokio::task::spawn_blocking(move || match chosen {
+            Some(credential) => credential.verify_password(&password),
+            None => {
+                let _ = decoy_credential().verify_password(&password);
+                false
+            }
+        })
+        .await
+        .map_err(|_| StorageError::ShuttingDown)?;
+        if !verified {
+            return Ok(None);
+        }
+        if let Some(version) = version {
+            logins.verified.insert(key, version).await;
+        }
+        Ok(Some(Principal::user(user)))
     }
 
-    /// Creates or replaces `user`'s credential for its mechanism.
+    /// Creates or replaces `user`'s credential for its mechanism. The
+    /// iteration count must lie in Kafka's 4096..=16384.
     pub async fn set_scram_credential(
         &self,
-        _user: &str,
-        _credential: ScramCredential,
+        user: &str,
+        credential: ScramCredential,
     ) -> Result<()> {
+        validate_user_name(user)?;
+        check_iterations(credential.iterations)?;
+        let len = credential.mechanism.output_len();
+        if credential.salt.is_empty() {
+            return Err(invalid_credential("salt", "it is empty".into()));
+        }
+        if credential.stored_key.len() != len || credential.server_key.len() != len {
+            return Err(invalid_credential(
+                "SCRAM credential",
+                format!("{} keys are {len} bytes", credential.mechanism),
+            ));
+        }
+        self.metadata()
+            .upsert_scram_credential(user, &credential)
+            .await?;
+        self.security_changed().await;
         Ok(())
+    }
+
+    /// Makes `user`'s `mechanism` credential from `password` with a random
+    /// 32-byte salt from the operating system and `iterations` (PBKDF2 on
+    /// a blocking thread), and stores it.
+    pub async fn set_password(
+        &self,
+        user: &str,
+        password: &str,
+        mechanism: ScramMechanism,
+        iterations: u32,
+    ) -> Result<()> {
+        validate_user_name(user)?;
+        check_iterations(iterations)?;
+        if password.is_empty() {
+            return Err(invalid_credential("password", "it is empty".into()));
+        }
+        let mut salt = [0u8; SALT_BYTES];
+        rand::rngs::SysRng
+            .try_fill_bytes(&mut salt)
+            .map_err(|e| invalid_credential("salt", format!("no randomness from the OS: {e}")))?;
+        let password = password.as_bytes().to_vec();
+        let credential = tokio::task::spawn_blocking(move || {
+            ScramCredential::from_password(mechanism, &password, &salt, iterations)
+        })
+        .await
+        .map_err(|_| StorageError::ShuttingDown)?;
+        self.set_scram_credential(user, credential).await
     }
 
     /// Deletes `user`'s credential for `mechanism`; false if none existed.
     pub async fn delete_scram_credential(
         &self,
-        _user: &str,
-        _mechanism: ScramMechanism,
+        user: &str,
+        mechanism: ScramMechanism,
     ) -> Result<bool> {
-        Ok(false)
+        validate_user_name(user)?;
+        let deleted = self
+            .metadata()
+            .delete_scram_credential(user, mechanism)
+            .await?;
+        if deleted {
+            self.security_changed().await;
+        }
+        Ok(deleted)
     }
 
-    /// Users with at least one credential, by name.
+    /// Users with at least one credential, by name, each with its
+    /// mechanisms in Kafka's order.
     pub async fn scram_users(&self) -> Result<Vec<ScramUser>> {
-        Ok(Vec::new())
+        let mut users: Vec<ScramUser> = Vec::new();
+        for info in self.metadata().list_scram_credentials().await? {
+            match users.last_mut() {
+                Some(last) if last.name == info.user => {
+                    last.credentials.push((info.mechanism, info.iterations))
+                }
+                _ => users.push(ScramUser {
+                    name: info.user,
+                    credentials: vec![(info.mechanism, info.iterations)],
+                }),
+            }
+        }
+        Ok(users)
     }
 
-    /// Stores new ACL bindings (existing equal ones are kept once).
-    pub async fn create_acls(&self, _bindings: &[AclBinding]) -> Result<()> {
+    /// Stores new ACL bindings (existing equal ones are kept once); each
+    /// must be valid ([`AclBinding::validate`]). This agent enforces them
+    /// before returning, every other within two refresh intervals.
+    pub async fn create_acls(&self, bindings: &[AclBinding]) -> Result<()> {
+        for binding in bindings {
+            binding.validate()?;
+        }
+        let created = self.metadata().create_acls(bindings).await?;
+        if created > 0 {
+            self.security_changed().await;
+        }
         Ok(())
     }
 
-    /// The stored bindings `filter` selects.
-    pub async fn acls(&self, _filter: &AclBindingFilter) -> Result<Vec<AclBinding>> {
-        Ok(Vec::new())
+    /// The stored bindings `filter` selects, read from the metadata store.
+    pub async fn acls(&self, filter: &AclBindingFilter) -> Result<Vec<AclBinding>> {
+        Ok(self.metadata().list_acls(filter).await?)
     }
 
     /// Deletes the bindings each filter selects; per filter, what it
     /// deleted.
     pub async fn delete_acls(&self, filters: &[AclBindingFilter]) -> Result<Vec<Vec<AclBinding>>> {
-        Ok(vec![Vec::new(); filters.len()])
+        let deleted = self.metadata().delete_acls(filters).await?;
+        if deleted.iter().any(|d| !d.is_empty()) {
+            self.security_changed().await;
+        }
+        Ok(deleted)
+    }
+
+    /// After this agent changed users or ACLs: forget remembered logins and
+    /// enforce the new ACLs now rather than at the next refresh.
+    async fn security_changed(&self) {
+        self.inner.logins.invalidate();
+        self.inner.authorizer.refresh_logged().await;
     }
 }
