@@ -90,7 +90,9 @@ fn setting_arg(setting: Setting) -> Arg {
         // Values of a repeated flag are joined with commas, the form the
         // variable and the file's string take.
         Kind::List => arg.action(clap::ArgAction::Append),
-        Kind::Text | Kind::Bool => arg,
+        // `--http-tls` alone means `--http-tls true`.
+        Kind::Bool => arg.num_args(0..=1).default_missing_value("true"),
+        Kind::Text => arg,
     }
 }
 

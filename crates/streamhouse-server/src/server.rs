@@ -40,6 +40,7 @@ impl Server {
     /// both listeners and starts serving.
     pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         config.validate()?;
+        let tls = load_tls(&config)?;
         // Before any store is touched, so that their first requests count.
         let metrics = http::metrics::install_recorder();
         let object_store_url = config.object_store_url();
@@ -62,7 +63,7 @@ impl Server {
             metadata: redact_url(&metadata_url),
             object_store: redact_url(&object_store_url),
         };
-        launch(config, metadata, storage, described, metrics).await
+        launch(config, tls, metadata, storage, described, metrics).await
     }
 
     /// Like [`Server::start`], with a metadata store and object storage
@@ -80,8 +81,9 @@ impl Server {
             metadata: format!("{} (provided)", metadata.backend()),
             object_store: format!("{:?} (provided)", storage),
         };
+        let tls = load_tls(&config)?;
         probe_object_store(&storage, &described.object_store).await?;
-        launch(config, metadata, storage, described, metrics).await
+        launch(config, tls, metadata, storage, described, metrics).await
     }
 }
 
@@ -91,25 +93,29 @@ struct Described {
     object_store: String,
 }
 
+/// Reads the TLS files: a bad one is a configuration error, reported
+/// before any store is opened or port bound.
+fn load_tls(config: &ServerConfig) -> Result<Option<TlsConfig>, ServerError> {
+    let Some(files) = config.tls_files() else {
+        return Ok(None);
+    };
+    TlsConfig::load(files.clone()).map(Some).map_err(|error| {
+        ServerError::Config(ConfigError::new(
+            tls_setting(&files, &error),
+            None,
+            error.to_string(),
+        ))
+    })
+}
+
 async fn launch(
     config: ServerConfig,
+    tls: Option<TlsConfig>,
     metadata: Arc<dyn MetadataStore>,
     storage: ObjectStorage,
     described: Described,
     metrics: Option<PrometheusHandle>,
 ) -> Result<RunningServer, ServerError> {
-    // Certificates first: a bad file is a configuration error, reported
-    // before anything binds.
-    let tls = match config.tls_files() {
-        Some(files) => Some(TlsConfig::load(files.clone()).map_err(|error| {
-            ServerError::Config(ConfigError::new(
-                tls_setting(&files, &error),
-                None,
-                error.to_string(),
-            ))
-        })?),
-        None => None,
-    };
     let ssl_principal_mapping = SslPrincipalMapper::parse(&config.ssl_principal_mapping_rules)
         .map_err(|e| {
             ServerError::Config(ConfigError::new(
