@@ -275,6 +275,36 @@ mod tests {
     }
 
     #[test]
+    fn a_certificate_subject_reads_most_specific_first() {
+        use rcgen::{CertificateParams, DnType, KeyPair};
+        let key = KeyPair::generate().expect("key");
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.distinguished_name.push(DnType::CountryName, "NZ");
+        params.distinguished_name.push(DnType::OrganizationName, "Corp, Inc");
+        params.distinguished_name.push(DnType::CommonName, "alice");
+        let cert = params.self_signed(&key).expect("cert");
+        let subject = subject_dn(cert.der()).expect("subject");
+        // Most specific first is the reverse of the certificate's order.
+        let (_, parsed) = X509Certificate::from_der(cert.der()).expect("parse");
+        let mut in_certificate: Vec<String> = parsed
+            .subject()
+            .iter_attributes()
+            .map(|a| a.as_str().expect("text").to_string())
+            .collect();
+        in_certificate.reverse();
+        let shown: Vec<String> = subject
+            .replace(r"\,", "\u{0}")
+            .split(',')
+            .map(|part| part.split_once('=').expect("attr").1.replace('\u{0}', ","))
+            .collect();
+        assert_eq!(shown, in_certificate);
+        assert!(subject.contains(r"O=Corp\, Inc"), "{subject}");
+        assert!(subject.contains("C=NZ") && subject.contains("CN=alice"), "{subject}");
+        assert_eq!(SslPrincipalMapper::default().map(&subject).as_deref(), Some("alice"));
+        assert_eq!(subject_dn(b"not a certificate"), None);
+    }
+
+    #[test]
     fn common_name_skips_escaped_commas() {
         assert_eq!(common_name(r"OU=a\,b,CN=c"), Some("c"));
         assert_eq!(common_name(r"CN=a\,b,O=x"), Some(r"a\,b"));
