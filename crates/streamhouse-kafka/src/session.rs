@@ -50,7 +50,7 @@ enum State {
     Exchange {
         mechanism: SaslMechanism,
         raw: bool,
-        scram: Option<ScramServer>,
+        scram: Option<Box<ScramServer>>,
     },
 }
 
@@ -152,7 +152,7 @@ impl Session {
                             mechanism,
                             raw: version == 0,
                             scram: match mechanism {
-                                SaslMechanism::Scram(scram) => Some(ScramServer::new(scram)),
+                                SaslMechanism::Scram(scram) => Some(Box::new(ScramServer::new(scram))),
                                 SaslMechanism::Plain => None,
                             },
                         };
