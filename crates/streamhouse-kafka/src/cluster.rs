@@ -287,6 +287,44 @@ mod tests {
         cluster
     }
 
+    #[test]
+    fn an_agent_is_reached_through_the_listener_of_the_same_protocol() {
+        let info = AgentInfo {
+            agent_id: "a".into(),
+            node_id: 1,
+            host: "h".into(),
+            port: 9092,
+            zone: None,
+            started_at: 0,
+            last_heartbeat: 0,
+            listeners: vec![
+                AgentListener {
+                    protocol: "PLAINTEXT".into(),
+                    port: 9092,
+                },
+                AgentListener {
+                    protocol: "SASL_SSL".into(),
+                    port: 9094,
+                },
+                AgentListener {
+                    protocol: "FUTURE_PROTOCOL".into(),
+                    port: 9099,
+                },
+            ],
+        };
+        let agent = Agent::from(&info);
+        assert_eq!(agent.port_for(SecurityProtocol::Plaintext), Some(9092));
+        assert_eq!(agent.port_for(SecurityProtocol::SaslSsl), Some(9094));
+        assert_eq!(agent.port_for(SecurityProtocol::Ssl), None);
+        // An agent registered before listeners were recorded.
+        let old = Agent::from(&AgentInfo {
+            listeners: Vec::new(),
+            ..info
+        });
+        assert_eq!(old.port_for(SecurityProtocol::Plaintext), Some(9092));
+        assert_eq!(old.port_for(SecurityProtocol::SaslPlaintext), None);
+    }
+
     #[tokio::test]
     async fn placement_spreads_and_moves_little() {
         let three = cluster(&["a", "b", "c"]).await;

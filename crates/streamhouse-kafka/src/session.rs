@@ -152,7 +152,9 @@ impl Session {
                             mechanism,
                             raw: version == 0,
                             scram: match mechanism {
-                                SaslMechanism::Scram(scram) => Some(Box::new(ScramServer::new(scram))),
+                                SaslMechanism::Scram(scram) => {
+                                    Some(Box::new(ScramServer::new(scram)))
+                                }
                                 SaslMechanism::Plain => None,
                             },
                         };

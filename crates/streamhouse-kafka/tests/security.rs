@@ -496,7 +496,10 @@ fn authenticate(token: &[u8]) -> RequestKind {
 }
 
 /// SaslAuthenticate v2: (error code, message, token, session lifetime).
-async fn sasl_step(stream: &mut TcpStream, token: &[u8]) -> Option<(i16, String, Bytes, i64)> {
+async fn sasl_step<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    token: &[u8],
+) -> Option<(i16, String, Bytes, i64)> {
     match call(stream, ApiKey::SaslAuthenticate, 2, authenticate(token)).await? {
         ResponseKind::SaslAuthenticate(r) => Some((
             r.error_code,
@@ -508,7 +511,11 @@ async fn sasl_step(stream: &mut TcpStream, token: &[u8]) -> Option<(i16, String,
     }
 }
 
-async fn handshake_ok(stream: &mut TcpStream, mechanism: &str, version: i16) {
+async fn handshake_ok<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    mechanism: &str,
+    version: i16,
+) {
     match call(stream, ApiKey::SaslHandshake, version, handshake(mechanism)).await {
         Some(ResponseKind::SaslHandshake(r)) => {
             assert_eq!(r.error_code, 0);
@@ -641,8 +648,8 @@ async fn sasl_handshake_v0_is_followed_by_raw_tokens() {
 
 /// Runs a SCRAM exchange with `password`; the final SaslAuthenticate's
 /// error code and message.
-async fn scram_login(
-    stream: &mut TcpStream,
+async fn scram_login<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
     mechanism: ScramMechanism,
     user: &str,
     password: &str,
@@ -753,5 +760,49 @@ async fn garbage_in_the_exchange_fails_and_closes_while_others_are_served() {
     big.write_all(&frame).await.unwrap();
     assert!(closed_within(&mut big, Duration::from_secs(2)).await);
     assert!(broker_ports(&mut good).await.is_some());
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sasl_ssl_runs_scram_inside_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let authority = ca("server CA");
+    let tls = TlsConfig::load(server_files(dir.path(), &authority, "broker", None)).unwrap();
+    let server = start(
+        &[SecurityProtocol::SaslSsl, SecurityProtocol::Plaintext],
+        Some(tls),
+        |_| {},
+    )
+    .await;
+    server
+        .engine
+        .set_scram_credential(
+            "alice",
+            ScramCredential::from_password(
+                ScramMechanism::Sha512,
+                PASSWORD.as_bytes(),
+                b"0123456789abcdef",
+                4096,
+            ),
+        )
+        .await
+        .unwrap();
+    let addr = server.addr(SecurityProtocol::SaslSsl);
+    let mut client = tls_connect(addr, client_config(&authority, None))
+        .await
+        .unwrap();
+    assert_eq!(
+        scram_login(&mut client, ScramMechanism::Sha512, "alice", PASSWORD).await,
+        (0, String::new())
+    );
+    assert_eq!(
+        broker_ports(&mut client).await,
+        Some(vec![i32::from(addr.port())]),
+        "the SASL_SSL port, not the PLAINTEXT one"
+    );
+    let mut unauthenticated = tls_connect(addr, client_config(&authority, None))
+        .await
+        .unwrap();
+    assert_eq!(broker_ports(&mut unauthenticated).await, None);
     server.shutdown().await;
 }

@@ -280,7 +280,9 @@ mod tests {
         let key = KeyPair::generate().expect("key");
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
         params.distinguished_name.push(DnType::CountryName, "NZ");
-        params.distinguished_name.push(DnType::OrganizationName, "Corp, Inc");
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, "Corp, Inc");
         params.distinguished_name.push(DnType::CommonName, "alice");
         let cert = params.self_signed(&key).expect("cert");
         let subject = subject_dn(cert.der()).expect("subject");
@@ -299,8 +301,14 @@ mod tests {
             .collect();
         assert_eq!(shown, in_certificate);
         assert!(subject.contains(r"O=Corp\, Inc"), "{subject}");
-        assert!(subject.contains("C=NZ") && subject.contains("CN=alice"), "{subject}");
-        assert_eq!(SslPrincipalMapper::default().map(&subject).as_deref(), Some("alice"));
+        assert!(
+            subject.contains("C=NZ") && subject.contains("CN=alice"),
+            "{subject}"
+        );
+        assert_eq!(
+            SslPrincipalMapper::default().map(&subject).as_deref(),
+            Some("alice")
+        );
         assert_eq!(subject_dn(b"not a certificate"), None);
     }
 
