@@ -1718,7 +1718,11 @@ async fn scram_credentials_are_replaced_deleted_and_listed(store: Arc<dyn Metada
     store.upsert_scram_credential("alice", &old).await.unwrap();
     store.upsert_scram_credential("alice", &new).await.unwrap();
     let stored = store.scram_credentials("alice").await.unwrap();
-    assert_eq!(stored, [new.clone()], "the second set replaced the first");
+    assert_eq!(
+        stored,
+        std::slice::from_ref(&new),
+        "the second set replaced the first"
+    );
     assert!(stored[0].verify_password(b"new"));
     assert!(!stored[0].verify_password(b"old"));
 
@@ -1817,7 +1821,10 @@ async fn acls_are_stored_once_and_listed_by_filter(store: Arc<dyn MetadataStore>
         .unwrap();
     assert_eq!(created, 4, "the duplicate in one call is stored once");
     assert_eq!(
-        store.create_acls(&[read_orders.clone()]).await.unwrap(),
+        store
+            .create_acls(std::slice::from_ref(&read_orders))
+            .await
+            .unwrap(),
         0,
         "an existing binding is kept once"
     );
@@ -1943,7 +1950,7 @@ async fn acls_are_deleted_by_filter(store: Arc<dyn MetadataStore>) {
     assert!(deleted[2].is_empty());
     assert_eq!(
         store.list_acls(&AclBindingFilter::any()).await.unwrap(),
-        [d.clone()]
+        std::slice::from_ref(&d)
     );
     let again = store.delete_acls(&[alice_topics]).await.unwrap();
     assert_eq!(
@@ -1990,7 +1997,10 @@ async fn every_user_and_acl_change_bumps_the_security_version(store: Arc<dyn Met
         .await
         .unwrap();
     changed(store.security_version().await.unwrap(), "delete credential");
-    store.create_acls(&[binding.clone()]).await.unwrap();
+    store
+        .create_acls(std::slice::from_ref(&binding))
+        .await
+        .unwrap();
     changed(store.security_version().await.unwrap(), "create ACL");
     store.delete_acls(&[AclBindingFilter::any()]).await.unwrap();
     changed(store.security_version().await.unwrap(), "delete ACL");
@@ -2058,13 +2068,16 @@ async fn shared_security_changes(a: &dyn MetadataStore, b: &dyn MetadataStore) {
         AclOperation::Read,
         AclPermission::Allow,
     );
-    a.create_acls(&[binding.clone()]).await.unwrap();
+    a.create_acls(std::slice::from_ref(&binding)).await.unwrap();
     assert!(b.security_version().await.unwrap() > after_user);
     assert_eq!(
         b.list_acls(&AclBindingFilter::any()).await.unwrap(),
-        [binding.clone()]
+        std::slice::from_ref(&binding)
     );
-    assert_eq!(b.create_acls(&[binding.clone()]).await.unwrap(), 0);
+    assert_eq!(
+        b.create_acls(std::slice::from_ref(&binding)).await.unwrap(),
+        0
+    );
     assert_eq!(
         b.delete_acls(&[AclBindingFilter::any()]).await.unwrap(),
         [vec![binding]]

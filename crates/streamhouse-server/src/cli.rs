@@ -1,6 +1,7 @@
 //! The command line of the `streamhouse` binary: `streamhouse serve` and
 //! its flags, each of which may also come from the environment or a TOML
-//! file.
+//! file, and the offline `streamhouse user set|delete|list`, which takes
+//! serve's `--config`, `--data-dir` and `--metadata` to find the store.
 //!
 //! clap only collects strings here; every value is checked by
 //! [`crate::config`], so a bad value gets the same one-line message whether
@@ -11,7 +12,10 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::parser::ValueSource;
-use clap::{Arg, ArgMatches, Args, CommandFactory, Parser, Subcommand};
+use clap::{Arg, ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+
+use streamhouse_core::security::ScramMechanism;
+use streamhouse_storage::DEFAULT_SCRAM_ITERATIONS;
 
 use crate::config::{
     ConfigError, Kind, Origin, RawSettings, ServerConfig, Setting, load_config_file,
@@ -29,6 +33,198 @@ pub struct Cli {
 pub enum Command {
     /// Run an agent: the Kafka protocol server and the HTTP API.
     Serve(ServeArgs),
+    /// Manage users (SCRAM credentials) directly in the metadata store,
+    /// with no agent running: how the first administrator is created.
+    User(UserArgs),
+}
+
+/// `streamhouse user …`.
+#[derive(Debug, clap::Args)]
+pub struct UserArgs {
+    #[command(subcommand)]
+    pub action: UserCommandArgs,
+}
+
+/// The actions of `streamhouse user`.
+#[derive(Debug, Subcommand)]
+pub enum UserCommandArgs {
+    /// Create or replace a user's credentials; the password is read from
+    /// one line of standard input.
+    Set {
+        /// The user name (the principal is User:NAME).
+        name: String,
+        /// Read the password from standard input (the only way; it never
+        /// appears in the process list or shell history).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        /// Only this mechanism [default: both SCRAM-SHA-256 and SCRAM-SHA-512]
+        #[arg(long, value_name = "MECHANISM", value_parser = parse_mechanism)]
+        mechanism: Option<ScramMechanism>,
+        /// PBKDF2 iterations, 4096-16384
+        #[arg(long, value_name = "N", default_value_t = DEFAULT_SCRAM_ITERATIONS,
+              value_parser = clap::value_parser!(u32).range(4096..=16384))]
+        iterations: u32,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Delete a user's credentials.
+    Delete {
+        name: String,
+        /// Only this mechanism [default: every mechanism]
+        #[arg(long, value_name = "MECHANISM", value_parser = parse_mechanism)]
+        mechanism: Option<ScramMechanism>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// List users and their mechanisms and iterations (never keys).
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+fn parse_mechanism(name: &str) -> Result<ScramMechanism, String> {
+    ScramMechanism::from_name(name)
+        .ok_or_else(|| format!("{name:?} is not SCRAM-SHA-256 or SCRAM-SHA-512"))
+}
+
+/// The settings that locate the metadata store, as `serve` takes them
+/// (flag, environment, `--config` file).
+#[derive(Debug, Clone)]
+pub struct StoreArgs {
+    config: Option<PathBuf>,
+    /// Flags over environment, of [`STORE_SETTINGS`] only.
+    given: RawSettings,
+}
+
+/// The settings `streamhouse user` takes as flags.
+const STORE_SETTINGS: &[Setting] = &[Setting::DataDir, Setting::Metadata];
+
+impl StoreArgs {
+    /// The configuration: these flags and variables over the `--config`
+    /// file over the defaults.
+    pub fn resolve(&self) -> Result<ServerConfig, CliError> {
+        let file = match &self.config {
+            Some(path) if !path.as_os_str().is_empty() => {
+                load_config_file(path).map_err(CliError::Config)?
+            }
+            _ => RawSettings::default(),
+        };
+        self.given
+            .clone()
+            .or(file)
+            .resolve()
+            .map_err(CliError::Config)
+    }
+}
+
+impl clap::FromArgMatches for StoreArgs {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        let (flags, env) = given_layers(matches, STORE_SETTINGS);
+        Ok(Self {
+            config: matches.get_one::<PathBuf>("config").cloned(),
+            given: flags.or(env),
+        })
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
+    }
+}
+
+impl Args for StoreArgs {
+    fn augment_args(command: clap::Command) -> clap::Command {
+        command
+            .arg(config_arg())
+            .args(STORE_SETTINGS.iter().map(|&setting| setting_arg(setting)))
+    }
+
+    fn augment_args_for_update(command: clap::Command) -> clap::Command {
+        Self::augment_args(command)
+    }
+}
+
+/// What `streamhouse user` was asked to do, its configuration resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserCommand {
+    pub config: ServerConfig,
+    pub action: UserAction,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserAction {
+    Set {
+        name: String,
+        mechanisms: Vec<ScramMechanism>,
+        iterations: u32,
+    },
+    Delete {
+        name: String,
+        mechanisms: Vec<ScramMechanism>,
+    },
+    List,
+}
+
+/// A command line of the binary, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Invocation {
+    Serve(ServerConfig),
+    User(UserCommand),
+}
+
+fn mechanisms(mechanism: Option<ScramMechanism>) -> Vec<ScramMechanism> {
+    mechanism.map_or_else(|| ScramMechanism::ALL.to_vec(), |m| vec![m])
+}
+
+/// Parses `args` (including the program name) and the environment into
+/// what the binary should do.
+pub fn parse_command<I, T>(args: I) -> Result<Invocation, CliError>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let matches = Cli::command()
+        .try_get_matches_from(args)
+        .map_err(CliError::Clap)?;
+    match matches.subcommand() {
+        Some(("user", user)) => {
+            let args = UserArgs::from_arg_matches(user).map_err(CliError::Clap)?;
+            let (action, store) = match args.action {
+                UserCommandArgs::Set {
+                    name,
+                    mechanism,
+                    iterations,
+                    store,
+                    ..
+                } => (
+                    UserAction::Set {
+                        name,
+                        mechanisms: mechanisms(mechanism),
+                        iterations,
+                    },
+                    store,
+                ),
+                UserCommandArgs::Delete {
+                    name,
+                    mechanism,
+                    store,
+                } => (
+                    UserAction::Delete {
+                        name,
+                        mechanisms: mechanisms(mechanism),
+                    },
+                    store,
+                ),
+                UserCommandArgs::List { store } => (UserAction::List, store),
+            };
+            Ok(Invocation::User(UserCommand {
+                config: store.resolve()?,
+                action,
+            }))
+        }
+        _ => parse_serve_matches(&matches).map(Invocation::Serve),
+    }
 }
 
 /// Flags of `streamhouse serve`: `--config` and one flag per setting of the
@@ -53,16 +249,19 @@ impl clap::FromArgMatches for ServeArgs {
     }
 }
 
+fn config_arg() -> Arg {
+    Arg::new("config")
+        .long("config")
+        .env("STREAMHOUSE_CONFIG")
+        .value_name("FILE")
+        .value_parser(clap::value_parser!(PathBuf))
+        .help("TOML file with settings; flags and environment variables override it")
+}
+
 impl Args for ServeArgs {
     fn augment_args(command: clap::Command) -> clap::Command {
-        let config = Arg::new("config")
-            .long("config")
-            .env("STREAMHOUSE_CONFIG")
-            .value_name("FILE")
-            .value_parser(clap::value_parser!(PathBuf))
-            .help("TOML file with settings; flags and environment variables override it");
         command
-            .arg(config)
+            .arg(config_arg())
             .args(Setting::ALL.iter().map(|&setting| setting_arg(setting)))
     }
 
@@ -123,8 +322,15 @@ impl CliError {
             }
             CliError::Clap(e) => {
                 let rendered = e.render().to_string();
-                let first = rendered.lines().find(|l| !l.trim().is_empty());
-                Some(first.unwrap_or("error: invalid arguments").to_string())
+                let mut lines = rendered.lines().map(str::trim).filter(|l| !l.is_empty());
+                let first = lines.next().unwrap_or("error: invalid arguments");
+                // clap lists missing arguments on the lines after the first.
+                if e.kind() == clap::error::ErrorKind::MissingRequiredArgument {
+                    let missing: Vec<&str> =
+                        lines.take_while(|l| !l.starts_with("Usage:")).collect();
+                    return Some(format!("{first} {}", missing.join(", ")));
+                }
+                Some(first.to_string())
             }
             CliError::Config(e) => Some(format!("error: {e}")),
         }
@@ -151,12 +357,14 @@ where
     let matches = Cli::command()
         .try_get_matches_from(args)
         .map_err(CliError::Clap)?;
+    parse_serve_matches(&matches)
+}
+
+fn parse_serve_matches(matches: &ArgMatches) -> Result<ServerConfig, CliError> {
     let Some(("serve", serve)) = matches.subcommand() else {
-        // `serve` is the only subcommand and one is required, so clap has
-        // already rejected anything else.
         return Err(CliError::Clap(Cli::command().error(
-            clap::error::ErrorKind::MissingSubcommand,
-            "a subcommand is required",
+            clap::error::ErrorKind::InvalidSubcommand,
+            "this is not `streamhouse serve`",
         )));
     };
     layers(serve)?.resolve().map_err(CliError::Config)
@@ -164,9 +372,21 @@ where
 
 /// Flag, environment and file layers, merged by precedence.
 fn layers(matches: &ArgMatches) -> Result<RawSettings, CliError> {
+    let (flags, env) = given_layers(matches, Setting::ALL);
+    let file = match matches.get_one::<PathBuf>("config") {
+        Some(path) if !path.as_os_str().is_empty() => {
+            load_config_file(path).map_err(CliError::Config)?
+        }
+        _ => RawSettings::default(),
+    };
+    Ok(flags.or(env).or(file))
+}
+
+/// The flag and environment layers of `settings`.
+fn given_layers(matches: &ArgMatches, settings: &[Setting]) -> (RawSettings, RawSettings) {
     let mut flags = RawSettings::default();
     let mut env = RawSettings::default();
-    for &setting in Setting::ALL {
+    for &setting in settings {
         let Some(values) = matches.get_many::<String>(setting.key()) else {
             continue;
         };
@@ -182,11 +402,5 @@ fn layers(matches: &ArgMatches) -> Result<RawSettings, CliError> {
             _ => flags.set(setting, value.clone(), Origin::Flag),
         }
     }
-    let file = match matches.get_one::<PathBuf>("config") {
-        Some(path) if !path.as_os_str().is_empty() => {
-            load_config_file(path).map_err(CliError::Config)?
-        }
-        _ => RawSettings::default(),
-    };
-    Ok(flags.or(env).or(file))
+    (flags, env)
 }

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+use streamhouse_core::security::Principal;
 use streamhouse_kafka::{SaslMechanism, SecurityProtocol};
 use thiserror::Error;
 
@@ -126,6 +127,10 @@ pub struct ServerConfig {
     pub num_partitions: u32,
     /// Partitions the cluster may hold.
     pub max_partitions: u64,
+    /// Whether Kafka ACLs are enforced (`--authorizer acl`).
+    pub authorizer: bool,
+    /// Principals that bypass ACLs (`--super-users`).
+    pub super_users: Vec<Principal>,
 }
 
 impl Default for ServerConfig {
@@ -187,6 +192,8 @@ impl Default for ServerConfig {
             auto_create_topics_enable: kafka.auto_create_topics,
             num_partitions: kafka.default_partitions as u32,
             max_partitions: storage.max_partitions as u64,
+            authorizer: storage.security.authorizer,
+            super_users: storage.security.super_users,
         }
     }
 }
@@ -495,6 +502,26 @@ fn parse_bool(raw: &str) -> Result<bool, String> {
         "false" => Ok(false),
         _ => Err(format!("{raw:?} is not true or false")),
     }
+}
+
+/// `--authorizer`: `none` or `acl` (Kafka's `authorizer.class.name`, in
+/// the only two forms StreamHouse has).
+fn parse_authorizer(raw: &str) -> Result<bool, String> {
+    match raw.trim() {
+        "none" | "" => Ok(false),
+        "acl" => Ok(true),
+        _ => Err(format!("{raw:?} is not none or acl")),
+    }
+}
+
+/// `--super-users`: `User:a;User:b`, as Kafka's `super.users`; empty
+/// entries are ignored.
+fn parse_super_users(raw: &str) -> Result<Vec<Principal>, String> {
+    raw.split(';')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| Principal::parse(entry).map_err(|e| e.to_string()))
+        .collect()
 }
 
 fn in_range(n: u64, min: u64, max: u64) -> Result<u64, String> {

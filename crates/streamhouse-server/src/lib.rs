@@ -2,7 +2,9 @@
 //! Kafka protocol server and an HTTP API (health, readiness, Prometheus
 //! metrics and a JSON REST API) in one process.
 //!
-//! The binary is `streamhouse serve`; tests and embedders use
+//! The binary is `streamhouse serve` (and `streamhouse user set NAME
+//! --password-stdin | delete NAME | list`, which manage users in the
+//! metadata store before any agent runs); tests and embedders use
 //! [`Server::start`] (or [`Server::start_with_components`] with a metadata
 //! store and object storage they built) and stop it with
 //! [`RunningServer::shutdown`], which answers every buffered append before
@@ -58,8 +60,12 @@ mod error;
 mod http;
 mod readiness;
 mod server;
+mod users;
 
-pub use cli::{Cli, CliError, Command, ServeArgs, parse_serve};
+pub use cli::{
+    Cli, CliError, Command, Invocation, ServeArgs, StoreArgs, UserAction, UserArgs, UserCommand,
+    UserCommandArgs, parse_command, parse_serve,
+};
 pub use config::{
     ConfigError, DEFAULT_DATA_DIR, DEFAULT_HTTP_LISTEN, DEFAULT_KAFKA_LISTEN,
     DEFAULT_MAX_BODY_BYTES, FLUSH_INTERVAL_MS_RANGE, HostPort, KafkaListenAddress, Kind, Origin,
@@ -68,3 +74,4 @@ pub use config::{
 };
 pub use error::ServerError;
 pub use server::{RunningServer, Server, node_id};
+pub use users::{UserCommandError, read_password, run_user_command};

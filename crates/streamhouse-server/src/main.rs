@@ -1,13 +1,18 @@
 //! `streamhouse serve`: parse the configuration, start the agent, run until
 //! SIGINT or SIGTERM, shut down cleanly; SIGHUP re-reads the TLS files.
+//! `streamhouse user …`: manage users in the metadata store and exit.
 //!
 //! Exit codes: 0 after a clean shutdown (or `--help`), 2 for a bad command
-//! line or configuration, 1 when the agent cannot start or fails.
+//! line or configuration, 1 when the agent cannot start or fails (or a
+//! user command fails).
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use streamhouse_server::{CliError, RunningServer, Server, ServerConfig, parse_serve};
+use streamhouse_server::{
+    CliError, Invocation, RunningServer, Server, ServerConfig, UserCommand, parse_command,
+    run_user_command,
+};
 use tokio::signal::unix::{SignalKind, signal};
 use tracing_subscriber::EnvFilter;
 
@@ -18,8 +23,9 @@ use tracing_subscriber::EnvFilter;
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
-    let config = match parse_serve(std::env::args_os()) {
-        Ok(config) => config,
+    let config = match parse_command(std::env::args_os()) {
+        Ok(Invocation::Serve(config)) => config,
+        Ok(Invocation::User(command)) => return user(command),
         Err(error) => {
             match (error.one_line(), &error) {
                 (Some(line), _) => eprintln!("{line}"),
@@ -48,6 +54,38 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(serve(config))
+}
+
+/// Runs a `streamhouse user` command on a small runtime of its own.
+fn user(command: UserCommand) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let stdin = std::io::stdin();
+    let result = runtime.block_on(run_user_command(
+        command,
+        &mut stdin.lock(),
+        &mut std::io::stdout(),
+    ));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            let line = error
+                .to_string()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            eprintln!("error: {line}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Every connection is a file descriptor: lift the soft limit to the hard

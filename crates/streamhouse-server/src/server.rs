@@ -18,7 +18,9 @@ use streamhouse_kafka::{
 };
 use streamhouse_metadata::MetadataStore;
 use streamhouse_storage::jobs::JobsConfig;
-use streamhouse_storage::{FlushConfig, ObjectStorage, StorageConfig, StorageEngine};
+use streamhouse_storage::{
+    FlushConfig, ObjectStorage, SecurityConfig, StorageConfig, StorageEngine,
+};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -194,6 +196,13 @@ async fn launch(
         max_connections = config.max_connections,
         max_connections_per_ip = config.max_connections_per_ip,
         connections_max_idle_ms = config.connections_max_idle.as_millis() as u64,
+        authorizer = if config.authorizer { "acl" } else { "none" },
+        super_users = %config
+            .super_users
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(";"),
         "starting streamhouse"
     );
 
@@ -209,6 +218,11 @@ async fn launch(
             },
             cache_bytes: config.cache_bytes,
             max_partitions: to_usize(config.max_partitions),
+            security: SecurityConfig {
+                authorizer: config.authorizer,
+                super_users: config.super_users.clone(),
+                ..SecurityConfig::default()
+            },
             ..StorageConfig::default()
         },
     );

@@ -88,10 +88,6 @@ impl Authorizer {
         Some(self.version.load(Ordering::Acquire)).filter(|v| *v != UNSEEN)
     }
 
-    fn is_super_user(&self, principal: &Principal) -> bool {
-        !self.super_users.is_empty() && self.super_users.contains(&principal.to_string())
-    }
-
     fn current(&self) -> Option<Arc<AclSnapshot>> {
         self.snapshot.read().as_ref().map(|l| l.acls.clone())
     }
@@ -104,17 +100,15 @@ impl Authorizer {
         resource_type: ResourceType,
         name: &str,
     ) -> bool {
-        if !self.enabled || self.is_super_user(&caller.principal) {
+        if !self.enabled {
+            return true;
+        }
+        let principal = caller.principal.to_string();
+        if self.super_users.contains(&principal) {
             return true;
         }
         match self.current() {
-            Some(acls) => acls.authorize(
-                &caller.principal.to_string(),
-                &caller.host,
-                operation,
-                resource_type,
-                name,
-            ),
+            Some(acls) => acls.authorize(&principal, &caller.host, operation, resource_type, name),
             None => false,
         }
     }
@@ -126,16 +120,15 @@ impl Authorizer {
         operation: AclOperation,
         resource_type: ResourceType,
     ) -> bool {
-        if !self.enabled || self.is_super_user(&caller.principal) {
+        if !self.enabled {
+            return true;
+        }
+        let principal = caller.principal.to_string();
+        if self.super_users.contains(&principal) {
             return true;
         }
         match self.current() {
-            Some(acls) => acls.authorize_any(
-                &caller.principal.to_string(),
-                &caller.host,
-                operation,
-                resource_type,
-            ),
+            Some(acls) => acls.authorize_any(&principal, &caller.host, operation, resource_type),
             None => false,
         }
     }

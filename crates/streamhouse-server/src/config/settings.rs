@@ -14,7 +14,7 @@ use std::time::Duration;
 use super::{
     ConfigError, Origin, ServerConfig, at_least, check_agent_id, check_flush_interval_ms,
     check_host, check_max_body_bytes, check_metadata_url, check_object_store_url, in_range,
-    non_empty_path, one_line, parse_bool, parse_u64,
+    non_empty_path, one_line, parse_authorizer, parse_bool, parse_super_users, parse_u64,
 };
 
 /// What a setting's value is, for clap and the TOML file.
@@ -243,6 +243,12 @@ settings! {
         "N", "100000",
         "Partitions the cluster may hold; CreateTopics, CreatePartitions and auto-creation \
          beyond it get POLICY_VIOLATION";
+    Authorizer: "authorizer", "--authorizer", "STREAMHOUSE_AUTHORIZER", Text, "KIND", "none",
+        "Kafka's authorizer: acl enforces Kafka ACLs on every Kafka and HTTP request (changes \
+         reach every agent within 2 s); none allows everything";
+    SuperUsers: "super_users", "--super-users", "STREAMHOUSE_SUPER_USERS", Text, "PRINCIPALS",
+        "none", "Kafka's super.users: principals that bypass ACLs, separated by ; \
+         (User:admin;User:ops)";
 }
 
 /// Raw values of the settings, each with where it came from, before they
@@ -425,6 +431,8 @@ impl RawSettings {
                         .and_then(|n| at_least(n, 1, "partitions"))
                         .map_err(fail)?
                 }
+                Setting::Authorizer => config.authorizer = parse_authorizer(raw).map_err(fail)?,
+                Setting::SuperUsers => config.super_users = parse_super_users(raw).map_err(fail)?,
             }
         }
         self.check_security(&config)?;

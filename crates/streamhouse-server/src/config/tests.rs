@@ -463,3 +463,40 @@ fn tls_and_sasl_settings_are_checked() {
         Duration::ZERO
     );
 }
+
+#[test]
+fn the_authorizer_and_super_users_are_checked() {
+    use streamhouse_core::security::Principal;
+    let resolve = |setting, value: &str| {
+        let mut raw = RawSettings::default();
+        raw.set(setting, value, Origin::Flag);
+        raw.resolve().map_err(|e| e.to_string())
+    };
+    assert!(!ServerConfig::default().authorizer);
+    assert!(ServerConfig::default().super_users.is_empty());
+    assert_eq!(
+        resolve(Setting::Authorizer, "acl").map(|c| c.authorizer),
+        Ok(true)
+    );
+    assert_eq!(
+        resolve(Setting::Authorizer, "none").map(|c| c.authorizer),
+        Ok(false)
+    );
+    assert_eq!(
+        resolve(Setting::Authorizer, "simple").err().as_deref(),
+        Some("--authorizer: \"simple\" is not none or acl")
+    );
+    assert_eq!(
+        resolve(Setting::SuperUsers, "User:admin; User:ops;").map(|c| c.super_users),
+        Ok(vec![Principal::user("admin"), Principal::user("ops")])
+    );
+    assert_eq!(
+        resolve(Setting::SuperUsers, "").map(|c| c.super_users),
+        Ok(Vec::new())
+    );
+    let error = resolve(Setting::SuperUsers, "User:admin;ops").unwrap_err();
+    assert!(
+        error.starts_with("--super-users: invalid principal \"ops\""),
+        "{error}"
+    );
+}
