@@ -20,9 +20,9 @@ use super::{SaslError, SaslMechanism};
 const MAX_MESSAGE: usize = 8 << 10;
 /// Longest user name accepted.
 const MAX_USER: usize = 255;
-/// Iterations of the fake credential of an unknown user: Kafka's minimum
-/// and the usual default, so it does not stand out.
-const FAKE_ITERATIONS: u32 = ScramMechanism::MIN_ITERATIONS;
+/// Iterations of the fake credential of an unknown user: what a user made
+/// without an explicit count gets, so it does not stand out.
+const FAKE_ITERATIONS: u32 = streamhouse_storage::DEFAULT_SCRAM_ITERATIONS;
 
 /// What the client sent first, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
