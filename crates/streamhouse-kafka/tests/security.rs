@@ -151,11 +151,27 @@ async fn start(
     let sqlite = streamhouse_metadata::testing::temp_sqlite().await.unwrap();
     let objects = tempfile::tempdir().unwrap();
     let storage = ObjectStorage::local(objects.path()).unwrap();
-    let engine = StorageEngine::start(
+    let mut server = start_on(
         Arc::new(sqlite.store.clone()),
         storage,
-        StorageConfig::default(),
-    );
+        protocols,
+        tls,
+        tweak,
+    )
+    .await;
+    server._dirs = vec![sqlite.dir, objects];
+    server
+}
+
+/// An agent on a metadata store and object storage others may share.
+async fn start_on(
+    metadata: Arc<dyn streamhouse_metadata::MetadataStore>,
+    storage: ObjectStorage,
+    protocols: &[SecurityProtocol],
+    tls: Option<TlsConfig>,
+    tweak: impl FnOnce(&mut KafkaConfig),
+) -> Secured {
+    let engine = StorageEngine::start(metadata, storage, StorageConfig::default());
     let mut listeners = Vec::new();
     let mut addrs = Vec::new();
     for &protocol in protocols {
@@ -183,7 +199,7 @@ async fn start(
         addrs,
         stop: Some(stop),
         task: Some(task),
-        _dirs: vec![sqlite.dir, objects],
+        _dirs: Vec::new(),
     }
 }
 
@@ -805,4 +821,67 @@ async fn sasl_ssl_runs_scram_inside_tls() {
         .unwrap();
     assert_eq!(broker_ports(&mut unauthenticated).await, None);
     server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_lists_only_the_agents_with_the_clients_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let authority = ca("server CA");
+    let tls = TlsConfig::load(server_files(dir.path(), &authority, "broker", None)).unwrap();
+    let sqlite = streamhouse_metadata::testing::temp_sqlite().await.unwrap();
+    let objects = tempfile::tempdir().unwrap();
+    let store: Arc<dyn streamhouse_metadata::MetadataStore> = Arc::new(sqlite.store.clone());
+    let fast = |id: &'static str, node: i32| {
+        move |config: &mut KafkaConfig| {
+            config.agent_id = id.into();
+            config.node_id = node;
+            config.heartbeat_interval = Duration::from_millis(50);
+        }
+    };
+    let a = start_on(
+        store.clone(),
+        ObjectStorage::local(objects.path()).unwrap(),
+        &[SecurityProtocol::Plaintext, SecurityProtocol::Ssl],
+        Some(tls),
+        fast("a", 1),
+    )
+    .await;
+    let b = start_on(
+        store.clone(),
+        ObjectStorage::local(objects.path()).unwrap(),
+        &[SecurityProtocol::Plaintext],
+        None,
+        fast("b", 2),
+    )
+    .await;
+    let mut plaintext = TcpStream::connect(a.addr(SecurityProtocol::Plaintext))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut ports = Vec::new();
+    while ports.len() < 2 {
+        assert!(Instant::now() < deadline, "b never joined: {ports:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        ports = broker_ports(&mut plaintext).await.unwrap();
+    }
+    ports.sort();
+    let mut expected = vec![
+        i32::from(a.addr(SecurityProtocol::Plaintext).port()),
+        i32::from(b.addr(SecurityProtocol::Plaintext).port()),
+    ];
+    expected.sort();
+    assert_eq!(ports, expected, "PLAINTEXT clients see both agents");
+    let mut ssl = tls_connect(
+        a.addr(SecurityProtocol::Ssl),
+        client_config(&authority, None),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        broker_ports(&mut ssl).await,
+        Some(vec![i32::from(a.addr(SecurityProtocol::Ssl).port())]),
+        "SSL clients see only the agent with an SSL listener"
+    );
+    b.shutdown().await;
+    a.shutdown().await;
 }
