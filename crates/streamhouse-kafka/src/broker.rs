@@ -12,6 +12,7 @@ use tokio::sync::Semaphore;
 use crate::cluster::{Agent, Cluster};
 use crate::config::KafkaConfig;
 use crate::coordinator::GroupCoordinator;
+use crate::listener::SecurityProtocol;
 
 /// What a response other than a Fetch answer is assumed to hold.
 pub(crate) const SMALL_RESPONSE_BYTES: usize = 1 << 20;
@@ -29,6 +30,9 @@ pub(crate) struct Broker {
     /// Fetch answers being built or written, across connections.
     pub(crate) response_budget: Arc<Semaphore>,
     pub(crate) response_budget_size: u32,
+    /// Derives the fake SCRAM credential of unknown users, the same for
+    /// the same name while this process runs.
+    pub(crate) sasl_secret: [u8; 32],
 }
 
 /// Who sent a request.
@@ -37,6 +41,8 @@ pub(crate) struct RequestContext {
     pub(crate) client_id: String,
     pub(crate) client_host: String,
     pub(crate) version: i16,
+    /// The protocol of the listener the client connected through.
+    pub(crate) listener: SecurityProtocol,
     /// The connection's principal and the client's address, for
     /// authorization.
     pub(crate) caller: Caller,
@@ -51,6 +57,11 @@ impl Broker {
             host: config.advertised_host.clone(),
             port: i32::from(config.advertised_port),
             zone: config.zone.clone(),
+            listeners: config
+                .listeners()
+                .into_iter()
+                .map(|(protocol, port)| (protocol, i32::from(port)))
+                .collect(),
         };
         let cluster = Cluster::new(engine.cluster_registry(), me, config.agent_timeout)
             .with_clock(engine.clock().clone());
@@ -65,6 +76,7 @@ impl Broker {
             request_budget: Arc::new(Semaphore::new(budget)),
             response_budget: Arc::new(Semaphore::new(response_budget_size as usize)),
             response_budget_size,
+            sasl_secret: rand::random(),
             config,
         }
     }

@@ -18,9 +18,11 @@ use std::time::Duration;
 
 use parking_lot::RwLock;
 use streamhouse_core::clock::{Clock, SystemClock};
-use streamhouse_storage::{AgentInfo, ClusterRegistry};
+use streamhouse_storage::{AgentInfo, AgentListener, ClusterRegistry};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+
+use crate::listener::SecurityProtocol;
 
 /// A live agent as the protocol layer needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +32,21 @@ pub(crate) struct Agent {
     pub(crate) host: String,
     pub(crate) port: i32,
     pub(crate) zone: Option<String>,
+    /// Every listener's protocol and port.
+    pub(crate) listeners: Vec<(SecurityProtocol, i32)>,
+}
+
+impl Agent {
+    /// The port of the agent's listener for `protocol`, if it has one.
+    pub(crate) fn port_for(&self, protocol: SecurityProtocol) -> Option<i32> {
+        if self.listeners.is_empty() {
+            return (protocol == SecurityProtocol::Plaintext).then_some(self.port);
+        }
+        self.listeners
+            .iter()
+            .find(|(p, _)| *p == protocol)
+            .map(|&(_, port)| port)
+    }
 }
 
 impl From<&AgentInfo> for Agent {
@@ -40,6 +57,12 @@ impl From<&AgentInfo> for Agent {
             host: info.host.clone(),
             port: info.port,
             zone: info.zone.clone(),
+            // A protocol this build does not know is not offered.
+            listeners: info
+                .listeners
+                .iter()
+                .filter_map(|l| Some((l.protocol.parse().ok()?, l.port)))
+                .collect(),
         }
     }
 }
@@ -158,6 +181,14 @@ impl Cluster {
                     zone: me.zone.clone(),
                     started_at: now,
                     last_heartbeat: now,
+                    listeners: me
+                        .listeners
+                        .iter()
+                        .map(|&(protocol, port)| AgentListener {
+                            protocol: protocol.name().to_string(),
+                            port,
+                        })
+                        .collect(),
                 };
                 match store.register_agent(&info).await {
                     Ok(()) => {
@@ -239,6 +270,7 @@ mod tests {
             host: "127.0.0.1".into(),
             port: 9092,
             zone: None,
+            listeners: vec![(SecurityProtocol::Plaintext, 9092)],
         }
     }
 
@@ -253,6 +285,44 @@ mod tests {
         );
         cluster.set_live(ids.iter().map(|id| agent(id)).collect());
         cluster
+    }
+
+    #[test]
+    fn an_agent_is_reached_through_the_listener_of_the_same_protocol() {
+        let info = AgentInfo {
+            agent_id: "a".into(),
+            node_id: 1,
+            host: "h".into(),
+            port: 9092,
+            zone: None,
+            started_at: 0,
+            last_heartbeat: 0,
+            listeners: vec![
+                AgentListener {
+                    protocol: "PLAINTEXT".into(),
+                    port: 9092,
+                },
+                AgentListener {
+                    protocol: "SASL_SSL".into(),
+                    port: 9094,
+                },
+                AgentListener {
+                    protocol: "FUTURE_PROTOCOL".into(),
+                    port: 9099,
+                },
+            ],
+        };
+        let agent = Agent::from(&info);
+        assert_eq!(agent.port_for(SecurityProtocol::Plaintext), Some(9092));
+        assert_eq!(agent.port_for(SecurityProtocol::SaslSsl), Some(9094));
+        assert_eq!(agent.port_for(SecurityProtocol::Ssl), None);
+        // An agent registered before listeners were recorded.
+        let old = Agent::from(&AgentInfo {
+            listeners: Vec::new(),
+            ..info
+        });
+        assert_eq!(old.port_for(SecurityProtocol::Plaintext), Some(9092));
+        assert_eq!(old.port_for(SecurityProtocol::SaslPlaintext), None);
     }
 
     #[tokio::test]
@@ -306,6 +376,7 @@ mod tests {
             zone: None,
             started_at: 0,
             last_heartbeat: SystemClock.now_ms() - 60_000,
+            listeners: Vec::new(),
         };
         store.register_agent(&stale).await.expect("register");
         a.beat(true).await;

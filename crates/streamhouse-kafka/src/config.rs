@@ -1,5 +1,9 @@
 use std::time::Duration;
 
+use crate::listener::SecurityProtocol;
+use crate::sasl::SaslMechanism;
+use crate::tls::SslPrincipalMapper;
+
 /// Settings of the Kafka protocol server.
 #[derive(Debug, Clone)]
 pub struct KafkaConfig {
@@ -15,8 +19,22 @@ pub struct KafkaConfig {
     pub node_id: i32,
     /// Host name clients are told to connect to.
     pub advertised_host: String,
-    /// Port clients are told to connect to.
+    /// Port clients are told to connect to: the first listener's.
     pub advertised_port: u16,
+    /// Every listener's protocol and port, in the order configured; a
+    /// client is told the port of the listener it connected through.
+    /// Empty means one PLAINTEXT listener on `advertised_port`.
+    pub advertised_listeners: Vec<(SecurityProtocol, u16)>,
+    /// Mechanisms SASL listeners offer (`--sasl-mechanisms`).
+    pub sasl_mechanisms: Vec<SaslMechanism>,
+    /// How long a failed authentication waits before its answer (Kafka's
+    /// `connection.failed.authentication.delay.ms`).
+    pub failed_authentication_delay: Duration,
+    /// A TLS handshake must finish within this.
+    pub tls_handshake_timeout: Duration,
+    /// How a client certificate's subject becomes a user name
+    /// (`ssl.principal.mapping.rules`).
+    pub ssl_principal_mapping: SslPrincipalMapper,
     /// Cluster id reported to clients.
     pub cluster_id: String,
     /// Largest request frame accepted; bigger frames close the connection
@@ -53,6 +71,17 @@ pub struct KafkaConfig {
     pub group_limits: crate::coordinator::GroupLimits,
 }
 
+impl KafkaConfig {
+    /// The listeners clients are told about.
+    pub(crate) fn listeners(&self) -> Vec<(SecurityProtocol, u16)> {
+        if self.advertised_listeners.is_empty() {
+            vec![(SecurityProtocol::Plaintext, self.advertised_port)]
+        } else {
+            self.advertised_listeners.clone()
+        }
+    }
+}
+
 impl Default for KafkaConfig {
     fn default() -> Self {
         Self {
@@ -63,6 +92,11 @@ impl Default for KafkaConfig {
             node_id: 0,
             advertised_host: "127.0.0.1".into(),
             advertised_port: 9092,
+            advertised_listeners: Vec::new(),
+            sasl_mechanisms: SaslMechanism::ALL.to_vec(),
+            failed_authentication_delay: Duration::from_millis(100),
+            tls_handshake_timeout: Duration::from_secs(3),
+            ssl_principal_mapping: SslPrincipalMapper::default(),
             cluster_id: "streamhouse".into(),
             max_frame_bytes: 100 << 20,
             queued_max_request_bytes: 256 << 20,

@@ -12,10 +12,17 @@ mod coordinator;
 mod error;
 mod frame;
 mod handlers;
+mod listener;
 pub mod records;
+mod sasl;
 mod server;
+mod session;
+pub mod tls;
 mod versions;
 
 pub use config::KafkaConfig;
 pub use coordinator::{GroupCoordinator, GroupLimits, GroupSummary, MemberSummary};
+pub use listener::{KafkaListener, SecurityProtocol};
+pub use sasl::SaslMechanism;
 pub use server::KafkaServer;
+pub use tls::{SslPrincipalMapper, TlsConfig, TlsError, TlsFiles};

@@ -20,8 +20,7 @@ use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use parking_lot::Mutex;
 use streamhouse_storage::StorageEngine;
 use streamhouse_storage::security::{Caller, Principal};
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
@@ -33,6 +32,9 @@ use crate::config::KafkaConfig;
 use crate::coordinator::GroupCoordinator;
 use crate::frame::{self, DecodeError, Frame, FrameError, FrameLimits};
 use crate::handlers::{self, Reply};
+use crate::listener::{KafkaListener, SecurityProtocol};
+use crate::session::{Gate, MAX_UNAUTHENTICATED_FRAME, Session};
+use crate::tls::TlsConfig;
 
 /// Requests of one connection whose responses are not yet written; the
 /// connection is not read further until the client takes some.
@@ -43,13 +45,22 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// The Kafka protocol server of one agent.
 pub struct KafkaServer {
     broker: Arc<Broker>,
+    tls: Option<TlsConfig>,
 }
 
 impl KafkaServer {
     pub fn new(engine: StorageEngine, config: KafkaConfig) -> Self {
         Self {
             broker: Arc::new(Broker::new(engine, config)),
+            tls: None,
         }
+    }
+
+    /// Serves SSL and SASL_SSL listeners with `tls` (reloaded in place by
+    /// [`TlsConfig::reload`]).
+    pub fn with_tls(mut self, tls: TlsConfig) -> Self {
+        self.tls = Some(tls);
+        self
     }
 
     /// The group coordinator, for the HTTP API.
@@ -65,6 +76,39 @@ impl KafkaServer {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send,
     ) -> std::io::Result<()> {
+        self.run_listeners(
+            vec![KafkaListener::new(SecurityProtocol::Plaintext, listener)],
+            shutdown,
+        )
+        .await
+    }
+
+    /// Like [`KafkaServer::run`], on several listeners, each with its own
+    /// protocol, sharing one broker. A TLS listener without
+    /// [`KafkaServer::with_tls`] is an error before anything is served.
+    pub async fn run_listeners(
+        self,
+        listeners: Vec<KafkaListener>,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> std::io::Result<()> {
+        if let Some(listener) = listeners
+            .iter()
+            .find(|l| l.protocol.uses_tls() && self.tls.is_none())
+        {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "a {} listener needs a TLS certificate and key (--tls-cert, --tls-key)",
+                    listener.protocol
+                ),
+            ));
+        }
+        if listeners.is_empty() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "no Kafka listener",
+            ));
+        }
         // Learn the topic list once before serving, so that Metadata can
         // answer from it if the metadata store goes away before any client
         // asked for every topic.
@@ -89,13 +133,15 @@ impl KafkaServer {
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
-                accepted = listener.accept() => match accepted {
+                (accepted, protocol) = accept_any(&listeners) => match accepted {
                     Ok((stream, peer)) => match admit(&open, peer.ip(), &self.broker.config) {
                         Ok(slot) => {
-                            connections.spawn(serve_connection(
+                            connections.spawn(accept_connection(
                                 self.broker.clone(),
                                 stream,
                                 peer,
+                                protocol,
+                                self.tls.clone(),
                                 stop.clone(),
                                 slot,
                             ));
@@ -116,7 +162,7 @@ impl KafkaServer {
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
             }
         }
-        drop(listener);
+        drop(listeners);
         stop.cancel();
         let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
             while connections.join_next().await.is_some() {}
@@ -141,6 +187,9 @@ impl KafkaServer {
 struct Outgoing {
     response: Response,
     _budget: Vec<OwnedSemaphorePermit>,
+    /// The connection closes once this is written (a failed
+    /// authentication).
+    close_after: bool,
 }
 
 enum Response {
@@ -221,16 +270,100 @@ fn admit(
     })
 }
 
-async fn serve_connection(
+/// The next connection on any listener, with that listener's protocol.
+/// `accept` is cancel-safe, so the futures can be dropped and made anew.
+async fn accept_any(
+    listeners: &[KafkaListener],
+) -> (std::io::Result<(TcpStream, SocketAddr)>, SecurityProtocol) {
+    let accepts = listeners
+        .iter()
+        .map(|l| Box::pin(async move { (l.listener.accept().await, l.protocol) }));
+    futures::future::select_all(accepts).await.0
+}
+
+/// Runs the TLS handshake when the listener needs one, learns the
+/// transport's principal, and serves the connection.
+async fn accept_connection(
     broker: Arc<Broker>,
     stream: TcpStream,
     peer: SocketAddr,
+    protocol: SecurityProtocol,
+    tls: Option<TlsConfig>,
     stop: CancellationToken,
-    _slot: ConnectionSlot,
+    slot: ConnectionSlot,
 ) {
     let _ = stream.set_nodelay(true);
+    let tls = match tls {
+        Some(tls) if protocol.uses_tls() => tls,
+        _ => {
+            let session = Session::new(protocol, Principal::anonymous(), peer);
+            return serve_connection(broker, stream, peer, protocol, session, stop, slot).await;
+        }
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.server_config());
+    let handshake =
+        tokio::time::timeout(broker.config.tls_handshake_timeout, acceptor.accept(stream));
+    let stream = tokio::select! {
+        _ = stop.cancelled() => return,
+        done = handshake => match done {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(error)) => {
+                tracing::info!(%peer, %protocol, %error, "TLS handshake failed");
+                metrics::counter!("streamhouse_kafka_tls_handshake_failures_total", "reason" => "error")
+                    .increment(1);
+                return;
+            }
+            Err(_) => {
+                tracing::info!(%peer, %protocol, "TLS handshake not finished in time; closing");
+                metrics::counter!("streamhouse_kafka_tls_handshake_failures_total", "reason" => "timeout")
+                    .increment(1);
+                return;
+            }
+        },
+    };
+    let certificate = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .map(|cert| cert.as_ref().to_vec());
+    let principal = match certificate {
+        None => Principal::anonymous(),
+        Some(der) => {
+            let subject = crate::tls::subject_dn(&der);
+            match subject
+                .as_deref()
+                .and_then(|s| broker.config.ssl_principal_mapping.map(s))
+            {
+                Some(name) => Principal::user(name),
+                None => {
+                    tracing::info!(
+                        %peer,
+                        subject = subject.as_deref().unwrap_or("(unreadable)"),
+                        "no ssl.principal.mapping.rules rule matches the client certificate; closing"
+                    );
+                    return;
+                }
+            }
+        }
+    };
+    let session = Session::new(protocol, principal, peer);
+    serve_connection(broker, stream, peer, protocol, session, stop, slot).await
+}
+
+async fn serve_connection<S>(
+    broker: Arc<Broker>,
+    stream: S,
+    peer: SocketAddr,
+    protocol: SecurityProtocol,
+    mut session: Session,
+    stop: CancellationToken,
+    _slot: ConnectionSlot,
+) where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
     metrics::gauge!("streamhouse_kafka_connections").increment(1.0);
-    let (mut reader, writer) = stream.into_split();
+    let (mut reader, writer) = tokio::io::split(stream);
     let (queue, outgoing) = mpsc::channel(MAX_IN_FLIGHT);
     let in_flight = Arc::new(AtomicUsize::new(0));
     let config = &broker.config;
@@ -243,7 +376,7 @@ async fn serve_connection(
     )));
     // One Fetch answer of the largest size, plus room for small answers.
     let connection_budget = Arc::new(Semaphore::new(connection_budget_size(&broker.config)));
-    let limits = FrameLimits {
+    let mut limits = FrameLimits {
         max_bytes: config.max_frame_bytes,
         budget: broker.request_budget.clone(),
         read_timeout: config.request_read_timeout,
@@ -252,6 +385,11 @@ async fn serve_connection(
     // responses already owed are written before the connection closes.
     let mut draining = false;
     loop {
+        limits.max_bytes = if session.authenticated() {
+            config.max_frame_bytes
+        } else {
+            config.max_frame_bytes.min(MAX_UNAUTHENTICATED_FRAME)
+        };
         let read = frame::read_frame(&mut reader, &limits);
         tokio::pin!(read);
         let frame = loop {
@@ -290,14 +428,30 @@ async fn serve_connection(
                 break;
             }
         };
-        let Some(outgoing) = handle_frame(&broker, frame, peer, &connection_budget).await else {
-            break;
+        let outgoing = match handle_frame(
+            &broker,
+            frame,
+            peer,
+            protocol,
+            &mut session,
+            &connection_budget,
+        )
+        .await
+        {
+            Handled::Answer(outgoing) => outgoing,
+            Handled::Close => break,
         };
+        let close = outgoing.as_ref().is_some_and(|o| o.close_after);
         if let Some(outgoing) = outgoing {
             in_flight.fetch_add(1, Ordering::SeqCst);
             if queue.send(outgoing).await.is_err() {
                 break;
             }
+        }
+        if close {
+            // The answer is written before the connection closes.
+            draining = true;
+            break;
         }
     }
     drop(queue);
@@ -312,18 +466,63 @@ async fn serve_connection(
     metrics::gauge!("streamhouse_kafka_connections").decrement(1.0);
 }
 
-/// `None` closes the connection; `Some(None)` means no response (acks=0).
+/// What the connection does after a frame.
+enum Handled {
+    /// Queue this answer (`None`: no answer, acks=0) and go on.
+    Answer(Option<Outgoing>),
+    Close,
+}
+
 async fn handle_frame(
     broker: &Arc<Broker>,
     frame: Frame,
     peer: SocketAddr,
+    listener: SecurityProtocol,
+    session: &mut Session,
     connection_budget: &Arc<Semaphore>,
-) -> Option<Option<Outgoing>> {
+) -> Handled {
     let started = Instant::now();
     let Frame {
         bytes,
         _budget: request_budget,
     } = frame;
+    if session.expects_raw_token() {
+        return match session.raw_token(broker, &bytes).await {
+            Gate::Answer(bytes) => Handled::Answer(Some(Outgoing::ready(bytes))),
+            Gate::AnswerAndClose(bytes) => Handled::Answer(Some(Outgoing::closing(bytes))),
+            Gate::Dispatch | Gate::Close => Handled::Close,
+        };
+    }
+    match handle_request(
+        broker,
+        bytes,
+        request_budget,
+        peer,
+        listener,
+        session,
+        connection_budget,
+        started,
+    )
+    .await
+    {
+        Some(Some(outgoing)) => Handled::Answer(Some(outgoing)),
+        Some(None) => Handled::Answer(None),
+        None => Handled::Close,
+    }
+}
+
+/// `None` closes the connection; `Some(None)` means no response (acks=0).
+#[allow(clippy::too_many_arguments)]
+async fn handle_request(
+    broker: &Arc<Broker>,
+    bytes: Bytes,
+    request_budget: Option<OwnedSemaphorePermit>,
+    peer: SocketAddr,
+    listener: SecurityProtocol,
+    session: &mut Session,
+    connection_budget: &Arc<Semaphore>,
+    started: Instant,
+) -> Option<Option<Outgoing>> {
     let request = match frame::decode_request(bytes) {
         Ok(request) => request,
         Err(DecodeError::UnsupportedVersion {
@@ -345,6 +544,18 @@ async fn handle_frame(
             return None;
         }
     };
+    match session.gate(broker, &request).await {
+        Gate::Dispatch => {}
+        Gate::Answer(bytes) => {
+            record(request.api_key, started);
+            return Some(Some(Outgoing::ready(bytes)));
+        }
+        Gate::AnswerAndClose(bytes) => {
+            record(request.api_key, started);
+            return Some(Some(Outgoing::closing(bytes)));
+        }
+        Gate::Close => return None,
+    }
     let api_key = request.api_key;
     let version = request.version;
     let correlation_id = request.header.correlation_id;
@@ -357,7 +568,8 @@ async fn handle_frame(
             .unwrap_or_default(),
         client_host: peer.ip().to_string(),
         version,
-        caller: Caller::new(Principal::anonymous(), peer.ip().to_string()),
+        listener,
+        caller: Caller::new(session.principal().clone(), peer.ip().to_string()),
     };
     let mut body = request.body;
     // A Fetch answer is capped (fetch.max.bytes) and its size reserved
@@ -401,6 +613,7 @@ async fn handle_frame(
             Some(Some(Outgoing {
                 response: Response::Pending(AbortOnDropHandle::new(task)),
                 _budget: budget,
+                close_after: false,
             }))
         }
         Reply::Nothing => {
@@ -415,6 +628,14 @@ impl Outgoing {
         Self {
             response: Response::Ready(bytes),
             _budget: Vec::new(),
+            close_after: false,
+        }
+    }
+
+    fn closing(bytes: Bytes) -> Self {
+        Self {
+            close_after: true,
+            ..Self::ready(bytes)
         }
     }
 }
@@ -445,8 +666,8 @@ fn record(api_key: ApiKey, started: Instant) {
         .record(started.elapsed().as_secs_f64());
 }
 
-async fn write_responses(
-    mut writer: OwnedWriteHalf,
+async fn write_responses<W: AsyncWrite + Unpin>(
+    mut writer: W,
     mut outgoing: mpsc::Receiver<Outgoing>,
     peer: SocketAddr,
     in_flight: Arc<AtomicUsize>,

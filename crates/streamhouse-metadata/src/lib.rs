@@ -38,7 +38,7 @@ pub mod prelude {
 }
 
 pub use types::{
-    AgentInfo, CommitNotice, CommittedOffset, FlushCommit, NewTopic, OffsetCommit, PartitionInfo,
-    PendingSegment, ProducerBatch, ReplacementSegment, ScramCredentialInfo, SegmentInfo,
-    SegmentOutcome, SegmentReplacement, StorageStats, Topic, TopicDescription,
+    AgentInfo, AgentListener, CommitNotice, CommittedOffset, FlushCommit, NewTopic, OffsetCommit,
+    PartitionInfo, PendingSegment, ProducerBatch, ReplacementSegment, ScramCredentialInfo,
+    SegmentInfo, SegmentOutcome, SegmentReplacement, StorageStats, Topic, TopicDescription,
 };

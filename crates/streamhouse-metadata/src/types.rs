@@ -142,11 +142,50 @@ pub struct AgentInfo {
     pub node_id: i32,
     /// Where Kafka clients reach it.
     pub host: String,
+    /// The port of its first listener.
     pub port: i32,
     pub zone: Option<String>,
     /// Milliseconds since the Unix epoch.
     pub started_at: i64,
     pub last_heartbeat: i64,
+    /// Every Kafka listener of the agent, in the order configured; empty
+    /// for an agent registered before listeners were recorded, whose only
+    /// listener is PLAINTEXT on `port`.
+    pub listeners: Vec<AgentListener>,
+}
+
+/// One Kafka listener of an agent: its security protocol (Kafka's name,
+/// `PLAINTEXT`, `SSL`, `SASL_PLAINTEXT`, `SASL_SSL`) and port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentListener {
+    pub protocol: String,
+    pub port: i32,
+}
+
+impl AgentListener {
+    /// `PROTOCOL:PORT,…`, as the agents table stores them.
+    pub fn encode_list(listeners: &[AgentListener]) -> String {
+        listeners
+            .iter()
+            .map(|l| format!("{}:{}", l.protocol, l.port))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Reads [`AgentListener::encode_list`]'s form; malformed entries
+    /// are skipped.
+    pub fn decode_list(text: &str) -> Vec<AgentListener> {
+        text.split(',')
+            .filter_map(|entry| {
+                let (protocol, port) = entry.trim().rsplit_once(':')?;
+                let port = port.parse().ok()?;
+                (!protocol.is_empty()).then(|| AgentListener {
+                    protocol: protocol.to_string(),
+                    port,
+                })
+            })
+            .collect()
+    }
 }
 
 /// New high watermarks of partitions, from one commit: what a waiting

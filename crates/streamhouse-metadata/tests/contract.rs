@@ -15,8 +15,8 @@ use streamhouse_core::security::{
 use streamhouse_core::{TopicConfig, ValidationError};
 use streamhouse_metadata::testing::{isolated_postgres, temp_sqlite};
 use streamhouse_metadata::{
-    AgentInfo, FlushCommit, MetadataError, MetadataStore, NewTopic, OffsetCommit, PendingSegment,
-    ProducerBatch, ReplacementSegment, SegmentOutcome, SegmentReplacement,
+    AgentInfo, AgentListener, FlushCommit, MetadataError, MetadataStore, NewTopic, OffsetCommit,
+    PendingSegment, ProducerBatch, ReplacementSegment, SegmentOutcome, SegmentReplacement,
 };
 
 /// Runs one contract body against every backend.
@@ -1048,6 +1048,16 @@ fn agent(id: &str, port: i32, heartbeat: i64) -> AgentInfo {
         zone: (port % 2 == 0).then(|| "zone-a".to_string()),
         started_at: heartbeat,
         last_heartbeat: heartbeat,
+        listeners: vec![
+            AgentListener {
+                protocol: "PLAINTEXT".into(),
+                port,
+            },
+            AgentListener {
+                protocol: "SASL_SSL".into(),
+                port: port + 1,
+            },
+        ],
     }
 }
 

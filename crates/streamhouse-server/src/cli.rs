@@ -286,7 +286,12 @@ fn setting_arg(setting: Setting) -> Arg {
         // reaches the range check (and its message naming the flag)
         // instead of clap reading `-1` as an unknown flag.
         Kind::Number => arg.allow_negative_numbers(true),
-        Kind::Text | Kind::Bool => arg,
+        // Values of a repeated flag are joined with commas, the form the
+        // variable and the file's string take.
+        Kind::List => arg.action(clap::ArgAction::Append),
+        // `--http-tls` alone means `--http-tls true`.
+        Kind::Bool => arg.num_args(0..=1).default_missing_value("true"),
+        Kind::Text => arg,
     }
 }
 
@@ -382,9 +387,10 @@ fn given_layers(matches: &ArgMatches, settings: &[Setting]) -> (RawSettings, Raw
     let mut flags = RawSettings::default();
     let mut env = RawSettings::default();
     for &setting in settings {
-        let Some(value) = matches.get_one::<String>(setting.key()) else {
+        let Some(values) = matches.get_many::<String>(setting.key()) else {
             continue;
         };
+        let value = &values.map(String::as_str).collect::<Vec<_>>().join(",");
         match matches.value_source(setting.key()) {
             Some(ValueSource::EnvVariable) => {
                 // An empty variable counts as unset, so that

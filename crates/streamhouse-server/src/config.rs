@@ -13,6 +13,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use streamhouse_core::security::Principal;
+use streamhouse_kafka::{SaslMechanism, SecurityProtocol};
 use thiserror::Error;
 
 mod settings;
@@ -42,7 +43,23 @@ pub struct ServerConfig {
     pub metadata_url: Option<String>,
     /// `file://PATH` or `s3://BUCKET[/PREFIX]`.
     pub object_store_url: Option<String>,
-    pub kafka_listen: HostPort,
+    /// The Kafka listeners, in the order given; the first one's port is
+    /// the agent's in older views of the cluster.
+    pub kafka_listen: Vec<KafkaListenAddress>,
+    /// TLS certificate chain and key files of SSL / SASL_SSL listeners
+    /// and `--http-tls`.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// CA of client certificates; when set they are required (mTLS).
+    pub tls_client_ca: Option<PathBuf>,
+    /// Kafka's `ssl.principal.mapping.rules`, checked.
+    pub ssl_principal_mapping_rules: String,
+    /// Serve the HTTP API over TLS.
+    pub http_tls: bool,
+    /// Mechanisms SASL listeners offer.
+    pub sasl_mechanisms: Vec<SaslMechanism>,
+    /// Wait before answering a failed authentication.
+    pub connection_failed_authentication_delay: Duration,
     /// Host Kafka clients are told to connect to.
     pub advertised_host: Option<String>,
     pub http_listen: HostPort,
@@ -129,7 +146,17 @@ impl Default for ServerConfig {
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             metadata_url: None,
             object_store_url: None,
-            kafka_listen: HostPort::new("127.0.0.1", 9092),
+            kafka_listen: vec![KafkaListenAddress::plaintext(HostPort::new(
+                "127.0.0.1",
+                9092,
+            ))],
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
+            ssl_principal_mapping_rules: "DEFAULT".into(),
+            http_tls: false,
+            sasl_mechanisms: kafka.sasl_mechanisms.clone(),
+            connection_failed_authentication_delay: kafka.failed_authentication_delay,
             advertised_host: None,
             http_listen: HostPort::new("127.0.0.1", 8080),
             agent_id: None,
@@ -232,8 +259,135 @@ impl ServerConfig {
             Setting::MaxBodyBytes,
             check_max_body_bytes(self.max_body_bytes as u64).map(drop),
         )?;
+        check(
+            Setting::KafkaListen,
+            check_kafka_listeners(&self.kafka_listen),
+        )?;
+        self.check_security()
+            .map_err(|(setting, message)| ConfigError::new(setting, None, message))?;
         Ok(())
     }
+
+    /// TLS listeners and `--http-tls` need `--tls-cert` and `--tls-key`;
+    /// one of the two alone is a mistake.
+    pub(crate) fn check_security(&self) -> Result<(), (Setting, String)> {
+        if let Some(listener) = self.kafka_listen.iter().find(|l| l.protocol.uses_tls())
+            && (self.tls_cert.is_none() || self.tls_key.is_none())
+        {
+            return Err((
+                Setting::KafkaListen,
+                format!(
+                    "the {} listener {} needs --tls-cert and --tls-key",
+                    listener.protocol, listener.addr
+                ),
+            ));
+        }
+        if self.http_tls && (self.tls_cert.is_none() || self.tls_key.is_none()) {
+            return Err((Setting::HttpTls, "needs --tls-cert and --tls-key".into()));
+        }
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) => Err((
+                Setting::TlsKey,
+                "--tls-cert is set but not --tls-key".into(),
+            )),
+            (None, Some(_)) => Err((
+                Setting::TlsCert,
+                "--tls-key is set but not --tls-cert".into(),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The TLS files, if a certificate is configured.
+    pub fn tls_files(&self) -> Option<streamhouse_kafka::TlsFiles> {
+        Some(streamhouse_kafka::TlsFiles {
+            cert: self.tls_cert.clone()?,
+            key: self.tls_key.clone()?,
+            client_ca: self.tls_client_ca.clone(),
+        })
+    }
+}
+
+/// One `--kafka-listen` value: `[PROTOCOL://]HOST:PORT`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaListenAddress {
+    pub protocol: SecurityProtocol,
+    pub addr: HostPort,
+}
+
+impl KafkaListenAddress {
+    pub fn new(protocol: SecurityProtocol, addr: HostPort) -> Self {
+        Self { protocol, addr }
+    }
+
+    pub fn plaintext(addr: HostPort) -> Self {
+        Self::new(SecurityProtocol::Plaintext, addr)
+    }
+}
+
+impl fmt::Display for KafkaListenAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}://{}", self.protocol, self.addr)
+    }
+}
+
+impl FromStr for KafkaListenAddress {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, String> {
+        let value = value.trim();
+        let (protocol, addr) = match value.split_once("://") {
+            Some((protocol, addr)) => (protocol.parse()?, addr),
+            None => (SecurityProtocol::Plaintext, value),
+        };
+        Ok(Self::new(protocol, addr.parse()?))
+    }
+}
+
+/// Comma-separated `[PROTOCOL://]HOST:PORT` values, each protocol and each
+/// port (other than 0) at most once.
+pub(crate) fn parse_kafka_listeners(raw: &str) -> Result<Vec<KafkaListenAddress>, String> {
+    let listeners = raw
+        .split(',')
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .map(str::parse)
+        .collect::<Result<Vec<KafkaListenAddress>, String>>()?;
+    check_kafka_listeners(&listeners)?;
+    Ok(listeners)
+}
+
+fn check_kafka_listeners(listeners: &[KafkaListenAddress]) -> Result<(), String> {
+    if listeners.is_empty() {
+        return Err("no listener given".into());
+    }
+    for (i, listener) in listeners.iter().enumerate() {
+        for earlier in &listeners[..i] {
+            if earlier.protocol == listener.protocol {
+                return Err(format!("{} is given twice", listener.protocol));
+            }
+            if earlier.addr.port == listener.addr.port && listener.addr.port != 0 {
+                return Err(format!("port {} is given twice", listener.addr.port));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Comma-separated SASL mechanism names, at least one, each once.
+pub(crate) fn parse_sasl_mechanisms(raw: &str) -> Result<Vec<SaslMechanism>, String> {
+    let mut mechanisms = Vec::new();
+    for name in raw.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let mechanism: SaslMechanism = name.parse()?;
+        if mechanisms.contains(&mechanism) {
+            return Err(format!("{mechanism} is given twice"));
+        }
+        mechanisms.push(mechanism);
+    }
+    if mechanisms.is_empty() {
+        return Err("no mechanism given".into());
+    }
+    Ok(mechanisms)
 }
 
 /// A `HOST:PORT` listen address; HOST may be a name, an IPv4 address or a

@@ -72,9 +72,9 @@ pub use cli::{
 };
 pub use config::{
     ConfigError, DEFAULT_DATA_DIR, DEFAULT_HTTP_LISTEN, DEFAULT_KAFKA_LISTEN,
-    DEFAULT_MAX_BODY_BYTES, FLUSH_INTERVAL_MS_RANGE, HostPort, Kind, Origin, RawSettings,
-    ServerConfig, Setting, check_metadata_url, check_object_store_url, load_config_file,
-    redact_url,
+    DEFAULT_MAX_BODY_BYTES, FLUSH_INTERVAL_MS_RANGE, HostPort, KafkaListenAddress, Kind, Origin,
+    RawSettings, ServerConfig, Setting, check_metadata_url, check_object_store_url,
+    load_config_file, redact_url,
 };
 pub use error::ServerError;
 pub use server::{RunningServer, Server, node_id};

@@ -1,6 +1,6 @@
 //! `streamhouse serve`: parse the configuration, start the agent, run until
-//! SIGINT or SIGTERM, shut down cleanly. `streamhouse user …`: manage users
-//! in the metadata store and exit.
+//! SIGINT or SIGTERM, shut down cleanly; SIGHUP re-reads the TLS files.
+//! `streamhouse user …`: manage users in the metadata store and exit.
 //!
 //! Exit codes: 0 after a clean shutdown (or `--help`), 2 for a bad command
 //! line or configuration, 1 when the agent cannot start or fails (or a
@@ -148,12 +148,24 @@ async fn serve(config: ServerConfig) -> ExitCode {
 }
 
 async fn run_until_signal(server: RunningServer, mut signals: Signals) -> ExitCode {
-    let failed = tokio::select! {
-        name = signals.next() => {
-            tracing::info!("received {name}; shutting down");
-            false
+    let failed = loop {
+        tokio::select! {
+            name = signals.next_or_hangup() => match name {
+                Some(name) => {
+                    tracing::info!("received {name}; shutting down");
+                    break false;
+                }
+                None => match server.reload_tls() {
+                Ok(true) => tracing::info!("received SIGHUP; TLS certificates reloaded"),
+                Ok(false) => tracing::info!("received SIGHUP; no TLS certificates to reload"),
+                Err(error) => tracing::error!(
+                    %error,
+                    "received SIGHUP; cannot reload TLS certificates, keeping the ones in use"
+                ),
+                },
+            },
+            () = server.stopped() => break true,
         }
-        () = server.stopped() => true,
     };
     // A second signal means "stop now", for when a shutdown hangs.
     tokio::spawn(async move {
@@ -174,6 +186,8 @@ async fn run_until_signal(server: RunningServer, mut signals: Signals) -> ExitCo
 struct Signals {
     terminate: tokio::signal::unix::Signal,
     interrupt: tokio::signal::unix::Signal,
+    /// SIGHUP re-reads the TLS files; it never stops the agent.
+    hangup: tokio::signal::unix::Signal,
 }
 
 impl Signals {
@@ -181,7 +195,17 @@ impl Signals {
         Ok(Self {
             terminate: signal(SignalKind::terminate())?,
             interrupt: signal(SignalKind::interrupt())?,
+            hangup: signal(SignalKind::hangup())?,
         })
+    }
+
+    /// The next stopping signal's name, or `None` for SIGHUP.
+    async fn next_or_hangup(&mut self) -> Option<&'static str> {
+        tokio::select! {
+            _ = self.terminate.recv() => Some("SIGTERM"),
+            _ = self.interrupt.recv() => Some("SIGINT"),
+            _ = self.hangup.recv() => None,
+        }
     }
 
     async fn next(&mut self) -> &'static str {

@@ -12,7 +12,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use metrics_exporter_prometheus::PrometheusHandle;
-use streamhouse_kafka::{GroupCoordinator, GroupLimits, KafkaConfig, KafkaServer};
+use streamhouse_kafka::{
+    GroupCoordinator, GroupLimits, KafkaConfig, KafkaListener, KafkaServer, SecurityProtocol,
+    SslPrincipalMapper, TlsConfig, TlsError, TlsFiles,
+};
 use streamhouse_metadata::MetadataStore;
 use streamhouse_storage::jobs::JobsConfig;
 use streamhouse_storage::{
@@ -22,7 +25,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{HostPort, ServerConfig, Setting, redact_url};
+use crate::config::{ConfigError, HostPort, ServerConfig, Setting, redact_url};
 use crate::error::ServerError;
 use crate::http::{self, AppState};
 use crate::readiness::{self, ReadinessConfig};
@@ -39,6 +42,7 @@ impl Server {
     /// both listeners and starts serving.
     pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         config.validate()?;
+        let tls = load_tls(&config)?;
         // Before any store is touched, so that their first requests count.
         let metrics = http::metrics::install_recorder();
         let object_store_url = config.object_store_url();
@@ -61,7 +65,7 @@ impl Server {
             metadata: redact_url(&metadata_url),
             object_store: redact_url(&object_store_url),
         };
-        launch(config, metadata, storage, described, metrics).await
+        launch(config, tls, metadata, storage, described, metrics).await
     }
 
     /// Like [`Server::start`], with a metadata store and object storage
@@ -79,8 +83,9 @@ impl Server {
             metadata: format!("{} (provided)", metadata.backend()),
             object_store: format!("{:?} (provided)", storage),
         };
+        let tls = load_tls(&config)?;
         probe_object_store(&storage, &described.object_store).await?;
-        launch(config, metadata, storage, described, metrics).await
+        launch(config, tls, metadata, storage, described, metrics).await
     }
 }
 
@@ -90,16 +95,57 @@ struct Described {
     object_store: String,
 }
 
+/// Reads the TLS files: a bad one is a configuration error, reported
+/// before any store is opened or port bound.
+fn load_tls(config: &ServerConfig) -> Result<Option<TlsConfig>, ServerError> {
+    let Some(files) = config.tls_files() else {
+        return Ok(None);
+    };
+    TlsConfig::load(files.clone()).map(Some).map_err(|error| {
+        ServerError::Config(ConfigError::new(
+            tls_setting(&files, &error),
+            None,
+            error.to_string(),
+        ))
+    })
+}
+
 async fn launch(
     config: ServerConfig,
+    tls: Option<TlsConfig>,
     metadata: Arc<dyn MetadataStore>,
     storage: ObjectStorage,
     described: Described,
     metrics: Option<PrometheusHandle>,
 ) -> Result<RunningServer, ServerError> {
-    let kafka_listener = bind(&config.kafka_listen, Setting::KafkaListen).await?;
+    let ssl_principal_mapping = SslPrincipalMapper::parse(&config.ssl_principal_mapping_rules)
+        .map_err(|e| {
+            ServerError::Config(ConfigError::new(
+                Setting::SslPrincipalMappingRules,
+                None,
+                e.to_string(),
+            ))
+        })?;
+    let mut kafka_listeners = Vec::new();
+    let mut kafka_addrs = Vec::new();
+    for listen in &config.kafka_listen {
+        let listener = bind(&listen.addr, Setting::KafkaListen).await?;
+        kafka_addrs.push((
+            listen.protocol,
+            local_addr(&listener, &listen.addr, Setting::KafkaListen)?,
+        ));
+        kafka_listeners.push(KafkaListener::new(listen.protocol, listener));
+    }
+    let first_listen = config
+        .kafka_listen
+        .first()
+        .map(|l| l.addr.clone())
+        .ok_or_else(|| ConfigError::new(Setting::KafkaListen, None, "no listener given"))?;
+    let kafka_addr = kafka_addrs
+        .first()
+        .map(|&(_, addr)| addr)
+        .ok_or_else(|| ConfigError::new(Setting::KafkaListen, None, "no listener given"))?;
     let http_listener = bind(&config.http_listen, Setting::HttpListen).await?;
-    let kafka_addr = local_addr(&kafka_listener, &config.kafka_listen, Setting::KafkaListen)?;
     let http_addr = local_addr(&http_listener, &config.http_listen, Setting::HttpListen)?;
 
     let agent_id = config
@@ -108,17 +154,31 @@ async fn launch(
         .unwrap_or_else(|| format!("{}-{}", hostname(), kafka_addr.port()));
     let node_id = node_id(&agent_id);
     let advertised_host = config.advertised_host.clone().unwrap_or_else(|| {
-        if config.kafka_listen.is_unspecified() {
+        if first_listen.is_unspecified() {
             hostname()
         } else {
-            config.kafka_listen.host.clone()
+            first_listen.host.clone()
         }
     });
     tracing::info!(
         data_dir = %config.data_dir.display(),
         metadata = %described.metadata,
         object_store = %described.object_store,
-        kafka_listen = %config.kafka_listen,
+        kafka_listen = %config
+            .kafka_listen
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+        tls_cert = ?config.tls_cert,
+        tls_client_ca = ?config.tls_client_ca,
+        http_tls = config.http_tls,
+        sasl_mechanisms = %config
+            .sasl_mechanisms
+            .iter()
+            .map(|m| m.name())
+            .collect::<Vec<_>>()
+            .join(","),
         http_listen = %config.http_listen,
         advertised = %HostPort::new(advertised_host.clone(), kafka_addr.port()),
         agent_id = %agent_id,
@@ -186,6 +246,13 @@ async fn launch(
             node_id,
             advertised_host,
             advertised_port: kafka_addr.port(),
+            advertised_listeners: kafka_addrs
+                .iter()
+                .map(|&(protocol, addr)| (protocol, addr.port()))
+                .collect(),
+            sasl_mechanisms: config.sasl_mechanisms.clone(),
+            failed_authentication_delay: config.connection_failed_authentication_delay,
+            ssl_principal_mapping,
             max_frame_bytes: to_usize(config.socket_request_max_bytes),
             queued_max_request_bytes: to_usize(config.queued_max_request_bytes),
             max_uncompressed_batch_factor: to_usize(config.max_uncompressed_batch_factor),
@@ -208,12 +275,16 @@ async fn launch(
             ..KafkaConfig::default()
         },
     );
+    let kafka = match &tls {
+        Some(tls) => kafka.with_tls(tls.clone()),
+        None => kafka,
+    };
     let groups = kafka.groups();
 
     let shutdown = CancellationToken::new();
     let failed = CancellationToken::new();
     let kafka_task = tokio::spawn(watch_task(
-        kafka.run(kafka_listener, shutdown.clone().cancelled_owned()),
+        kafka.run_listeners(kafka_listeners, shutdown.clone().cancelled_owned()),
         shutdown.clone(),
         failed.clone(),
         "kafka",
@@ -221,7 +292,7 @@ async fn launch(
     let security = http::HttpSecurity {
         enabled: http_requires_credentials(&config),
         open_probes: config.http_open_probes,
-        ..http::HttpSecurity::default()
+        failed_login_delay: config.connection_failed_authentication_delay,
     };
     let state = AppState::new(
         engine.clone(),
@@ -245,6 +316,7 @@ async fn launch(
         http_listener,
         router,
         &limits,
+        tls.clone().filter(|_| config.http_tls),
         shutdown.clone().cancelled_owned(),
     );
     let http_task = tokio::spawn(watch_task(
@@ -255,10 +327,15 @@ async fn launch(
     ));
     // The test harness and operators parse these two lines.
     tracing::info!("kafka listening on {kafka_addr}");
+    for (protocol, addr) in &kafka_addrs {
+        tracing::info!("kafka {protocol} listening on {addr}");
+    }
     tracing::info!("http listening on {http_addr}");
 
     Ok(RunningServer {
         kafka_addr,
+        kafka_addrs,
+        tls,
         http_addr,
         agent_id,
         node_id,
@@ -276,6 +353,10 @@ async fn launch(
 /// ACLs, the HTTP API must not be the way around it.
 fn http_requires_credentials(config: &ServerConfig) -> bool {
     config.authorizer
+        || config
+            .kafka_listen
+            .iter()
+            .any(|listen| listen.protocol.uses_sasl())
 }
 
 /// Finds a missing bucket or an unreadable directory now, with a clear
@@ -329,6 +410,23 @@ fn local_addr(
     })
 }
 
+/// The setting whose file a TLS error is about.
+fn tls_setting(files: &TlsFiles, error: &TlsError) -> Setting {
+    let path = match error {
+        TlsError::Read { path, .. }
+        | TlsError::NoCertificate { path }
+        | TlsError::NoKey { path }
+        | TlsError::Invalid { path, .. } => path,
+    };
+    if *path == files.key {
+        Setting::TlsKey
+    } else if files.client_ca.as_ref() == Some(path) {
+        Setting::TlsClientCa
+    } else {
+        Setting::TlsCert
+    }
+}
+
 fn to_usize(n: u64) -> usize {
     usize::try_from(n).unwrap_or(usize::MAX)
 }
@@ -352,6 +450,8 @@ pub fn node_id(agent_id: &str) -> i32 {
 /// call [`RunningServer::shutdown`] to stop cleanly.
 pub struct RunningServer {
     kafka_addr: SocketAddr,
+    kafka_addrs: Vec<(SecurityProtocol, SocketAddr)>,
+    tls: Option<TlsConfig>,
     http_addr: SocketAddr,
     agent_id: String,
     node_id: i32,
@@ -367,6 +467,24 @@ impl RunningServer {
     /// The address the Kafka listener is bound to.
     pub fn kafka_addr(&self) -> SocketAddr {
         self.kafka_addr
+    }
+
+    /// The address of the Kafka listener for `protocol`, if there is one.
+    pub fn kafka_listener_addr(&self, protocol: SecurityProtocol) -> Option<SocketAddr> {
+        self.kafka_addrs
+            .iter()
+            .find(|(p, _)| *p == protocol)
+            .map(|&(_, addr)| addr)
+    }
+
+    /// Re-reads the TLS certificate, key and client CA (what SIGHUP
+    /// does): new handshakes use them, open connections keep theirs. On
+    /// error the configuration in force stays. `Ok(false)` without TLS.
+    pub fn reload_tls(&self) -> Result<bool, TlsError> {
+        match &self.tls {
+            Some(tls) => tls.reload().map(|()| true),
+            None => Ok(false),
+        }
     }
 
     /// The address the HTTP listener is bound to.

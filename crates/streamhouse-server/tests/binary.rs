@@ -713,3 +713,198 @@ async fn segment_rows(backend: &Backend) -> Result<i64> {
     let metadata = backend.metadata().await?;
     Ok(metadata.storage_stats().await?.segment_rows)
 }
+
+#[test]
+fn listener_and_tls_mistakes_exit_2_with_one_line() {
+    assert_config_error(
+        &["serve", "--kafka-listen", "SSL://127.0.0.1:0"],
+        &[],
+        "error: --kafka-listen: the SSL listener 127.0.0.1:0 needs --tls-cert and --tls-key",
+    );
+    assert_config_error(
+        &[
+            "serve",
+            "--kafka-listen",
+            "127.0.0.1:0",
+            "--kafka-listen",
+            "PLAINTEXT://127.0.0.1:0",
+        ],
+        &[],
+        "error: --kafka-listen: PLAINTEXT is given twice",
+    );
+    assert_config_error(
+        &["serve"],
+        &[("STREAMHOUSE_KAFKA_LISTEN", "127.0.0.1:0,QUIC://127.0.0.1:0")],
+        "error: --kafka-listen: unknown security protocol \"QUIC\"",
+    );
+    assert_config_error(
+        &[
+            "serve",
+            "--kafka-listen",
+            "SASL_SSL://127.0.0.1:0",
+            "--tls-cert",
+            "/no/such/cert.pem",
+            "--tls-key",
+            "/no/such/key.pem",
+        ],
+        &[],
+        "error: --tls-cert: cannot read /no/such/cert.pem",
+    );
+    assert_config_error(
+        &["serve", "--sasl-mechanisms", "PLAIN,GSSAPI"],
+        &[],
+        "error: --sasl-mechanisms: unknown SASL mechanism \"GSSAPI\"",
+    );
+}
+
+/// A CA and a server certificate for localhost and 127.0.0.1, as PEM:
+/// (CA certificate, server certificate, server key).
+fn certificates(cn: &str) -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, format!("{cn} CA"));
+    let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let mut leaf =
+        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+    leaf.distinguished_name.push(DnType::CommonName, cn);
+    let cert = leaf.signed_by(&key, &issuer).unwrap();
+    (ca_pem, cert.pem(), key.serialize_pem())
+}
+
+fn trusting(ca_pem: &str) -> Arc<rustls::ClientConfig> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    Arc::new(
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
+}
+
+type KafkaTls = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
+
+async fn kafka_tls(addr: &str, ca_pem: &str) -> std::io::Result<KafkaTls> {
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    tokio_rustls::TlsConnector::from(trusting(ca_pem))
+        .connect(name, tcp)
+        .await
+}
+
+/// ApiVersions v0 by hand; whether an answer with our correlation id came.
+async fn api_versions(stream: &mut KafkaTls) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // length 10, api key 18, version 0, correlation id 77, no client id
+    let request = [0, 0, 0, 10, 0, 18, 0, 0, 0, 0, 0, 77, 0xff, 0xff];
+    if stream.write_all(&request).await.is_err() {
+        return false;
+    }
+    let read = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut len = [0u8; 4];
+        stream.read_exact(&mut len).await?;
+        let mut frame = vec![0u8; u32::from_be_bytes(len).min(1 << 20) as usize];
+        stream.read_exact(&mut frame).await?;
+        Ok::<_, std::io::Error>(frame)
+    })
+    .await;
+    matches!(read, Ok(Ok(frame)) if frame.get(..4) == Some(&77i32.to_be_bytes()[..]))
+}
+
+async fn https_health(base: &str, ca_pem: &str) -> Result<StatusCode> {
+    let client = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(ca_pem.as_bytes())?])
+        .build()?;
+    Ok(client.get(format!("{base}/health")).send().await?.status())
+}
+
+#[tokio::test]
+async fn sighup_reloads_certificates_without_dropping_connections() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (first_ca, cert, key) = certificates("first");
+    let cert_path = dir.path().join("server.pem");
+    let key_path = dir.path().join("server.key");
+    std::fs::write(&cert_path, cert)?;
+    std::fs::write(&key_path, key)?;
+    let mut command = streamhouse(dir.path());
+    command
+        .args([
+            "serve",
+            "--kafka-listen",
+            "SSL://127.0.0.1:0",
+            "--kafka-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--http-tls",
+            "--tls-cert",
+        ])
+        .arg(&cert_path)
+        .arg("--tls-key")
+        .arg(&key_path);
+    let mut agent = Agent::start(&mut command).await?;
+    let https = agent.http.replacen("http://", "https://", 1);
+    assert_eq!(https_health(&https, &first_ca).await?, StatusCode::OK);
+    let mut old = kafka_tls(&agent.kafka, &first_ca).await?;
+    assert!(api_versions(&mut old).await);
+
+    let (second_ca, cert, key) = certificates("second");
+    std::fs::write(&cert_path, cert)?;
+    std::fs::write(&key_path, key)?;
+    agent.signal(Signal::SIGHUP)?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !agent
+        .lines()
+        .iter()
+        .any(|l| l.contains("TLS certificates reloaded"))
+    {
+        assert!(Instant::now() < deadline, "no reload: {:?}", agent.lines());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut new = kafka_tls(&agent.kafka, &second_ca).await?;
+    assert!(api_versions(&mut new).await);
+    assert!(kafka_tls(&agent.kafka, &first_ca).await.is_err());
+    assert_eq!(https_health(&https, &second_ca).await?, StatusCode::OK);
+    assert!(
+        api_versions(&mut old).await,
+        "an open connection is not dropped"
+    );
+
+    // A broken key keeps the certificates in force, and the agent running.
+    std::fs::write(&key_path, "garbage")?;
+    agent.signal(Signal::SIGHUP)?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !agent
+        .lines()
+        .iter()
+        .any(|l| l.contains("cannot reload TLS certificates"))
+    {
+        assert!(Instant::now() < deadline, "no error: {:?}", agent.lines());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        agent.child.try_wait()?.is_none(),
+        "SIGHUP does not stop the agent"
+    );
+    let mut after = kafka_tls(&agent.kafka, &second_ca).await?;
+    assert!(api_versions(&mut after).await);
+    assert!(
+        !agent.lines().iter().any(|l| l.contains("PRIVATE KEY")),
+        "no key material in the log"
+    );
+
+    let status = agent.stop().await?;
+    assert_eq!(status.code(), Some(0));
+    Ok(())
+}

@@ -210,7 +210,7 @@ fn bad_input_is_refused_with_one_line() {
 /// afterwards with `--authorizer acl --super-users User:admin`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_started_later_authenticates_and_authorizes_the_offline_user() {
-    use streamhouse_server::{HostPort, Server, ServerConfig};
+    use streamhouse_server::{HostPort, KafkaListenAddress, Server, ServerConfig};
     use streamhouse_storage::security::{AclOperation, Caller, ResourceType};
     let dir = tempfile::tempdir().unwrap();
     let set = streamhouse(
@@ -227,7 +227,7 @@ async fn an_agent_started_later_authenticates_and_authorizes_the_offline_user() 
     );
     assert!(set.status.success(), "{}", text(&set.stderr));
     let config = ServerConfig {
-        kafka_listen: HostPort::new("127.0.0.1", 0),
+        kafka_listen: vec![KafkaListenAddress::plaintext(HostPort::new("127.0.0.1", 0))],
         http_listen: HostPort::new("127.0.0.1", 0),
         authorizer: true,
         super_users: vec![Principal::user("admin")],

@@ -55,6 +55,7 @@ pub use writer::{AppendResult, FlushConfig, PendingAppend};
 /// on the engine alone.
 pub use streamhouse_core::security;
 pub use streamhouse_metadata::{
-    AgentInfo, ClusterRegistry, CommittedOffset, GroupOffsets, MetadataError, NewTopic,
-    OffsetCommit, PartitionInfo, ProducerBatch, SegmentInfo, StorageStats, Topic, TopicDescription,
+    AgentInfo, AgentListener, ClusterRegistry, CommittedOffset, GroupOffsets, MetadataError,
+    NewTopic, OffsetCommit, PartitionInfo, ProducerBatch, SegmentInfo, StorageStats, Topic,
+    TopicDescription,
 };

@@ -2,6 +2,7 @@
 //! group (or transactional id). Any agent answers the same. A group key
 //! needs Describe on the group, a transactional id Describe on it.
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{FindCoordinatorRequest, FindCoordinatorResponse};
 
@@ -28,6 +29,10 @@ pub(crate) fn handle(
             access.group(AclOperation::Describe, key)
         }
     };
+    // The coordinator at its port for the client's listener; one without
+    // that listener cannot be reached by this client.
+    let listener = context.listener;
+    let unreachable = ResponseError::CoordinatorNotAvailable.code();
     if context.version >= 4 {
         let coordinators = request
             .coordinator_keys
@@ -41,12 +46,19 @@ pub(crate) fn handle(
                         .with_error_code(code);
                 }
                 let agent = broker.cluster.coordinator(key);
-                Coordinator::default()
-                    .with_key(key.clone())
-                    .with_node_id(agent.node_id.into())
-                    .with_host(str_bytes(agent.host))
-                    .with_port(agent.port)
-                    .with_error_code(0)
+                match agent.port_for(listener) {
+                    Some(port) => Coordinator::default()
+                        .with_key(key.clone())
+                        .with_node_id(agent.node_id.into())
+                        .with_host(str_bytes(agent.host))
+                        .with_port(port)
+                        .with_error_code(0),
+                    None => Coordinator::default()
+                        .with_key(key.clone())
+                        .with_node_id((-1).into())
+                        .with_port(-1)
+                        .with_error_code(unreachable),
+                }
             })
             .collect();
         FindCoordinatorResponse::default().with_coordinators(coordinators)
@@ -57,10 +69,16 @@ pub(crate) fn handle(
             .with_port(-1)
     } else {
         let agent = broker.cluster.coordinator(&request.key);
-        FindCoordinatorResponse::default()
-            .with_error_code(0)
-            .with_node_id(agent.node_id.into())
-            .with_host(str_bytes(agent.host))
-            .with_port(agent.port)
+        match agent.port_for(listener) {
+            Some(port) => FindCoordinatorResponse::default()
+                .with_error_code(0)
+                .with_node_id(agent.node_id.into())
+                .with_host(str_bytes(agent.host))
+                .with_port(port),
+            None => FindCoordinatorResponse::default()
+                .with_error_code(unreachable)
+                .with_node_id((-1).into())
+                .with_port(-1),
+        }
     }
 }

@@ -34,6 +34,7 @@ pub(crate) async fn handle(
     request: MetadataRequest,
 ) -> MetadataResponse {
     let version = context.version;
+    let listener = context.listener;
     let access = Access::of(broker, context);
     let describe = |topic: &str| access.topic(AclOperation::Describe, topic);
     let with_operations = |topic: MetadataResponseTopic, name: &str| {
@@ -114,16 +115,20 @@ pub(crate) async fn handle(
             }
         }
     }
+    // Each broker at its port for the listener this client came through
+    // (Kafka's behaviour); an agent without that listener is left out.
     let brokers = broker
         .cluster
         .live()
         .iter()
-        .map(|agent| {
-            MetadataResponseBroker::default()
-                .with_node_id(agent.node_id.into())
-                .with_host(str_bytes(agent.host.clone()))
-                .with_port(agent.port)
-                .with_rack(agent.zone.clone().map(str_bytes))
+        .filter_map(|agent| {
+            Some(
+                MetadataResponseBroker::default()
+                    .with_node_id(agent.node_id.into())
+                    .with_host(str_bytes(agent.host.clone()))
+                    .with_port(agent.port_for(listener)?)
+                    .with_rack(agent.zone.clone().map(str_bytes)),
+            )
         })
         .collect();
     let cluster_operations = access.operations_if(

@@ -19,7 +19,7 @@ mod list_offsets;
 mod metadata;
 mod offsets;
 mod produce;
-mod sasl;
+pub(crate) mod sasl;
 mod scram_credentials;
 #[cfg(test)]
 mod tests;
@@ -84,10 +84,15 @@ pub(crate) async fn dispatch(
         RequestKind::InitProducerId(request) => Reply::now(ResponseKind::InitProducerId(
             init_producer_id::handle(broker, context, request).await,
         )),
-        RequestKind::SaslHandshake(_) => Reply::now(ResponseKind::SaslHandshake(sasl::handshake())),
-        RequestKind::SaslAuthenticate(_) => {
-            Reply::now(ResponseKind::SaslAuthenticate(sasl::authenticate()))
+        // The connection loop handles the SASL exchange itself; these are
+        // the requests it passes on: on a listener without SASL, or after
+        // authentication.
+        RequestKind::SaslHandshake(_) => {
+            Reply::now(ResponseKind::SaslHandshake(sasl::handshake_not_allowed()))
         }
+        RequestKind::SaslAuthenticate(_) => Reply::now(ResponseKind::SaslAuthenticate(
+            sasl::authenticate_not_allowed(),
+        )),
         RequestKind::OffsetCommit(request) => Reply::now(ResponseKind::OffsetCommit(
             offsets::commit(broker, context, request).await,
         )),

@@ -68,6 +68,7 @@ impl Harness {
             client_host: "127.0.0.1".into(),
             version,
             caller: Caller::new(Principal::parse(principal).expect("principal"), "127.0.0.1"),
+            listener: crate::listener::SecurityProtocol::Plaintext,
         };
         match dispatch(&self.broker, &context, request).await {
             Reply::Now(response) => *response,

@@ -7,10 +7,10 @@ use super::backend::{Backend, Dialect};
 use crate::store::{ClusterRegistry, JobLeases};
 
 pub(crate) const UPSERT_AGENT: &str = "INSERT INTO agents (agent_id, node_id, host, port, zone, \
-     started_at, last_heartbeat) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+     started_at, last_heartbeat, listeners) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
      ON CONFLICT (agent_id) DO UPDATE SET node_id = excluded.node_id, host = excluded.host, \
      port = excluded.port, zone = excluded.zone, started_at = excluded.started_at, \
-     last_heartbeat = excluded.last_heartbeat";
+     last_heartbeat = excluded.last_heartbeat, listeners = excluded.listeners";
 
 pub(crate) const HEARTBEAT_AGENT: &str =
     "UPDATE agents SET last_heartbeat = $2 WHERE agent_id = $1";
@@ -18,7 +18,7 @@ pub(crate) const HEARTBEAT_AGENT: &str =
 pub(crate) const DELETE_AGENT: &str = "DELETE FROM agents WHERE agent_id = $1";
 
 pub(crate) const SELECT_AGENTS: &str = "SELECT agent_id, node_id, host, port, zone, started_at, \
-     last_heartbeat FROM agents WHERE last_heartbeat >= $1 ORDER BY agent_id";
+     last_heartbeat, listeners FROM agents WHERE last_heartbeat >= $1 ORDER BY agent_id";
 
 /// Takes a lease that is free, expired, or already ours.
 pub(crate) const ACQUIRE_LEASE: &str = "INSERT INTO job_leases (job, holder, expires_at) \
@@ -38,6 +38,7 @@ pub(crate) struct AgentRow {
     zone: Option<String>,
     started_at: i64,
     last_heartbeat: i64,
+    listeners: String,
 }
 
 impl From<AgentRow> for crate::types::AgentInfo {
@@ -50,6 +51,7 @@ impl From<AgentRow> for crate::types::AgentInfo {
             zone: row.zone,
             started_at: row.started_at,
             last_heartbeat: row.last_heartbeat,
+            listeners: crate::types::AgentListener::decode_list(&row.listeners),
         }
     }
 }
@@ -69,6 +71,7 @@ where
     for<'r> (String,): FromRow<'r, <S::Db as Database>::Row>,
 {
     async fn register_agent(&self, agent: &crate::AgentInfo) -> crate::Result<()> {
+        let listeners = crate::types::AgentListener::encode_list(&agent.listeners);
         sqlx::query(UPSERT_AGENT)
             .bind(&agent.agent_id)
             .bind(agent.node_id)
@@ -77,6 +80,7 @@ where
             .bind(agent.zone.as_deref())
             .bind(agent.started_at)
             .bind(agent.last_heartbeat)
+            .bind(&listeners)
             .execute(self.pool())
             .await
             .map_err(|e| crate::MetadataError::from_sqlx("register agent", e))?;

@@ -26,6 +26,9 @@ pub enum Kind {
     Number,
     /// `true` or `false`.
     Bool,
+    /// Several values: the flag repeated, the variable comma-separated,
+    /// in the file a string or an array of strings.
+    List,
 }
 
 macro_rules! settings {
@@ -88,9 +91,33 @@ settings! {
         "file://DATA_DIR/objects",
         "Object store: file://PATH or s3://BUCKET[/PREFIX]; S3 endpoint and credentials come \
          from AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_REGION";
-    KafkaListen: "kafka_listen", "--kafka-listen", "STREAMHOUSE_KAFKA_LISTEN", Text,
-        "HOST:PORT", "127.0.0.1:9092",
-        "Kafka protocol listen address; port 0 picks a free port";
+    KafkaListen: "kafka_listen", "--kafka-listen", "STREAMHOUSE_KAFKA_LISTEN", List,
+        "[PROTOCOL://]HOST:PORT", "127.0.0.1:9092",
+        "Kafka listener, repeatable: PROTOCOL is PLAINTEXT (when omitted), SSL, SASL_PLAINTEXT or \
+         SASL_SSL; each protocol and port once; port 0 picks a free port";
+    TlsCert: "tls_cert", "--tls-cert", "STREAMHOUSE_TLS_CERT", Text, "PEM", "none",
+        "TLS certificate chain (PEM, leaf first) of SSL and SASL_SSL listeners and --http-tls; \
+         re-read on SIGHUP";
+    TlsKey: "tls_key", "--tls-key", "STREAMHOUSE_TLS_KEY", Text, "PEM", "none",
+        "Private key (PEM) of --tls-cert; re-read on SIGHUP";
+    TlsClientCa: "tls_client_ca", "--tls-client-ca", "STREAMHOUSE_TLS_CLIENT_CA", Text, "PEM",
+        "none",
+        "CA certificates (PEM) client certificates must chain to; when set, TLS clients must \
+         present one (mTLS); re-read on SIGHUP";
+    SslPrincipalMappingRules: "ssl_principal_mapping_rules", "--ssl-principal-mapping-rules",
+        "STREAMHOUSE_SSL_PRINCIPAL_MAPPING_RULES", Text, "RULES", "DEFAULT",
+        "Kafka's ssl.principal.mapping.rules: how a client certificate's subject becomes \
+         User:NAME (RULE:pattern/replacement/[LU], comma-separated); DEFAULT is the subject's CN";
+    HttpTls: "http_tls", "--http-tls", "STREAMHOUSE_HTTP_TLS", Bool, "BOOL", "false",
+        "Serve the HTTP API over TLS with --tls-cert and --tls-key";
+    SaslMechanisms: "sasl_mechanisms", "--sasl-mechanisms", "STREAMHOUSE_SASL_MECHANISMS", List,
+        "MECHANISMS", "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
+        "SASL mechanisms SASL_PLAINTEXT and SASL_SSL listeners offer, comma-separated";
+    ConnectionFailedAuthenticationDelayMs: "connection_failed_authentication_delay_ms",
+        "--connection-failed-authentication-delay-ms",
+        "STREAMHOUSE_CONNECTION_FAILED_AUTHENTICATION_DELAY_MS", Number, "N", "100",
+        "Kafka's connection.failed.authentication.delay.ms: how long a failed SASL \
+         authentication waits before its answer and the connection's close";
     AdvertisedHost: "advertised_host", "--advertised-host", "STREAMHOUSE_ADVERTISED_HOST", Text,
         "HOST", "the listen host (the hostname for 0.0.0.0 or ::)",
         "Host Kafka clients are told to connect to";
@@ -281,7 +308,24 @@ impl RawSettings {
                 Setting::ObjectStore => {
                     config.object_store_url = Some(check_object_store_url(raw).map_err(fail)?)
                 }
-                Setting::KafkaListen => config.kafka_listen = raw.parse().map_err(fail)?,
+                Setting::KafkaListen => {
+                    config.kafka_listen = super::parse_kafka_listeners(raw).map_err(fail)?
+                }
+                Setting::TlsCert => config.tls_cert = Some(PathBuf::from(raw)),
+                Setting::TlsKey => config.tls_key = Some(PathBuf::from(raw)),
+                Setting::TlsClientCa => config.tls_client_ca = Some(PathBuf::from(raw)),
+                Setting::SslPrincipalMappingRules => {
+                    streamhouse_kafka::SslPrincipalMapper::parse(raw)
+                        .map_err(|e| fail(e.to_string()))?;
+                    config.ssl_principal_mapping_rules = raw.clone();
+                }
+                Setting::HttpTls => config.http_tls = parse_bool(raw).map_err(fail)?,
+                Setting::SaslMechanisms => {
+                    config.sasl_mechanisms = super::parse_sasl_mechanisms(raw).map_err(fail)?
+                }
+                Setting::ConnectionFailedAuthenticationDelayMs => {
+                    config.connection_failed_authentication_delay = millis(0)?
+                }
                 Setting::HttpListen => config.http_listen = raw.parse().map_err(fail)?,
                 Setting::AdvertisedHost => {
                     config.advertised_host = Some(check_host(raw).map_err(fail)?)
@@ -398,7 +442,17 @@ impl RawSettings {
                 Setting::SuperUsers => config.super_users = parse_super_users(raw).map_err(fail)?,
             }
         }
+        self.check_security(&config)?;
         Ok(config)
+    }
+
+    /// What no single value shows: TLS listeners and `--http-tls` need a
+    /// certificate and its key.
+    fn check_security(&self, config: &ServerConfig) -> Result<(), ConfigError> {
+        let origin = |setting: Setting| self.get(setting).map(|(_, origin)| origin.clone());
+        config
+            .check_security()
+            .map_err(|(setting, message)| ConfigError::new(setting, origin(setting), message))
     }
 }
 
@@ -452,11 +506,22 @@ pub(crate) fn parse_config_file(text: &str, path: &Path) -> Result<RawSettings, 
             (Kind::Text, toml::Value::String(s)) => s.clone(),
             (Kind::Number, toml::Value::Integer(n)) => n.to_string(),
             (Kind::Bool, toml::Value::Boolean(b)) => b.to_string(),
+            (Kind::List, toml::Value::String(s)) => s.clone(),
+            (Kind::List, toml::Value::Array(items))
+                if items.iter().all(|item| item.is_str()) && !items.is_empty() =>
+            {
+                items
+                    .iter()
+                    .filter_map(|item| item.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            }
             (kind, other) => {
                 let expected = match kind {
                     Kind::Text => "a string",
                     Kind::Number => "an integer",
                     Kind::Bool => "true or false",
+                    Kind::List => "a string or a non-empty array of strings",
                 };
                 return Err(at(
                     value.span(),

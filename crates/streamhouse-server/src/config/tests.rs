@@ -81,7 +81,12 @@ fn defaults_live_under_the_data_dir() {
     let config = ServerConfig::default();
     assert_eq!(config.metadata_url(), "sqlite://./data/metadata.db");
     assert_eq!(config.object_store_url(), "file://./data/objects");
-    assert_eq!(config.kafka_listen.to_string(), DEFAULT_KAFKA_LISTEN);
+    assert_eq!(
+        config.kafka_listen,
+        vec![KafkaListenAddress::plaintext(
+            DEFAULT_KAFKA_LISTEN.parse().expect("host:port")
+        )]
+    );
     assert_eq!(config.http_listen.to_string(), DEFAULT_HTTP_LISTEN);
     let config = ServerConfig::with_data_dir("/var/lib/sh");
     assert_eq!(config.metadata_url(), "sqlite:///var/lib/sh/metadata.db");
@@ -111,7 +116,7 @@ fn flags_win_over_env_over_file() {
 
     let config = flags.or(env).or(file).resolve().map_err(|e| e.to_string());
     let config = config.as_ref().map_err(String::as_str);
-    assert_eq!(config.map(|c| c.kafka_listen.port), Ok(1001));
+    assert_eq!(config.map(|c| c.kafka_listen[0].addr.port), Ok(1001));
     assert_eq!(config.map(|c| c.http_listen.port), Ok(2002));
     assert_eq!(config.map(|c| c.agent_id.as_deref()), Ok(Some("from-file")));
     assert_eq!(
@@ -191,7 +196,9 @@ fn config_file_sets_every_key() {
         data_dir: PathBuf::from("/srv/sh"),
         metadata_url: Some("postgres://sh@db/sh".into()),
         object_store_url: Some("s3://bucket/prefix".into()),
-        kafka_listen: HostPort::new("0.0.0.0", 19092),
+        kafka_listen: vec![KafkaListenAddress::plaintext(HostPort::new(
+            "0.0.0.0", 19092,
+        ))],
         advertised_host: Some("broker-1.internal".into()),
         http_listen: HostPort::new("0.0.0.0", 18080),
         agent_id: Some("agent-1".into()),
@@ -338,6 +345,122 @@ fn booleans_and_limits_are_checked() {
     assert_eq!(
         resolve(Setting::ConnectionsMaxIdleMs, "2000").map(|c| c.connections_max_idle),
         Ok(Duration::from_secs(2))
+    );
+}
+
+#[test]
+fn kafka_listeners_take_a_protocol_each() {
+    let resolve = |value: &str| {
+        let mut raw = RawSettings::default();
+        raw.set(Setting::KafkaListen, value, Origin::Flag);
+        raw.resolve().map_err(|e| e.to_string())
+    };
+    let config = resolve("127.0.0.1:9092,SASL_PLAINTEXT://0.0.0.0:9093, sasl_ssl://[::1]:0")
+        .err()
+        .unwrap_or_default();
+    assert_eq!(
+        config,
+        "--kafka-listen: the SASL_SSL listener [::1]:0 needs --tls-cert and --tls-key"
+    );
+    let mut raw = RawSettings::default();
+    raw.set(
+        Setting::KafkaListen,
+        "127.0.0.1:9092,SASL_PLAINTEXT://0.0.0.0:9093,sasl_ssl://[::1]:0",
+        Origin::Flag,
+    );
+    raw.set(Setting::TlsCert, "cert.pem", Origin::Flag);
+    raw.set(Setting::TlsKey, "key.pem", Origin::Flag);
+    let config = raw.resolve().expect("valid");
+    assert_eq!(
+        config.kafka_listen,
+        vec![
+            KafkaListenAddress::plaintext(HostPort::new("127.0.0.1", 9092)),
+            KafkaListenAddress::new(
+                SecurityProtocol::SaslPlaintext,
+                HostPort::new("0.0.0.0", 9093)
+            ),
+            KafkaListenAddress::new(SecurityProtocol::SaslSsl, HostPort::new("::1", 0)),
+        ]
+    );
+    assert_eq!(
+        resolve("PLAINTEXT://a:1,PLAINTEXT://a:2").err().as_deref(),
+        Some("--kafka-listen: PLAINTEXT is given twice")
+    );
+    assert_eq!(
+        resolve("a:1,SASL_PLAINTEXT://b:1").err().as_deref(),
+        Some("--kafka-listen: port 1 is given twice")
+    );
+    assert_eq!(
+        resolve("TLS://a:1").err().as_deref(),
+        Some(
+            "--kafka-listen: unknown security protocol \"TLS\" (expected PLAINTEXT, SSL, \
+             SASL_PLAINTEXT or SASL_SSL)"
+        )
+    );
+    assert!(resolve("SSL://a").is_err());
+    assert!(resolve("").is_err());
+    // Port 0 twice is two free ports.
+    assert!(resolve("a:0,SASL_PLAINTEXT://a:0").is_ok());
+}
+
+#[test]
+fn list_settings_come_from_a_string_or_an_array_in_the_file() {
+    let text = r#"
+        kafka_listen = ["127.0.0.1:9092", "SASL_PLAINTEXT://127.0.0.1:9093"]
+        sasl_mechanisms = "SCRAM-SHA-512"
+    "#;
+    let config = parse_config_file(text, Path::new("sh.toml"))
+        .and_then(|l| l.resolve())
+        .expect("valid");
+    assert_eq!(config.kafka_listen.len(), 2);
+    assert_eq!(
+        config.sasl_mechanisms,
+        vec![SaslMechanism::Scram(
+            streamhouse_storage::security::ScramMechanism::Sha512
+        )]
+    );
+    let error = parse_config_file("kafka_listen = [1]", Path::new("sh.toml"))
+        .err()
+        .map(|e| e.to_string());
+    assert!(
+        error
+            .as_deref()
+            .is_some_and(|e| e.contains("a string or a non-empty array")),
+        "{error:?}"
+    );
+}
+
+#[test]
+fn tls_and_sasl_settings_are_checked() {
+    let resolve = |pairs: &[(Setting, &str)]| {
+        let mut raw = RawSettings::default();
+        for &(setting, value) in pairs {
+            raw.set(setting, value, Origin::Flag);
+        }
+        raw.resolve().map_err(|e| e.to_string())
+    };
+    assert_eq!(
+        resolve(&[(Setting::HttpTls, "true")]).err().as_deref(),
+        Some("--http-tls: needs --tls-cert and --tls-key")
+    );
+    assert_eq!(
+        resolve(&[(Setting::TlsCert, "c.pem")]).err().as_deref(),
+        Some("--tls-key: --tls-cert is set but not --tls-key")
+    );
+    assert!(resolve(&[(Setting::SaslMechanisms, "GSSAPI")]).is_err());
+    assert!(resolve(&[(Setting::SaslMechanisms, "PLAIN,PLAIN")]).is_err());
+    assert!(resolve(&[(Setting::SslPrincipalMappingRules, "RULE:x")]).is_err());
+    let config = resolve(&[
+        (
+            Setting::SslPrincipalMappingRules,
+            "RULE:^CN=(.*)$/$1/L,DEFAULT",
+        ),
+        (Setting::ConnectionFailedAuthenticationDelayMs, "0"),
+    ])
+    .expect("valid");
+    assert_eq!(
+        config.connection_failed_authentication_delay,
+        Duration::ZERO
     );
 }
 

@@ -11,6 +11,7 @@
 
 use std::future::Future;
 use std::pin::pin;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +22,7 @@ use hyper::server::conn::http1;
 use hyper::service::{Service as _, service_fn};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use streamhouse_kafka::TlsConfig;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -35,15 +37,28 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// Serves `router` on `listener` until `shutdown` resolves; then stops
 /// accepting, lets every connection finish the request it is serving, and
 /// returns once all are closed.
+///
+/// With `tls`, every connection starts with a TLS
+/// handshake (bounded by the header timeout) using the configuration in
+/// force when it is accepted.
 pub(crate) fn serve(
     listener: TcpListener,
     router: Router,
     limits: &HttpLimits,
+    tls: Option<TlsConfig>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> impl Future<Output = std::io::Result<()>> + Send + 'static {
     let builder = connection_builder(limits);
     let open = Arc::new(Semaphore::new(limits.max_connections.max(1)));
-    accept_loop(listener, router, builder, open, shutdown)
+    accept_loop(
+        listener,
+        router,
+        builder,
+        open,
+        tls,
+        limits.header_timeout,
+        shutdown,
+    )
 }
 
 async fn accept_loop(
@@ -51,6 +66,8 @@ async fn accept_loop(
     router: Router,
     builder: http1::Builder,
     open: Arc<Semaphore>,
+    tls: Option<TlsConfig>,
+    handshake_timeout: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let connections = TaskTracker::new();
@@ -82,28 +99,24 @@ async fn accept_loop(
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, "cannot set TCP_NODELAY on an HTTP connection");
         }
-        // Each request carries the peer address, as axum's `ConnectInfo`
-        // (the caller's host for ACLs and logs).
-        let service = TowerToHyperService::new(router.clone());
-        let service = service_fn(move |mut request: hyper::Request<Incoming>| {
-            request.extensions_mut().insert(ConnectInfo(peer));
-            service.call(request)
-        });
-        let connection = builder.serve_connection(TokioIo::new(stream), service);
         let closing = closing.clone();
+        let router = router.clone();
+        let builder = builder.clone();
+        let tls = tls.clone();
         connections.spawn(async move {
             let _permit = permit;
-            let mut connection = pin!(connection);
-            let result = tokio::select! {
-                result = connection.as_mut() => result,
-                () = closing.cancelled() => {
-                    connection.as_mut().graceful_shutdown();
-                    connection.await
+            match tls {
+                None => serve_one(&builder, stream, peer, router, closing).await,
+                Some(tls) => {
+                    let acceptor = tokio_rustls::TlsAcceptor::from(tls.server_config());
+                    match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => serve_one(&builder, stream, peer, router, closing).await,
+                        Ok(Err(error)) => {
+                            tracing::debug!(%error, "HTTP TLS handshake failed");
+                        }
+                        Err(_) => tracing::debug!("HTTP TLS handshake not finished in time"),
+                    }
                 }
-            };
-            if let Err(error) = result {
-                // Timeouts, resets and malformed heads: the client's doing.
-                tracing::debug!(%error, "HTTP connection ended with an error");
             }
         });
     }
@@ -112,6 +125,39 @@ async fn accept_loop(
     connections.close();
     connections.wait().await;
     Ok(())
+}
+
+/// Serves one connection until it ends or, once `closing` is cancelled,
+/// until its request in progress is answered.
+async fn serve_one<S>(
+    builder: &http1::Builder,
+    stream: S,
+    peer: SocketAddr,
+    router: Router,
+    closing: CancellationToken,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    // Each request carries the peer address, as axum's `ConnectInfo` (the
+    // caller's host for ACLs and logs).
+    let service = TowerToHyperService::new(router);
+    let service = service_fn(move |mut request: hyper::Request<Incoming>| {
+        request.extensions_mut().insert(ConnectInfo(peer));
+        service.call(request)
+    });
+    let connection = builder.serve_connection(TokioIo::new(stream), service);
+    let mut connection = pin!(connection);
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        () = closing.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(error) = result {
+        // Timeouts, resets and malformed heads: the client's doing.
+        tracing::debug!(%error, "HTTP connection ended with an error");
+    }
 }
 
 fn connection_builder(limits: &HttpLimits) -> http1::Builder {

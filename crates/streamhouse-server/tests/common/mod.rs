@@ -12,13 +12,13 @@ use base64::engine::general_purpose::STANDARD;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use streamhouse_metadata::MetadataStore;
-use streamhouse_server::{HostPort, RunningServer, Server, ServerConfig};
+use streamhouse_server::{HostPort, KafkaListenAddress, RunningServer, Server, ServerConfig};
 use streamhouse_storage::{ObjectStorage, partition_for_key};
 
 /// Settings for a test server: free loopback ports, a short flush interval.
 pub(crate) fn test_config(data_dir: &std::path::Path) -> ServerConfig {
     ServerConfig {
-        kafka_listen: HostPort::new("127.0.0.1", 0),
+        kafka_listen: vec![KafkaListenAddress::plaintext(HostPort::new("127.0.0.1", 0))],
         http_listen: HostPort::new("127.0.0.1", 0),
         flush_interval: Duration::from_millis(5),
         ..ServerConfig::with_data_dir(data_dir)

@@ -187,6 +187,7 @@ async fn the_expiry_timer_removes_offsets_of_empty_groups() {
         host: "127.0.0.1".into(),
         port: 9092,
         zone: None,
+        listeners: Vec::new(),
     };
     // Alone in the cluster, this agent coordinates every group.
     let cluster = Cluster::new(store.clone(), me, Duration::from_secs(10));

@@ -50,7 +50,7 @@ async fn start(limits: HttpLimits) -> Listening {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(serve(listener, router, &limits, async move {
+    let task = tokio::spawn(serve(listener, router, &limits, None, async move {
         let _ = stopped.await;
     }));
     Listening {
