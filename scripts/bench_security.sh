@@ -91,10 +91,10 @@ run() {
             --authorizer acl --super-users User:admin
         http=${AGENT_METRICS[-1]%/metrics}
         for operation in Create Write Read Describe; do
-            STREAMCTL_USER=admin STREAMCTL_PASSWORD="$ADMIN_PASSWORD" "$STREAMCTL" --url "$http" \
+            STREAMCTL_USER=admin STREAMCTL_PASSWORD="$ADMIN_PASSWORD" "$STREAMCTL" --server "$http" \
                 acl add --allow-principal User:bench --operation "$operation" --topic bench >/dev/null
         done
-        STREAMCTL_USER=admin STREAMCTL_PASSWORD="$ADMIN_PASSWORD" "$STREAMCTL" --url "$http" \
+        STREAMCTL_USER=admin STREAMCTL_PASSWORD="$ADMIN_PASSWORD" "$STREAMCTL" --server "$http" \
             acl add --allow-principal User:bench --operation Read --group '*' >/dev/null
         kafka="127.0.0.1:$sasl_port"
         "$BENCH" produce --brokers "$kafka" --topic bench --partitions "$PARTITIONS" \

@@ -28,6 +28,8 @@ BOB = ("bob", "bob-secret-3")
 SUPER_USERS = "User:admin"
 LISTENERS = ("PLAINTEXT", "SASL_SSL", "SSL", "SASL_PLAINTEXT")
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# The group confluent-kafka consumers that only assign partitions name.
+ASSIGN_GROUP = "assign-only"
 
 
 def set_user_offline(agent: StreamHouse, user: str, password: str, *flags: str) -> str:
@@ -52,8 +54,9 @@ def set_user_offline(agent: StreamHouse, user: str, password: str, *flags: str) 
 
 def secured_agent(base: Path, pki: Pki, name: str = "secured", **settings) -> StreamHouse:
     """An agent (not started) with a listener of each protocol, TLS from
-    `pki` (client certificates required on SSL), the ACL authorizer and
-    User:admin as super user, whose password is set offline."""
+    `pki` (client certificates required on SSL; HTTPS for the HTTP API), the
+    ACL authorizer and User:admin as super user, whose password is set
+    offline."""
     data_dir = base / name
     data_dir.mkdir(parents=True, exist_ok=True)
     extra = [
@@ -69,7 +72,12 @@ def secured_agent(base: Path, pki: Pki, name: str = "secured", **settings) -> St
         SUPER_USERS,
     ] + settings.pop("extra_args", [])
     agent = StreamHouse(
-        data_dir, base / f"{name}.log", listeners=LISTENERS, extra_args=extra, **settings
+        data_dir,
+        base / f"{name}.log",
+        listeners=LISTENERS,
+        extra_args=extra + ["--http-tls"],
+        http_ca=pki.ca_cert,
+        **settings,
     )
     set_user_offline(agent, *ADMIN)
     return agent
@@ -197,8 +205,15 @@ def consume_assigned(config: dict, topic: str, count: int, timeout: float = 30.0
     group; returns (records, the first error seen)."""
     from confluent_kafka import TopicPartition
 
+    # confluent-kafka wants a group.id even to assign, and librdkafka looks
+    # its coordinator up (Describe on ASSIGN_GROUP; tests grant it).
     consumer = Consumer(
-        {**config, "group.id": "unused", "enable.auto.commit": False, "auto.offset.reset": "earliest"}
+        {
+            **config,
+            "group.id": ASSIGN_GROUP,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+        }
     )
     consumer.assign([TopicPartition(topic, 0, 0)])
     records, error = [], None

@@ -30,8 +30,9 @@ START_TIMEOUT = 60.0
 STOP_TIMEOUT = 45.0
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
-# `kafka listening on [PROTOCOL://]HOST:PORT`, one line per listener.
-_LISTENING = re.compile(r"(kafka|http) listening on (?:([A-Za-z_]+)://)?(\S+)")
+# `kafka PROTOCOL listening on HOST:PORT`, one line per listener, and
+# `http listening on HOST:PORT`.
+_LISTENING = re.compile(r"\b(kafka|http)(?: ([A-Z_]+))? listening on (\S+)")
 
 
 def binary() -> str:
@@ -185,8 +186,8 @@ class StreamHouse:
                 port = int(address.rsplit(":", 1)[1])
                 if kind == "http":
                     http = port
-                else:
-                    kafka[(protocol or "PLAINTEXT").upper()] = port
+                elif protocol:
+                    kafka[protocol] = port
             if time.monotonic() > deadline:
                 self.kill()
                 raise AssertionError("streamhouse did not report its listeners\n" + self.log_tail())

@@ -12,6 +12,7 @@ import ssl
 import struct
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
@@ -30,12 +31,22 @@ from confluent_kafka.admin import (
     UserScramCredentialUpsertion,
 )
 from kafka import KafkaConsumer, KafkaProducer
-from kafka.admin import KafkaAdminClient
+from kafka.admin import (
+    ACLFilter,
+    ACLOperation,
+    ACLPermissionType,
+    ACLResourcePatternType,
+    KafkaAdminClient,
+    ResourcePatternFilter,
+)
 from kafka.admin import NewTopic as KpNewTopic
+from kafka.admin import ResourceType as KpResourceType
+from kafka.errors import ClusterAuthorizationFailedError
 
 import kafka_wire as wire
 from security import (
     ADMIN,
+    ASSIGN_GROUP,
     ALICE,
     BOB,
     consume_assigned,
@@ -47,6 +58,7 @@ from security import (
     run_kafkajs,
     secured_agent,
 )
+from streamhouse import binary
 from support import unique_name, wait_until
 from tls_ca import make_pki
 
@@ -69,14 +81,16 @@ def secure(tmp_path_factory, server_logs, pki):
     server_logs.append(agent)
     agent.start()
     admin = login(agent, pki, ADMIN).admin()
-    # alice and bob are made with AlterUserScramCredentials, both mechanisms.
-    upserts = [
-        UserScramCredentialUpsertion(user, ScramCredentialInfo(mechanism, 4096), password.encode())
-        for user, password in (ALICE, BOB)
-        for mechanism in (ScramMechanism.SCRAM_SHA_256, ScramMechanism.SCRAM_SHA_512)
-    ]
-    for future in admin.alter_user_scram_credentials(upserts).values():
-        result_of(future)
+    # alice and bob are made with AlterUserScramCredentials, both mechanisms;
+    # one request per mechanism, since Kafka refuses a user named twice in
+    # one request.
+    for mechanism in (ScramMechanism.SCRAM_SHA_256, ScramMechanism.SCRAM_SHA_512):
+        upserts = [
+            UserScramCredentialUpsertion(user, ScramCredentialInfo(mechanism, 4096), password.encode())
+            for user, password in (ALICE, BOB)
+        ]
+        for future in admin.alter_user_scram_credentials(upserts).values():
+            result_of(future)
     yield agent
     status = agent.stop()
     assert status == 0, f"streamhouse exited with {status} after SIGTERM\n" + agent.log_tail()
@@ -91,8 +105,9 @@ def allow_topic(secure, pki, principal, topic, *operations, pattern=ResourcePatt
 
 
 def create_topic(secure, pki, topic, partitions=1):
-    futures = admin_of(secure, pki).create_topics([NewTopic(topic, partitions)])
-    result_of(futures[topic])
+    # The client must outlive its futures.
+    admin = admin_of(secure, pki)
+    result_of(admin.create_topics([NewTopic(topic, partitions)])[topic])
 
 
 def records(count: int, label: str = "r") -> list[tuple[bytes, bytes]]:
@@ -156,13 +171,11 @@ def test_confluent_kafka_over_sasl_ssl_scram_sha_256(secure, pki):
     grant(admin, "User:alice", ResourceType.TOPIC, topic, AclOperation.ALL)
     grant(admin, "User:alice", ResourceType.GROUP, group, AclOperation.READ)
     # Alice creates the topic herself (Create on the topic), and describes it.
-    result_of(alice.admin().create_topics([NewTopic(topic, 2)])[topic])
-    assert topic in alice.admin().list_topics(timeout=15).topics
-    configs = result_of(
-        alice.admin().describe_configs([ConfigResource(ConfigResource.Type.TOPIC, topic)])[
-            ConfigResource(ConfigResource.Type.TOPIC, topic)
-        ]
-    )
+    alice_admin = alice.admin()
+    result_of(alice_admin.create_topics([NewTopic(topic, 2)])[topic])
+    assert topic in alice_admin.list_topics(timeout=15).topics
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    configs = result_of(alice_admin.describe_configs([resource])[resource])
     assert configs["cleanup.policy"].value == "delete"
 
     assert produce(alice.confluent(), topic, records(20)) == [None] * 20
@@ -187,7 +200,8 @@ def test_confluent_kafka_over_sasl_ssl_scram_sha_256(secure, pki):
     committed = consumer.committed([TopicPartition(topic, 0), TopicPartition(topic, 1)], 15)
     consumer.close()
     assert sorted(seen) == sorted(value for _, value in records(20))
-    assert sum(tp.offset for tp in committed) == 20
+    # A partition nothing was read from has no committed offset (-1001).
+    assert sum(max(tp.offset, 0) for tp in committed) == 20
 
 
 def test_kafka_python_over_sasl_ssl_scram_sha_256(secure, pki):
@@ -244,7 +258,7 @@ def test_kafkajs_over_sasl_ssl_scram_sha_256(secure, pki):
     assert result["partitions"] == 2
     assert sorted(r["value"] for r in result["consumed"]) == sorted(f"value-{i}" for i in range(10))
     assert all(r["seq"] == r["value"].split("-")[1] for r in result["consumed"])
-    assert sum(p["offset"] for p in result["committed"]) == 10
+    assert sum(max(p["offset"], 0) for p in result["committed"]) == 10
 
 
 def test_users_are_managed_with_alter_user_scram_credentials(secure, pki):
@@ -268,7 +282,8 @@ def test_users_are_managed_with_alter_user_scram_credentials(secure, pki):
 
     # Only a principal with Alter on the cluster may change users.
     with pytest.raises(KafkaException) as refused:
-        result_of(login(secure, pki, ALICE).admin().alter_user_scram_credentials([upsert])[carol[0]])
+        alice_admin = login(secure, pki, ALICE).admin()
+        result_of(alice_admin.alter_user_scram_credentials([upsert])[carol[0]])
     assert error_code(refused.value) == CLUSTER_AUTHORIZATION_FAILED
 
 
@@ -285,7 +300,10 @@ def login_error(config: dict, within: float = 5.0):
         admin.list_topics(timeout=within)
     except KafkaException as error:
         errors.append(error.args[0])
-    return errors, time.monotonic() - started
+    elapsed = time.monotonic() - started
+    # error_cb reports (the authentication failure) arrive through poll.
+    admin.poll(0.5)
+    return errors, elapsed
 
 
 def assert_login_fails(config: dict, within: float = 5.0) -> None:
@@ -404,6 +422,7 @@ def test_tls_1_1_is_refused(secure, pki):
 def test_produce_and_fetch_need_write_and_read_on_the_topic(secure, pki):
     topic = unique_name("acl-rw")
     create_topic(secure, pki, topic)
+    grant(admin_of(secure, pki), "User:bob", ResourceType.GROUP, ASSIGN_GROUP, AclOperation.DESCRIBE)
     bob = login(secure, pki, BOB).confluent()
     denied = produce(bob, topic, records(1), timeout=10)
     assert denied[0] is not None and denied[0].code() == TOPIC_AUTHORIZATION_FAILED, denied
@@ -444,11 +463,16 @@ def test_deny_beats_allow_and_prefixed_patterns_match(secure, pki):
         create_topic(secure, pki, topic)
         produce(login(secure, pki, ADMIN).confluent(), topic, records(1))
     allow_topic(secure, pki, "User:bob", prefix, AclOperation.READ, pattern=ResourcePatternType.PREFIXED)
+    grant(admin_of(secure, pki), "User:bob", ResourceType.GROUP, ASSIGN_GROUP, AclOperation.DESCRIBE)
     bob = login(secure, pki, BOB).confluent()
     got, error = consume_assigned(bob, inside, 1)
     assert len(got) == 1, error
-    _, error = consume_assigned(bob, outside, 1, timeout=8)
-    assert error is not None and error.code() == TOPIC_AUTHORIZATION_FAILED, error
+    # Bob may not even Describe the other topic: Metadata answers 29 for it,
+    # which librdkafka keeps to itself for an assigned partition; he reads
+    # nothing.
+    got, error = consume_assigned(bob, outside, 1, timeout=5)
+    assert got == [], got
+    assert error is None or error.code() == TOPIC_AUTHORIZATION_FAILED, error
 
     grant(
         admin_of(secure, pki),
@@ -496,12 +520,23 @@ def test_admin_apis_need_their_operations(secure, pki):
     allow_topic(secure, pki, "User:bob", topic, AclOperation.DELETE)
     result_of(bob.delete_topics([topic])[topic])
 
-    with pytest.raises(KafkaException) as refused:
-        result_of(bob.describe_acls(AclBindingFilter(
-            ResourceType.ANY, None, ResourcePatternType.ANY, None, None,
-            AclOperation.ANY, AclPermissionType.ANY,
-        )))
-    assert error_code(refused.value) == CLUSTER_AUTHORIZATION_FAILED
+    # DescribeAcls needs Describe on the cluster. (confluent-kafka 2.16
+    # drops DescribeAcls' top-level error and shows an empty list, so this
+    # asks through kafka-python, which raises it.)
+    kp_bob = KafkaAdminClient(**login(secure, pki, BOB).kafka_python())
+    with pytest.raises(ClusterAuthorizationFailedError):
+        kp_bob.describe_acls(
+            ACLFilter(
+                principal=None,
+                host="*",
+                operation=ACLOperation.ANY,
+                permission_type=ACLPermissionType.ANY,
+                resource_pattern=ResourcePatternFilter(
+                    KpResourceType.ANY, None, ACLResourcePatternType.ANY
+                ),
+            )
+        )
+    kp_bob.close()
 
 
 def test_acls_are_described_and_deleted_with_filters(secure, pki):
@@ -547,10 +582,64 @@ def test_the_http_api_needs_basic_credentials_and_the_same_acls(secure, pki):
     assert secure.http_status("/ready") == 200
 
 
+def streamctl(secure, pki, *args, user=None, password=None):
+    command = [
+        str(Path(binary()).with_name("streamctl")),
+        "--server",
+        secure.http_url,
+        "--ca-cert",
+        str(pki.ca_cert),
+        *args,
+    ]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMCTL_")}
+    if user:
+        env.update({"STREAMCTL_USER": user, "STREAMCTL_PASSWORD": password})
+    return subprocess.run(command, capture_output=True, timeout=60, env=env, check=False)
+
+
+def test_streamctl_manages_users_and_acls_over_https(secure, pki):
+    assert secure.http_url.startswith("https://")
+    refused = streamctl(secure, pki, "topic", "list")
+    assert refused.returncode != 0
+    assert b"401" in refused.stderr or b"credentials" in refused.stderr.lower(), refused.stderr
+
+    done = subprocess.run(
+        [str(Path(binary()).with_name("streamctl")), "--server", secure.http_url, "--ca-cert",
+         str(pki.ca_cert), "user", "set", "frank", "--password-stdin"],
+        input=b"frank-secret-6\n",
+        capture_output=True,
+        timeout=60,
+        env={**os.environ, "STREAMCTL_USER": ADMIN[0], "STREAMCTL_PASSWORD": ADMIN[1]},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    listed = streamctl(secure, pki, "user", "list", user=ADMIN[0], password=ADMIN[1])
+    assert listed.returncode == 0 and b"frank" in listed.stdout, listed
+    topic = unique_name("ctl-acl")
+    create_topic(secure, pki, topic)
+    added = streamctl(
+        secure, pki, "acl", "add", "--allow-principal", "User:frank", "--operation", "Describe",
+        "--topic", topic, user=ADMIN[0], password=ADMIN[1],
+    )
+    assert added.returncode == 0, added.stderr
+    acls = streamctl(secure, pki, "acl", "list", "--topic", topic, user=ADMIN[0], password=ADMIN[1])
+    assert acls.returncode == 0 and b"User:frank" in acls.stdout, acls
+    # frank logs in over Kafka with the password streamctl set, and sees the topic.
+    frank = login(secure, pki, ("frank", "frank-secret-6"), mechanism="SCRAM-SHA-512").admin()
+    assert topic in frank.list_topics(timeout=15).topics
+    frank_topics = streamctl(secure, pki, "topic", "list", user="frank", password="frank-secret-6")
+    assert frank_topics.returncode == 0 and topic.encode() in frank_topics.stdout, frank_topics
+    removed = streamctl(
+        secure, pki, "acl", "remove", "--allow-principal", "User:frank", "--operation", "Describe",
+        "--topic", topic, user=ADMIN[0], password=ADMIN[1],
+    )
+    assert removed.returncode == 0, removed.stderr
+
+
 def test_no_secret_appears_in_logs_metrics_or_describe_configs(secure, pki):
     """Runs last in this module: by now every kind of login, good and bad,
     has happened."""
-    secrets = [ADMIN[1], ALICE[1], BOB[1], "wrong-password", "whatever-password"]
+    secrets = [ADMIN[1], ALICE[1], BOB[1], "frank-secret-6", "wrong-password", "whatever-password"]
     key_body = "".join(
         line
         for line in pki.server_key.read_text().splitlines()

@@ -300,7 +300,12 @@ async fn accept_connection(
             return serve_connection(broker, stream, peer, protocol, session, stop, slot).await;
         }
     };
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls.server_config());
+    let config = if protocol.uses_sasl() {
+        tls.server_config_without_client_auth()
+    } else {
+        tls.server_config()
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
     let handshake =
         tokio::time::timeout(broker.config.tls_handshake_timeout, acceptor.accept(stream));
     let stream = tokio::select! {
@@ -308,13 +313,15 @@ async fn accept_connection(
         done = handshake => match done {
             Ok(Ok(stream)) => stream,
             Ok(Err(error)) => {
-                tracing::info!(%peer, %protocol, %error, "TLS handshake failed");
+                // Debug, not info: anyone can open connections that fail
+                // (the counter below shows how many).
+                tracing::debug!(%peer, %protocol, %error, "TLS handshake failed");
                 metrics::counter!("streamhouse_kafka_tls_handshake_failures_total", "reason" => "error")
                     .increment(1);
                 return;
             }
             Err(_) => {
-                tracing::info!(%peer, %protocol, "TLS handshake not finished in time; closing");
+                tracing::debug!(%peer, %protocol, "TLS handshake not finished in time; closing");
                 metrics::counter!("streamhouse_kafka_tls_handshake_failures_total", "reason" => "timeout")
                     .increment(1);
                 return;

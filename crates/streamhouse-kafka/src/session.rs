@@ -338,10 +338,11 @@ fn asked_label(asked: &str) -> &'static str {
 }
 
 /// A random server nonce: 24 bytes, base64 (printable, no commas).
+/// 32 random letters and digits (190 bits), like Kafka's: librdkafka 2.0
+/// refuses a server nonce holding base64's `+` or `/`.
 fn server_nonce() -> String {
-    use base64::Engine as _;
-    let bytes: [u8; 24] = rand::random();
-    base64::engine::general_purpose::STANDARD.encode(bytes)
+    use rand::distr::{Alphanumeric, SampleString as _};
+    Alphanumeric.sample_string(&mut rand::rng(), 32)
 }
 
 fn raw_frame(token: &[u8]) -> Bytes {

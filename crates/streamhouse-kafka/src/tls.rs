@@ -51,7 +51,16 @@ pub struct TlsFiles {
 #[derive(Clone)]
 pub struct TlsConfig {
     files: Arc<TlsFiles>,
-    current: Arc<RwLock<Arc<rustls::ServerConfig>>>,
+    current: Arc<RwLock<ServerConfigs>>,
+}
+
+/// The two forms of one configuration: `SSL` listeners verify client
+/// certificates when a client CA is set; `SASL_SSL` listeners and the HTTP
+/// API authenticate with SASL or HTTP Basic and ask for none (as Kafka
+/// applies `ssl.client.auth` to SSL listeners only).
+struct ServerConfigs {
+    client_auth: Arc<rustls::ServerConfig>,
+    no_client_auth: Arc<rustls::ServerConfig>,
 }
 
 impl std::fmt::Debug for TlsConfig {
@@ -65,23 +74,30 @@ impl std::fmt::Debug for TlsConfig {
 impl TlsConfig {
     /// Reads the files; any problem is an error naming the file.
     pub fn load(files: TlsFiles) -> Result<Self, TlsError> {
-        let config = build(&files)?;
+        let configs = build_both(&files)?;
         Ok(Self {
             files: Arc::new(files),
-            current: Arc::new(RwLock::new(Arc::new(config))),
+            current: Arc::new(RwLock::new(configs)),
         })
     }
 
     /// Re-reads the files; on error the configuration in force stays.
     pub fn reload(&self) -> Result<(), TlsError> {
-        let config = build(&self.files)?;
-        *self.current.write() = Arc::new(config);
+        let configs = build_both(&self.files)?;
+        *self.current.write() = configs;
         Ok(())
     }
 
-    /// The configuration for the next handshake.
+    /// The configuration for the next handshake of an `SSL` listener: with
+    /// client certificates required when a client CA is set.
     pub fn server_config(&self) -> Arc<rustls::ServerConfig> {
-        self.current.read().clone()
+        self.current.read().client_auth.clone()
+    }
+
+    /// The configuration for the next handshake of a `SASL_SSL` listener or
+    /// the HTTP API: no client certificate asked for.
+    pub fn server_config_without_client_auth(&self) -> Arc<rustls::ServerConfig> {
+        self.current.read().no_client_auth.clone()
     }
 
     pub fn files(&self) -> &TlsFiles {
@@ -121,6 +137,23 @@ fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
 /// that no process-wide default has to be installed.
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+fn build_both(files: &TlsFiles) -> Result<ServerConfigs, TlsError> {
+    let client_auth = Arc::new(build(files)?);
+    let no_client_auth = if files.client_ca.is_some() {
+        let without = TlsFiles {
+            client_ca: None,
+            ..files.clone()
+        };
+        Arc::new(build(&without)?)
+    } else {
+        client_auth.clone()
+    };
+    Ok(ServerConfigs {
+        client_auth,
+        no_client_auth,
+    })
 }
 
 fn build(files: &TlsFiles) -> Result<rustls::ServerConfig, TlsError> {

@@ -165,7 +165,10 @@ impl ScramServer {
                 "SCRAM channel binding does not match the client-first header",
             ));
         }
-        if client_nonce != nonce {
+        // Kafka's rule (ScramSaslServer): the final nonce must end with the
+        // one the server sent. librdkafka before 2.1 sends its own nonce
+        // again in front of it; the server's random part is still there.
+        if !client_nonce.ends_with(nonce.as_str()) {
             return Err(SaslError::malformed("SCRAM nonce does not match"));
         }
         let proof = BASE64

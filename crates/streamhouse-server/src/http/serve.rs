@@ -10,8 +10,8 @@
 //! time.
 
 use std::future::Future;
-use std::pin::pin;
 use std::net::SocketAddr;
+use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -108,7 +108,8 @@ async fn accept_loop(
             match tls {
                 None => serve_one(&builder, stream, peer, router, closing).await,
                 Some(tls) => {
-                    let acceptor = tokio_rustls::TlsAcceptor::from(tls.server_config());
+                    let acceptor =
+                        tokio_rustls::TlsAcceptor::from(tls.server_config_without_client_auth());
                     match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
                         Ok(Ok(stream)) => serve_one(&builder, stream, peer, router, closing).await,
                         Ok(Err(error)) => {

@@ -125,6 +125,26 @@ fn a_wrong_password_fails_with_kafkas_message() {
     );
 }
 
+/// librdkafka before 2.1 repeats its own nonce in front of the server's;
+/// Kafka accepts a final nonce that ends with the one it sent, and so does
+/// StreamHouse (kcat 1.7 on Debian 12 logs in this way).
+#[test]
+fn a_final_nonce_ending_with_the_servers_is_accepted_as_kafka_does() {
+    let mechanism = ScramMechanism::Sha512;
+    let lookup = users(mechanism);
+    let (mut server, first) = challenge(mechanism, "n,,n=alice,r=CN", &lookup);
+    let salt = BASE64.decode(attribute(&first, "s=")).expect("salt");
+    let iterations: u32 = attribute(&first, "i=").parse().expect("i");
+    let nonce = attribute(&first, "r=");
+    // The proof covers the message as sent, with the nonce repeated.
+    let without_proof = format!("c={},r=CN{nonce}", BASE64.encode("n,,"));
+    let salted = mechanism.salted_password(b"alice-secret", &salt, iterations);
+    let auth_message = format!("n=alice,r=CN,{first},{without_proof}");
+    let proof = client_proof(mechanism, &salted, auth_message.as_bytes());
+    let last = format!("{without_proof},p={}", BASE64.encode(proof));
+    assert!(server.receive_client_final(last.as_bytes()).is_ok());
+}
+
 #[test]
 fn a_wrong_nonce_or_binding_is_refused() {
     let mechanism = ScramMechanism::Sha256;
