@@ -13,7 +13,8 @@
 #                                        the exported credentials instead of accepting any
 
 _SH_S3_ACCESS_KEY=streamhouse
-_SH_S3_SECRET_KEY=streamhouse
+# Distinctive, so that a test can search logs for it.
+_SH_S3_SECRET_KEY=streamhouse-s3-secret-5d1c
 _SH_S3_REGION=us-east-1
 
 _SH_WEED_PIDS=()
