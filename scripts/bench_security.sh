@@ -109,28 +109,44 @@ run() {
     stop_agents
 }
 
-# SCRAM-SHA-512 logins over TLS, one after another from 2 processes for 10 s.
+# SCRAM-SHA-512 logins over TLS from 2 client processes for 10 s: logins
+# the agent counted (streamhouse_kafka_authentications_total) per second,
+# and per second of the agent's CPU (utime + stime), i.e. per core.
 logins() {
-    "$REPO_ROOT/target/client-venv/bin/python" - "$1" "$PKI/ca.crt" "$BENCH_PASSWORD" <<'PY'
-import json, sys, time
+    "$REPO_ROOT/target/client-venv/bin/python" - "$1" "$PKI/ca.crt" "$BENCH_PASSWORD" \
+        "${AGENT_PIDS[-1]}" "${AGENT_METRICS[-1]}" <<'PY'
+import json, os, re, sys, time, urllib.request
 from concurrent.futures import ProcessPoolExecutor
 from confluent_kafka.admin import AdminClient
 
-bootstrap, ca, password = sys.argv[1:4]
+bootstrap, ca, password, pid, metrics_url = sys.argv[1:6]
+SECONDS = 10
 
 def loop(_):
-    done, deadline = 0, time.monotonic() + 10
+    deadline = time.monotonic() + SECONDS
     while time.monotonic() < deadline:
         admin = AdminClient({"bootstrap.servers": bootstrap, "security.protocol": "SASL_SSL",
                              "sasl.mechanisms": "SCRAM-SHA-512", "sasl.username": "bench",
                              "sasl.password": password, "ssl.ca.location": ca})
         admin.list_topics(timeout=10)
-        done += 1
-    return done
 
+def cpu_seconds():
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+def logins():
+    text = urllib.request.urlopen(metrics_url, timeout=10).read().decode()
+    return sum(float(v) for v in re.findall(
+        r'^streamhouse_kafka_authentications_total\{[^}]*result="success"[^}]*\} (\S+)$',
+        text, re.M))
+
+cpu, count, started = cpu_seconds(), logins(), time.monotonic()
 with ProcessPoolExecutor(2) as pool:
-    total = sum(pool.map(loop, range(2)))
-print(json.dumps({"logins": total, "seconds": 10, "logins_per_s": total / 10}))
+    list(pool.map(loop, range(2)))
+elapsed = time.monotonic() - started
+cpu, count = cpu_seconds() - cpu, logins() - count
+print(json.dumps({"logins": count, "seconds": elapsed, "agent_cpu_seconds": cpu,
+                  "logins_per_s": count / elapsed, "logins_per_cpu_second": count / cpu}))
 PY
 }
 
@@ -160,5 +176,6 @@ for label, (produce, p99, consume) in medians.items():
 p, s = medians["PLAINTEXT"], medians["SASL_SSL"]
 print(f"SASL_SSL/PLAINTEXT: produce {s[0] / p[0]:.2f}, consume {s[2] / p[2]:.2f}")
 logins = json.load(open(f"{out}/logins.json"))
-print(f"SCRAM-SHA-512 logins over TLS (2 client processes, 10 s): {logins['logins_per_s']:.0f}/s")
+print(f"SCRAM-SHA-512 logins over TLS (2 client processes, 10 s): {logins['logins_per_s']:.0f}/s, "
+      f"{logins['logins_per_cpu_second']:.0f} per second of agent CPU")
 PY
