@@ -12,7 +12,7 @@
 #   BENCH_RECORDS=200000 BENCH_ROUNDS=2 scripts/bench_security.sh
 #
 # Prints one line per run, the medians and the SASL_SSL/PLAINTEXT ratios;
-# the JSON reports stay in target/bench-security/.
+# the JSON reports and the agents' logs stay in target/bench-security/.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 REPO_ROOT=$(pwd)
@@ -107,6 +107,7 @@ run() {
         fi
     fi
     stop_agents
+    cp "$WORK/$label-$round.log" "$OUT/"
 }
 
 # SCRAM-SHA-512 logins over TLS from 2 client processes for 10 s: logins

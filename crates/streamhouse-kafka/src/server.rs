@@ -691,8 +691,19 @@ async fn write_responses<W: AsyncWrite + Unpin>(
             break;
         };
         // A client that does not read its answers holds their memory: it
-        // gets as long as a request may take to arrive.
-        match tokio::time::timeout(write_timeout, writer.write_all(&bytes)).await {
+        // gets as long as a request may take to arrive. A TLS stream keeps
+        // what it encrypted until flushed, so the answer is flushed unless
+        // another one is already queued behind it (plain TCP flushes are
+        // free).
+        let more_queued = !outgoing.is_empty();
+        let write = async {
+            writer.write_all(&bytes).await?;
+            if !more_queued {
+                writer.flush().await?;
+            }
+            Ok::<(), std::io::Error>(())
+        };
+        match tokio::time::timeout(write_timeout, write).await {
             Ok(Ok(())) => {}
             Ok(Err(error)) => {
                 tracing::debug!(%peer, %error, "write failed");
@@ -710,3 +721,6 @@ async fn write_responses<W: AsyncWrite + Unpin>(
     }
     let _ = writer.shutdown().await;
 }
+
+#[cfg(test)]
+mod tests;
