@@ -627,3 +627,36 @@ async fn credentials_are_checked_before_they_are_stored() {
     assert!(!shown.contains("pw"), "{shown}");
     agent.engine.shutdown().await;
 }
+
+/// A flood of bad logins (anyone who reaches a SASL listener or the HTTP
+/// API can send one) is answered, each with a refusal, and a good login
+/// sent during it still succeeds: checks wait for their turn instead of
+/// taking every blocking thread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_bad_logins_is_answered_and_good_ones_still_pass() {
+    let sqlite = temp_sqlite().await.unwrap();
+    let agent = agent(Arc::new(sqlite.store.clone()), StorageConfig::default());
+    let engine = agent.engine.clone();
+    engine
+        .set_password("alice", "s3cret", ScramMechanism::Sha512, 4096)
+        .await
+        .unwrap();
+    let flood: Vec<_> = (0..200)
+        .map(|i| {
+            let engine = engine.clone();
+            let user = if i % 2 == 0 { "alice" } else { "nobody" };
+            tokio::spawn(async move { engine.authenticate_password(user, "wrong").await })
+        })
+        .collect();
+    let good = tokio::time::timeout(
+        Duration::from_secs(60),
+        engine.authenticate_password("alice", "s3cret"),
+    )
+    .await
+    .expect("a good login during the flood was answered")
+    .unwrap();
+    assert_eq!(good, Some(Principal::user("alice")));
+    for attempt in flood {
+        assert_eq!(attempt.await.unwrap().unwrap(), None);
+    }
+}

@@ -6,6 +6,7 @@
 //! whether the caller may, from ACLs cached in every agent (see
 //! `crate::authorizer`).
 
+use std::sync::Arc;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -17,6 +18,8 @@ use streamhouse_core::security::{
     ScramMechanism,
 };
 use streamhouse_metadata::MetadataError;
+
+use tokio::sync::Semaphore;
 
 use super::StorageEngine;
 use crate::error::{Result, StorageError};
@@ -125,9 +128,19 @@ fn decoy_credential() -> &'static ScramCredential {
 /// version it was made under is current.
 pub(crate) struct LoginCache {
     verified: Cache<(String, Vec<u8>), i64>,
+    /// Password checks (PBKDF2) running at once. Anyone who can reach a
+    /// SASL listener or the HTTP API can ask for one, so a flood of bad
+    /// logins waits here for a few threads instead of taking every
+    /// blocking thread and core from the agent's other work.
+    checks: Arc<Semaphore>,
     /// Random per process, so the fingerprints in memory are no offline
     /// oracle for the passwords.
     key: [u8; 32],
+}
+
+/// One password check per core.
+fn concurrent_password_checks() -> usize {
+    std::thread::available_parallelism().map_or(2, |cores| cores.get())
 }
 
 impl LoginCache {
@@ -139,6 +152,7 @@ impl LoginCache {
                 .max_capacity(LOGIN_CACHE_ENTRIES)
                 .time_to_live(LOGIN_CACHE_TTL)
                 .build(),
+            checks: Arc::new(Semaphore::new(concurrent_password_checks())),
             key,
         }
     }
@@ -247,11 +261,20 @@ impl StorageEngine {
             .find_map(|mechanism| credentials.iter().find(|c| c.mechanism == mechanism))
             .cloned();
         let password = password.as_bytes().to_vec();
-        let verified = tokio::task::spawn_blocking(move || match chosen {
-            Some(credential) => credential.verify_password(&password),
-            None => {
-                let _ = decoy_credential().verify_password(&password);
-                false
+        let permit = logins
+            .checks
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| StorageError::ShuttingDown)?;
+        let verified = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            match chosen {
+                Some(credential) => credential.verify_password(&password),
+                None => {
+                    let _ = decoy_credential().verify_password(&password);
+                    false
+                }
             }
         })
         .await
