@@ -50,6 +50,29 @@ pub(crate) const BUMP_SECURITY_VERSION: &str =
 pub(crate) const SELECT_SECURITY_VERSION: &str =
     "SELECT version FROM security_version WHERE id = 1";
 
+/// Commits a change to users or ACLs, bumping the security version in the
+/// same transaction when anything changed, so every agent notices it.
+async fn commit_security_change<DB>(
+    mut tx: sqlx::Transaction<'static, DB>,
+    changed: bool,
+    operation: &'static str,
+) -> Result<()>
+where
+    DB: Database,
+    for<'c> &'c mut <DB as Database>::Connection: Executor<'c, Database = DB>,
+    <DB as Database>::Arguments: IntoArguments<DB>,
+{
+    if changed {
+        sqlx::query(BUMP_SECURITY_VERSION)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| MetadataError::from_sqlx(operation, e))?;
+    }
+    tx.commit()
+        .await
+        .map_err(|e| MetadataError::from_sqlx(operation, e))
+}
+
 #[derive(sqlx::FromRow)]
 pub(crate) struct CredentialRow {
     mechanism: i16,
@@ -189,13 +212,7 @@ where
             .execute(&mut *tx)
             .await
             .map_err(|e| MetadataError::from_sqlx(OP, e))?;
-        sqlx::query(BUMP_SECURITY_VERSION)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| MetadataError::from_sqlx(OP, e))?;
-        tx.commit()
-            .await
-            .map_err(|e| MetadataError::from_sqlx(OP, e))
+        commit_security_change(tx, true, OP).await
     }
 
     async fn delete_scram_credential(&self, user: &str, mechanism: ScramMechanism) -> Result<bool> {
@@ -208,15 +225,7 @@ where
             .await
             .map_err(|e| MetadataError::from_sqlx(OP, e))?;
         let deleted = S::Db::rows_affected(&deleted) > 0;
-        if deleted {
-            sqlx::query(BUMP_SECURITY_VERSION)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| MetadataError::from_sqlx(OP, e))?;
-        }
-        tx.commit()
-            .await
-            .map_err(|e| MetadataError::from_sqlx(OP, e))?;
+        commit_security_change(tx, deleted, OP).await?;
         Ok(deleted)
     }
 
@@ -272,15 +281,7 @@ where
                 .map_err(|e| MetadataError::from_sqlx(OP, e))?;
             created += S::Db::rows_affected(&inserted);
         }
-        if created > 0 {
-            sqlx::query(BUMP_SECURITY_VERSION)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| MetadataError::from_sqlx(OP, e))?;
-        }
-        tx.commit()
-            .await
-            .map_err(|e| MetadataError::from_sqlx(OP, e))?;
+        commit_security_change(tx, created > 0, OP).await?;
         Ok(created)
     }
 
@@ -331,15 +332,7 @@ where
                 deleted.insert(binding);
             }
         }
-        if !deleted.is_empty() {
-            sqlx::query(BUMP_SECURITY_VERSION)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| MetadataError::from_sqlx(OP, e))?;
-        }
-        tx.commit()
-            .await
-            .map_err(|e| MetadataError::from_sqlx(OP, e))?;
+        commit_security_change(tx, !deleted.is_empty(), OP).await?;
         Ok(filters
             .iter()
             .map(|filter| {
