@@ -59,24 +59,4 @@ for round in $(seq 1 "$ROUNDS"); do
     run after "$AFTER" "$round"
 done
 
-python3 - "$OUT" "$ROUNDS" <<'PY'
-import json, statistics, sys
-out, rounds = sys.argv[1], int(sys.argv[2])
-def figure(label, kind, round_):
-    report = json.load(open(f"{out}/{label}-{round_}-{kind}.json"))["results"]
-    return report["mib_per_s"], report.get("ack_latency_ms", {}).get("p99")
-print(f"{'run':<14}{'produce MiB/s':>15}{'ack p99 ms':>12}{'consume MiB/s':>15}")
-medians = {}
-for label in ("before", "after"):
-    rows = []
-    for r in range(1, rounds + 1):
-        produce, p99 = figure(label, "produce", r)
-        consume, _ = figure(label, "consume", r)
-        rows.append((produce, p99, consume))
-        print(f"{label + ' #' + str(r):<14}{produce:>15.1f}{(p99 or 0):>12.0f}{consume:>15.1f}")
-    medians[label] = [statistics.median(x[i] or 0 for x in rows) for i in range(3)]
-for label, (produce, p99, consume) in medians.items():
-    print(f"{label + ' median':<14}{produce:>15.1f}{p99:>12.0f}{consume:>15.1f}")
-b, a = medians["before"], medians["after"]
-print(f"after/before: produce {a[0] / b[0]:.2f}, consume {a[2] / b[2]:.2f}")
-PY
+python3 scripts/lib/bench_pair.py "$OUT" "$ROUNDS" before after

@@ -156,27 +156,10 @@ for round in $(seq 1 "$ROUNDS"); do
     run SASL_SSL "$round"
 done
 
-python3 - "$OUT" "$ROUNDS" <<'PY'
-import json, statistics, sys
-out, rounds = sys.argv[1], int(sys.argv[2])
-def figure(label, kind, round_):
-    report = json.load(open(f"{out}/{label}-{round_}-{kind}.json"))["results"]
-    return report["mib_per_s"], report.get("ack_latency_ms", {}).get("p99")
-print(f"{'run':<16}{'produce MiB/s':>15}{'ack p99 ms':>12}{'consume MiB/s':>15}")
-medians = {}
-for label in ("PLAINTEXT", "SASL_SSL"):
-    rows = []
-    for r in range(1, rounds + 1):
-        produce, p99 = figure(label, "produce", r)
-        consume, _ = figure(label, "consume", r)
-        rows.append((produce, p99, consume))
-        print(f"{label + ' #' + str(r):<16}{produce:>15.1f}{(p99 or 0):>12.0f}{consume:>15.1f}")
-    medians[label] = [statistics.median(x[i] or 0 for x in rows) for i in range(3)]
-for label, (produce, p99, consume) in medians.items():
-    print(f"{label + ' median':<16}{produce:>15.1f}{p99:>12.0f}{consume:>15.1f}")
-p, s = medians["PLAINTEXT"], medians["SASL_SSL"]
-print(f"SASL_SSL/PLAINTEXT: produce {s[0] / p[0]:.2f}, consume {s[2] / p[2]:.2f}")
-logins = json.load(open(f"{out}/logins.json"))
+python3 scripts/lib/bench_pair.py "$OUT" "$ROUNDS" PLAINTEXT SASL_SSL
+python3 - "$OUT/logins.json" <<'PY'
+import json, sys
+logins = json.load(open(sys.argv[1]))
 print(f"SCRAM-SHA-512 logins over TLS (2 client processes, 10 s): {logins['logins_per_s']:.0f}/s, "
       f"{logins['logins_per_cpu_second']:.0f} per second of agent CPU")
 PY
