@@ -128,10 +128,10 @@ fn decoy_credential() -> &'static ScramCredential {
 /// version it was made under is current.
 pub(crate) struct LoginCache {
     verified: Cache<(String, Vec<u8>), i64>,
-    /// Password checks (PBKDF2) running at once. Anyone who can reach a
-    /// SASL listener or the HTTP API can ask for one, so a flood of bad
-    /// logins waits here for a few threads instead of taking every
-    /// blocking thread and core from the agent's other work.
+    /// Password checks and derivations (PBKDF2) running at once. Anyone
+    /// who can reach a SASL listener or the HTTP API can ask for a check,
+    /// so a flood of bad logins waits here for a few threads instead of
+    /// taking every blocking thread and core from the agent's other work.
     checks: Arc<Semaphore>,
     /// Random per process, so the fingerprints in memory are no offline
     /// oracle for the passwords.
@@ -155,6 +155,25 @@ impl LoginCache {
             checks: Arc::new(Semaphore::new(concurrent_password_checks())),
             key,
         }
+    }
+
+    /// Runs PBKDF2 `work` on a blocking thread once a check slot is free.
+    async fn pbkdf2<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T> {
+        let permit = self
+            .checks
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| StorageError::ShuttingDown)?;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            work()
+        })
+        .await
+        .map_err(|_| StorageError::ShuttingDown)
     }
 
     fn fingerprint(&self, user: &str, password: &str) -> (String, Vec<u8>) {
@@ -261,24 +280,15 @@ impl StorageEngine {
             .find_map(|mechanism| credentials.iter().find(|c| c.mechanism == mechanism))
             .cloned();
         let password = password.as_bytes().to_vec();
-        let permit = logins
-            .checks
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| StorageError::ShuttingDown)?;
-        let verified = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            match chosen {
+        let verified = logins
+            .pbkdf2(move || match chosen {
                 Some(credential) => credential.verify_password(&password),
                 None => {
                     let _ = decoy_credential().verify_password(&password);
                     false
                 }
-            }
-        })
-        .await
-        .map_err(|_| StorageError::ShuttingDown)?;
+            })
+            .await?;
         if !verified {
             return Ok(None);
         }
@@ -334,11 +344,11 @@ impl StorageEngine {
             .try_fill_bytes(&mut salt)
             .map_err(|e| invalid_credential("salt", format!("no randomness from the OS: {e}")))?;
         let password = password.as_bytes().to_vec();
-        let credential = tokio::task::spawn_blocking(move || {
-            ScramCredential::from_password(mechanism, &password, &salt, iterations)
-        })
-        .await
-        .map_err(|_| StorageError::ShuttingDown)?;
+        let credential = self
+            .inner
+            .logins
+            .pbkdf2(move || ScramCredential::from_password(mechanism, &password, &salt, iterations))
+            .await?;
         self.set_scram_credential(user, credential).await
     }
 
