@@ -13,6 +13,10 @@ pub const MAX_PARTITIONS: i32 = 10_000;
 pub const DEFAULT_MAX_MESSAGE_BYTES: i32 = 1_048_588;
 /// Kafka's default `retention.ms`: seven days.
 pub const DEFAULT_RETENTION_MS: i64 = 7 * 24 * 60 * 60 * 1000;
+/// Kafka's default `delete.retention.ms`: one day.
+pub const DEFAULT_DELETE_RETENTION_MS: i64 = 24 * 60 * 60 * 1000;
+/// Kafka's default `min.cleanable.dirty.ratio`.
+pub const DEFAULT_MIN_CLEANABLE_DIRTY_RATIO: f64 = 0.5;
 
 /// Checks a topic name against Kafka's rules: 1 to 249 characters of
 /// `[a-zA-Z0-9._-]`, and not `.` or `..`.
@@ -85,6 +89,17 @@ pub enum CleanupPolicy {
 }
 
 impl CleanupPolicy {
+    /// Whether records are compacted by key (`compact`, `compact,delete`).
+    pub fn compacts(self) -> bool {
+        matches!(self, CleanupPolicy::Compact | CleanupPolicy::CompactDelete)
+    }
+
+    /// Whether `retention.ms` and `retention.bytes` drop old segments
+    /// (`delete`, `compact,delete`).
+    pub fn deletes(self) -> bool {
+        matches!(self, CleanupPolicy::Delete | CleanupPolicy::CompactDelete)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             CleanupPolicy::Delete => "delete",
@@ -97,7 +112,11 @@ impl CleanupPolicy {
 /// Configs with a default that StreamHouse applies.
 const TYPED_CONFIGS: &[&str] = &[
     "cleanup.policy",
+    "delete.retention.ms",
+    "max.compaction.lag.ms",
     "max.message.bytes",
+    "min.cleanable.dirty.ratio",
+    "min.compaction.lag.ms",
     "retention.bytes",
     "retention.ms",
 ];
@@ -167,7 +186,23 @@ impl TopicConfig {
         for (key, value) in pairs {
             config.set(key.into(), value.into())?;
         }
+        config.check()?;
         Ok(config)
+    }
+
+    /// Checks the rules that involve more than one config, as Kafka does
+    /// when a topic is created or altered: `min.compaction.lag.ms` must not
+    /// exceed `max.compaction.lag.ms`.
+    pub fn check(&self) -> Result<(), ValidationError> {
+        let (min, max) = (self.min_compaction_lag_ms(), self.max_compaction_lag_ms());
+        if min > max {
+            return Err(ValidationError::InvalidConfigValue {
+                key: "min.compaction.lag.ms".to_string(),
+                value: min.to_string(),
+                reason: "must not be greater than max.compaction.lag.ms",
+            });
+        }
+        Ok(())
     }
 
     /// Sets one override after validating it.
@@ -200,6 +235,10 @@ impl TopicConfig {
             "retention.bytes" => Some("-1".to_string()),
             "cleanup.policy" => Some("delete".to_string()),
             "max.message.bytes" => Some(DEFAULT_MAX_MESSAGE_BYTES.to_string()),
+            "delete.retention.ms" => Some(DEFAULT_DELETE_RETENTION_MS.to_string()),
+            "min.compaction.lag.ms" => Some("0".to_string()),
+            "max.compaction.lag.ms" => Some(i64::MAX.to_string()),
+            "min.cleanable.dirty.ratio" => Some(DEFAULT_MIN_CLEANABLE_DIRTY_RATIO.to_string()),
             _ => None,
         }
     }
@@ -269,6 +308,34 @@ impl TopicConfig {
         }
     }
 
+    /// `delete.retention.ms`: how long a tombstone stays readable after the
+    /// compaction that first made it its key's latest record.
+    pub fn delete_retention_ms(&self) -> i64 {
+        self.int("delete.retention.ms")
+            .unwrap_or(DEFAULT_DELETE_RETENTION_MS)
+    }
+
+    /// `min.compaction.lag.ms`: records younger than this are never
+    /// compacted.
+    pub fn min_compaction_lag_ms(&self) -> i64 {
+        self.int("min.compaction.lag.ms").unwrap_or(0)
+    }
+
+    /// `max.compaction.lag.ms`: a partition whose oldest uncompacted record
+    /// is older than this is compacted whatever its dirty ratio.
+    pub fn max_compaction_lag_ms(&self) -> i64 {
+        self.int("max.compaction.lag.ms").unwrap_or(i64::MAX)
+    }
+
+    /// `min.cleanable.dirty.ratio`: the share of a partition's compactable
+    /// bytes not yet compacted at which it is compacted.
+    pub fn min_cleanable_dirty_ratio(&self) -> f64 {
+        self.overrides
+            .get("min.cleanable.dirty.ratio")
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(DEFAULT_MIN_CLEANABLE_DIRTY_RATIO)
+    }
+
     fn int(&self, key: &str) -> Option<i64> {
         self.overrides.get(key).and_then(|v| v.trim().parse().ok())
     }
@@ -298,6 +365,18 @@ fn validate_value(key: &str, value: &str) -> Result<(), ValidationError> {
         "retention.ms" | "retention.bytes" => match value.trim().parse::<i64>() {
             Ok(v) if v >= -1 => Ok(()),
             _ => invalid("must be an integer >= -1"),
+        },
+        "delete.retention.ms" | "min.compaction.lag.ms" => match value.trim().parse::<i64>() {
+            Ok(v) if v >= 0 => Ok(()),
+            _ => invalid("must be an integer >= 0"),
+        },
+        "max.compaction.lag.ms" => match value.trim().parse::<i64>() {
+            Ok(v) if v >= 1 => Ok(()),
+            _ => invalid("must be an integer >= 1"),
+        },
+        "min.cleanable.dirty.ratio" => match value.trim().parse::<f64>() {
+            Ok(v) if (0.0..=1.0).contains(&v) => Ok(()),
+            _ => invalid("must be a number between 0 and 1"),
         },
         "max.message.bytes" => match value.trim().parse::<i32>() {
             Ok(v) if v > 0 => Ok(()),
@@ -384,18 +463,68 @@ mod tests {
             names,
             [
                 "cleanup.policy",
+                "delete.retention.ms",
+                "max.compaction.lag.ms",
                 "max.message.bytes",
+                "min.cleanable.dirty.ratio",
+                "min.compaction.lag.ms",
                 "retention.bytes",
                 "retention.ms",
                 "segment.bytes"
             ]
         );
-        let retention = &entries[3];
+        let retention = &entries[7];
         assert_eq!(
             (retention.value.as_str(), retention.is_default),
             ("1000", false)
         );
         assert!(entries[0].is_default);
+    }
+
+    #[test]
+    fn compaction_configs_have_kafkas_defaults_and_rules() {
+        let config = TopicConfig::default();
+        assert_eq!(config.delete_retention_ms(), 86_400_000);
+        assert_eq!(config.min_compaction_lag_ms(), 0);
+        assert_eq!(config.max_compaction_lag_ms(), i64::MAX);
+        assert_eq!(config.min_cleanable_dirty_ratio(), 0.5);
+        assert_eq!(
+            config.effective("max.compaction.lag.ms").as_deref(),
+            Some("9223372036854775807")
+        );
+        let config = TopicConfig::from_pairs([
+            ("cleanup.policy", "compact"),
+            ("delete.retention.ms", "100"),
+            ("min.compaction.lag.ms", "5"),
+            ("max.compaction.lag.ms", "5"),
+            ("min.cleanable.dirty.ratio", "0.01"),
+        ])
+        .expect("valid");
+        assert!(config.cleanup_policy().compacts() && !config.cleanup_policy().deletes());
+        assert_eq!(config.delete_retention_ms(), 100);
+        assert_eq!(config.min_cleanable_dirty_ratio(), 0.01);
+        for (key, value) in [
+            ("delete.retention.ms", "-1"),
+            ("min.compaction.lag.ms", "-1"),
+            ("max.compaction.lag.ms", "0"),
+            ("min.cleanable.dirty.ratio", "1.5"),
+            ("min.cleanable.dirty.ratio", "half"),
+        ] {
+            assert!(
+                matches!(
+                    TopicConfig::from_pairs([(key, value)]),
+                    Err(ValidationError::InvalidConfigValue { .. })
+                ),
+                "{key}={value}"
+            );
+        }
+        assert!(matches!(
+            TopicConfig::from_pairs([
+                ("min.compaction.lag.ms", "10"),
+                ("max.compaction.lag.ms", "5")
+            ]),
+            Err(ValidationError::InvalidConfigValue { .. })
+        ));
     }
 
     #[test]
