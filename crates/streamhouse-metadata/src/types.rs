@@ -73,6 +73,12 @@ pub struct SegmentInfo {
     pub min_timestamp: i64,
     pub max_timestamp: i64,
     pub created_at: i64,
+    /// Set on rows written by key compaction: when the tombstones they hold
+    /// were first compacted (see [`ReplacementSegment::cleaned_at`]).
+    /// Such rows may hold fewer records than their range spans.
+    pub cleaned_at: Option<i64>,
+    /// Records with a null value in a key-compacted row (0 otherwise).
+    pub tombstones: i64,
 }
 
 impl SegmentInfo {
@@ -251,12 +257,20 @@ pub struct ReplacementSegment {
     pub byte_length: i64,
     pub min_timestamp: i64,
     pub max_timestamp: i64,
+    /// For a segment written by key compaction: when the tombstones it
+    /// holds were first compacted, the time their `delete.retention.ms`
+    /// counts from. `None` for a segment that holds every record of its
+    /// range (size-based compaction).
+    pub cleaned_at: Option<i64>,
+    /// Records with a null value, for a key-compacted segment.
+    pub tombstones: i64,
 }
 
 impl SegmentReplacement {
     /// Why this replacement is malformed, if it is: no segments, segments
-    /// that do not tile `base_offset..=end_offset`, or empty or negative
-    /// ranges.
+    /// that do not tile `base_offset..=end_offset`, empty or negative
+    /// ranges, or a segment with fewer records than its range spans that
+    /// was not written by key compaction.
     pub fn invalid_reason(&self) -> Option<String> {
         if self.replaced_rows < 1 {
             return Some(format!("{} rows replaced", self.replaced_rows));
@@ -272,9 +286,15 @@ impl SegmentReplacement {
         }
         let mut expected = self.base_offset;
         for segment in &self.segments {
+            let span = segment.end_offset - segment.base_offset + 1;
+            let counted = if segment.cleaned_at.is_some() {
+                (0..=span).contains(&segment.record_count)
+            } else {
+                segment.record_count == span
+            };
             if segment.base_offset != expected
                 || segment.end_offset < segment.base_offset
-                || segment.record_count < 1
+                || !counted
                 || segment.byte_offset < 0
                 || segment.byte_length < 1
             {

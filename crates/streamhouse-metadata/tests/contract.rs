@@ -68,6 +68,7 @@ contract!(topic_config_can_be_updated);
 contract!(truncation_advances_log_start_and_tombstones_objects);
 contract!(replacement_swaps_a_run_atomically);
 contract!(replacement_with_several_segments);
+contract!(key_compacted_rows_may_hold_fewer_records_than_they_span);
 contract!(tombstones_age_and_are_removed);
 contract!(deleting_a_topic_tombstones_its_objects);
 contract!(leases_have_one_holder_until_they_expire);
@@ -1319,6 +1320,8 @@ fn replacement(topic: &str, base: i64, end: i64, rows: i64, key: &str) -> Segmen
             byte_length: 50,
             min_timestamp: 1_000,
             max_timestamp: 2_000,
+            cleaned_at: None,
+            tombstones: 0,
         }],
         created_at: 1_800_000_000_000,
     }
@@ -1346,6 +1349,8 @@ fn pieced_replacement(
             byte_length: 50,
             min_timestamp: 1_000 + base,
             max_timestamp: 1_000 + end,
+            cleaned_at: None,
+            tombstones: 0,
         })
         .collect();
     replacement
@@ -1436,6 +1441,53 @@ async fn replacement_with_several_segments(store: Arc<dyn MetadataStore>) {
     // A read by offset finds the piece holding it.
     let found = store.list_segments("pieces", 0, 4, 1).await.expect("list");
     assert_eq!(found[0].base_offset, 3);
+}
+
+async fn key_compacted_rows_may_hold_fewer_records_than_they_span(store: Arc<dyn MetadataStore>) {
+    store
+        .create_topic(NewTopic::new("keyed", 1))
+        .await
+        .expect("create");
+    one_record_flushes(store.as_ref(), "keyed", 0, 6).await;
+    // A gapped row that does not say it was key-compacted is refused.
+    let mut gapped = pieced_replacement("keyed", &[(0, 2), (3, 5)], 6, "keyed-bad");
+    gapped.segments[0].record_count = 1;
+    assert!(matches!(
+        store.replace_segments(&gapped).await,
+        Err(MetadataError::InvalidArgument { .. })
+    ));
+    // Nor may a row hold more records than it spans.
+    let mut over = pieced_replacement("keyed", &[(0, 2), (3, 5)], 6, "keyed-over");
+    over.segments[0].record_count = 4;
+    over.segments[0].cleaned_at = Some(7);
+    assert!(matches!(
+        store.replace_segments(&over).await,
+        Err(MetadataError::InvalidArgument { .. })
+    ));
+    // Key-compacted rows keep their offset ranges (offsets never move) and
+    // may hold fewer records, down to none.
+    let mut keyed = pieced_replacement("keyed", &[(0, 2), (3, 5)], 6, "keyed-obj");
+    keyed.segments[0].record_count = 1;
+    keyed.segments[0].cleaned_at = Some(1_700_000_000_000);
+    keyed.segments[1].record_count = 0;
+    keyed.segments[1].cleaned_at = Some(1_700_000_000_001);
+    assert!(store.replace_segments(&keyed).await.expect("replace"));
+    let rows = store.list_segments("keyed", 0, 0, 100).await.expect("list");
+    let shape: Vec<(i64, i64, i64, Option<i64>)> = rows
+        .iter()
+        .map(|r| (r.base_offset, r.end_offset, r.record_count, r.cleaned_at))
+        .collect();
+    assert_eq!(
+        shape,
+        vec![
+            (0, 2, 1, Some(1_700_000_000_000)),
+            (3, 5, 0, Some(1_700_000_000_001)),
+        ]
+    );
+    // Rows written by a flush are not key-compacted.
+    one_record_flushes(store.as_ref(), "keyed", 0, 1).await;
+    let rows = store.list_segments("keyed", 0, 6, 100).await.expect("list");
+    assert_eq!(rows[0].cleaned_at, None);
 }
 
 async fn replacement_swaps_a_run_atomically(store: Arc<dyn MetadataStore>) {

@@ -171,6 +171,22 @@ impl SegmentReader {
         self
     }
 
+    /// Reads the segment at the offsets its metadata row gives it, the row
+    /// starting at `row_base`. A segment whose stored offsets start at 0 was
+    /// written before its offsets were assigned (a flush) and is rebased to
+    /// start at `row_base`. Any other segment stores each record's offset
+    /// as it is (compaction output): it is read as stored, since its first
+    /// record may come after its row's first offset when key compaction
+    /// removed the records before it. A segment starting at offset 0 reads
+    /// the same either way, its row starting at 0 too.
+    pub fn placed_at(self, row_base: i64) -> Self {
+        if self.layout.header.base_offset == 0 {
+            self.with_base_offset(row_base)
+        } else {
+            self
+        }
+    }
+
     /// Rebased offset of the first record (of the segment start if empty).
     pub fn base_offset(&self) -> i64 {
         self.layout.header.base_offset.wrapping_add(self.shift)

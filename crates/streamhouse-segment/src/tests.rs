@@ -139,3 +139,34 @@ fn test_types_are_send_and_sync() {
     assert_send_sync::<SegmentError>();
     assert_send::<BatchObjectBuilder>();
 }
+
+#[test]
+fn segments_are_placed_at_their_rows_offsets() {
+    let write = |offsets: &[i64]| {
+        let mut writer = SegmentWriter::new(Compression::None);
+        for &offset in offsets {
+            writer
+                .append(&record(offset, 1_000 + offset, Some(b"k"), b"v", &[]))
+                .unwrap();
+        }
+        SegmentReader::new(writer.finish().unwrap()).unwrap()
+    };
+    let offsets = |reader: &SegmentReader, from: i64| -> Vec<i64> {
+        reader
+            .iter_from(from)
+            .map(|r| r.unwrap().offset)
+            .collect()
+    };
+    // A flushed segment (offsets from 0) moves to its row's offsets.
+    let flushed = write(&[0, 1, 2]).placed_at(100);
+    assert_eq!(offsets(&flushed, 0), [100, 101, 102]);
+    // Compaction output keeps each record's offset, gaps included, even
+    // when its first record comes after its row's first offset.
+    let compacted = write(&[103, 107, 110]).placed_at(100);
+    assert_eq!(offsets(&compacted, 0), [103, 107, 110]);
+    // A read from inside a gap starts at the next record.
+    assert_eq!(offsets(&compacted, 104), [107, 110]);
+    assert_eq!(offsets(&compacted, 111), Vec::<i64>::new());
+    // Output of compaction starting at offset 0 reads the same either way.
+    assert_eq!(offsets(&write(&[0, 5]).placed_at(0), 0), [0, 5]);
+}

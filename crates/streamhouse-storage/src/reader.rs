@@ -110,7 +110,7 @@ impl PartitionReader {
             let segment = self.segment_for(next).await?;
             last_segment_end = Some(segment.end_offset);
             let reader = match self.load(&segment).await {
-                Ok(reader) => reader.with_base_offset(segment.base_offset),
+                Ok(reader) => reader.placed_at(segment.base_offset),
                 // The row was replaced (compaction) or dropped (retention)
                 // and its object collected after this agent last looked:
                 // reload the partition's rows and log start once.
@@ -205,7 +205,7 @@ impl PartitionReader {
         let reader = self
             .load(&segment)
             .await?
-            .with_base_offset(segment.base_offset);
+            .placed_at(segment.base_offset);
         let from = watermarks.log_start_offset.max(segment.base_offset);
         for record in reader.iter_from(from) {
             let record = record?;

@@ -14,13 +14,13 @@ use crate::types::{FlushCommit, PendingSegment, SegmentInfo};
 
 pub(crate) const SELECT_SEGMENTS: &str = "SELECT id, topic, partition_id, base_offset, end_offset, \
      record_count, size_bytes, s3_bucket, s3_key, byte_offset, byte_length, min_timestamp, \
-     max_timestamp, created_at \
+     max_timestamp, created_at, cleaned_at, tombstones \
      FROM segments WHERE topic = $1 AND partition_id = $2 AND end_offset >= $3 \
      ORDER BY base_offset LIMIT $4";
 
 pub(crate) const SELECT_SEGMENT_BY_TIMESTAMP: &str = "SELECT id, topic, partition_id, \
      base_offset, end_offset, record_count, size_bytes, s3_bucket, s3_key, byte_offset, \
-     byte_length, min_timestamp, max_timestamp, created_at \
+     byte_length, min_timestamp, max_timestamp, created_at, cleaned_at, tombstones \
      FROM segments WHERE topic = $1 AND partition_id = $2 AND max_timestamp >= $3 \
      ORDER BY base_offset LIMIT 1";
 
@@ -43,8 +43,8 @@ pub(crate) const DELETE_RUN: &str = "DELETE FROM segments WHERE topic = $1 AND p
 
 pub(crate) const INSERT_ONE_SEGMENT: &str = "INSERT INTO segments (topic, partition_id, \
      base_offset, end_offset, record_count, size_bytes, s3_bucket, s3_key, byte_offset, \
-     byte_length, min_timestamp, max_timestamp, created_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+     byte_length, min_timestamp, max_timestamp, created_at, cleaned_at, tombstones) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)";
 
 pub(crate) const SELECT_STORAGE_STATS: &str = "SELECT \
      (SELECT CAST(COUNT(*) AS BIGINT) FROM segments), \
@@ -70,6 +70,8 @@ pub(crate) struct SegmentRow {
     min_timestamp: i64,
     max_timestamp: i64,
     created_at: i64,
+    cleaned_at: Option<i64>,
+    tombstones: i64,
 }
 
 impl From<SegmentRow> for SegmentInfo {
@@ -89,6 +91,8 @@ impl From<SegmentRow> for SegmentInfo {
             min_timestamp: row.min_timestamp,
             max_timestamp: row.max_timestamp,
             created_at: row.created_at,
+            cleaned_at: row.cleaned_at,
+            tombstones: row.tombstones,
         }
     }
 }
@@ -223,6 +227,7 @@ where
     for<'q> &'q String: Encode<'q, S::Db> + Type<S::Db>,
     for<'q> i32: Encode<'q, S::Db> + Type<S::Db>,
     for<'q> i64: Encode<'q, S::Db> + Type<S::Db>,
+    for<'q> Option<i64>: Encode<'q, S::Db> + Type<S::Db>,
     for<'r> SegmentRow: FromRow<'r, <S::Db as Database>::Row>,
     for<'r> CommittedRow: FromRow<'r, <S::Db as Database>::Row>,
     for<'r> (i64, i64, i64, i64, i64): FromRow<'r, <S::Db as Database>::Row>,
@@ -351,6 +356,8 @@ where
                 .bind(segment.min_timestamp)
                 .bind(segment.max_timestamp)
                 .bind(r.created_at)
+                .bind(segment.cleaned_at)
+                .bind(segment.tombstones)
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| crate::MetadataError::from_sqlx(OP, e))?;

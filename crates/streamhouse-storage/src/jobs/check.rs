@@ -92,7 +92,7 @@ pub async fn check_consistency(
                     }
                 };
                 let reader = match SegmentReader::new(bytes) {
-                    Ok(reader) => reader.with_base_offset(row.base_offset),
+                    Ok(reader) => reader.placed_at(row.base_offset),
                     Err(error) => {
                         report.problems.push(format!(
                             "{tp}: segment {}..={} in {}: {error}",
@@ -101,10 +101,21 @@ pub async fn check_consistency(
                         continue;
                     }
                 };
-                let mut next = row.base_offset;
-                for record in reader.iter_from(row.base_offset) {
+                // Key-compacted rows may have gaps; every other row holds
+                // each offset of its range.
+                let gapped = row.cleaned_at.is_some();
+                let (mut next, mut count) = (row.base_offset, 0i64);
+                for record in reader.iter_from(i64::MIN) {
                     match record {
-                        Ok(record) if record.offset == next => next += 1,
+                        Ok(record)
+                            if record.offset == next
+                                || (gapped
+                                    && record.offset > next
+                                    && record.offset <= row.end_offset) =>
+                        {
+                            next = record.offset + 1;
+                            count += 1;
+                        }
                         Ok(record) => {
                             report.problems.push(format!(
                                 "{tp}: {} holds offset {} where {next} was expected",
@@ -118,13 +129,17 @@ pub async fn check_consistency(
                         }
                     }
                 }
-                if next != row.end_offset + 1 {
+                if count != row.record_count || (!gapped && next != row.end_offset + 1) {
                     report.problems.push(format!(
-                        "{tp}: {} holds offsets {}..{next}, its row says {}..={}",
-                        row.key, row.base_offset, row.base_offset, row.end_offset
+                        "{tp}: {} holds {count} records up to offset {}, its row says {} in {}..={}",
+                        row.key,
+                        next - 1,
+                        row.record_count,
+                        row.base_offset,
+                        row.end_offset
                     ));
                 }
-                report.records += u64::try_from(next - row.base_offset).unwrap_or(0);
+                report.records += u64::try_from(count).unwrap_or(0);
             }
             if !rows.is_empty() && expected != info.high_watermark {
                 report.problems.push(format!(

@@ -176,6 +176,8 @@ mod tests {
             min_timestamp: max_timestamp - 10,
             max_timestamp,
             created_at: 0,
+            cleaned_at: None,
+            tombstones: 0,
         }
     }
 

@@ -28,6 +28,8 @@ impl FakeSource {
             min_timestamp: 0,
             max_timestamp: 0,
             created_at: 0,
+            cleaned_at: None,
+            tombstones: 0,
         });
     }
 
