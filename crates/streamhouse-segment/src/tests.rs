@@ -152,10 +152,7 @@ fn segments_are_placed_at_their_rows_offsets() {
         SegmentReader::new(writer.finish().unwrap()).unwrap()
     };
     let offsets = |reader: &SegmentReader, from: i64| -> Vec<i64> {
-        reader
-            .iter_from(from)
-            .map(|r| r.unwrap().offset)
-            .collect()
+        reader.iter_from(from).map(|r| r.unwrap().offset).collect()
     };
     // A flushed segment (offsets from 0) moves to its row's offsets.
     let flushed = write(&[0, 1, 2]).placed_at(100);

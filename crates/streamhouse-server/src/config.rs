@@ -74,6 +74,7 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Size a compacted segment aims for.
     pub compaction_target_bytes: u64,
+    pub compaction_key_map_bytes: u64,
     /// Age after which a partition's newest flushed segments are compacted
     /// even below the target size.
     pub compaction_span: Duration,
@@ -165,6 +166,7 @@ impl Default for ServerConfig {
             cache_bytes: storage.cache_bytes,
             max_body_bytes: http.max_body_bytes,
             compaction_target_bytes: jobs.compaction.target_bytes,
+            compaction_key_map_bytes: jobs.compaction.key_map_bytes,
             compaction_span: jobs.compaction.span,
             job_interval: jobs.compaction_interval,
             gc_grace: jobs.gc_grace,

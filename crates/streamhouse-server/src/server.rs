@@ -228,6 +228,7 @@ async fn launch(
     );
     let mut jobs = JobsConfig::new(agent_id.clone());
     jobs.compaction.target_bytes = config.compaction_target_bytes;
+    jobs.compaction.key_map_bytes = config.compaction_key_map_bytes;
     jobs.compaction.span = config.compaction_span;
     jobs.compaction_interval = config.job_interval;
     jobs.retention_interval = config.job_interval;

@@ -202,10 +202,7 @@ impl PartitionReader {
             return Ok(None);
         };
         let segment = IndexedSegment::from(&row);
-        let reader = self
-            .load(&segment)
-            .await?
-            .placed_at(segment.base_offset);
+        let reader = self.load(&segment).await?.placed_at(segment.base_offset);
         let from = watermarks.log_start_offset.max(segment.base_offset);
         for record in reader.iter_from(from) {
             let record = record?;

@@ -220,6 +220,9 @@ impl Backend for SqliteStore {
                 .bind(segment.min_timestamp)
                 .bind(segment.max_timestamp)
                 .bind(flush.created_at)
+                // Flushed rows are not key-compacted.
+                .bind(None::<i64>)
+                .bind(0_i64)
                 .execute(&mut **tx)
                 .await
                 .map_err(|e| MetadataError::from_sqlx(OP, e))?;

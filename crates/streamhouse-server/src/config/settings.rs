@@ -167,6 +167,10 @@ settings! {
     CompactionTargetBytes: "compaction_target_bytes", "--compaction-target-bytes",
         "STREAMHOUSE_COMPACTION_TARGET_BYTES", Number, "N", "67108864",
         "Size a compacted object aims for, at least 1024";
+    CompactionKeyMapBytes: "compaction_key_map_bytes", "--compaction-key-map-bytes",
+        "STREAMHOUSE_COMPACTION_KEY_MAP_BYTES", Number, "N", "67108864",
+        "Memory of key compaction's key map (24 bytes per key, at least 1024); a partition of \
+         a compacted topic with more keys is compacted in several passes";
     CompactionSpanMs: "compaction_span_ms", "--compaction-span-ms",
         "STREAMHOUSE_COMPACTION_SPAN_MS", Number, "N", "60000",
         "Age after which a partition's newest small segments are compacted even below the \
@@ -367,6 +371,9 @@ impl RawSettings {
                 }
                 Setting::CompactionTargetBytes => {
                     config.compaction_target_bytes = bytes_at_least(1 << 10)?
+                }
+                Setting::CompactionKeyMapBytes => {
+                    config.compaction_key_map_bytes = bytes_at_least(1 << 10)?
                 }
                 Setting::CompactionSpanMs => config.compaction_span = millis(0)?,
                 Setting::JobIntervalMs => config.job_interval = millis(10)?,

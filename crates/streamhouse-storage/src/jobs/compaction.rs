@@ -27,23 +27,29 @@
 //! segment is older than the span, so that idle partitions are compacted
 //! too.
 
+mod key_map;
+mod keyed;
+mod output;
+
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
+use object_store::ObjectStoreExt;
 use object_store::path::Path;
-use object_store::{ObjectStoreExt, PutPayload};
-use streamhouse_core::Record;
 use streamhouse_metadata::{MetadataError, ReplacementSegment, SegmentInfo, SegmentReplacement};
 use tokio_util::sync::CancellationToken;
 
+use output::{Kept, SegmentedOutput, StreamedUpload};
+
 use super::{
     DEFAULT_COMPACTION_SEGMENT, DEFAULT_COMPACTION_SPAN, DEFAULT_COMPACTION_TARGET,
-    DEFAULT_COMPRESSION, JobContext, is_compacted_key,
+    DEFAULT_COMPRESSION, DEFAULT_KEY_MAP_BYTES, JobContext, is_compacted_key,
 };
 use crate::error::{Result, StorageError};
-use crate::segment::{Compression, SegmentError, SegmentReader, SegmentWriter};
+use crate::segment::{Compression, SegmentError, SegmentReader};
 
 /// Settings of compaction.
 #[derive(Debug, Clone)]
@@ -61,10 +67,13 @@ pub struct CompactionConfig {
     /// Ranged GETs in flight while runs are read.
     pub read_concurrency: usize,
     /// Bytes of input fetched at once: runs are rewritten in batches of
-    /// about this much (a run larger than this is fetched alone). With the
-    /// output buffer, compaction holds about twice this in memory.
+    /// about this much (a run larger than this is fetched alone). The
+    /// output is streamed, so this is most of what size compaction holds.
     pub read_budget_bytes: u64,
     pub compression: Compression,
+    /// Bytes of key compaction's key map (24 per key): a partition with
+    /// more keys than fit is compacted in several passes.
+    pub key_map_bytes: u64,
 }
 
 impl Default for CompactionConfig {
@@ -77,6 +86,7 @@ impl Default for CompactionConfig {
             read_concurrency: 16,
             read_budget_bytes: DEFAULT_COMPACTION_TARGET,
             compression: DEFAULT_COMPRESSION,
+            key_map_bytes: DEFAULT_KEY_MAP_BYTES,
         }
     }
 }
@@ -96,12 +106,14 @@ pub struct CompactionReport {
     pub conflicts: u64,
     /// Age in milliseconds of the oldest flushed segment left uncompacted.
     pub lag_ms: i64,
+    /// Key compaction passes completed, and the records they removed
+    /// (superseded values, expired tombstones, records without a key).
+    pub key_passes: u64,
+    pub records_removed: u64,
 }
 
 /// Rows of a partition read per pass.
 const ROWS_PER_PASS: usize = 200_000;
-const UPLOAD_ATTEMPTS: u32 = 3;
-const UPLOAD_BACKOFF: Duration = Duration::from_millis(100);
 
 /// One compaction pass over every partition of every topic.
 ///
@@ -117,6 +129,9 @@ pub(crate) async fn compact_all(
 ) -> Result<CompactionReport> {
     let mut report = CompactionReport::default();
     for topic in ctx.metadata.list_topics().await? {
+        if topic.config.cleanup_policy().compacts() {
+            keyed::compact_topic(ctx, config, &topic, cancel, &mut report).await?;
+        }
         let now = ctx.clock.now_ms();
         let mut planned: Vec<(i32, Vec<SegmentInfo>)> = Vec::new();
         for partition in 0..topic.partition_count {
@@ -301,44 +316,125 @@ async fn compact_run(
     inputs: &HashMap<String, (u64, Bytes)>,
     report: &mut CompactionReport,
 ) -> Result<bool> {
-    let (Some(first), Some(last)) = (run.first(), run.last()) else {
+    let Some(first) = run.first() else {
         return Ok(false);
     };
+    let mut bytes = Vec::with_capacity(run.len());
+    for row in run {
+        bytes.push(slice_input(inputs, row));
+    }
+    let output = SegmentedOutput::new(config, first.base_offset);
+    let swapped = rewrite_and_swap(
+        ctx,
+        topic,
+        partition,
+        run,
+        futures::stream::iter(bytes),
+        output,
+        Arc::new(copy_row),
+        report,
+    )
+    .await?;
+    Ok(swapped.is_some())
+}
+
+/// Size compaction's rewrite of one row: every record, unchanged.
+fn copy_row(output: &mut SegmentedOutput, row: &SegmentInfo, bytes: Bytes) -> Result<u64> {
+    let reader = SegmentReader::new(bytes)?.placed_at(row.base_offset);
+    let mut count: i64 = 0;
+    for record in reader.iter_from(row.base_offset) {
+        output.append(&record?, Kept::Whole)?;
+        count += 1;
+    }
+    check_count(row, count)?;
+    Ok(0)
+}
+
+/// A row's records are as many as its metadata row says.
+pub(super) fn check_count(row: &SegmentInfo, count: i64) -> Result<()> {
+    if count != row.record_count {
+        return Err(StorageError::Segment(SegmentError::Corrupt {
+            what: "segment record count differs from its metadata row",
+            position: 0,
+        }));
+    }
+    Ok(())
+}
+
+/// Rewrites `run` into one new object and swaps it in with one metadata
+/// transaction. `inputs` yields each row's segment bytes in order;
+/// `rewrite_row` writes a row's records to the output (on a blocking
+/// thread: decoding and encoding is CPU work that request handling must
+/// never wait behind) and returns how many it removed. Segments are
+/// uploaded as they close, so the object is never held whole in memory.
+///
+/// Returns the new segments when the swap happened; `None` when the run
+/// changed meanwhile (retention, DeleteRecords), in which case the upload
+/// is deleted.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn rewrite_and_swap<F>(
+    ctx: &JobContext,
+    topic: &str,
+    partition: i32,
+    run: &[SegmentInfo],
+    inputs: impl futures::Stream<Item = Result<Bytes>>,
+    mut output: SegmentedOutput,
+    rewrite_row: Arc<F>,
+    report: &mut CompactionReport,
+) -> Result<Option<Vec<ReplacementSegment>>>
+where
+    F: Fn(&mut SegmentedOutput, &SegmentInfo, Bytes) -> Result<u64> + Send + Sync + 'static,
+{
+    let (Some(first), Some(last)) = (run.first(), run.last()) else {
+        return Ok(None);
+    };
+    // The commit deadline counts from before the upload starts (an S3
+    // multipart object is dated by when its upload began).
     let started = Instant::now();
     let store = ctx.storage.store();
-    // Decoding and re-encoding a run is CPU work (seconds for a large
-    // run): it runs on a blocking thread, so that the agent's request
-    // handling never waits behind it.
-    let mut rows = Vec::with_capacity(run.len());
-    for row in run {
-        rows.push((slice_input(inputs, row)?, row.base_offset, row.record_count));
-    }
-    let (base_offset, end_offset) = (first.base_offset, last.end_offset);
-    let (input_bytes, rewrite_config) = (run_bytes(run), config.clone());
-    let (encoded, segments) = tokio::task::spawn_blocking(move || {
-        rewrite(&rewrite_config, base_offset, end_offset, input_bytes, rows)
-    })
-    .await
-    .unwrap_or_else(|error| match error.try_into_panic() {
-        Ok(panic) => std::panic::resume_unwind(panic),
-        // The runtime is shutting down.
-        Err(_) => Err(StorageError::ShuttingDown),
-    })?;
     let key = ctx.storage.key(&format!(
         "{topic}/{partition}/seg_{:020}-{}.bin",
         first.base_offset,
         ulid::Ulid::generate()
     ));
+    let mut upload = StreamedUpload::new(store.clone(), key.clone())?;
+    let mut removed = 0;
+    let mut inputs = std::pin::pin!(inputs);
+    let mut rows = run.iter();
+    let written: Result<(Vec<ReplacementSegment>, u64)> = async {
+        while let Some(bytes) = inputs.next().await {
+            let (Some(row), bytes) = (rows.next(), bytes?) else {
+                break;
+            };
+            let (row, rewrite_row) = (row.clone(), rewrite_row.clone());
+            let (back, count) = blocking(move || {
+                let count = rewrite_row(&mut output, &row, bytes)?;
+                Ok((output, count))
+            })
+            .await?;
+            output = back;
+            removed += count;
+            for bytes in output.take_ready() {
+                upload.write(bytes).await?;
+            }
+        }
+        let segments = output.finish(last.end_offset)?;
+        for bytes in output.take_ready() {
+            upload.write(bytes).await?;
+        }
+        Ok((segments, output.written()))
+    }
+    .await;
+    let (segments, object_bytes) = match written {
+        Ok(written) => written,
+        Err(error) => {
+            upload.abort().await;
+            return Err(error);
+        }
+    };
+    upload.finish().await?;
     let path = Path::parse(&key)
         .map_err(|e| StorageError::object_store("put", &key, object_store::Error::from(e)))?;
-    crate::object_storage::put_with_retry(
-        store.clone(),
-        key.clone(),
-        PutPayload::from_bytes(encoded.clone()),
-        UPLOAD_ATTEMPTS,
-        UPLOAD_BACKOFF,
-    )
-    .await?;
     let replacement = SegmentReplacement {
         topic: topic.to_string(),
         partition,
@@ -357,155 +453,50 @@ async fn compact_run(
         if let Err(error) = store.delete(&path).await {
             tracing::warn!(%key, %error, "could not delete a late compaction output");
         }
-        return Ok(false);
+        return Ok(None);
     }
-    let swapped = match ctx.metadata.replace_segments(&replacement).await {
-        Ok(swapped) => swapped,
-        Err(error) => {
-            // The outcome is unknown: leave the object to garbage
-            // collection, which deletes it only if nothing references it.
-            return Err(error.into());
-        }
-    };
-    if !swapped {
+    // An error leaves the outcome unknown: the object is left to garbage
+    // collection, which deletes it only if nothing references it.
+    if !ctx.metadata.replace_segments(&replacement).await? {
         report.conflicts += 1;
         tracing::info!(%topic, partition, base_offset = first.base_offset,
             "segments changed during compaction; run left alone");
         if let Err(error) = store.delete(&path).await {
             tracing::warn!(%key, %error, "could not delete an unused compaction output");
         }
-        return Ok(false);
+        return Ok(None);
     }
+    let input_bytes = run_bytes(run);
     report.runs += 1;
     report.rows_replaced += run.len() as u64;
     report.rows_written += replacement.segments.len() as u64;
-    report.bytes_written += encoded.len() as u64;
+    report.bytes_written += object_bytes;
+    report.records_removed += removed;
     metrics::counter!("streamhouse_compaction_runs_total").increment(1);
     metrics::counter!("streamhouse_compaction_rows_replaced_total").increment(run.len() as u64);
-    metrics::counter!("streamhouse_compaction_bytes_written_total").increment(encoded.len() as u64);
+    metrics::counter!("streamhouse_compaction_bytes_written_total").increment(object_bytes);
     metrics::histogram!("streamhouse_compaction_run_seconds")
         .record(started.elapsed().as_secs_f64());
     tracing::debug!(%topic, partition, rows = run.len(), base_offset = first.base_offset,
-        end_offset = last.end_offset, bytes = encoded.len(), "compacted");
-    Ok(true)
+        end_offset = last.end_offset, input_bytes, bytes = object_bytes, removed, "compacted");
+    Ok(Some(replacement.segments))
 }
 
-/// A run's records re-encoded into one object of consecutive segments,
-/// each closed once it reaches `segment_bytes`, so that readers fetch and
-/// cache one segment of a few MiB rather than the whole object.
-struct CompactionOutput {
-    compression: Compression,
-    segment_bytes: usize,
-    object: Vec<u8>,
-    segments: Vec<ReplacementSegment>,
-    /// The segment being written, opened by the first record after the
-    /// previous one closed.
-    open: Option<SegmentWriter>,
-    /// Where the open segment's offset range starts: right after the
-    /// previous segment, so that the segments tile the run.
-    open_base: i64,
-}
-
-impl CompactionOutput {
-    fn new(config: &CompactionConfig, base_offset: i64, input_bytes: u64) -> Self {
-        // The output is about as large as the input: grow it once.
-        let object = Vec::with_capacity(usize::try_from(input_bytes).unwrap_or(0));
-        let segment_bytes = usize::try_from(config.segment_bytes.max(1))
-            .unwrap_or(usize::MAX)
-            .min(usize::try_from(config.target_bytes).unwrap_or(usize::MAX));
-        Self {
-            compression: config.compression,
-            segment_bytes,
-            object,
-            segments: Vec::new(),
-            open: None,
-            open_base: base_offset,
-        }
-    }
-
-    fn append(&mut self, record: &Record) -> Result<()> {
-        let writer = self.open.get_or_insert_with(|| {
-            // Room for a whole segment, so its buffer never grows.
-            let mut writer = SegmentWriter::new(self.compression);
-            writer.reserve(
-                self.segment_bytes
-                    .saturating_add(crate::segment::DEFAULT_BLOCK_SIZE),
-            );
-            writer
-        });
-        writer.append(record)?;
-        if writer.estimated_size() >= self.segment_bytes {
-            self.close(record.offset)?;
-        }
-        Ok(())
-    }
-
-    /// Closes the open segment, which ends at `end_offset`.
-    fn close(&mut self, end_offset: i64) -> Result<()> {
-        let Some(writer) = self.open.take() else {
-            return Ok(());
-        };
-        let record_count = i64::try_from(writer.record_count()).unwrap_or(i64::MAX);
-        let size_bytes = i64::try_from(writer.uncompressed_bytes()).unwrap_or(i64::MAX);
-        let (min_timestamp, max_timestamp) = (
-            writer.min_timestamp().unwrap_or(-1),
-            writer.max_timestamp().unwrap_or(-1),
-        );
-        let bytes = writer.finish()?;
-        self.segments.push(ReplacementSegment {
-            base_offset: self.open_base,
-            end_offset,
-            record_count,
-            size_bytes,
-            byte_offset: i64::try_from(self.object.len()).unwrap_or(i64::MAX),
-            byte_length: i64::try_from(bytes.len()).unwrap_or(i64::MAX),
-            min_timestamp,
-            max_timestamp,
-        });
-        self.object.extend_from_slice(&bytes);
-        self.open_base = end_offset + 1;
-        Ok(())
-    }
-
-    /// The object's bytes and its segments; the last one ends at
-    /// `end_offset`, the run's end.
-    fn finish(mut self, end_offset: i64) -> Result<(Bytes, Vec<ReplacementSegment>)> {
-        self.close(end_offset)?;
-        if let Some(last) = self.segments.last_mut() {
-            last.end_offset = end_offset;
-        }
-        Ok((Bytes::from(self.object), self.segments))
-    }
+/// Runs CPU work (decoding and encoding segments) on a blocking thread,
+/// so that the agent's request handling never waits behind it.
+pub(super) async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|error| match error.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            // The runtime is shutting down.
+            Err(_) => Err(StorageError::ShuttingDown),
+        })
 }
 
 /// One row's segment bytes out of the fetched spans.
-/// Decodes a run's segments (bytes, base offset, record count of each row)
-/// and encodes their records into the compacted object.
-fn rewrite(
-    config: &CompactionConfig,
-    base_offset: i64,
-    end_offset: i64,
-    input_bytes: u64,
-    rows: Vec<(Bytes, i64, i64)>,
-) -> Result<(Bytes, Vec<ReplacementSegment>)> {
-    let mut output = CompactionOutput::new(config, base_offset, input_bytes);
-    for (bytes, row_base, record_count) in rows {
-        let reader = SegmentReader::new(bytes)?.with_base_offset(row_base);
-        let mut count: i64 = 0;
-        for record in reader.iter_from(row_base) {
-            output.append(&record?)?;
-            count += 1;
-        }
-        if count != record_count {
-            return Err(StorageError::Segment(SegmentError::Corrupt {
-                what: "segment record count differs from its metadata row",
-                position: 0,
-            }));
-        }
-    }
-    output.finish(end_offset)
-}
-
 fn slice_input(inputs: &HashMap<String, (u64, Bytes)>, row: &SegmentInfo) -> Result<Bytes> {
     let missing = || {
         StorageError::Segment(SegmentError::Corrupt {
@@ -544,6 +535,8 @@ mod tests {
             min_timestamp: 0,
             max_timestamp: 0,
             created_at,
+            cleaned_at: None,
+            tombstones: 0,
         }
     }
 

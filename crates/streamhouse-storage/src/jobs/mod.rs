@@ -88,6 +88,8 @@ pub(crate) const DEFAULT_COMPACTION_TARGET: u64 = 64 << 20;
 /// Segments inside a compacted object close at 4 MiB: a reader catching up
 /// on many partitions fetches and caches 4 MiB per partition, not 64.
 pub(crate) const DEFAULT_COMPACTION_SEGMENT: u64 = 4 << 20;
+/// Key compaction's key map: 64 MiB, about 2.5 million keys per pass.
+pub(crate) const DEFAULT_KEY_MAP_BYTES: u64 = 64 << 20;
 pub(crate) const DEFAULT_COMPACTION_SPAN: Duration = Duration::from_secs(60);
 pub(crate) const DEFAULT_GC_GRACE: Duration = Duration::from_secs(600);
 /// How often each job runs on the agent holding its lease.
