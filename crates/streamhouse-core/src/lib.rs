@@ -15,6 +15,7 @@ mod topic;
 pub use error::{ErrorKind, ValidationError};
 pub use record::{Header, Record};
 pub use topic::{
-    CleanupPolicy, ConfigEntry, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_RETENTION_MS, MAX_PARTITIONS,
-    MAX_TOPIC_NAME_LEN, TopicConfig, TopicPartition, validate_partition_count, validate_topic_name,
+    CleanupPolicy, ConfigEntry, ConfigType, DEFAULT_DELETE_RETENTION_MS, DEFAULT_MAX_MESSAGE_BYTES,
+    DEFAULT_MIN_CLEANABLE_DIRTY_RATIO, DEFAULT_RETENTION_MS, MAX_PARTITIONS, MAX_TOPIC_NAME_LEN,
+    TopicConfig, TopicPartition, validate_partition_count, validate_topic_name,
 };

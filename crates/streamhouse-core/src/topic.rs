@@ -128,39 +128,119 @@ pub struct ConfigEntry {
     pub value: String,
     /// True when the value is the default rather than set on the topic.
     pub is_default: bool,
+    /// Kafka's type for the config's value.
+    pub kind: ConfigType,
+    /// What the config does in StreamHouse.
+    pub doc: &'static str,
 }
 
-/// Kafka topic configuration names that StreamHouse accepts and stores.
+/// The type of a topic config's value, as Kafka declares it (and reports
+/// it in DescribeConfigs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigType {
+    Boolean,
+    String,
+    Int,
+    Long,
+    Double,
+    List,
+}
+
+/// One topic config StreamHouse accepts: its name, Kafka's type for it and
+/// what it does here.
+struct ConfigSpec {
+    name: &'static str,
+    kind: ConfigType,
+    doc: &'static str,
+}
+
+const fn spec(name: &'static str, kind: ConfigType, doc: &'static str) -> ConfigSpec {
+    ConfigSpec { name, kind, doc }
+}
+
+/// Stored so that tools which set it work; StreamHouse does not act on it.
+const STORED_ONLY: &str = "Accepted and stored for compatibility; StreamHouse does not act on it.";
+
+/// Kafka topic configs that StreamHouse accepts and stores, sorted by name.
 /// Those with a typed accessor on [`TopicConfig`] change StreamHouse's
 /// behaviour; the others are kept so that tools which set them work.
-const KNOWN_CONFIGS: &[&str] = &[
-    "cleanup.policy",
-    "compression.type",
-    "delete.retention.ms",
-    "file.delete.delay.ms",
-    "flush.messages",
-    "flush.ms",
-    "index.interval.bytes",
-    "max.compaction.lag.ms",
-    "max.message.bytes",
-    "message.downconversion.enable",
-    "message.format.version",
-    "message.timestamp.after.max.ms",
-    "message.timestamp.before.max.ms",
-    "message.timestamp.difference.max.ms",
-    "message.timestamp.type",
-    "min.cleanable.dirty.ratio",
-    "min.compaction.lag.ms",
-    "min.insync.replicas",
-    "preallocate",
-    "retention.bytes",
-    "retention.ms",
-    "segment.bytes",
-    "segment.index.bytes",
-    "segment.jitter.ms",
-    "segment.ms",
-    "unclean.leader.election.enable",
-];
+const KNOWN_CONFIGS: &[ConfigSpec] = {
+    use ConfigType::{Boolean, Double, Int, List, Long, String};
+    &[
+        spec(
+            "cleanup.policy",
+            List,
+            "delete drops old segments by retention.ms and retention.bytes; compact keeps the \
+             latest record of each key (records need a key); compact,delete does both.",
+        ),
+        spec("compression.type", String, STORED_ONLY),
+        spec(
+            "delete.retention.ms",
+            Long,
+            "How long a tombstone (a record with a null value) of a compacted topic stays \
+             readable after compaction made it its key's latest record.",
+        ),
+        spec("file.delete.delay.ms", Long, STORED_ONLY),
+        spec("flush.messages", Long, STORED_ONLY),
+        spec("flush.ms", Long, STORED_ONLY),
+        spec("index.interval.bytes", Int, STORED_ONLY),
+        spec(
+            "max.compaction.lag.ms",
+            Long,
+            "The longest a record may stay uncompacted: a partition holding an older one is \
+             compacted whatever its dirty ratio.",
+        ),
+        spec(
+            "max.message.bytes",
+            Int,
+            "The largest record batch the topic takes, as sent (compressed).",
+        ),
+        spec("message.downconversion.enable", Boolean, STORED_ONLY),
+        spec("message.format.version", String, STORED_ONLY),
+        spec("message.timestamp.after.max.ms", Long, STORED_ONLY),
+        spec("message.timestamp.before.max.ms", Long, STORED_ONLY),
+        spec("message.timestamp.difference.max.ms", Long, STORED_ONLY),
+        spec(
+            "message.timestamp.type",
+            String,
+            "CreateTime keeps the producer's timestamp; LogAppendTime stamps each record \
+             with the time it is appended.",
+        ),
+        spec(
+            "min.cleanable.dirty.ratio",
+            Double,
+            "The share of a partition's log not yet compacted at which it is compacted.",
+        ),
+        spec(
+            "min.compaction.lag.ms",
+            Long,
+            "The shortest time a record stays uncompacted; at most max.compaction.lag.ms.",
+        ),
+        spec("min.insync.replicas", Int, STORED_ONLY),
+        spec("preallocate", Boolean, STORED_ONLY),
+        spec(
+            "retention.bytes",
+            Long,
+            "The size a partition may grow to before its oldest segments are dropped, when \
+             cleanup.policy includes delete; -1 for no limit.",
+        ),
+        spec(
+            "retention.ms",
+            Long,
+            "How long records are kept before their segments are dropped, when \
+             cleanup.policy includes delete; -1 keeps them forever.",
+        ),
+        spec("segment.bytes", Int, STORED_ONLY),
+        spec("segment.index.bytes", Int, STORED_ONLY),
+        spec("segment.jitter.ms", Long, STORED_ONLY),
+        spec("segment.ms", Long, STORED_ONLY),
+        spec("unclean.leader.election.enable", Boolean, STORED_ONLY),
+    ]
+};
+
+fn known_config(name: &str) -> Option<&'static ConfigSpec> {
+    KNOWN_CONFIGS.iter().find(|spec| spec.name == name)
+}
 
 /// A topic's configuration overrides, keyed by Kafka config name.
 ///
@@ -207,7 +287,7 @@ impl TopicConfig {
 
     /// Sets one override after validating it.
     pub fn set(&mut self, key: String, value: String) -> Result<(), ValidationError> {
-        if !KNOWN_CONFIGS.contains(&key.as_str()) {
+        if known_config(&key).is_none() {
             return Err(ValidationError::UnknownConfig { key });
         }
         validate_value(&key, &value)?;
@@ -244,33 +324,30 @@ impl TopicConfig {
     }
 
     /// Every config with a value, as Kafka's DescribeConfigs lists them:
-    /// name, effective value, and whether it was set on the topic (rather
-    /// than a default). Sorted by name.
+    /// name, effective value, whether it was set on the topic (rather than
+    /// a default), its type and what it does. Sorted by name.
     pub fn entries(&self) -> Vec<ConfigEntry> {
+        let entry = |name: &str, value: String, is_default: bool| {
+            let spec = known_config(name);
+            ConfigEntry {
+                name: name.to_string(),
+                value,
+                is_default,
+                // A stored name this version does not know (none should
+                // be) is reported as a plain string.
+                kind: spec.map_or(ConfigType::String, |spec| spec.kind),
+                doc: spec.map_or(STORED_ONLY, |spec| spec.doc),
+            }
+        };
         let mut entries: BTreeMap<&str, ConfigEntry> = TYPED_CONFIGS
             .iter()
             .filter_map(|&name| {
-                self.effective(name).map(|value| {
-                    (
-                        name,
-                        ConfigEntry {
-                            name: name.to_string(),
-                            value,
-                            is_default: true,
-                        },
-                    )
-                })
+                self.effective(name)
+                    .map(|value| (name, entry(name, value, true)))
             })
             .collect();
         for (name, value) in &self.overrides {
-            entries.insert(
-                name,
-                ConfigEntry {
-                    name: name.clone(),
-                    value: value.clone(),
-                    is_default: false,
-                },
-            );
+            entries.insert(name, entry(name, value.clone(), false));
         }
         entries.into_values().collect()
     }
@@ -399,6 +476,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn known_configs_are_sorted_and_cover_the_typed_ones() {
+        let names: Vec<&str> = KNOWN_CONFIGS.iter().map(|spec| spec.name).collect();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(names, sorted);
+        for typed in TYPED_CONFIGS {
+            assert!(names.contains(typed), "{typed}");
+        }
+    }
+
+    #[test]
     fn accepts_valid_topic_names() {
         for name in ["a", "orders", "my.topic_v2-eu", &"x".repeat(249), "..."] {
             assert_eq!(validate_topic_name(name), Ok(()), "{name}");
@@ -479,6 +568,13 @@ mod tests {
             ("1000", false)
         );
         assert!(entries[0].is_default);
+        let kinds: Vec<ConfigType> = entries.iter().map(|e| e.kind).collect();
+        use ConfigType::{Double, Int, List, Long};
+        assert_eq!(
+            kinds,
+            [List, Long, Long, Int, Double, Long, Long, Long, Int]
+        );
+        assert!(entries.iter().all(|e| !e.doc.is_empty()));
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub(crate) fn storage_error_code(error: &StorageError) -> i16 {
         }
         StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
         StorageError::RecordTooLarge { .. } => ResponseError::MessageTooLarge,
+        StorageError::KeylessRecord { .. } => ResponseError::InvalidRecord,
         StorageError::Validation(e) => validation_error(e),
         StorageError::InvalidAppend { .. } => ResponseError::InvalidRequest,
         StorageError::Segment(_) | StorageError::SegmentMissing { .. } => {

@@ -877,3 +877,110 @@ async fn log_append_time_topics_stamp_rest_records() -> Result<()> {
     );
     t.shutdown().await
 }
+
+/// A compacted topic refuses records without a key (a 400 naming the
+/// record and Kafka's message, nothing stored), and config changes are
+/// checked as a whole: min.compaction.lag.ms above max.compaction.lag.ms
+/// is refused at creation and by PATCH, naming the config.
+#[tokio::test]
+async fn compacted_topics_need_keys_and_compaction_lags_agree() -> Result<()> {
+    let t = TestServer::start().await?;
+    let (status, body) = t
+        .post(
+            "/api/v1/topics",
+            json!({"name": "latest", "partitions": 2, "config": {"cleanup.policy": "compact"}}),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let produce = "/api/v1/topics/latest/records";
+    let refused = t
+        .post(
+            produce,
+            json!({"records": [
+                {"key": "a", "value": "1", "partition": 0},
+                {"value": "2", "partition": 1},
+            ]}),
+        )
+        .await?;
+    assert_error(&refused, StatusCode::BAD_REQUEST, "invalid_input");
+    assert_eq!(
+        refused.1["error"]["message"],
+        "records[1] has no key: Compacted topic cannot accept message without key in topic \
+         partition latest-1."
+    );
+    let (_, described) = t.get("/api/v1/topics/latest").await?;
+    for partition in 0..2 {
+        assert_eq!(
+            described["partitions"][partition]["high_watermark"], 0,
+            "{described}"
+        );
+    }
+    let (status, body) = t
+        .post(
+            produce,
+            json!({"records": [{"key": "a", "value": "1"}, {"key": "", "value": "2"}]}),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::OK, "an empty key is a key: {body}");
+
+    let patch = |topic: &str, body: Value| {
+        t.client
+            .patch(t.url(&format!("/api/v1/topics/{topic}/config")))
+            .json(&body)
+            .send()
+    };
+    let (status, body) =
+        into_json(patch("latest", json!({"cleanup.policy": "delete"})).await?).await?;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = t
+        .post(produce, json!({"records": [{"value": "3"}]}))
+        .await?;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "a delete topic takes keyless records: {body}"
+    );
+
+    let inverted = json!({"min.compaction.lag.ms": "10", "max.compaction.lag.ms": "5"});
+    let refused = t
+        .post(
+            "/api/v1/topics",
+            json!({"name": "lagged", "config": inverted}),
+        )
+        .await?;
+    assert_error(&refused, StatusCode::BAD_REQUEST, "invalid_input");
+    let message = refused.1["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("min.compaction.lag.ms"), "{message}");
+    let (status, body) = t
+        .post(
+            "/api/v1/topics",
+            json!({"name": "lagged", "config": {"max.compaction.lag.ms": "5"}}),
+        )
+        .await?;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let refused = into_json(patch("lagged", json!({"min.compaction.lag.ms": "10"})).await?).await?;
+    assert_error(&refused, StatusCode::BAD_REQUEST, "invalid_input");
+    let message = refused.1["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("min.compaction.lag.ms"), "{message}");
+    let (_, described) = t.get("/api/v1/topics/lagged").await?;
+    assert_eq!(
+        described["config"]["max.compaction.lag.ms"], "5",
+        "{described}"
+    );
+    assert!(
+        described["config"].get("min.compaction.lag.ms").is_none(),
+        "{described}"
+    );
+    // Both changes at once leave configs that agree.
+    let (status, body) = into_json(
+        patch(
+            "lagged",
+            json!({"max.compaction.lag.ms": null, "min.compaction.lag.ms": "10"}),
+        )
+        .await?,
+    )
+    .await?;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["config"], json!({"min.compaction.lag.ms": "10"}));
+    t.shutdown().await
+}

@@ -71,6 +71,18 @@ pub enum StorageError {
         size: usize,
         max: usize,
     },
+    /// Records without a key sent to a topic whose `cleanup.policy`
+    /// compacts: compaction keeps the latest record of each key, so Kafka
+    /// refuses them (INVALID_RECORD) and nothing of the append is stored.
+    /// `indexes` are the keyless records' positions in the append.
+    #[error(
+        "Compacted topic cannot accept message without key in topic partition {topic}-{partition}."
+    )]
+    KeylessRecord {
+        topic: String,
+        partition: i32,
+        indexes: Vec<usize>,
+    },
     #[error("invalid append: {reason}")]
     InvalidAppend { reason: &'static str },
     /// A request the agent's policy refuses (a limit operators set).
@@ -153,6 +165,7 @@ impl StorageError {
             StorageError::Metadata(e) => e.kind(),
             StorageError::Validation(_)
             | StorageError::RecordTooLarge { .. }
+            | StorageError::KeylessRecord { .. }
             | StorageError::InvalidAppend { .. }
             | StorageError::PolicyViolation { .. }
             | StorageError::NoConsumerGroup

@@ -26,6 +26,7 @@ on_every_backend!(
     compaction_shrinks_ten_thousand_flushes,
     compacted_objects_hold_segments_read_one_at_a_time,
     retention_by_size_and_time,
+    retention_follows_the_cleanup_policy,
     garbage_collection_waits_for_the_grace_period,
     retention_by_time_follows_the_engine_clock,
     garbage_collection_grace_follows_the_engine_clock,
@@ -452,6 +453,91 @@ async fn retention_by_size_and_time(backend: Backend) {
             .partitions_truncated,
         0
     );
+    engine.shutdown().await;
+}
+
+/// `retention.ms` / `retention.bytes` drop segments only of topics whose
+/// cleanup.policy deletes: a `compact` topic keeps its old records (as
+/// Kafka's does), `compact,delete` loses them, DeleteRecords works on both,
+/// and switching a topic to `delete` makes retention apply to it.
+async fn retention_follows_the_cleanup_policy(backend: Backend) {
+    let engine = start(&backend, eager_config());
+    let day = 24 * 3_600_000;
+    let now = SystemClock.now_ms();
+    let topics = [
+        ("compacted", "compact"),
+        ("both", "compact,delete"),
+        ("deleted", "delete"),
+    ];
+    for (topic, policy) in topics {
+        let config = TopicConfig::from_pairs([
+            ("cleanup.policy", policy),
+            ("retention.ms", &*day.to_string()),
+            ("retention.bytes", "1500"),
+        ])
+        .expect("config");
+        engine
+            .create_topic(NewTopic::new(topic, 1).with_config(config))
+            .await
+            .expect("create");
+    }
+    // Ten two-day-old ~1 KiB records, each its own flush, to every topic.
+    let value = bytes::Bytes::from(noise(1000));
+    for i in 0..10 {
+        for (topic, _) in topics {
+            let record = Record::new(now - 2 * day + i, value.clone())
+                .with_key(bytes::Bytes::from(format!("key-{i}")));
+            engine.append(topic, 0, vec![record]).await.expect("append");
+        }
+    }
+    let report = engine.enforce_retention().await.expect("retention");
+    assert_eq!(report.partitions_truncated, 2, "{report:?}");
+    assert_consistent(&engine, "retention by policy").await;
+    let start_of = |topic: &'static str| {
+        let engine = engine.clone();
+        async move {
+            let info = engine.partition_info(topic, 0).await.expect("info");
+            (info.log_start_offset, info.high_watermark)
+        }
+    };
+    assert_eq!(start_of("compacted").await, (0, 10), "compact keeps all");
+    assert_eq!(read_partition(&engine, "compacted", 0, 0).await.len(), 10);
+    assert_eq!(start_of("both").await, (10, 10), "compact,delete drops");
+    assert_eq!(start_of("deleted").await, (10, 10), "delete drops");
+    // Another pass still leaves the compact topic alone.
+    assert_eq!(
+        engine
+            .enforce_retention()
+            .await
+            .expect("retention")
+            .partitions_truncated,
+        0
+    );
+
+    // DeleteRecords is not retention: it trims a compact topic too.
+    assert_eq!(
+        engine
+            .delete_records("compacted", 0, 3)
+            .await
+            .expect("delete records"),
+        3
+    );
+    assert_eq!(start_of("compacted").await, (3, 10));
+
+    // Switched to delete, the topic's old segments go.
+    let topic = engine.load_topic("compacted").await.expect("topic");
+    let mut config = topic.config.clone();
+    config
+        .set("cleanup.policy".into(), "delete".into())
+        .expect("policy");
+    engine
+        .update_topic_config("compacted", config)
+        .await
+        .expect("update");
+    let report = engine.enforce_retention().await.expect("retention");
+    assert_eq!(report.partitions_truncated, 1, "{report:?}");
+    assert_eq!(start_of("compacted").await, (10, 10));
+    assert_consistent(&engine, "retention after the switch").await;
     engine.shutdown().await;
 }
 

@@ -29,6 +29,8 @@ on_every_backend!(
     read_boundaries,
     data_survives_restart,
     invalid_writes_are_rejected,
+    compacted_topics_refuse_records_without_keys,
+    topic_configs_are_checked_as_a_whole,
     shutdown_flushes_buffered_appends,
     consumer_group_resumes_from_committed_offsets,
     corrupt_object_gives_typed_error,
@@ -408,6 +410,136 @@ async fn invalid_writes_are_rejected(backend: Backend) {
         .map(|p| p.high_watermark)
         .sum();
     assert_eq!(total, 1, "rejected records consumed no offsets");
+    engine.shutdown().await;
+}
+
+/// A topic whose cleanup.policy compacts refuses an append holding a
+/// record without a key, whole, through every door (the in-process
+/// producer, a plain append, a Kafka producer's batch); an empty key is a
+/// key, and a topic switched to `delete` takes keyless records again.
+async fn compacted_topics_refuse_records_without_keys(backend: Backend) {
+    let engine = engine(&backend, test_config());
+    let config = TopicConfig::from_pairs([("cleanup.policy", "compact")]).expect("config");
+    engine
+        .create_topic(NewTopic::new("latest", 1).with_config(config))
+        .await
+        .expect("create topic");
+    let producer = engine.producer();
+    match producer
+        .send(ProducerRecord::new("latest", "v").partition(0))
+        .await
+    {
+        Err(error @ StorageError::KeylessRecord { .. }) => assert_eq!(
+            error.to_string(),
+            "Compacted topic cannot accept message without key in topic partition latest-0."
+        ),
+        other => panic!("expected KeylessRecord, got {other:?}"),
+    }
+    let keyed = |n: u8| Record::new(1, Bytes::from(vec![n])).with_key(Bytes::from(vec![n]));
+    let keyless = |n: u8| Record::new(1, Bytes::from(vec![n]));
+    match engine
+        .append(
+            "latest",
+            0,
+            vec![keyed(0), keyless(1), keyed(2), keyless(3)],
+        )
+        .await
+    {
+        Err(StorageError::KeylessRecord {
+            topic,
+            partition,
+            indexes,
+        }) => assert_eq!(
+            (topic.as_str(), partition, indexes),
+            ("latest", 0, vec![1, 3])
+        ),
+        other => panic!("expected KeylessRecord, got {other:?}"),
+    }
+    assert!(matches!(
+        engine
+            .start_producer_append("latest", 0, vec![keyless(4)], None, Duration::from_secs(1))
+            .await,
+        Err(StorageError::KeylessRecord { .. })
+    ));
+    let info = engine.partition_info("latest", 0).await.expect("info");
+    assert_eq!(
+        info.high_watermark, 0,
+        "nothing of a refused append is stored"
+    );
+
+    let empty_key = Record::new(1, Bytes::from_static(b"e")).with_key(Bytes::new());
+    let stored = engine
+        .append("latest", 0, vec![keyed(5), empty_key])
+        .await
+        .expect("keyed records are taken");
+    assert_eq!(stored.base_offset, 0);
+
+    let topic = engine.load_topic("latest").await.expect("topic");
+    let mut config = topic.config.clone();
+    config
+        .set("cleanup.policy".into(), "delete".into())
+        .expect("policy");
+    engine
+        .update_topic_config("latest", config)
+        .await
+        .expect("update");
+    let sent = producer
+        .send(ProducerRecord::new("latest", "v").partition(0))
+        .await
+        .expect("a delete topic takes keyless records");
+    assert_eq!(sent.offset, 2);
+    let read = engine
+        .read("latest", 0, 0, 10, 1 << 20)
+        .await
+        .expect("read");
+    assert_eq!(
+        read.records
+            .iter()
+            .map(|r| r.key.clone())
+            .collect::<Vec<_>>(),
+        [Some(Bytes::from(vec![5])), Some(Bytes::new()), None]
+    );
+    engine.shutdown().await;
+}
+
+/// Configs set one at a time are checked together when a topic is
+/// created or its config replaced: min.compaction.lag.ms above
+/// max.compaction.lag.ms is refused and changes nothing.
+async fn topic_configs_are_checked_as_a_whole(backend: Backend) {
+    let engine = engine(&backend, test_config());
+    let mut inverted = TopicConfig::default();
+    inverted
+        .set("min.compaction.lag.ms".into(), "10".into())
+        .expect("min");
+    inverted
+        .set("max.compaction.lag.ms".into(), "5".into())
+        .expect("max");
+    match engine
+        .create_topic(NewTopic::new("lagged", 1).with_config(inverted.clone()))
+        .await
+    {
+        Err(StorageError::Validation(error)) => {
+            assert!(
+                error.to_string().contains("min.compaction.lag.ms"),
+                "{error}"
+            )
+        }
+        other => panic!("expected a validation error, got {other:?}"),
+    }
+    assert!(matches!(
+        engine.load_topic("lagged").await,
+        Err(StorageError::UnknownTopic { .. })
+    ));
+    engine
+        .create_topic(NewTopic::new("lagged", 1))
+        .await
+        .expect("create topic");
+    assert!(matches!(
+        engine.update_topic_config("lagged", inverted).await,
+        Err(StorageError::Validation(_))
+    ));
+    let topic = engine.load_topic("lagged").await.expect("topic");
+    assert!(topic.config.overrides().is_empty(), "{:?}", topic.config);
     engine.shutdown().await;
 }
 

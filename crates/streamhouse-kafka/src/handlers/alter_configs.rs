@@ -156,6 +156,11 @@ async fn apply(
         .await
         .map_err(|e| (storage_error_code(&e), e.to_string()))?;
     let config = next(&current.config)?;
+    // The engine checks this too; checked here so that validate_only
+    // answers as the change itself would.
+    config
+        .check()
+        .map_err(|e| (ResponseError::InvalidConfig.code(), e.to_string()))?;
     if validate_only {
         return Ok(());
     }

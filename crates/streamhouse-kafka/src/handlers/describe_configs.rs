@@ -7,6 +7,7 @@ use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult,
 };
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
+use streamhouse_core::ConfigType;
 
 use streamhouse_storage::security::AclOperation;
 
@@ -16,8 +17,15 @@ use super::common::{SOURCE_DEFAULT, SOURCE_TOPIC};
 use crate::broker::{Broker, RequestContext};
 use crate::error::storage_error_code;
 
-/// A config's name, value and source.
-type Entry = (String, String, i8);
+/// One config as DescribeConfigs reports it.
+struct Entry {
+    name: String,
+    value: String,
+    source: i8,
+    /// Kafka's config type id (v3+).
+    config_type: i8,
+    documentation: &'static str,
+}
 /// A failure's error code and message.
 type Failure = (i16, String);
 
@@ -25,6 +33,25 @@ const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
 /// DescribeConfigs' config source for a static broker setting.
 const SOURCE_STATIC_BROKER: i8 = 4;
+
+// DescribeConfigs' config types (Kafka's ConfigDef.Type ids).
+const TYPE_BOOLEAN: i8 = 1;
+const TYPE_STRING: i8 = 2;
+const TYPE_INT: i8 = 3;
+const TYPE_LONG: i8 = 5;
+const TYPE_DOUBLE: i8 = 6;
+const TYPE_LIST: i8 = 7;
+
+fn config_type_id(kind: ConfigType) -> i8 {
+    match kind {
+        ConfigType::Boolean => TYPE_BOOLEAN,
+        ConfigType::String => TYPE_STRING,
+        ConfigType::Int => TYPE_INT,
+        ConfigType::Long => TYPE_LONG,
+        ConfigType::Double => TYPE_DOUBLE,
+        ConfigType::List => TYPE_LIST,
+    }
+}
 
 pub(crate) async fn handle(
     broker: &Broker,
@@ -34,6 +61,7 @@ pub(crate) async fn handle(
     let access = Access::of(broker, context);
     let refused = |code: i16| (code, "not authorized to describe these configs".to_string());
     let mut results = Vec::with_capacity(request.resources.len());
+    let include_documentation = request.include_documentation;
     for resource in request.resources {
         let name = resource.resource_name.to_string();
         let wanted = |key: &str| {
@@ -57,13 +85,16 @@ pub(crate) async fn handle(
                     .config
                     .entries()
                     .into_iter()
-                    .map(|e| {
-                        let source = if e.is_default {
+                    .map(|e| Entry {
+                        source: if e.is_default {
                             SOURCE_DEFAULT
                         } else {
                             SOURCE_TOPIC
-                        };
-                        (e.name, e.value, source)
+                        },
+                        config_type: config_type_id(e.kind),
+                        documentation: e.doc,
+                        name: e.name,
+                        value: e.value,
                     })
                     .collect()),
                 Err(error) => Err((storage_error_code(&error), error.to_string())),
@@ -78,14 +109,18 @@ pub(crate) async fn handle(
             Ok(entries) => result.with_error_code(0).with_configs(
                 entries
                     .into_iter()
-                    .filter(|(key, _, _)| wanted(key))
-                    .map(|(key, value, source)| {
+                    .filter(|entry| wanted(&entry.name))
+                    .map(|entry| {
                         DescribeConfigsResourceResult::default()
-                            .with_name(str_bytes(key))
-                            .with_value(Some(str_bytes(value)))
+                            .with_name(str_bytes(entry.name))
+                            .with_value(Some(str_bytes(entry.value)))
                             .with_read_only(resource.resource_type == RESOURCE_BROKER)
-                            .with_config_source(source)
+                            .with_config_source(entry.source)
                             .with_is_sensitive(false)
+                            .with_config_type(entry.config_type)
+                            .with_documentation(
+                                include_documentation.then(|| str_bytes(entry.documentation)),
+                            )
                     })
                     .collect(),
             ),
@@ -102,18 +137,36 @@ fn broker_configs(broker: &Broker) -> Vec<Entry> {
         (
             "auto.create.topics.enable",
             broker.config.auto_create_topics.to_string(),
+            TYPE_BOOLEAN,
+            "Whether a topic is created when a client asks for one that does not exist \
+             (--auto-create-topics-enable).",
         ),
-        ("broker.id", broker.config.node_id.to_string()),
+        (
+            "broker.id",
+            broker.config.node_id.to_string(),
+            TYPE_INT,
+            "This agent's node id.",
+        ),
         (
             "num.partitions",
             broker.config.default_partitions.to_string(),
+            TYPE_INT,
+            "Partitions of a topic created without a count (--num-partitions).",
         ),
         (
             "socket.request.max.bytes",
             broker.config.max_frame_bytes.to_string(),
+            TYPE_INT,
+            "The largest request frame accepted (--socket-request-max-bytes).",
         ),
     ]
     .into_iter()
-    .map(|(k, v)| (k.to_string(), v, SOURCE_STATIC_BROKER))
+    .map(|(name, value, config_type, documentation)| Entry {
+        name: name.to_string(),
+        value,
+        source: SOURCE_STATIC_BROKER,
+        config_type,
+        documentation,
+    })
     .collect()
 }

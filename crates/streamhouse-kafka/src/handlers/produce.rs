@@ -6,6 +6,11 @@
 //! acks=1 and acks=all both answer only after the durable commit; acks=0
 //! gets no response.
 //!
+//! A topic whose `cleanup.policy` compacts refuses a batch holding a record
+//! without a key, as Kafka does: INVALID_RECORD, and from v8 the message
+//! and `record_errors` with each such record's index in the batch (in the
+//! request's batches as one, when plain batches are merged).
+//!
 //! Each topic needs Write (TOPIC_AUTHORIZATION_FAILED per partition
 //! otherwise). An idempotent producer needs nothing more here: since
 //! Kafka 2.8 (KIP-679) Write on the topic is enough, and IdempotentWrite
@@ -16,7 +21,9 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use kafka_protocol::ResponseError;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind, TopicName};
 use streamhouse_storage::{PendingAppend, StorageError};
 
@@ -38,10 +45,41 @@ enum Outcome {
     /// With the append time when the topic stamps records with it
     /// (`message.timestamp.type=LogAppendTime`).
     Pending(Vec<PendingAppend>, Option<i64>),
-    Failed {
-        code: i16,
-        message: String,
-    },
+    Failed(Failure),
+}
+
+/// Why a partition's produce failed, as its answer says it.
+struct Failure {
+    code: i16,
+    message: String,
+    /// Positions in the batch of the records that made it fail
+    /// (ProduceResponse v8+ `record_errors`); each record's message is the
+    /// partition's.
+    record_errors: Vec<i32>,
+}
+
+impl Failure {
+    fn new(code: i16, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            record_errors: Vec::new(),
+        }
+    }
+
+    fn of(error: &StorageError) -> Self {
+        let record_errors = match error {
+            StorageError::KeylessRecord { indexes, .. } => indexes
+                .iter()
+                .map(|&index| i32::try_from(index).unwrap_or(i32::MAX))
+                .collect(),
+            _ => Vec::new(),
+        };
+        Self {
+            record_errors,
+            ..Self::new(storage_error_code(error), error.to_string())
+        }
+    }
 }
 
 struct PartitionAppend {
@@ -85,14 +123,11 @@ pub(crate) async fn handle(
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
         for data in topic.partition_data {
             let outcome = match (refuse, write) {
-                (Some((code, message)), _) => Outcome::Failed {
+                (Some((code, message)), _) => Outcome::Failed(Failure::new(code, message)),
+                (None, Err(code)) => Outcome::Failed(Failure::new(
                     code,
-                    message: message.to_string(),
-                },
-                (None, Err(code)) => Outcome::Failed {
-                    code,
-                    message: format!("not authorized to write to topic {name:?}"),
-                },
+                    format!("not authorized to write to topic {name:?}"),
+                )),
                 (None, Ok(())) => append(broker, &name, data.index, data.records, wait).await,
             };
             partitions.push(PartitionAppend {
@@ -153,10 +188,7 @@ async fn append(
 ) -> Outcome {
     let config = match broker.engine.topic(topic).await {
         Ok(found) => found.config.clone(),
-        Err(error) => {
-            let (code, message) = error_of(&error);
-            return Outcome::Failed { code, message };
-        }
+        Err(error) => return Outcome::Failed(Failure::of(&error)),
     };
     let max_batch_bytes = usize::try_from(config.max_message_bytes()).unwrap_or(0);
     let limits = BatchLimits {
@@ -168,10 +200,10 @@ async fn append(
     let decoded = match records.map(|r| decode_produced(r, &limits)) {
         Some(Ok(decoded)) if decoded.record_count() > 0 => decoded,
         Some(Ok(_)) | None => {
-            return Outcome::Failed {
-                code: ResponseError::InvalidRecord.code(),
-                message: "the request holds no records".into(),
-            };
+            return Outcome::Failed(Failure::new(
+                ResponseError::InvalidRecord.code(),
+                "the request holds no records",
+            ));
         }
         Some(Err(error)) => {
             tracing::debug!(topic, partition, %error, "rejecting a record batch");
@@ -188,10 +220,7 @@ async fn append(
                 metrics::counter!("streamhouse_limit_rejections_total", "limit" => limit)
                     .increment(1);
             }
-            return Outcome::Failed {
-                code: code.code(),
-                message: error.to_string(),
-            };
+            return Outcome::Failed(Failure::new(code.code(), error.to_string()));
         }
     };
     let count = decoded.record_count() as u64;
@@ -207,8 +236,7 @@ async fn append(
                 // Batches already queued still commit; the client learns of
                 // the failure and retries, and an idempotent producer's
                 // retry of them is recognised as a duplicate.
-                let (code, message) = error_of(&error);
-                return Outcome::Failed { code, message };
+                return Outcome::Failed(Failure::of(&error));
             }
         }
     }
@@ -218,10 +246,6 @@ async fn append(
     // carries the time of the first batch, as Kafka's does.
     let append_time = pending.first().and_then(PendingAppend::log_append_time);
     Outcome::Pending(pending, append_time)
-}
-
-fn error_of(error: &StorageError) -> (i16, String) {
-    (storage_error_code(error), error.to_string())
 }
 
 async fn respond(
@@ -242,17 +266,17 @@ async fn respond(
                         base_offset.get_or_insert(result.base_offset);
                     }
                     Err(error) => {
-                        failure.get_or_insert_with(|| error_of(&error));
+                        failure.get_or_insert_with(|| Failure::of(&error));
                     }
                 }
             }
             match (failure, base_offset) {
                 (Some(failure), _) => Err(failure),
                 (None, Some(base_offset)) => Ok(base_offset),
-                (None, None) => Err((ResponseError::InvalidRecord.code(), String::new())),
+                (None, None) => Err(Failure::new(ResponseError::InvalidRecord.code(), "")),
             }
         }
-        Outcome::Failed { code, message } => Err((code, message)),
+        Outcome::Failed(failure) => Err(failure),
     };
     let response = PartitionProduceResponse::default()
         .with_index(append.partition)
@@ -273,10 +297,21 @@ async fn respond(
                 .with_base_offset(base_offset)
                 .with_log_start_offset(log_start_offset)
         }
-        Err((code, message)) => response
-            .with_error_code(code)
+        Err(failure) if version >= 8 => response
+            .with_error_code(failure.code)
             .with_base_offset(-1)
             .with_log_start_offset(-1)
-            .with_error_message((version >= 8).then(|| str_bytes(message))),
+            .with_error_message(Some(str_bytes(failure.message)))
+            .with_record_errors(
+                failure
+                    .record_errors
+                    .into_iter()
+                    .map(|index| BatchIndexAndErrorMessage::default().with_batch_index(index))
+                    .collect(),
+            ),
+        Err(failure) => response
+            .with_error_code(failure.code)
+            .with_base_offset(-1)
+            .with_log_start_offset(-1),
     }
 }

@@ -372,4 +372,5 @@ async fn describing_scram_users_reports_unknown_and_repeated_names() {
     );
 }
 
+mod compaction;
 mod matrix;

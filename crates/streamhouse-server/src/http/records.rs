@@ -67,6 +67,7 @@ fn plan_appends(
     let now = state.engine.clock().now_ms();
     let name = &topic.name;
     let max_message_bytes = usize::try_from(topic.config.max_message_bytes()).unwrap_or(usize::MAX);
+    let compacts = topic.config.cleanup_policy().compacts();
     let mut plan: BTreeMap<i32, PartitionAppend> = BTreeMap::new();
     for (index, produced) in request.records.into_iter().enumerate() {
         let requested_partition = produced.partition;
@@ -91,6 +92,17 @@ fn plan_appends(
                     topic.partition_count
                 ))
             })?;
+        // Checked here too, like the size above, so that no partition's
+        // records are stored when another's are refused.
+        if compacts && record.key.is_none() {
+            let refusal = ApiError::from(StorageError::KeylessRecord {
+                topic: name.clone(),
+                partition,
+                indexes: vec![index],
+            });
+            let message = format!("records[{index}] has no key: {}", refusal.message());
+            return Err(refusal.with_message(message));
+        }
         let (indexes, records) = plan.entry(partition).or_default();
         indexes.push(index);
         records.push(record);

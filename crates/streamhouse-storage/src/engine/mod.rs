@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use streamhouse_core::{Record, TopicPartition};
+use streamhouse_core::{Record, TopicConfig, TopicPartition};
 use streamhouse_metadata::{
     ClusterRegistry, GroupOffsets, MetadataStore, PartitionInfo, ProducerBatch, StorageStats, Topic,
 };
@@ -273,7 +273,8 @@ impl StorageEngine {
     /// next flush; the returned future resolves when it is committed.
     /// Appends started one after another keep that order in the partition,
     /// so a connection can start several before awaiting any. Each record
-    /// must fit the topic's `max.message.bytes`.
+    /// must fit the topic's `max.message.bytes` and, when the topic
+    /// compacts, have a key.
     pub async fn start_append(
         &self,
         topic: &str,
@@ -293,6 +294,7 @@ impl StorageEngine {
                 max,
             });
         }
+        check_keys(topic, partition, &config.config, &records)?;
         self.enqueue(
             topic,
             partition,
@@ -311,6 +313,7 @@ impl StorageEngine {
     /// checks its sequence, answers a retry of a stored batch with the
     /// original offsets, and refuses gaps and fenced epochs. The append
     /// waits at most `wait` for buffer space (the request's own timeout).
+    /// A compacted topic refuses the batch if a record has no key.
     pub async fn start_producer_append(
         &self,
         topic: &str,
@@ -320,6 +323,7 @@ impl StorageEngine {
         wait: Duration,
     ) -> Result<PendingAppend> {
         let config = self.inner.topics.get_partition(topic, partition).await?;
+        check_keys(topic, partition, &config.config, &records)?;
         self.enqueue(
             topic,
             partition,
@@ -536,6 +540,31 @@ impl StorageEngine {
             watermarks: self.inner.watermarks.clone(),
         }
     }
+}
+
+/// Refuses an append to a topic whose `cleanup.policy` compacts when one
+/// of its records has no key, as Kafka does: compaction keeps each key's
+/// latest record, and a record without one could never be kept or
+/// replaced. An empty key is a key.
+fn check_keys(topic: &str, partition: i32, config: &TopicConfig, records: &[Record]) -> Result<()> {
+    if !config.cleanup_policy().compacts() {
+        return Ok(());
+    }
+    let indexes: Vec<usize> = records
+        .iter()
+        .enumerate()
+        .filter(|(_, record)| record.key.is_none())
+        .map(|(index, _)| index)
+        .collect();
+    if indexes.is_empty() {
+        return Ok(());
+    }
+    metrics::counter!("streamhouse_keyless_records_rejected_total").increment(indexes.len() as u64);
+    Err(StorageError::KeylessRecord {
+        topic: topic.to_string(),
+        partition,
+        indexes,
+    })
 }
 
 /// Advances high watermarks from commit notices (other agents' commits on

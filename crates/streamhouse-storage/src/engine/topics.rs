@@ -11,8 +11,10 @@ use super::StorageEngine;
 use crate::error::{Result, StorageError};
 
 impl StorageEngine {
-    /// Creates a topic, within the cluster's partition limit.
+    /// Creates a topic, within the cluster's partition limit, if its
+    /// configs agree with each other ([`TopicConfig::check`]).
     pub async fn create_topic(&self, topic: NewTopic) -> Result<Topic> {
+        topic.config.check()?;
         self.check_partition_limit(topic.partitions).await?;
         let name = topic.name.clone();
         let created = self.inner.metadata.create_topic(topic).await?;
@@ -85,8 +87,11 @@ impl StorageEngine {
         self.inner.topics.list().await
     }
 
-    /// Replaces a topic's configuration overrides.
+    /// Replaces a topic's configuration overrides, if they agree with each
+    /// other ([`TopicConfig::check`]): a change made one config at a time
+    /// (IncrementalAlterConfigs, the REST API) is checked as a whole here.
     pub async fn update_topic_config(&self, name: &str, config: TopicConfig) -> Result<Topic> {
+        config.check()?;
         let topic = self
             .inner
             .metadata

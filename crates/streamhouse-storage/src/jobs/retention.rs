@@ -7,6 +7,9 @@
 //! partition's log start offset advances past them in the same metadata
 //! transaction ([`MetadataStore::truncate_partition`]). DeleteRecords moves
 //! the log start offset to any offset; segments wholly below it go.
+//!
+//! Retention applies only to topics whose `cleanup.policy` deletes
+//! (`delete`, `compact,delete`); DeleteRecords applies to every topic.
 
 use streamhouse_metadata::{MetadataError, PartitionInfo, SegmentInfo, Topic};
 use tokio_util::sync::CancellationToken;
@@ -34,7 +37,12 @@ pub(crate) async fn enforce_all(
     let mut report = RetentionReport::default();
     let now = ctx.clock.now_ms();
     for topic in ctx.metadata.list_topics().await? {
-        if topic.config.retention_ms().is_none() && topic.config.retention_bytes().is_none() {
+        // A `compact`-only topic keeps every key's latest record however
+        // old or large the partition is, as Kafka does; only compaction
+        // (and DeleteRecords) removes its data.
+        if !topic.config.cleanup_policy().deletes()
+            || (topic.config.retention_ms().is_none() && topic.config.retention_bytes().is_none())
+        {
             continue;
         }
         for partition in 0..topic.partition_count {
