@@ -14,9 +14,9 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: i32 = 1_048_588;
 /// Kafka's default `retention.ms`: seven days.
 pub const DEFAULT_RETENTION_MS: i64 = 7 * 24 * 60 * 60 * 1000;
 /// Kafka's default `delete.retention.ms`: one day.
-const DEFAULT_DELETE_RETENTION_MS: i64 = 24 * 60 * 60 * 1000;
+pub const DEFAULT_DELETE_RETENTION_MS: i64 = 24 * 60 * 60 * 1000;
 /// Kafka's default `min.cleanable.dirty.ratio`.
-const DEFAULT_MIN_CLEANABLE_DIRTY_RATIO: f64 = 0.5;
+pub const DEFAULT_MIN_CLEANABLE_DIRTY_RATIO: f64 = 0.5;
 
 /// Checks a topic name against Kafka's rules: 1 to 249 characters of
 /// `[a-zA-Z0-9._-]`, and not `.` or `..`.
