@@ -213,6 +213,8 @@ fn segment_row_names_its_kind() {
         max_timestamp: 2,
         created_at: 3,
         kind: Some("flushed".into()),
+        cleaned_at: None,
+        tombstones: None,
     };
     let text = json(&row);
     assert_eq!(
@@ -222,8 +224,24 @@ fn segment_row_names_its_kind() {
     let without_kind = text.replace(r#","kind":"flushed""#, "");
     assert_eq!(
         parse::<SegmentRow>(&without_kind),
-        Ok(SegmentRow { kind: None, ..row })
+        Ok(SegmentRow {
+            kind: None,
+            ..row.clone()
+        })
     );
+    let keyed = SegmentRow {
+        kind: Some("key-compacted".into()),
+        cleaned_at: Some(4),
+        tombstones: Some(2),
+        record_count: 3,
+        ..row
+    };
+    let text = json(&keyed);
+    assert!(
+        text.ends_with(r#""kind":"key-compacted","cleaned_at":4,"tombstones":2}"#),
+        "{text}"
+    );
+    assert_eq!(parse::<SegmentRow>(&text), Ok(keyed));
 }
 
 #[test]

@@ -91,9 +91,19 @@ pub struct SegmentRow {
     pub min_timestamp: i64,
     pub max_timestamp: i64,
     pub created_at: i64,
-    /// `flushed` (a segment inside a flush object shared by partitions) or
-    /// `compacted` (one partition's segment in its own object); absent
-    /// from older servers.
+    /// `flushed` (a segment inside a flush object shared by partitions),
+    /// `compacted` (one partition's segment in its own object) or
+    /// `key-compacted` (written by key compaction of a `cleanup.policy=
+    /// compact` topic: it may hold fewer records than its offsets span);
+    /// absent from older servers.
     #[serde(default)]
     pub kind: Option<String>,
+    /// For a key-compacted segment: when its tombstones were first
+    /// compacted (milliseconds since the epoch), from which their
+    /// `delete.retention.ms` counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cleaned_at: Option<i64>,
+    /// For a key-compacted segment: its records with a null value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tombstones: Option<i64>,
 }

@@ -76,6 +76,7 @@ fn segments_table(rows: &[SegmentRow]) -> comfy_table::Table {
         "BASE",
         "END",
         "RECORDS",
+        "TOMBSTONES",
         "KIND",
         "UNCOMPRESSED BYTES",
         "OBJECT",
@@ -90,6 +91,8 @@ fn segments_table(rows: &[SegmentRow]) -> comfy_table::Table {
             row.base_offset.to_string(),
             row.end_offset.to_string(),
             row.record_count.to_string(),
+            row.tombstones
+                .map_or_else(|| "-".to_string(), |n| n.to_string()),
             row.kind.clone().unwrap_or_else(|| "-".to_string()),
             row.size_bytes.to_string(),
             row.key.clone(),

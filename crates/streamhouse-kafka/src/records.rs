@@ -452,6 +452,32 @@ mod tests {
         assert_eq!(offsets, [40, 41, 42]);
     }
 
+    /// Key compaction leaves gaps: one batch still carries every record at
+    /// its own offset, and its header spans first to last.
+    #[test]
+    fn batches_over_gaps_keep_every_offset() {
+        let records: Vec<Record> = [40, 45, 47, 1_000]
+            .iter()
+            .map(|&offset| {
+                Record::new(1_000 + offset, Bytes::from("v"))
+                    .with_key(Bytes::from("k"))
+                    .with_offset(offset)
+            })
+            .collect();
+        for compression in [Compression::None, Compression::Lz4] {
+            let encoded =
+                encode_records(&records, TimestampType::Creation, compression).expect("encode");
+            // Base offset and last offset delta, as a client reads them.
+            assert_eq!(be_i64(&encoded, 0), 40);
+            assert_eq!(be_i32(&encoded, 23), 960);
+            let mut buf = encoded;
+            let sets = RecordBatchDecoder::decode_all(&mut buf).expect("decode");
+            assert_eq!(sets.len(), 1);
+            let offsets: Vec<i64> = sets[0].records.iter().map(|r| r.offset).collect();
+            assert_eq!(offsets, [40, 45, 47, 1_000]);
+        }
+    }
+
     #[test]
     fn corrupt_batches_are_rejected() {
         let encoded = encode_batch(&sample(), false).expect("encode").to_vec();

@@ -196,13 +196,17 @@ pub(crate) async fn delete(
 
 /// One row of the `segments` table, with the kind of object it lies in.
 fn segment_row(s: SegmentInfo) -> SegmentRow {
-    let kind = if streamhouse_storage::jobs::is_compacted_key(&s.key) {
+    let kind = if s.cleaned_at.is_some() {
+        "key-compacted"
+    } else if streamhouse_storage::jobs::is_compacted_key(&s.key) {
         "compacted"
     } else {
         "flushed"
     };
     SegmentRow {
         kind: Some(kind.to_owned()),
+        cleaned_at: s.cleaned_at,
+        tombstones: s.cleaned_at.map(|_| s.tombstones),
         id: s.id,
         topic: s.topic,
         partition: s.partition,
