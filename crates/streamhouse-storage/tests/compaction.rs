@@ -490,14 +490,32 @@ enum Step {
     Advance(u16),
 }
 
-fn history() -> impl Strategy<Value = (Vec<Step>, u16)> {
+/// A history, a `delete.retention.ms` in seconds, and the compaction
+/// settings: a key map either large or small enough (1 KiB, under 40 keys)
+/// for several passes, and output objects and segments either large or a
+/// few hundred bytes (so that segments close and objects split mid-run).
+fn history() -> impl Strategy<Value = (Vec<Step>, u16, CompactionConfig)> {
     let step = prop_oneof![
-        4 => proptest::collection::vec((0u8..6, proptest::option::weighted(0.75, any::<u16>())), 1..12)
+        4 => proptest::collection::vec((0u8..48, proptest::option::weighted(0.75, any::<u16>())), 1..40)
             .prop_map(Step::Append),
         2 => Just(Step::Compact),
         1 => (1u16..40).prop_map(Step::Advance),
     ];
-    (proptest::collection::vec(step, 1..24), 1u16..60)
+    (
+        proptest::collection::vec(step, 1..24),
+        1u16..60,
+        (
+            prop_oneof![Just(1024u64), Just(64u64 << 20)],
+            prop_oneof![Just((64u64 << 20, 4u64 << 20)), (300u64..3000, 100u64..600)],
+        )
+            .prop_map(
+                |(key_map_bytes, (target_bytes, segment_bytes))| CompactionConfig {
+                    target_bytes,
+                    segment_bytes,
+                    ..compaction(key_map_bytes)
+                },
+            ),
+    )
 }
 
 /// What a reader must see, by Kafka's rules.
@@ -561,7 +579,7 @@ fn run_model(backend: Backend, cases: u32) {
         ..ProptestConfig::default()
     });
     let case = std::sync::atomic::AtomicU32::new(0);
-    let result = runner.run(&history(), |(steps, retention)| {
+    let result = runner.run(&history(), |(steps, retention, settings)| {
         let topic = format!(
             "model-{}",
             case.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
@@ -594,10 +612,7 @@ fn run_model(backend: Backend, cases: u32) {
                         model.append(records);
                     }
                     Step::Compact => {
-                        engine
-                            .compact(&compaction(64 << 20))
-                            .await
-                            .expect("compact");
+                        engine.compact(&settings).await.expect("compact");
                         model.compact(clock.now_ms(), retention_ms);
                         assert_consistent(&engine, "a model step").await;
                     }

@@ -113,6 +113,20 @@ impl SegmentedOutput {
                 self.close(record.offset - 1)?;
             }
         }
+        // A whole segment holds every offset of its range: offsets that key
+        // compaction emptied before it get an empty key-compacted segment.
+        if self.open.is_none()
+            && kept == Kept::Whole
+            && self.open_base < record.offset
+            && let Some(cleaned_at) = self.empty_cleaned_at
+        {
+            self.push(
+                SegmentWriter::new(self.compression),
+                record.offset - 1,
+                Some(cleaned_at),
+                0,
+            )?;
+        }
         let open = self.open.get_or_insert_with(|| {
             // Room for a whole segment, so its buffer never grows.
             let mut writer = SegmentWriter::new(self.compression);
@@ -415,6 +429,28 @@ mod tests {
         assert_eq!(
             shape(&output.finish(1).expect("finish")),
             [(0, 1, 2, Some(300), 0)]
+        );
+    }
+
+    #[test]
+    fn a_whole_range_after_emptied_offsets_starts_at_its_first_record() {
+        let mut output = SegmentedOutput::new(&config(1 << 20), 0).with_empty_cleaned_at(9);
+        output
+            .append(&value(1), Kept::Cleaned { cleaned_at: 9 })
+            .expect("append");
+        // The segment closes at its size here...
+        output.close(3).expect("close");
+        // ...and the records up to 5 were removed: 4..=5 become an empty
+        // segment, so the whole one holds every offset of 6..=7.
+        output.append(&value(6), Kept::Whole).expect("append");
+        output.append(&value(7), Kept::Whole).expect("append");
+        assert_eq!(
+            shape(&output.finish(7).expect("finish")),
+            [
+                (0, 3, 1, Some(9), 0),
+                (4, 5, 0, Some(9), 0),
+                (6, 7, 2, None, 0)
+            ]
         );
     }
 
