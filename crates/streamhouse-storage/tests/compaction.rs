@@ -566,12 +566,15 @@ impl Model {
     }
 }
 
-fn run_model(backend: Backend, cases: u32) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .expect("runtime");
+        .expect("runtime")
+}
+
+fn run_model(runtime: &tokio::runtime::Runtime, backend: Backend, cases: u32) {
     let (engine, clock) = runtime.block_on(async { start(&backend) });
     let mut runner = TestRunner::new(ProptestConfig {
         cases,
@@ -637,18 +640,16 @@ fn run_model(backend: Backend, cases: u32) {
 
 #[test]
 fn a_reader_sees_what_the_model_says_on_sqlite_local() {
-    let backend = tokio::runtime::Runtime::new()
-        .expect("runtime")
-        .block_on(common::sqlite_local());
-    run_model(backend, 24);
+    let runtime = runtime();
+    let backend = runtime.block_on(common::sqlite_local());
+    run_model(&runtime, backend, 24);
 }
 
 #[test]
 fn a_reader_sees_what_the_model_says_on_postgres_s3() {
-    let backend = tokio::runtime::Runtime::new()
-        .expect("runtime")
-        .block_on(common::postgres_s3("storage_key_compaction_model"));
+    let runtime = runtime();
+    let backend = runtime.block_on(common::postgres_s3("storage_key_compaction_model"));
     if let Some(backend) = backend {
-        run_model(backend, 8);
+        run_model(&runtime, backend, 8);
     }
 }
