@@ -34,6 +34,8 @@ use streamhouse_storage::jobs::CompactionConfig;
 use streamhouse_storage::{StorageConfig, StorageEngine};
 use support::{Target, value_pool};
 
+// The latency percentiles there are for the produce benchmarks.
+#[allow(dead_code)]
 mod support;
 
 const RECORD_SIZE: usize = 1024;
