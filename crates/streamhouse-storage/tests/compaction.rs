@@ -28,6 +28,7 @@ on_every_backend!(
     keys_beyond_the_key_map_take_several_passes,
     young_records_and_low_dirty_ratios_wait,
     switching_between_delete_and_compact,
+    a_damaged_segment_stops_only_its_own_partition,
 );
 
 fn compaction(key_map_bytes: u64) -> CompactionConfig {
@@ -475,6 +476,59 @@ async fn switching_between_delete_and_compact(backend: Backend) {
         [2, 3, 4]
     );
     assert_consistent(&engine, "policy switches").await;
+    engine.shutdown().await;
+}
+
+/// A segment damaged in storage makes key compaction skip its partition,
+/// with its records untouched, while the topic's other partitions are
+/// compacted.
+async fn a_damaged_segment_stops_only_its_own_partition(backend: Backend) {
+    use object_store::ObjectStoreExt;
+    let (engine, clock) = start(&backend);
+    let config = TopicConfig::from_pairs([("cleanup.policy", "compact")]).expect("config");
+    engine
+        .create_topic(NewTopic::new("damaged", 2).with_config(config))
+        .await
+        .expect("create");
+    let now = clock.now_ms();
+    for partition in 0..2 {
+        let versions: Vec<Record> = (0..10)
+            .map(|v| keyed("k", Some(&format!("v{v}")), now))
+            .collect();
+        engine
+            .append("damaged", partition, versions)
+            .await
+            .expect("append");
+    }
+    // Flip a byte inside partition 0's segment.
+    let row = engine.segments("damaged", 0, 0, 1).await.expect("rows")[0].clone();
+    let path = object_store::path::Path::parse(&row.key).expect("key");
+    let store = backend.storage.store();
+    let mut bytes = store
+        .get(&path)
+        .await
+        .expect("get")
+        .bytes()
+        .await
+        .expect("bytes")
+        .to_vec();
+    bytes[usize::try_from(row.byte_offset + row.byte_length / 2).expect("offset")] ^= 0x55;
+    store.put(&path, bytes.into()).await.expect("put");
+    engine
+        .compact(&compaction(64 << 20))
+        .await
+        .expect("compaction goes on");
+    let compacted = engine
+        .read("damaged", 1, 0, 100, 1 << 20)
+        .await
+        .expect("read partition 1");
+    assert_eq!(compacted.records.len(), 1, "partition 1 is compacted");
+    let left = engine.segments("damaged", 0, 0, 10).await.expect("rows");
+    assert_eq!(left.len(), 1);
+    assert_eq!(
+        (left[0].key.as_str(), left[0].cleaned_at),
+        (row.key.as_str(), None)
+    );
     engine.shutdown().await;
 }
 

@@ -202,8 +202,16 @@ async fn compact_batch(
         .sum::<u64>();
     let mut swapped = std::collections::BTreeSet::new();
     for (partition, run) in batch {
-        if compact_run(ctx, config, topic, *partition, run, &inputs, report).await? {
-            swapped.insert(*partition);
+        match compact_run(ctx, config, topic, *partition, run, &inputs, report).await {
+            Ok(true) => {
+                swapped.insert(*partition);
+            }
+            Ok(false) => {}
+            // A damaged segment leaves its run as it is, not every other
+            // run: it is logged, counted and left for an operator
+            // (`streamhouse check` names it).
+            Err(StorageError::Segment(error)) => skipped_damaged(topic, *partition, &error),
+            Err(error) => return Err(error),
         }
     }
     // New lookups find the compacted rows; readers holding old rows still
@@ -336,6 +344,14 @@ async fn compact_run(
     )
     .await?;
     Ok(swapped.is_some())
+}
+
+/// Logs and counts a run or partition compaction left alone because a
+/// segment of it does not decode.
+pub(super) fn skipped_damaged(topic: &str, partition: i32, error: &SegmentError) {
+    metrics::counter!("streamhouse_compaction_damaged_segments_total").increment(1);
+    tracing::error!(%topic, partition, %error,
+        "compaction left segments alone: one of them is damaged");
 }
 
 /// Size compaction's rewrite of one row: every record, unchanged.

@@ -45,6 +45,7 @@ use super::key_map::KeyMap;
 use super::output::{Kept, SegmentedOutput};
 use super::{
     CompactionConfig, CompactionReport, blocking, check_count, rewrite_and_swap, run_bytes,
+    skipped_damaged,
 };
 use crate::error::{Result, StorageError};
 use crate::jobs::JobContext;
@@ -69,7 +70,13 @@ pub(super) async fn compact_topic(
         if cancel.is_cancelled() {
             return Ok(());
         }
-        compact_partition(ctx, config, topic, partition, cancel, report).await?;
+        match compact_partition(ctx, config, topic, partition, cancel, report).await {
+            Ok(()) => {}
+            // A damaged segment stops this partition's compaction, not
+            // every other partition's.
+            Err(StorageError::Segment(error)) => skipped_damaged(&topic.name, partition, &error),
+            Err(error) => return Err(error),
+        }
     }
     Ok(())
 }
