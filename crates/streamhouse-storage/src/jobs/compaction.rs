@@ -9,14 +9,21 @@
 //!
 //! A run is read with ranged GETs (a few at a time, in order), its records
 //! are re-encoded unchanged (same offsets, timestamps, keys, values and
-//! headers), the object is uploaded, and then ONE metadata transaction
-//! swaps the run's rows for a row per new segment
+//! headers) and streamed to the object store as each segment closes (one
+//! PUT for a small object, a multipart upload otherwise), so a pass holds
+//! its input batch and a few MiB of output, never the whole object. Then
+//! ONE metadata transaction swaps the run's rows for a row per new segment
 //! ([`MetadataStore::replace_segments`]). If the run changed in between
 //! (retention, or another runner), the swap is refused and the unreferenced
 //! upload is deleted; if the process dies, the upload is an orphan that
-//! garbage collection removes after its grace period. The replaced objects
-//! stay until garbage collection, so readers that looked up the old rows
-//! keep working.
+//! garbage collection removes after its grace period (an unfinished
+//! multipart upload is aborted, or, after a crash, left to the bucket's
+//! lifecycle rule for incomplete uploads). The replaced objects stay until
+//! garbage collection, so readers that looked up the old rows keep working.
+//!
+//! Topics whose `cleanup.policy` compacts are also compacted by key first
+//! ([`keyed`]): the same output and swap, keeping only each key's latest
+//! records.
 //!
 //! Object keys end in a ULID so that a key is never written twice: garbage
 //! collection can then never delete a newer object under an older name.
@@ -39,7 +46,7 @@ use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
-use streamhouse_metadata::{MetadataError, ReplacementSegment, SegmentInfo, SegmentReplacement};
+use streamhouse_metadata::{ReplacementSegment, SegmentInfo, SegmentReplacement};
 use tokio_util::sync::CancellationToken;
 
 use output::{Kept, SegmentedOutput, StreamedUpload};
@@ -112,9 +119,6 @@ pub struct CompactionReport {
     pub records_removed: u64,
 }
 
-/// Rows of a partition read per pass.
-const ROWS_PER_PASS: usize = 200_000;
-
 /// One compaction pass over every partition of every topic.
 ///
 /// Runs are planned for all partitions of a topic first and then rewritten
@@ -138,16 +142,10 @@ pub(crate) async fn compact_all(
             if cancel.is_cancelled() {
                 return Ok(report);
             }
-            let info = match ctx.metadata.get_partition(&topic.name, partition).await {
-                Ok(info) => info,
-                // Deleted while the pass ran.
-                Err(MetadataError::PartitionNotFound { .. }) => break,
-                Err(error) => return Err(error.into()),
+            // None: deleted while the pass ran.
+            let Some(rows) = super::live_rows(ctx, &topic.name, partition).await? else {
+                break;
             };
-            let rows = ctx
-                .metadata
-                .list_segments(&topic.name, partition, info.log_start_offset, ROWS_PER_PASS)
-                .await?;
             let runs = plan_runs(&rows, config, now);
             let planned_until = runs.last().and_then(|run| run.last()).map(|r| r.end_offset);
             // Lag: the oldest flushed segment this pass leaves alone.

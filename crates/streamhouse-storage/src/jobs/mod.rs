@@ -60,6 +60,29 @@ pub fn is_compacted_key(key: &str) -> bool {
         .is_some_and(|name| name.starts_with("seg_") && name.ends_with(".bin"))
 }
 
+/// Rows of a partition a job reads per pass.
+const ROWS_PER_PASS: usize = 200_000;
+
+/// A partition's segment rows from its log start offset (up to
+/// [`ROWS_PER_PASS`]), oldest first; `None` when the partition was deleted
+/// while the job ran.
+async fn live_rows(
+    ctx: &JobContext,
+    topic: &str,
+    partition: i32,
+) -> crate::Result<Option<Vec<streamhouse_metadata::SegmentInfo>>> {
+    let info = match ctx.metadata.get_partition(topic, partition).await {
+        Ok(info) => info,
+        Err(streamhouse_metadata::MetadataError::PartitionNotFound { .. }) => return Ok(None),
+        Err(error) => return Err(error.into()),
+    };
+    let rows = ctx
+        .metadata
+        .list_segments(topic, partition, info.log_start_offset, ROWS_PER_PASS)
+        .await?;
+    Ok(Some(rows))
+}
+
 pub(crate) async fn compaction_pass(
     ctx: &JobContext,
     config: &CompactionConfig,

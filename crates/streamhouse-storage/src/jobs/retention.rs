@@ -11,7 +11,7 @@
 //! Retention applies only to topics whose `cleanup.policy` deletes
 //! (`delete`, `compact,delete`); DeleteRecords applies to every topic.
 
-use streamhouse_metadata::{MetadataError, PartitionInfo, SegmentInfo, Topic};
+use streamhouse_metadata::{PartitionInfo, SegmentInfo, Topic};
 use tokio_util::sync::CancellationToken;
 
 use super::JobContext;
@@ -26,9 +26,6 @@ pub struct RetentionReport {
     pub segments_deleted: u64,
     pub bytes_deleted: u64,
 }
-
-/// Rows of a partition examined per pass.
-const ROWS_PER_PASS: usize = 200_000;
 
 pub(crate) async fn enforce_all(
     ctx: &JobContext,
@@ -62,15 +59,9 @@ async fn enforce_partition(
     now: i64,
     report: &mut RetentionReport,
 ) -> Result<()> {
-    let info = match ctx.metadata.get_partition(&topic.name, partition).await {
-        Ok(info) => info,
-        Err(MetadataError::PartitionNotFound { .. }) => return Ok(()),
-        Err(error) => return Err(error.into()),
+    let Some(rows) = super::live_rows(ctx, &topic.name, partition).await? else {
+        return Ok(());
     };
-    let rows = ctx
-        .metadata
-        .list_segments(&topic.name, partition, info.log_start_offset, ROWS_PER_PASS)
-        .await?;
     let drop = expired_prefix(
         &rows,
         topic.config.retention_ms(),

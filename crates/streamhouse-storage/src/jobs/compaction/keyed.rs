@@ -38,7 +38,7 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
 use streamhouse_core::TopicConfig;
-use streamhouse_metadata::{MetadataError, SegmentInfo, Topic};
+use streamhouse_metadata::{SegmentInfo, Topic};
 use tokio_util::sync::CancellationToken;
 
 use super::key_map::KeyMap;
@@ -48,11 +48,9 @@ use super::{
     skipped_damaged,
 };
 use crate::error::{Result, StorageError};
-use crate::jobs::JobContext;
+use crate::jobs::{JobContext, live_rows};
 use crate::segment::SegmentReader;
 
-/// Rows of a partition read per pass.
-const ROWS_PER_PASS: usize = 200_000;
 /// Passes over one partition in one job run, at most.
 const MAX_PASSES: usize = 1_000;
 /// Row bytes fetched ahead while a pass reads.
@@ -171,16 +169,9 @@ async fn compact_partition(
         if cancel.is_cancelled() {
             return Ok(());
         }
-        let info = match ctx.metadata.get_partition(&topic.name, partition).await {
-            Ok(info) => info,
-            // Deleted while the pass ran.
-            Err(MetadataError::PartitionNotFound { .. }) => return Ok(()),
-            Err(error) => return Err(error.into()),
+        let Some(rows) = live_rows(ctx, &topic.name, partition).await? else {
+            return Ok(());
         };
-        let rows = ctx
-            .metadata
-            .list_segments(&topic.name, partition, info.log_start_offset, ROWS_PER_PASS)
-            .await?;
         let now = ctx.clock.now_ms();
         let plan = Plan::new(&rows, &topic.config, now);
         metrics::gauge!("streamhouse_compaction_dirty_ratio", &labels).set(plan.dirty_ratio);
