@@ -15,6 +15,7 @@
 #
 #   scripts/bench.sh                    full run (a few minutes)
 #   BENCH_RECORDS=100000 scripts/bench.sh   a smaller run
+#   BENCH_SOAK_SECONDS=300 BENCH_SOAK_ONLY=1 scripts/bench.sh   the soak alone
 #   BENCH_SOAK_SECONDS=300 scripts/bench.sh adds a sustained produce/consume
 #                                        run that samples the server's memory
 set -euo pipefail
@@ -33,6 +34,7 @@ PARTITIONS="${BENCH_PARTITIONS:-16}"
 E2E_RATE="${BENCH_E2E_RATE:-2000}"
 E2E_SECONDS="${BENCH_E2E_SECONDS:-20}"
 SOAK_SECONDS="${BENCH_SOAK_SECONDS:-0}"
+SOAK_ONLY="${BENCH_SOAK_ONLY:-0}"
 OUT="$REPO_ROOT/target/bench"
 mkdir -p "$OUT"
 rm -f "$OUT"/*.json "$OUT"/*-rss.txt "$OUT"/*-storage.txt
@@ -175,6 +177,7 @@ print(int(broker.get("object_bytes_written", 0) / puts) if puts else 8 << 20)
 PY
 }
 
+if [ "$SOAK_ONLY" != 1 ]; then
 # --- StreamHouse, embedded default -----------------------------------------
 start_server embedded
 RSS_FILE="$OUT/embedded-rss.txt"
@@ -237,6 +240,8 @@ else
     sh_log "tansu is not installed; skipping that baseline (cargo install --locked tansu --features postgres,dynostore)"
 fi
 
+fi
+
 # --- Memory under a sustained load ------------------------------------------
 if [ "$SOAK_SECONDS" -gt 0 ]; then
     start_server soak --cache-bytes 268435456 --gc-grace-ms 60000
@@ -255,4 +260,9 @@ if [ "$SOAK_SECONDS" -gt 0 ]; then
     stop_server
 fi
 
-python3 "$REPO_ROOT/scripts/lib/bench_table.py" "$OUT"
+if [ "$SOAK_ONLY" = 1 ]; then
+    awk '$1 > peak { peak = $1 } END { printf "soak: resident set peaked at %.0f MiB\n", peak / 1024 }' \
+        "$OUT/soak-rss.txt"
+else
+    python3 "$REPO_ROOT/scripts/lib/bench_table.py" "$OUT"
+fi
