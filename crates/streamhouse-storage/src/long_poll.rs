@@ -142,8 +142,10 @@ impl StorageEngine {
             let result = self
                 .read(topic, partition, offset, max_records, max_bytes)
                 .await?;
-            let readable = !result.records.is_empty() || result.high_watermark > offset;
-            if readable || !commits.changed(deadline).await {
+            // Below the high watermark a read can still find nothing: key
+            // compaction removed every record from `offset` on. Wait for
+            // new ones then too, as a Kafka fetch does.
+            if !result.records.is_empty() || !commits.changed(deadline).await {
                 return Ok(result);
             }
         }

@@ -274,12 +274,33 @@ async fn tombstones_go_once_delete_retention_has_passed(backend: Backend) {
     // An empty partition still reads, and still takes new records.
     let info = engine.partition_info("deletes", 0).await.expect("info");
     assert_eq!((info.log_start_offset, info.high_watermark), (0, 4));
+    // A long poll from inside the emptied range waits for new records
+    // rather than answering at once with nothing.
+    let waiting = {
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let result = engine
+                .read_or_wait("deletes", 0, 1, 10, 1 << 20, Duration::from_secs(20))
+                .await
+                .expect("long poll");
+            (started.elapsed(), result.records)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "the long poll answered at once");
     append(
         &engine,
         "deletes",
         vec![keyed("c", Some("1"), clock.now_ms())],
     )
     .await;
+    let (waited, records) = waiting.await.expect("long poll task");
+    assert!(waited < Duration::from_secs(10), "woke after {waited:?}");
+    assert_eq!(
+        seen(&records),
+        vec![(4, "c".to_string(), Some("1".to_string()))]
+    );
     assert_eq!(
         seen(&read_all(&engine, "deletes", 0).await),
         vec![(4, "c".to_string(), Some("1".to_string()))]
