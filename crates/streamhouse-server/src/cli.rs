@@ -1,7 +1,8 @@
 //! The command line of the `streamhouse` binary: `streamhouse serve` and
 //! its flags, each of which may also come from the environment or a TOML
-//! file, and the offline `streamhouse user set|delete|list`, which takes
-//! serve's `--config`, `--data-dir` and `--metadata` to find the store.
+//! file; the offline `streamhouse user set|delete|list`, which takes
+//! serve's `--config`, `--data-dir` and `--metadata` to find the store; and
+//! the offline `streamhouse check`, which also takes `--object-store`.
 //!
 //! clap only collects strings here; every value is checked by
 //! [`crate::config`], so a bad value gets the same one-line message whether
@@ -36,6 +37,21 @@ pub enum Command {
     /// Manage users (SCRAM credentials) directly in the metadata store,
     /// with no agent running: how the first administrator is created.
     User(UserArgs),
+    /// Check stored data against the metadata store, with no agent running.
+    ///
+    /// Segment rows must tile each partition from the log start to the high
+    /// watermark, every object must exist, and every segment's CRC and
+    /// records must match its row. Prints a summary line and each problem;
+    /// exit code 0 when consistent, 1 when not, 2 when the stores cannot be
+    /// used.
+    Check(CheckArgs),
+}
+
+/// `streamhouse check`.
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub backends: BackendArgs,
 }
 
 /// `streamhouse user …`.
@@ -100,6 +116,10 @@ pub struct StoreArgs {
 /// The settings `streamhouse user` takes as flags.
 const STORE_SETTINGS: &[Setting] = &[Setting::DataDir, Setting::Metadata];
 
+/// The settings `streamhouse check` takes as flags: the metadata store and
+/// the object store.
+const BACKEND_SETTINGS: &[Setting] = &[Setting::DataDir, Setting::Metadata, Setting::ObjectStore];
+
 impl StoreArgs {
     /// The configuration: these flags and variables over the `--config`
     /// file over the defaults.
@@ -116,15 +136,25 @@ impl StoreArgs {
             .resolve()
             .map_err(CliError::Config)
     }
+
+    fn from_matches(matches: &ArgMatches, settings: &[Setting]) -> Self {
+        let (flags, env) = given_layers(matches, settings);
+        Self {
+            config: matches.get_one::<PathBuf>("config").cloned(),
+            given: flags.or(env),
+        }
+    }
+
+    fn augment(command: clap::Command, settings: &[Setting]) -> clap::Command {
+        command
+            .arg(config_arg())
+            .args(settings.iter().map(|&setting| setting_arg(setting)))
+    }
 }
 
 impl clap::FromArgMatches for StoreArgs {
     fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
-        let (flags, env) = given_layers(matches, STORE_SETTINGS);
-        Ok(Self {
-            config: matches.get_one::<PathBuf>("config").cloned(),
-            given: flags.or(env),
-        })
+        Ok(Self::from_matches(matches, STORE_SETTINGS))
     }
 
     fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
@@ -135,9 +165,41 @@ impl clap::FromArgMatches for StoreArgs {
 
 impl Args for StoreArgs {
     fn augment_args(command: clap::Command) -> clap::Command {
-        command
-            .arg(config_arg())
-            .args(STORE_SETTINGS.iter().map(|&setting| setting_arg(setting)))
+        Self::augment(command, STORE_SETTINGS)
+    }
+
+    fn augment_args_for_update(command: clap::Command) -> clap::Command {
+        Self::augment_args(command)
+    }
+}
+
+/// The settings that locate the metadata store and the object store, as
+/// `serve` takes them (flag, environment, `--config` file).
+#[derive(Debug, Clone)]
+pub struct BackendArgs(StoreArgs);
+
+impl BackendArgs {
+    /// The configuration: these flags and variables over the `--config`
+    /// file over the defaults.
+    pub fn resolve(&self) -> Result<ServerConfig, CliError> {
+        self.0.resolve()
+    }
+}
+
+impl clap::FromArgMatches for BackendArgs {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        Ok(Self(StoreArgs::from_matches(matches, BACKEND_SETTINGS)))
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
+    }
+}
+
+impl Args for BackendArgs {
+    fn augment_args(command: clap::Command) -> clap::Command {
+        StoreArgs::augment(command, BACKEND_SETTINGS)
     }
 
     fn augment_args_for_update(command: clap::Command) -> clap::Command {
@@ -171,6 +233,8 @@ pub enum UserAction {
 pub enum Invocation {
     Serve(ServerConfig),
     User(UserCommand),
+    /// `streamhouse check` on the stores this configuration names.
+    Check(ServerConfig),
 }
 
 fn mechanisms(mechanism: Option<ScramMechanism>) -> Vec<ScramMechanism> {
@@ -188,6 +252,10 @@ where
         .try_get_matches_from(args)
         .map_err(CliError::Clap)?;
     match matches.subcommand() {
+        Some(("check", check)) => {
+            let args = CheckArgs::from_arg_matches(check).map_err(CliError::Clap)?;
+            Ok(Invocation::Check(args.backends.resolve()?))
+        }
         Some(("user", user)) => {
             let args = UserArgs::from_arg_matches(user).map_err(CliError::Clap)?;
             let (action, store) = match args.action {

@@ -4,7 +4,8 @@
 //!
 //! The binary is `streamhouse serve` (and `streamhouse user set NAME
 //! --password-stdin | delete NAME | list`, which manage users in the
-//! metadata store before any agent runs); tests and embedders use
+//! metadata store before any agent runs, and `streamhouse check`, which
+//! checks the stored data against the metadata with no agent running); tests and embedders use
 //! [`Server::start`] (or [`Server::start_with_components`] with a metadata
 //! store and object storage they built) and stop it with
 //! [`RunningServer::shutdown`], which answers every buffered append before
@@ -58,6 +59,7 @@
 //! whose bytes are not valid UTF-8 in base64, marked by that record's own
 //! `"encoding": "base64"`, so nothing is lost or replaced.
 
+mod check;
 mod cli;
 mod config;
 mod error;
@@ -66,9 +68,10 @@ mod readiness;
 mod server;
 mod users;
 
+pub use check::{CheckCommandError, report_lines, run_check};
 pub use cli::{
-    Cli, CliError, Command, Invocation, ServeArgs, StoreArgs, UserAction, UserArgs, UserCommand,
-    UserCommandArgs, parse_command, parse_serve,
+    BackendArgs, CheckArgs, Cli, CliError, Command, Invocation, ServeArgs, StoreArgs, UserAction,
+    UserArgs, UserCommand, UserCommandArgs, parse_command, parse_serve,
 };
 pub use config::{
     ConfigError, DEFAULT_DATA_DIR, DEFAULT_HTTP_LISTEN, DEFAULT_KAFKA_LISTEN,

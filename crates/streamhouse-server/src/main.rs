@@ -1,17 +1,19 @@
 //! `streamhouse serve`: parse the configuration, start the agent, run until
 //! SIGINT or SIGTERM, shut down cleanly; SIGHUP re-reads the TLS files.
 //! `streamhouse user …`: manage users in the metadata store and exit.
+//! `streamhouse check`: check the stored data and exit.
 //!
 //! Exit codes: 0 after a clean shutdown (or `--help`), 2 for a bad command
 //! line or configuration, 1 when the agent cannot start or fails (or a
-//! user command fails).
+//! user command fails). `check` exits 0 when the data is consistent, 1
+//! when it found problems and 2 when it could not run.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use streamhouse_server::{
     CliError, Invocation, RunningServer, Server, ServerConfig, UserCommand, parse_command,
-    run_user_command,
+    report_lines, run_check, run_user_command,
 };
 use tokio::signal::unix::{SignalKind, signal};
 use tracing_subscriber::EnvFilter;
@@ -26,6 +28,7 @@ fn main() -> ExitCode {
     let config = match parse_command(std::env::args_os()) {
         Ok(Invocation::Serve(config)) => config,
         Ok(Invocation::User(command)) => return user(command),
+        Ok(Invocation::Check(config)) => return check(config),
         Err(error) => {
             match (error.one_line(), &error) {
                 (Some(line), _) => eprintln!("{line}"),
@@ -84,6 +87,46 @@ fn user(command: UserCommand) -> ExitCode {
                 .join(" ");
             eprintln!("error: {line}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs `streamhouse check`: the report on stdout, exit code 0 when
+/// consistent, 1 when not, 2 when the stores cannot be used.
+fn check(config: ServerConfig) -> ExitCode {
+    if let Err(message) = init_logging() {
+        eprintln!("error: RUST_LOG: {message}");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run_check(&config)) {
+        Ok(report) => {
+            for line in report_lines(&report) {
+                println!("{line}");
+            }
+            if report.is_ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(error) => {
+            let line = error
+                .to_string()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            eprintln!("error: {line}");
+            ExitCode::from(2)
         }
     }
 }

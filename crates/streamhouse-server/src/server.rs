@@ -362,7 +362,10 @@ fn http_requires_credentials(config: &ServerConfig) -> bool {
 
 /// Finds a missing bucket or an unreadable directory now, with a clear
 /// message, rather than at the first flush.
-async fn probe_object_store(storage: &ObjectStorage, location: &str) -> Result<(), ServerError> {
+pub(crate) async fn probe_object_store(
+    storage: &ObjectStorage,
+    location: &str,
+) -> Result<(), ServerError> {
     readiness::check_object_store(storage)
         .await
         .map_err(|reason| ServerError::ObjectStore {
