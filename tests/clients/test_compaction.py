@@ -430,10 +430,9 @@ def test_retention_does_not_delete_from_a_compact_only_topic(jobs_server):
     assert [o for o, _, _ in read_all(jobs_server.bootstrap, topic)] == list(range(10))
 
 
-# `key map built keys=N dirty_end=M`: only the SIGKILL test's topic has
-# between 500 and 2000 keys (the others 200 or fewer, or 3000), which tells
-# its passes from the other topics'.
-_KEY_MAP_BUILT = re.compile(r"key map built keys=(\d+)")
+# `key map built topic=T partition=P keys=N dirty_end=M`, for one topic.
+def _key_map_built(topic: str) -> re.Pattern:
+    return re.compile(rf"key map built topic={re.escape(topic)} partition=\d+ keys=(\d+)")
 
 
 def test_sigkill_during_key_compaction_leaves_consistent_data(jobs_server, record_property):
@@ -448,11 +447,12 @@ def test_sigkill_during_key_compaction_leaves_consistent_data(jobs_server, recor
     # after the round was produced and the kill never interrupts a write.
     topic = create_topic(jobs_server, "compact-kill", {**COMPACT, "min.compaction.lag.ms": "2000"})
     rng = random.Random(4)
-    # When to kill, counted from a pass of this topic building its key map:
-    # at once (nothing uploaded yet), a little later (uploading the first
-    # objects), once the first object of the pass was swapped in (the rest
-    # still to upload and swap), and later still.
-    moments = [("key map", 0.0), ("key map", 0.04), ("swapped", 0.0), ("key map", 0.08)]
+    # When to kill, by what the pass has logged (never by a delay, which a
+    # loaded machine stretches): as soon as it built its key map (nothing
+    # uploaded yet), and as soon as its first object was swapped in (the
+    # rest still to upload and swap). Each window is the rest of the pass,
+    # about 150 ms here.
+    moments = [("key map", 0.0), ("swapped", 0.0), ("key map", 0.0), ("swapped", 0.0)]
     # A kill that came after its pass finished (a slow poll) does not count
     # and its moment is tried again in the next round, up to this many.
     max_rounds = 8
@@ -474,7 +474,7 @@ def test_sigkill_during_key_compaction_leaves_consistent_data(jobs_server, recor
 
         def trigger() -> bool:
             log = jobs_server.log_since(mark)
-            passes = (m for m in _KEY_MAP_BUILT.finditer(log) if 500 < int(m.group(1)) <= keys)
+            passes = _key_map_built(topic).finditer(log)
             built = next(passes, None)
             if built is None:
                 return False

@@ -192,6 +192,8 @@ async fn compact_partition(
         let removed_before = report.records_removed;
         let (input_bytes, output_bytes, more) = if let Some(first_dirty) = dirty.first() {
             let (map, dirty_end) = build_key_map(ctx, config, dirty).await?;
+            tracing::debug!(topic = %topic.name, partition, keys = map.len(), dirty_end,
+                "key map built");
             // The rows the pass rewrites: the clean ones and the dirty ones
             // up to the one holding `dirty_end`.
             let last = plan.clean
@@ -331,7 +333,6 @@ async fn build_key_map(
         }
     }
     metrics::gauge!("streamhouse_compaction_key_map_bytes").set(map.allocated_bytes() as f64);
-    tracing::debug!(keys = map.len(), dirty_end, "key map built");
     Ok((Arc::new(map), dirty_end))
 }
 
