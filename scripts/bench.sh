@@ -16,6 +16,7 @@
 #   scripts/bench.sh                    full run (a few minutes)
 #   BENCH_RECORDS=100000 scripts/bench.sh   a smaller run
 #   BENCH_SOAK_SECONDS=300 BENCH_SOAK_ONLY=1 scripts/bench.sh   the soak alone
+#   BENCH_STREAMHOUSE=/path/to/streamhouse scripts/bench.sh  another build
 #   BENCH_SOAK_SECONDS=300 scripts/bench.sh adds a sustained produce/consume
 #                                        run that samples the server's memory
 set -euo pipefail
@@ -39,10 +40,17 @@ OUT="$REPO_ROOT/target/bench"
 mkdir -p "$OUT"
 rm -f "$OUT"/*.json "$OUT"/*-rss.txt "$OUT"/*-storage.txt
 
-sh_log "building streamhouse and streamhouse-bench (release)"
-cargo build --quiet --release --bin streamhouse
+# BENCH_STREAMHOUSE=PATH runs that binary (e.g. an earlier build, to compare
+# in one sitting) instead of building this tree's.
+if [ -n "${BENCH_STREAMHOUSE:-}" ]; then
+    STREAMHOUSE="$BENCH_STREAMHOUSE"
+    sh_log "building streamhouse-bench (release); streamhouse is $STREAMHOUSE"
+else
+    sh_log "building streamhouse and streamhouse-bench (release)"
+    cargo build --quiet --release --bin streamhouse
+    STREAMHOUSE="$REPO_ROOT/target/release/streamhouse"
+fi
 (cd tools/streamhouse-bench && cargo build --quiet --release)
-STREAMHOUSE="$REPO_ROOT/target/release/streamhouse"
 BENCH="$REPO_ROOT/tools/streamhouse-bench/target/release/streamhouse-bench"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/streamhouse-bench.XXXXXX")
