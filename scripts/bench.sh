@@ -17,6 +17,7 @@
 #   BENCH_RECORDS=100000 scripts/bench.sh   a smaller run
 #   BENCH_SOAK_SECONDS=300 BENCH_SOAK_ONLY=1 scripts/bench.sh   the soak alone
 #   BENCH_STREAMHOUSE=/path/to/streamhouse scripts/bench.sh  another build
+#   BENCH_SOAK_RATE=10000                  the soak's records/s (20000)
 #   BENCH_SOAK_SECONDS=300 scripts/bench.sh adds a sustained produce/consume
 #                                        run that samples the server's memory
 set -euo pipefail
@@ -263,7 +264,7 @@ if [ "$SOAK_SECONDS" -gt 0 ]; then
     sample_storage "$SERVER_PID" "$METRICS" "$WORK/soak" "$OUT/soak-storage.txt" &
     sh_log "sustained produce + consume for $SOAK_SECONDS s (retention.ms=120000, GC grace 60 s)"
     "$BENCH" e2e --brokers "$KAFKA" --topic bench-soak --partitions "$PARTITIONS" \
-        --record-size "$RECORD_SIZE" --rate 20000 --seconds "$SOAK_SECONDS" \
+        --record-size "$RECORD_SIZE" --rate "${BENCH_SOAK_RATE:-20000}" --seconds "$SOAK_SECONDS" \
         --label soak >"$OUT/soak-e2e.json"
     stop_server
 fi
