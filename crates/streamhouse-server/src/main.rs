@@ -46,30 +46,25 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     raise_open_file_limit();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match start_runtime(&mut tokio::runtime::Builder::new_multi_thread()) {
         Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
+        Err(()) => return ExitCode::FAILURE,
     };
     runtime.block_on(serve(config))
 }
 
+/// Builds a command's async runtime, saying on stderr why it could not.
+fn start_runtime(builder: &mut tokio::runtime::Builder) -> Result<tokio::runtime::Runtime, ()> {
+    builder.enable_all().build().map_err(|error| {
+        eprintln!("error: cannot start the async runtime: {error}");
+    })
+}
+
 /// Runs a `streamhouse user` command on a small runtime of its own.
 fn user(command: UserCommand) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match start_runtime(&mut tokio::runtime::Builder::new_current_thread()) {
         Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
+        Err(()) => return ExitCode::FAILURE,
     };
     let stdin = std::io::stdin();
     let result = runtime.block_on(run_user_command(
@@ -98,15 +93,9 @@ fn check(config: ServerConfig) -> ExitCode {
         eprintln!("error: RUST_LOG: {message}");
         return ExitCode::from(2);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match start_runtime(&mut tokio::runtime::Builder::new_multi_thread()) {
         Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
-            return ExitCode::from(2);
-        }
+        Err(()) => return ExitCode::from(2),
     };
     match runtime.block_on(run_check(&config)) {
         Ok(report) => {
