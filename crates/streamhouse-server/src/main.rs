@@ -24,6 +24,17 @@ use tracing_subscriber::EnvFilter;
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// jemalloc's options (`_RJEM_MALLOC_CONF` in the environment overrides
+/// them): freed pages go back to the system after about a second, purged
+/// by jemalloc's own thread. By default they stay ten seconds, and only
+/// an allocating thread purges its arena: a compaction pass's buffers
+/// (rows read, segments and upload parts written, all freed at once)
+/// stayed resident long after it, and arenas of idle threads kept theirs.
+#[allow(non_upper_case_globals)]
+#[unsafe(export_name = "_rjem_malloc_conf")]
+pub static malloc_conf: &[u8] =
+    b"background_thread:true,dirty_decay_ms:1000,oversize_threshold:1048576\0";
+
 fn main() -> ExitCode {
     let config = match parse_command(std::env::args_os()) {
         Ok(Invocation::Serve(config)) => config,

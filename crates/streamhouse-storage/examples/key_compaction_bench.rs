@@ -38,6 +38,17 @@ use support::{Target, value_pool};
 #[allow(dead_code)]
 mod support;
 
+/// The allocator `streamhouse serve` runs with, so that the resident
+/// figures are the agent's.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// And its options (see `streamhouse-server`'s `main.rs`).
+#[allow(non_upper_case_globals)]
+#[unsafe(export_name = "_rjem_malloc_conf")]
+pub static malloc_conf: &[u8] =
+    b"background_thread:true,dirty_decay_ms:1000,oversize_threshold:1048576\0";
+
 const RECORD_SIZE: usize = 1024;
 const BATCH: usize = 100;
 
@@ -132,7 +143,9 @@ async fn main() -> anyhow::Result<()> {
         StorageConfig::default(),
     )
     .await?;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Long enough for the allocator to return what the produce phase
+    // freed (it decays over about a second).
+    tokio::time::sleep(Duration::from_secs(3)).await;
     let rss_before = status_bytes("VmRSS");
     std::fs::write("/proc/self/clear_refs", "5").context("reset the peak resident set")?;
     let compaction = CompactionConfig {

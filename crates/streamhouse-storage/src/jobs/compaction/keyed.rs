@@ -54,7 +54,7 @@ use crate::segment::SegmentReader;
 /// Passes over one partition in one job run, at most.
 const MAX_PASSES: usize = 1_000;
 /// Row bytes fetched ahead while a pass reads.
-const ROWS_AHEAD: usize = 2;
+const ROWS_AHEAD: usize = 1;
 
 /// Key-compacts every partition of `topic` that is due.
 pub(super) async fn compact_topic(

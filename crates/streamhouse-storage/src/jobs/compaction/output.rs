@@ -7,11 +7,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use object_store::{MultipartUpload, ObjectStore, ObjectStoreExt, PutPayload};
 use streamhouse_core::Record;
 use streamhouse_metadata::ReplacementSegment;
+use tokio::task::JoinSet;
 
 use super::CompactionConfig;
 use crate::error::{Result, StorageError};
@@ -21,8 +22,8 @@ use crate::segment::{Compression, SegmentWriter};
 /// every part but the last must reach it.
 const PART_BYTES: usize = 6 << 20;
 /// Parts uploading at once; with the part being filled, the upload holds
-/// about `(PARTS_IN_FLIGHT + 1) * PART_BYTES`.
-const PARTS_IN_FLIGHT: usize = 2;
+/// about `(PARTS_IN_FLIGHT + 1) * PART_BYTES` (plus a segment).
+const PARTS_IN_FLIGHT: usize = 1;
 const PUT_ATTEMPTS: u32 = 3;
 const PUT_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -247,13 +248,21 @@ impl SegmentedOutput {
 }
 
 /// An object being uploaded as it is written: a single PUT if it stays
-/// below one part, a multipart upload otherwise.
+/// below one part, a multipart upload otherwise. The bytes written are
+/// sent as they are, never copied into a buffer of the upload's own.
 pub(crate) struct StreamedUpload {
     store: Arc<dyn ObjectStore>,
     key: String,
     path: Path,
-    pending: BytesMut,
-    multipart: Option<WriteMultipart>,
+    /// Written bytes not yet sent in a part, and their length.
+    pending: Vec<Bytes>,
+    pending_len: usize,
+    multipart: Option<Multipart>,
+}
+
+struct Multipart {
+    upload: Box<dyn MultipartUpload>,
+    parts: JoinSet<object_store::Result<()>>,
 }
 
 impl StreamedUpload {
@@ -264,64 +273,113 @@ impl StreamedUpload {
             store,
             key,
             path,
-            pending: BytesMut::new(),
+            pending: Vec::new(),
+            pending_len: 0,
             multipart: None,
         })
     }
 
-    /// Appends bytes to the object, waiting while too many parts are in
-    /// flight.
+    /// Appends bytes to the object; once a part's worth is pending it is
+    /// sent, after waiting while [`PARTS_IN_FLIGHT`] parts are.
     pub(crate) async fn write(&mut self, bytes: Bytes) -> Result<()> {
-        if let Some(multipart) = &mut self.multipart {
-            multipart
-                .wait_for_capacity(PARTS_IN_FLIGHT)
-                .await
-                .map_err(|e| StorageError::object_store("put part", &self.key, e))?;
-            multipart.put(bytes);
+        self.pending_len += bytes.len();
+        self.pending.push(bytes);
+        if self.pending_len < PART_BYTES {
             return Ok(());
         }
-        self.pending.extend_from_slice(&bytes);
-        if self.pending.len() >= PART_BYTES {
+        if self.multipart.is_none() {
             let upload = self
                 .store
                 .put_multipart(&self.path)
                 .await
                 .map_err(|e| StorageError::object_store("start upload", &self.key, e))?;
-            let mut multipart = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
-            multipart.put(std::mem::take(&mut self.pending).freeze());
-            self.multipart = Some(multipart);
+            self.multipart = Some(Multipart {
+                upload,
+                parts: JoinSet::new(),
+            });
         }
+        self.send_part().await
+    }
+
+    /// Sends what is pending as the next part.
+    async fn send_part(&mut self) -> Result<()> {
+        let Some(multipart) = &mut self.multipart else {
+            return Ok(());
+        };
+        while multipart.parts.len() >= PARTS_IN_FLIGHT {
+            Self::part_done(&self.key, multipart.parts.join_next().await)?;
+        }
+        let payload: PutPayload = std::mem::take(&mut self.pending).into_iter().collect();
+        self.pending_len = 0;
+        multipart.parts.spawn(multipart.upload.put_part(payload));
         Ok(())
     }
 
-    /// Completes the object.
-    pub(crate) async fn finish(self) -> Result<()> {
-        match self.multipart {
-            Some(multipart) => multipart
-                .finish()
-                .await
-                .map(|_| ())
-                .map_err(|e| StorageError::object_store("complete upload", &self.key, e)),
-            None => {
-                crate::object_storage::put_with_retry(
-                    self.store,
-                    self.key,
-                    PutPayload::from_bytes(self.pending.freeze()),
-                    PUT_ATTEMPTS,
-                    PUT_BACKOFF,
-                )
-                .await
-            }
+    fn part_done(
+        key: &str,
+        joined: Option<std::result::Result<object_store::Result<()>, tokio::task::JoinError>>,
+    ) -> Result<()> {
+        match joined {
+            None | Some(Ok(Ok(()))) => Ok(()),
+            Some(Ok(Err(error))) => Err(StorageError::object_store("put part", key, error)),
+            Some(Err(error)) => match error.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                Err(_) => Err(StorageError::ShuttingDown),
+            },
         }
+    }
+
+    /// Completes the object.
+    pub(crate) async fn finish(mut self) -> Result<()> {
+        if self.multipart.is_none() {
+            let payload: PutPayload = std::mem::take(&mut self.pending).into_iter().collect();
+            return crate::object_storage::put_with_retry(
+                self.store,
+                self.key,
+                payload,
+                PUT_ATTEMPTS,
+                PUT_BACKOFF,
+            )
+            .await;
+        }
+        if self.pending_len > 0 {
+            self.send_part().await?;
+        }
+        let Some(mut multipart) = self.multipart.take() else {
+            return Ok(());
+        };
+        let sent: Result<()> = async {
+            while let Some(joined) = multipart.parts.join_next().await {
+                Self::part_done(&self.key, Some(joined))?;
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(error) = sent {
+            Self::abort_multipart(&self.key, multipart).await;
+            return Err(error);
+        }
+        multipart
+            .upload
+            .complete()
+            .await
+            .map(|_| ())
+            .map_err(|e| StorageError::object_store("complete upload", &self.key, e))
     }
 
     /// Gives up on the object: a multipart upload is aborted (its parts
     /// deleted); nothing was written otherwise.
-    pub(crate) async fn abort(self) {
-        if let Some(multipart) = self.multipart
-            && let Err(error) = multipart.abort().await
-        {
-            tracing::warn!(key = %self.key, %error, "could not abort a compaction upload");
+    pub(crate) async fn abort(mut self) {
+        if let Some(multipart) = self.multipart.take() {
+            Self::abort_multipart(&self.key, multipart).await;
+        }
+    }
+
+    async fn abort_multipart(key: &str, mut multipart: Multipart) {
+        multipart.parts.abort_all();
+        while multipart.parts.join_next().await.is_some() {}
+        if let Err(error) = multipart.upload.abort().await {
+            tracing::warn!(%key, %error, "could not abort a compaction upload");
         }
     }
 }
