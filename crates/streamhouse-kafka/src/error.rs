@@ -4,6 +4,7 @@ use kafka_protocol::ResponseError;
 use streamhouse_core::ValidationError;
 use streamhouse_storage::MetadataError;
 use streamhouse_storage::StorageError;
+use streamhouse_storage::TransactionRefusal;
 
 use crate::coordinator::GroupError;
 
@@ -35,11 +36,26 @@ pub(crate) fn storage_error_code(error: &StorageError) -> i16 {
         StorageError::ShuttingDown => ResponseError::NotLeaderOrFollower,
         StorageError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
         StorageError::ProducerFenced { .. } => ResponseError::InvalidProducerEpoch,
+        StorageError::TransactionRefused { reason, .. } => return refusal_code(*reason, true),
         StorageError::NoConsumerGroup | StorageError::InvalidObjectStoreUrl { .. } => {
             ResponseError::UnknownServerError
         }
     };
     code.code()
+}
+
+/// The Kafka error code for a refused transaction request. Produce answers
+/// a stale epoch with INVALID_PRODUCER_EPOCH, as Kafka's partition leaders
+/// do; the coordinator's APIs answer PRODUCER_FENCED.
+pub(crate) fn refusal_code(refusal: TransactionRefusal, produce: bool) -> i16 {
+    let error = match refusal {
+        TransactionRefusal::ProducerIdMismatch => ResponseError::InvalidProducerIdMapping,
+        TransactionRefusal::Fenced if produce => ResponseError::InvalidProducerEpoch,
+        TransactionRefusal::Fenced => ResponseError::ProducerFenced,
+        TransactionRefusal::Concurrent => ResponseError::ConcurrentTransactions,
+        TransactionRefusal::InvalidState => ResponseError::InvalidTxnState,
+    };
+    error.code()
 }
 
 /// The Kafka error for an invalid name, partition count or config.

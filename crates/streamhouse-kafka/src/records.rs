@@ -202,6 +202,7 @@ fn decode_batch(batch: Bytes, charged: &mut Charge) -> Result<Option<ProducedBat
     let codec = Codec::from_attributes(attributes)
         .ok_or_else(|| corrupt(format!("unknown compression codec {}", attributes & 7)))?;
     let control = attributes & (1 << 5) != 0;
+    let transactional = attributes & (1 << 4) != 0;
     let base_timestamp = be_i64(&batch, 27);
     let producer_id = be_i64(&batch, 43);
     let producer_epoch = be_i16(&batch, 51);
@@ -244,10 +245,16 @@ fn decode_batch(batch: Bytes, charged: &mut Charge) -> Result<Option<ProducedBat
     if records.is_empty() {
         return Ok(None);
     }
+    if transactional && producer_id < 0 {
+        return Err(corrupt(
+            "a transactional batch without a producer id".to_string(),
+        ));
+    }
     let producer = (producer_id >= 0).then_some(ProducerBatch {
         producer_id,
         producer_epoch,
         base_sequence,
+        transactional,
     });
     Ok(Some(ProducedBatch { records, producer }))
 }

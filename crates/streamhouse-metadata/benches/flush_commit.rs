@@ -40,6 +40,7 @@ fn flush(partitions: i32, sequence: u64) -> FlushCommit {
                 min_timestamp: 1_700_000_000_000,
                 max_timestamp: 1_700_000_000_050,
                 producer: None,
+                marker: None,
             })
             .collect(),
     }

@@ -14,12 +14,14 @@ use streamhouse_core::security::{AclBinding, AclBindingFilter, ScramCredential, 
 use crate::error::Result;
 use crate::store::{
     AclStore, ClusterRegistry, GroupOffsets, JobLeases, MetadataStore, ObjectLedger,
-    ProducerRegistry, SegmentLog, StoreHealth, TopicCatalog, UserCredentials,
+    ProducerRegistry, SegmentLog, StoreHealth, TopicCatalog, TransactionLog, TransactionResult,
+    UserCredentials,
 };
+use crate::transactions::{EndDecision, TransactionInfo};
 use crate::types::{
-    AgentInfo, CommitNotice, CommittedOffset, FlushCommit, NewTopic, OffsetCommit, PartitionInfo,
-    ScramCredentialInfo, SegmentInfo, SegmentOutcome, SegmentReplacement, StorageStats, Topic,
-    TopicDescription,
+    AbortedTransaction, AgentInfo, CommitNotice, CommittedOffset, FlushCommit, InitTransaction,
+    NewTopic, OffsetCommit, PartitionInfo, ScramCredentialInfo, SegmentInfo, SegmentOutcome,
+    SegmentReplacement, StorageStats, Topic, TopicDescription,
 };
 
 /// Every role of a metadata store, each served by its own implementation.
@@ -35,6 +37,7 @@ pub struct LayeredStore {
     offsets: Arc<dyn GroupOffsets>,
     users: Arc<dyn UserCredentials>,
     acls: Arc<dyn AclStore>,
+    transactions: Arc<dyn TransactionLog>,
 }
 
 impl LayeredStore {
@@ -50,7 +53,8 @@ impl LayeredStore {
             objects: base.clone(),
             offsets: base.clone(),
             users: base.clone(),
-            acls: base,
+            acls: base.clone(),
+            transactions: base,
         }
     }
 
@@ -101,6 +105,11 @@ impl LayeredStore {
 
     pub fn with_acls(mut self, acls: Arc<dyn AclStore>) -> Self {
         self.acls = acls;
+        self
+    }
+
+    pub fn with_transactions(mut self, transactions: Arc<dyn TransactionLog>) -> Self {
+        self.transactions = transactions;
         self
     }
 }
@@ -339,5 +348,127 @@ impl AclStore for LayeredStore {
 
     async fn security_version(&self) -> Result<i64> {
         self.acls.security_version().await
+    }
+}
+
+#[async_trait]
+impl TransactionLog for LayeredStore {
+    async fn init_transaction(
+        &self,
+        transactional_id: &str,
+        timeout_ms: i32,
+        expected: Option<(i64, i16)>,
+    ) -> TransactionResult<InitTransaction> {
+        self.transactions
+            .init_transaction(transactional_id, timeout_ms, expected)
+            .await
+    }
+
+    async fn add_transaction_partitions(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        partitions: &[(String, i32)],
+    ) -> TransactionResult<()> {
+        self.transactions
+            .add_transaction_partitions(transactional_id, producer_id, producer_epoch, partitions)
+            .await
+    }
+
+    async fn add_transaction_group(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        group: &str,
+    ) -> TransactionResult<()> {
+        self.transactions
+            .add_transaction_group(transactional_id, producer_id, producer_epoch, group)
+            .await
+    }
+
+    async fn stage_transaction_offsets(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        group: &str,
+        offsets: &[OffsetCommit],
+    ) -> TransactionResult<()> {
+        self.transactions
+            .stage_transaction_offsets(
+                transactional_id,
+                producer_id,
+                producer_epoch,
+                group,
+                offsets,
+            )
+            .await
+    }
+
+    async fn end_transaction(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+    ) -> TransactionResult<(EndDecision, TransactionInfo)> {
+        self.transactions
+            .end_transaction(transactional_id, producer_id, producer_epoch, commit)
+            .await
+    }
+
+    async fn abort_open_transaction(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+    ) -> Result<Option<TransactionInfo>> {
+        self.transactions
+            .abort_open_transaction(transactional_id, producer_id, producer_epoch)
+            .await
+    }
+
+    async fn complete_transaction(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+    ) -> Result<bool> {
+        self.transactions
+            .complete_transaction(transactional_id, producer_id, producer_epoch)
+            .await
+    }
+
+    async fn open_transaction_partitions(&self, producer_id: i64) -> Result<Vec<(String, i32)>> {
+        self.transactions
+            .open_transaction_partitions(producer_id)
+            .await
+    }
+
+    async fn describe_transaction(
+        &self,
+        transactional_id: &str,
+    ) -> Result<Option<TransactionInfo>> {
+        self.transactions
+            .describe_transaction(transactional_id)
+            .await
+    }
+
+    async fn list_transactions(&self) -> Result<Vec<TransactionInfo>> {
+        self.transactions.list_transactions().await
+    }
+
+    async fn aborted_transactions(
+        &self,
+        topic: &str,
+        partition: i32,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<AbortedTransaction>> {
+        self.transactions
+            .aborted_transactions(topic, partition, from, to)
+            .await
     }
 }

@@ -15,6 +15,7 @@ mod sql;
 mod store;
 #[cfg(feature = "test-util")]
 pub mod testing;
+mod transactions;
 mod types;
 
 pub use error::{BoxError, MetadataError, Result};
@@ -23,8 +24,10 @@ pub use open::open;
 pub use sql::{PostgresStore, SqliteStore};
 pub use store::{
     AclStore, ClusterRegistry, GroupOffsets, JobLeases, MetadataStore, ObjectLedger,
-    ProducerRegistry, SegmentLog, StoreHealth, TopicCatalog, UserCredentials,
+    ProducerRegistry, SegmentLog, StoreHealth, TopicCatalog, TransactionLog, TransactionResult,
+    UserCredentials,
 };
+pub use transactions::{EndDecision, TransactionInfo, TransactionRefusal, TransactionState};
 
 /// The role traits, for calling store methods on a concrete backend type
 /// (`use streamhouse_metadata::prelude::*;`). Through `dyn MetadataStore`
@@ -33,12 +36,13 @@ pub mod prelude {
     pub use crate::store::{
         AclStore as _, ClusterRegistry as _, GroupOffsets as _, JobLeases as _, MetadataStore,
         ObjectLedger as _, ProducerRegistry as _, SegmentLog as _, StoreHealth as _,
-        TopicCatalog as _, UserCredentials as _,
+        TopicCatalog as _, TransactionLog as _, UserCredentials as _,
     };
 }
 
 pub use types::{
-    AgentInfo, AgentListener, CommitNotice, CommittedOffset, FlushCommit, NewTopic, OffsetCommit,
-    PartitionInfo, PendingSegment, ProducerBatch, ReplacementSegment, ScramCredentialInfo,
-    SegmentInfo, SegmentOutcome, SegmentReplacement, StorageStats, Topic, TopicDescription,
+    AbortedTransaction, AgentInfo, AgentListener, CommitNotice, CommittedOffset, FlushCommit,
+    InitTransaction, NewTopic, OffsetCommit, PartitionInfo, PendingSegment, ProducerBatch,
+    ReplacementSegment, ScramCredentialInfo, SegmentInfo, SegmentOutcome, SegmentReplacement,
+    StorageStats, Topic, TopicDescription, TransactionBatch,
 };

@@ -13,10 +13,11 @@ use streamhouse_core::TopicConfig;
 use streamhouse_core::security::{AclBinding, AclBindingFilter, ScramCredential, ScramMechanism};
 
 use crate::error::{MetadataError, Result};
+use crate::transactions::{EndDecision, TransactionInfo, TransactionRefusal};
 use crate::types::{
-    AgentInfo, CommitNotice, CommittedOffset, FlushCommit, NewTopic, OffsetCommit, PartitionInfo,
-    ScramCredentialInfo, SegmentInfo, SegmentOutcome, SegmentReplacement, StorageStats, Topic,
-    TopicDescription,
+    AbortedTransaction, AgentInfo, CommitNotice, CommittedOffset, FlushCommit, InitTransaction,
+    NewTopic, OffsetCommit, PartitionInfo, ScramCredentialInfo, SegmentInfo, SegmentOutcome,
+    SegmentReplacement, StorageStats, Topic, TopicDescription,
 };
 
 /// Where StreamHouse keeps everything but the event data: every role at
@@ -34,6 +35,7 @@ pub trait MetadataStore:
     + GroupOffsets
     + UserCredentials
     + AclStore
+    + TransactionLog
 {
 }
 
@@ -48,6 +50,7 @@ impl<T> MetadataStore for T where
         + GroupOffsets
         + UserCredentials
         + AclStore
+        + TransactionLog
 {
 }
 
@@ -302,4 +305,118 @@ pub trait AclStore: Send + Sync + Debug + 'static {
     /// A number that changes (grows) with every change to users or ACLs,
     /// by any agent sharing the store.
     async fn security_version(&self) -> Result<i64>;
+}
+
+/// What a refusable transaction operation answers: done, or Kafka's reason
+/// for refusing it (the store's own failures are the outer `Err`).
+pub type TransactionResult<T> = Result<std::result::Result<T, TransactionRefusal>>;
+
+/// Transaction coordinators' state for each `transactional.id` (Kafka's
+/// `__transaction_state`), and each partition's transactions (the flush
+/// commit opens one at a transaction's first batch in the partition and
+/// closes it at its marker).
+///
+/// Every method is one database transaction, so agents racing on an id are
+/// serialised, and any agent can carry on from what a dead one left.
+#[async_trait]
+pub trait TransactionLog: Send + Sync + Debug + 'static {
+    /// InitProducerId with a `transactional.id`: creates its state with a
+    /// new producer id at epoch 0, or moves it to a new epoch (state
+    /// Empty). `expected` is the producer id and epoch a client that had
+    /// one sends (KIP-360). An open transaction is fenced at the new epoch
+    /// and prepared to abort: the answer is then
+    /// [`InitTransaction::Aborting`], and the caller completes the abort
+    /// and asks again.
+    async fn init_transaction(
+        &self,
+        transactional_id: &str,
+        timeout_ms: i32,
+        expected: Option<(i64, i16)>,
+    ) -> TransactionResult<InitTransaction>;
+
+    /// AddPartitionsToTxn: starts the transaction unless it is open and
+    /// adds the partitions (which must exist: `PartitionNotFound`
+    /// otherwise, adding none).
+    async fn add_transaction_partitions(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        partitions: &[(String, i32)],
+    ) -> TransactionResult<()>;
+
+    /// AddOffsetsToTxn: starts the transaction unless it is open and adds
+    /// the consumer group.
+    async fn add_transaction_group(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        group: &str,
+    ) -> TransactionResult<()>;
+
+    /// TxnOffsetCommit: keeps offsets for the group until the transaction
+    /// ends; they become the group's committed offsets if it commits. The
+    /// transaction must be open with the group added.
+    async fn stage_transaction_offsets(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        group: &str,
+        offsets: &[OffsetCommit],
+    ) -> TransactionResult<()>;
+
+    /// EndTxn's first step: prepares the open transaction to commit or
+    /// abort. Returns what to do next with the state as now stored.
+    async fn end_transaction(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+    ) -> TransactionResult<(EndDecision, TransactionInfo)>;
+
+    /// Fences and prepares to abort the transaction of `producer_id` at
+    /// `producer_epoch`, if it is still open with them (a timeout):
+    /// the epoch is bumped so the producer's next request fails. Returns
+    /// the state as now stored, or `None` if it moved on.
+    async fn abort_open_transaction(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+    ) -> Result<Option<TransactionInfo>>;
+
+    /// The last step, once every marker is durable: a prepared transaction
+    /// completes; on commit its staged offsets become committed offsets,
+    /// on abort they are dropped. Returns false when it was not prepared
+    /// at this producer id and epoch (another agent completed it).
+    async fn complete_transaction(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+    ) -> Result<bool>;
+
+    /// Partitions in which `producer_id` has an open transaction: where
+    /// completing it must write a marker. Ordered.
+    async fn open_transaction_partitions(&self, producer_id: i64) -> Result<Vec<(String, i32)>>;
+
+    async fn describe_transaction(&self, transactional_id: &str)
+    -> Result<Option<TransactionInfo>>;
+
+    /// Every `transactional.id`'s state, ordered by id.
+    async fn list_transactions(&self) -> Result<Vec<TransactionInfo>>;
+
+    /// The aborted transactions of a partition whose records reach into
+    /// `from..=to`, ordered by first offset: what a read_committed Fetch
+    /// of that range carries.
+    async fn aborted_transactions(
+        &self,
+        topic: &str,
+        partition: i32,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<AbortedTransaction>>;
 }

@@ -43,6 +43,10 @@ pub struct PartitionInfo {
     pub high_watermark: i64,
     /// The first offset that can still be read.
     pub log_start_offset: i64,
+    /// The first offset of the partition's oldest open transaction, or the
+    /// high watermark when none is open: read_committed readers see
+    /// offsets below it.
+    pub last_stable_offset: i64,
 }
 
 /// A topic with the state of each of its partitions.
@@ -79,6 +83,20 @@ pub struct SegmentInfo {
     pub cleaned_at: Option<i64>,
     /// Records with a null value in a key-compacted row (0 otherwise).
     pub tombstones: i64,
+    /// Set on a row that is one transactional batch or one transaction
+    /// marker: who wrote it, and for a marker which one it is.
+    pub transaction: Option<TransactionBatch>,
+}
+
+/// A transactional producer's batch or marker, as a segment row records
+/// it: the Kafka batch a reader builds of it carries these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TransactionBatch {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    /// For a marker (a control batch): `Some(true)` for COMMIT,
+    /// `Some(false)` for ABORT. `None` for transactional records.
+    pub commit: Option<bool>,
 }
 
 impl SegmentInfo {
@@ -94,6 +112,9 @@ pub struct ProducerBatch {
     pub producer_epoch: i16,
     /// Sequence number of the first record.
     pub base_sequence: i32,
+    /// A transactional producer's batch: accepted only for a partition
+    /// added to the producer's open transaction, at its current epoch.
+    pub transactional: bool,
 }
 
 /// One partition's segment inside a flushed object, not yet committed.
@@ -110,6 +131,26 @@ pub struct PendingSegment {
     /// Set when the segment is exactly one batch of an idempotent
     /// producer, whose sequence the commit checks.
     pub producer: Option<ProducerBatch>,
+    /// Set when the segment is a transaction marker (one control record)
+    /// written by the transaction's coordinator: the commit closes the
+    /// producer's open transaction in the partition at its offset.
+    pub marker: Option<TransactionBatch>,
+}
+
+impl PendingSegment {
+    /// The transactional batch or marker this segment is, as its row will
+    /// record it.
+    pub fn transaction(&self) -> Option<TransactionBatch> {
+        self.marker.or_else(|| {
+            self.producer
+                .filter(|p| p.transactional)
+                .map(|p| TransactionBatch {
+                    producer_id: p.producer_id,
+                    producer_epoch: p.producer_epoch,
+                    commit: None,
+                })
+        })
+    }
 }
 
 /// Everything one flush makes visible, committed in one transaction.
@@ -138,6 +179,9 @@ pub enum SegmentOutcome {
     /// The producer batch carries an epoch older than the producer's
     /// current one.
     ProducerFenced,
+    /// A transactional batch the producer's transaction does not allow:
+    /// the reason is Kafka's error for it.
+    TransactionRefused(crate::TransactionRefusal),
 }
 
 /// An agent of the cluster, as registered in the metadata store.
@@ -334,4 +378,27 @@ pub struct ScramCredentialInfo {
     pub user: String,
     pub mechanism: streamhouse_core::security::ScramMechanism,
     pub iterations: u32,
+}
+
+/// InitProducerId's answer for a `transactional.id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InitTransaction {
+    /// The producer id and epoch to use.
+    Ready {
+        producer_id: i64,
+        producer_epoch: i16,
+    },
+    /// A transaction of the previous epoch was open: it is now fenced and
+    /// prepared to abort, and must be completed before asking again.
+    Aborting(crate::TransactionInfo),
+}
+
+/// An aborted transaction's records in a partition: those of
+/// `producer_id` from `first_offset` up to its ABORT marker at
+/// `marker_offset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AbortedTransaction {
+    pub producer_id: i64,
+    pub first_offset: i64,
+    pub marker_offset: i64,
 }

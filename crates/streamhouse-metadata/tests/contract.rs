@@ -15,8 +15,10 @@ use streamhouse_core::security::{
 use streamhouse_core::{TopicConfig, ValidationError};
 use streamhouse_metadata::testing::{isolated_postgres, temp_sqlite};
 use streamhouse_metadata::{
-    AgentInfo, AgentListener, FlushCommit, MetadataError, MetadataStore, NewTopic, OffsetCommit,
-    PendingSegment, ProducerBatch, ReplacementSegment, SegmentOutcome, SegmentReplacement,
+    AbortedTransaction, AgentInfo, AgentListener, EndDecision, FlushCommit, InitTransaction,
+    MetadataError, MetadataStore, NewTopic, OffsetCommit, PendingSegment, ProducerBatch,
+    ReplacementSegment, SegmentOutcome, SegmentReplacement, TransactionBatch, TransactionRefusal,
+    TransactionState,
 };
 
 /// Runs one contract body against every backend.
@@ -77,6 +79,10 @@ contract!(scram_credentials_are_replaced_deleted_and_listed);
 contract!(acls_are_stored_once_and_listed_by_filter);
 contract!(acls_are_deleted_by_filter);
 contract!(every_user_and_acl_change_bumps_the_security_version);
+contract!(a_transaction_commits_its_records_and_offsets);
+contract!(an_aborted_transaction_is_indexed_and_drops_its_offsets);
+contract!(transactional_batches_need_their_transaction);
+contract!(init_fences_and_aborts_an_open_transaction);
 
 fn segment(topic: &str, partition: i32, records: i64, byte_offset: i64) -> PendingSegment {
     PendingSegment {
@@ -89,6 +95,7 @@ fn segment(topic: &str, partition: i32, records: i64, byte_offset: i64) -> Pendi
         min_timestamp: 1_000 + byte_offset,
         max_timestamp: 2_000 + byte_offset,
         producer: None,
+        marker: None,
     }
 }
 
@@ -825,6 +832,7 @@ fn batch(
             producer_id,
             producer_epoch: epoch,
             base_sequence: sequence,
+            transactional: false,
         }),
         ..segment("t", partition, records, 0)
     }
@@ -2149,5 +2157,456 @@ async fn shared_security_changes(a: &dyn MetadataStore, b: &dyn MetadataStore) {
     assert_eq!(
         a.security_version().await.unwrap(),
         b.security_version().await.unwrap()
+    );
+}
+
+// --- Transactions ----------------------------------------------------------
+
+/// InitProducerId for `id`: its producer id and epoch.
+async fn init_txn(store: &dyn MetadataStore, id: &str) -> (i64, i16) {
+    match store.init_transaction(id, 60_000, None).await.unwrap() {
+        Ok(InitTransaction::Ready {
+            producer_id,
+            producer_epoch,
+        }) => (producer_id, producer_epoch),
+        other => panic!("init {id}: {other:?}"),
+    }
+}
+
+/// One transactional batch of `records` records.
+fn txn_batch(partition: i32, records: i64, producer: (i64, i16), sequence: i32) -> PendingSegment {
+    PendingSegment {
+        producer: Some(ProducerBatch {
+            producer_id: producer.0,
+            producer_epoch: producer.1,
+            base_sequence: sequence,
+            transactional: true,
+        }),
+        ..segment("t", partition, records, 0)
+    }
+}
+
+fn txn_marker(partition: i32, producer: (i64, i16), commit: bool) -> PendingSegment {
+    PendingSegment {
+        marker: Some(TransactionBatch {
+            producer_id: producer.0,
+            producer_epoch: producer.1,
+            commit: Some(commit),
+        }),
+        ..segment("t", partition, 1, 0)
+    }
+}
+
+async fn commit_one(store: &dyn MetadataStore, segment: PendingSegment) -> SegmentOutcome {
+    let key = format!("obj-{}", uuid_like());
+    store
+        .commit_flush(&flush(&key, vec![segment]))
+        .await
+        .unwrap()[0]
+}
+
+fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed).to_string()
+}
+
+async fn a_transaction_commits_its_records_and_offsets(store: Arc<dyn MetadataStore>) {
+    store.create_topic(NewTopic::new("t", 2)).await.unwrap();
+    let first = init_txn(&*store, "tx").await;
+    assert_eq!(first.1, 0);
+    // A second InitProducerId keeps the producer id and fences epoch 0.
+    let producer = init_txn(&*store, "tx").await;
+    assert_eq!(producer, (first.0, 1));
+    let partitions = [("t".to_string(), 0), ("t".to_string(), 1)];
+    assert_eq!(
+        store
+            .add_transaction_partitions("tx", first.0, 0, &partitions)
+            .await
+            .unwrap(),
+        Err(TransactionRefusal::Fenced)
+    );
+    store
+        .add_transaction_partitions("tx", producer.0, producer.1, &partitions)
+        .await
+        .unwrap()
+        .unwrap();
+    let info = store.describe_transaction("tx").await.unwrap().unwrap();
+    assert_eq!(info.state, TransactionState::Ongoing);
+    assert_eq!(info.partitions, partitions);
+    assert!(info.started_at > 0);
+
+    // Records of the transaction and others' records interleave.
+    assert_eq!(
+        committed(&commit_one(&*store, txn_batch(0, 3, producer, 0)).await),
+        (0, 2)
+    );
+    assert_eq!(
+        committed(&commit_one(&*store, segment("t", 0, 2, 0)).await),
+        (3, 4)
+    );
+    assert_eq!(
+        store.open_transaction_partitions(producer.0).await.unwrap(),
+        [("t".to_string(), 0)]
+    );
+
+    store
+        .add_transaction_group("tx", producer.0, producer.1, "g")
+        .await
+        .unwrap()
+        .unwrap();
+    let offsets = [OffsetCommit {
+        topic: "t".into(),
+        partition: 1,
+        offset: 42,
+        metadata: Some("m".into()),
+    }];
+    store
+        .stage_transaction_offsets("tx", producer.0, producer.1, "g", &offsets)
+        .await
+        .unwrap()
+        .unwrap();
+    // Not visible before the transaction commits.
+    assert!(store.fetch_offsets("g").await.unwrap().is_empty());
+
+    let (decision, info) = store
+        .end_transaction("tx", producer.0, producer.1, true)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(decision, EndDecision::Prepared);
+    assert_eq!(info.state, TransactionState::PrepareCommit);
+    assert_eq!(info.groups, ["g"]);
+    // A retried EndTxn while the markers are written, and a new
+    // transaction too soon.
+    assert_eq!(
+        store
+            .end_transaction("tx", producer.0, producer.1, true)
+            .await
+            .unwrap()
+            .unwrap()
+            .0,
+        EndDecision::StillPrepared
+    );
+    assert_eq!(
+        store
+            .add_transaction_partitions("tx", producer.0, producer.1, &partitions)
+            .await
+            .unwrap(),
+        Err(TransactionRefusal::Concurrent)
+    );
+    assert_eq!(
+        committed(&commit_one(&*store, txn_marker(0, producer, true)).await),
+        (5, 5)
+    );
+    assert!(
+        store
+            .open_transaction_partitions(producer.0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .complete_transaction("tx", producer.0, producer.1)
+            .await
+            .unwrap()
+    );
+    // Completing twice does nothing.
+    assert!(
+        !store
+            .complete_transaction("tx", producer.0, producer.1)
+            .await
+            .unwrap()
+    );
+    let committed_offsets = store.fetch_offsets("g").await.unwrap();
+    assert_eq!(committed_offsets.len(), 1);
+    assert_eq!(
+        (committed_offsets[0].partition, committed_offsets[0].offset),
+        (1, 42)
+    );
+    let info = store.describe_transaction("tx").await.unwrap().unwrap();
+    assert_eq!(info.state, TransactionState::CompleteCommit);
+    assert!(info.partitions.is_empty() && info.groups.is_empty());
+    assert_eq!(info.started_at, -1);
+    assert_eq!(
+        store
+            .end_transaction("tx", producer.0, producer.1, true)
+            .await
+            .unwrap()
+            .unwrap()
+            .0,
+        EndDecision::Completed
+    );
+    // Nothing was aborted; the rows say who wrote them.
+    assert!(
+        store
+            .aborted_transactions("t", 0, 0, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let rows = store.list_segments("t", 0, 0, 10).await.unwrap();
+    let attribution: Vec<_> = rows.iter().map(|r| r.transaction).collect();
+    assert_eq!(
+        attribution,
+        [
+            Some(TransactionBatch {
+                producer_id: producer.0,
+                producer_epoch: producer.1,
+                commit: None
+            }),
+            None,
+            Some(TransactionBatch {
+                producer_id: producer.0,
+                producer_epoch: producer.1,
+                commit: Some(true)
+            }),
+        ]
+    );
+    let listed = store.list_transactions().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].transactional_id, "tx");
+}
+
+async fn an_aborted_transaction_is_indexed_and_drops_its_offsets(store: Arc<dyn MetadataStore>) {
+    store.create_topic(NewTopic::new("t", 1)).await.unwrap();
+    let producer = init_txn(&*store, "tx").await;
+    let t0 = [("t".to_string(), 0)];
+    store
+        .add_transaction_partitions("tx", producer.0, producer.1, &t0)
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .add_transaction_group("tx", producer.0, producer.1, "g")
+        .await
+        .unwrap()
+        .unwrap();
+    let offsets = [OffsetCommit {
+        topic: "t".into(),
+        partition: 0,
+        offset: 7,
+        metadata: None,
+    }];
+    store
+        .stage_transaction_offsets("tx", producer.0, producer.1, "g", &offsets)
+        .await
+        .unwrap()
+        .unwrap();
+    commit_one(&*store, segment("t", 0, 2, 0)).await;
+    assert_eq!(
+        committed(&commit_one(&*store, txn_batch(0, 3, producer, 0)).await),
+        (2, 4)
+    );
+    assert_eq!(
+        committed(&commit_one(&*store, txn_batch(0, 1, producer, 3)).await),
+        (5, 5)
+    );
+    let (decision, _) = store
+        .end_transaction("tx", producer.0, producer.1, false)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(decision, EndDecision::Prepared);
+    assert_eq!(
+        committed(&commit_one(&*store, txn_marker(0, producer, false)).await),
+        (6, 6)
+    );
+    assert!(
+        store
+            .complete_transaction("tx", producer.0, producer.1)
+            .await
+            .unwrap()
+    );
+    let aborted = AbortedTransaction {
+        producer_id: producer.0,
+        first_offset: 2,
+        marker_offset: 6,
+    };
+    assert_eq!(
+        store.aborted_transactions("t", 0, 0, 100).await.unwrap(),
+        [aborted]
+    );
+    assert_eq!(
+        store.aborted_transactions("t", 0, 6, 6).await.unwrap(),
+        [aborted]
+    );
+    assert!(
+        store
+            .aborted_transactions("t", 0, 0, 1)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .aborted_transactions("t", 0, 7, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.fetch_offsets("g").await.unwrap().is_empty());
+    assert_eq!(
+        store
+            .describe_transaction("tx")
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
+        TransactionState::CompleteAbort
+    );
+}
+
+async fn transactional_batches_need_their_transaction(store: Arc<dyn MetadataStore>) {
+    store.create_topic(NewTopic::new("t", 2)).await.unwrap();
+    let producer = init_txn(&*store, "tx").await;
+    // No transaction open yet.
+    assert_eq!(
+        commit_one(&*store, txn_batch(0, 1, producer, 0)).await,
+        SegmentOutcome::TransactionRefused(TransactionRefusal::InvalidState)
+    );
+    store
+        .add_transaction_partitions("tx", producer.0, producer.1, &[("t".to_string(), 0)])
+        .await
+        .unwrap()
+        .unwrap();
+    // A partition not added, a producer id never issued, a stale epoch.
+    assert_eq!(
+        commit_one(&*store, txn_batch(1, 1, producer, 0)).await,
+        SegmentOutcome::TransactionRefused(TransactionRefusal::InvalidState)
+    );
+    assert_eq!(
+        commit_one(&*store, txn_batch(0, 1, (producer.0 + 1_000, 0), 0)).await,
+        SegmentOutcome::TransactionRefused(TransactionRefusal::ProducerIdMismatch)
+    );
+    // A new instance of the producer fences this one (and aborts its
+    // transaction, which stored nothing).
+    let Ok(InitTransaction::Aborting(aborting)) =
+        store.init_transaction("tx", 60_000, None).await.unwrap()
+    else {
+        panic!("expected the open transaction to be aborted");
+    };
+    assert_eq!(aborting.producer_epoch, producer.1 + 1);
+    assert_eq!(
+        commit_one(&*store, txn_batch(0, 1, producer, 0)).await,
+        SegmentOutcome::TransactionRefused(TransactionRefusal::Fenced)
+    );
+    assert!(
+        store
+            .complete_transaction("tx", producer.0, aborting.producer_epoch)
+            .await
+            .unwrap()
+    );
+    let fenced = init_txn(&*store, "tx").await;
+    // Nothing was stored, nothing is open.
+    assert_eq!(store.get_partition("t", 0).await.unwrap().high_watermark, 0);
+    assert!(
+        store
+            .open_transaction_partitions(producer.0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // A retry of a batch that committed is its duplicate, even once the
+    // transaction moved on.
+    store
+        .add_transaction_partitions("tx", fenced.0, fenced.1, &[("t".to_string(), 0)])
+        .await
+        .unwrap()
+        .unwrap();
+    let batch = txn_batch(0, 2, fenced, 0);
+    assert_eq!(committed(&commit_one(&*store, batch.clone()).await), (0, 1));
+    store
+        .end_transaction("tx", fenced.0, fenced.1, true)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        commit_one(&*store, batch).await,
+        SegmentOutcome::Duplicate {
+            base_offset: 0,
+            end_offset: 1
+        }
+    );
+}
+
+async fn init_fences_and_aborts_an_open_transaction(store: Arc<dyn MetadataStore>) {
+    store.create_topic(NewTopic::new("t", 1)).await.unwrap();
+    let producer = init_txn(&*store, "tx").await;
+    let t0 = [("t".to_string(), 0)];
+    store
+        .add_transaction_partitions("tx", producer.0, producer.1, &t0)
+        .await
+        .unwrap()
+        .unwrap();
+    commit_one(&*store, txn_batch(0, 1, producer, 0)).await;
+    // A new instance of the producer: the open transaction is fenced and
+    // must be aborted first.
+    let InitTransaction::Aborting(info) = store
+        .init_transaction("tx", 60_000, None)
+        .await
+        .unwrap()
+        .unwrap()
+    else {
+        panic!("expected the open transaction to be aborted");
+    };
+    assert_eq!(info.state, TransactionState::PrepareAbort);
+    assert_eq!((info.producer_id, info.producer_epoch), (producer.0, 1));
+    assert_eq!(
+        store.init_transaction("tx", 60_000, None).await.unwrap(),
+        Err(TransactionRefusal::Concurrent)
+    );
+    commit_one(&*store, txn_marker(0, (producer.0, 1), false)).await;
+    assert!(
+        store
+            .complete_transaction("tx", producer.0, 1)
+            .await
+            .unwrap()
+    );
+    assert_eq!(init_txn(&*store, "tx").await, (producer.0, 2));
+    // KIP-360: a client naming its producer id and epoch.
+    assert_eq!(
+        store
+            .init_transaction("tx", 60_000, Some((producer.0, 0)))
+            .await
+            .unwrap(),
+        Err(TransactionRefusal::Fenced)
+    );
+    assert_eq!(
+        store
+            .init_transaction("tx", 60_000, Some((producer.0 + 1, 2)))
+            .await
+            .unwrap(),
+        Err(TransactionRefusal::ProducerIdMismatch)
+    );
+    // A timed-out transaction is fenced and prepared to abort once.
+    store
+        .add_transaction_partitions("tx", producer.0, 2, &t0)
+        .await
+        .unwrap()
+        .unwrap();
+    let aborted = store
+        .abort_open_transaction("tx", producer.0, 2)
+        .await
+        .unwrap()
+        .expect("aborting");
+    assert_eq!(
+        (aborted.state, aborted.producer_epoch),
+        (TransactionState::PrepareAbort, 3)
+    );
+    assert_eq!(
+        store
+            .abort_open_transaction("tx", producer.0, 2)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .add_transaction_partitions("tx", producer.0, 2, &t0)
+            .await
+            .unwrap(),
+        Err(TransactionRefusal::Fenced)
     );
 }

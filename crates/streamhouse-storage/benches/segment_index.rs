@@ -44,6 +44,7 @@ fn segment(base_offset: i64, object: &Arc<str>) -> IndexedSegment {
         byte_length: 1,
         min_timestamp: 0,
         max_timestamp: 0,
+        transaction: None,
     }
 }
 

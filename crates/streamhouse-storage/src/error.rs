@@ -107,6 +107,16 @@ pub enum StorageError {
     /// current one: another instance of the producer took over.
     #[error("producer fenced by a newer epoch on {topic}-{partition}")]
     ProducerFenced { topic: String, partition: i32 },
+    /// A transactional batch its producer's transaction does not allow (no
+    /// transaction open, the partition not added to it, an epoch that is
+    /// not the current one, a producer id never issued to a transactional
+    /// id); nothing was stored.
+    #[error("transactional batch refused on {topic}-{partition}: {reason:?}")]
+    TransactionRefused {
+        topic: String,
+        partition: i32,
+        reason: streamhouse_metadata::TransactionRefusal,
+    },
     #[error("this consumer has no group, so it has no offsets to commit")]
     NoConsumerGroup,
     #[error("topic {topic:?} does not exist")]
@@ -171,6 +181,7 @@ impl StorageError {
             | StorageError::NoConsumerGroup
             | StorageError::OutOfOrderSequence { .. }
             | StorageError::ProducerFenced { .. }
+            | StorageError::TransactionRefused { .. }
             | StorageError::InvalidObjectStoreUrl { .. } => ErrorKind::InvalidInput,
             StorageError::ObjectStore { source, .. } => match source.as_ref() {
                 object_store::Error::NotFound { .. } => ErrorKind::Corrupt,

@@ -26,7 +26,7 @@ use crate::segment::SegmentReader;
 use crate::segment::batch::BatchObjectBuilder;
 use crate::segment_index::{IndexedSegment, SegmentIndex};
 use crate::watermarks::Watermarks;
-use crate::writer::{Waiter, WriteBuffer, WriteShared};
+use crate::writer::{Origin, Waiter, WriteBuffer, WriteShared};
 
 /// Components the flusher publishes committed segments to.
 #[derive(Clone)]
@@ -163,7 +163,8 @@ fn build_job(
             byte_length: i64::try_from(entry.byte_length).unwrap_or(i64::MAX),
             min_timestamp,
             max_timestamp,
-            producer: key.producer,
+            producer: key.origin.and_then(Origin::producer),
+            marker: key.origin.and_then(Origin::marker),
         };
         parts.push(FlushPart {
             tp,
@@ -331,6 +332,7 @@ async fn publish(targets: &FlushTargets, job: FlushJob, outcomes: Vec<SegmentOut
                         byte_length: u64::try_from(part.pending.byte_length).unwrap_or(0),
                         min_timestamp: part.pending.min_timestamp,
                         max_timestamp: part.pending.max_timestamp,
+                        transaction: part.pending.transaction(),
                     },
                 );
                 targets
@@ -356,6 +358,13 @@ async fn publish(targets: &FlushTargets, job: FlushJob, outcomes: Vec<SegmentOut
                     }
                     SegmentOutcome::ProducerFenced => {
                         StorageError::ProducerFenced { topic, partition }
+                    }
+                    SegmentOutcome::TransactionRefused(reason) => {
+                        StorageError::TransactionRefused {
+                            topic,
+                            partition,
+                            reason,
+                        }
                     }
                     _ => StorageError::UnknownPartition { topic, partition },
                 };

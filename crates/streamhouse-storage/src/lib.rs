@@ -38,7 +38,7 @@ pub use cache::CacheStats;
 pub use consumer::{ConsumedRecord, Consumer, ConsumerConfig, OffsetReset};
 pub use engine::{
     DEFAULT_SCRAM_ITERATIONS, MAX_USER_NAME_BYTES, ScramUser, SecurityConfig, StorageConfig,
-    StorageEngine, validate_user_name,
+    StorageEngine, TransactionOutcome, validate_user_name,
 };
 pub use error::{Result, StorageError};
 pub use health::{WriteHealth, WriteOutcomes};
@@ -46,7 +46,7 @@ pub use long_poll::{CommitWait, REFRESHES_PER_POLL, REMOTE_COMMIT_POLL};
 pub use object_storage::{ObjectStorage, ObjectStoreStats};
 pub use partitioner::{murmur2, partition_for_key};
 pub use producer::{Producer, ProducerRecord, RecordMetadata};
-pub use reader::{PartitionReader, ReadResult};
+pub use reader::{Isolation, PartitionReader, ReadResult, TransactionRun};
 pub use segment::{Compression, SegmentError, SegmentReader, SegmentWriter};
 pub use segment_index::{IndexedSegment, SegmentIndex, SegmentIndexConfig};
 pub use writer::{AppendResult, FlushConfig, PendingAppend};
@@ -55,7 +55,8 @@ pub use writer::{AppendResult, FlushConfig, PendingAppend};
 /// on the engine alone.
 pub use streamhouse_core::security;
 pub use streamhouse_metadata::{
-    AgentInfo, AgentListener, ClusterRegistry, CommittedOffset, GroupOffsets, MetadataError,
-    NewTopic, OffsetCommit, PartitionInfo, ProducerBatch, SegmentInfo, StorageStats, Topic,
-    TopicDescription,
+    AbortedTransaction, AgentInfo, AgentListener, ClusterRegistry, CommittedOffset, GroupOffsets,
+    MetadataError, NewTopic, OffsetCommit, PartitionInfo, ProducerBatch, SegmentInfo, StorageStats,
+    Topic, TopicDescription, TransactionBatch, TransactionInfo, TransactionRefusal,
+    TransactionState,
 };

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
 use streamhouse_core::Record;
-use streamhouse_metadata::MetadataStore;
+use streamhouse_metadata::{MetadataStore, TransactionBatch};
 
 use crate::cache::{SegmentCache, SegmentKey};
 use crate::error::{Result, StorageError};
@@ -24,6 +24,63 @@ pub struct ReadResult {
     pub records: Vec<Record>,
     pub high_watermark: i64,
     pub log_start_offset: i64,
+    /// The first offset of the oldest open transaction, or the high
+    /// watermark.
+    pub last_stable_offset: i64,
+    /// The returned records that are a transactional producer's batch or
+    /// a transaction marker, as runs in offset order: a Kafka front-end
+    /// sends each as a batch of its own, with its producer and, for a
+    /// marker, as a control batch.
+    pub transactions: Vec<TransactionRun>,
+}
+
+/// Returned records `first_offset..=last_offset`, all from one
+/// transactional batch or marker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransactionRun {
+    pub first_offset: i64,
+    pub last_offset: i64,
+    pub batch: TransactionBatch,
+}
+
+/// Collects the run of records a read returned from one segment, if the
+/// segment is a transactional batch or a marker.
+struct TransactionRunBuilder {
+    batch: Option<TransactionBatch>,
+    /// Index of the segment's first returned record.
+    start: usize,
+}
+
+impl TransactionRunBuilder {
+    fn new(batch: Option<TransactionBatch>, start: usize) -> Self {
+        Self { batch, start }
+    }
+
+    /// Records the run; later calls add nothing.
+    fn finish(&mut self, records: &[Record], runs: &mut Vec<TransactionRun>) {
+        if let (Some(batch), Some(first), Some(last)) = (
+            self.batch.take(),
+            records.get(self.start),
+            records.last().filter(|_| records.len() > self.start),
+        ) {
+            runs.push(TransactionRun {
+                first_offset: first.offset,
+                last_offset: last.offset,
+                batch,
+            });
+        }
+    }
+}
+
+/// How far a read may go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Isolation {
+    /// Up to the high watermark (Kafka's read_uncommitted).
+    #[default]
+    Uncommitted,
+    /// Up to the last stable offset (read_committed): no record of a
+    /// transaction still open.
+    Committed,
 }
 
 /// Framing overhead counted per record against a read's byte budget.
@@ -81,6 +138,19 @@ impl PartitionReader {
         max_records: usize,
         max_bytes: usize,
     ) -> Result<ReadResult> {
+        self.read_isolated(offset, max_records, max_bytes, Isolation::Uncommitted)
+            .await
+    }
+
+    /// Like [`read`](Self::read), stopping at the last stable offset for
+    /// [`Isolation::Committed`].
+    pub async fn read_isolated(
+        &self,
+        offset: i64,
+        max_records: usize,
+        max_bytes: usize,
+        isolation: Isolation,
+    ) -> Result<ReadResult> {
         let watermarks = self
             .context
             .watermarks
@@ -88,10 +158,18 @@ impl PartitionReader {
             .await?;
         let (log_start_offset, high_watermark) =
             (watermarks.log_start_offset, watermarks.high_watermark);
+        let last_stable_offset = watermarks.last_stable_offset.min(high_watermark);
         let mut result = ReadResult {
             records: Vec::new(),
             high_watermark,
             log_start_offset,
+            last_stable_offset,
+            transactions: Vec::new(),
+        };
+        // Nothing at or past `end` is returned.
+        let end = match isolation {
+            Isolation::Uncommitted => high_watermark,
+            Isolation::Committed => last_stable_offset,
         };
         if offset < log_start_offset || offset > high_watermark {
             return Err(StorageError::OffsetOutOfRange {
@@ -106,8 +184,9 @@ impl PartitionReader {
         let mut bytes = 0;
         let mut reloaded = false;
         let mut last_segment_end = None;
-        'segments: while next < high_watermark && result.records.len() < max_records {
+        'segments: while next < end && result.records.len() < max_records {
             let segment = self.segment_for(next).await?;
+            let returned_before = result.records.len();
             last_segment_end = Some(segment.end_offset);
             let reader = match self.load(&segment).await {
                 Ok(reader) => reader.placed_at(segment.base_offset),
@@ -139,22 +218,27 @@ impl PartitionReader {
                 }
                 Err(error) => return Err(error),
             };
+            let mut run = TransactionRunBuilder::new(segment.transaction, returned_before);
             for record in reader.iter_from(next) {
                 let record = record?;
-                if record.offset >= high_watermark {
+                if record.offset >= end {
+                    run.finish(&result.records, &mut result.transactions);
                     break 'segments;
                 }
                 let size = record.payload_size() + RECORD_OVERHEAD;
                 if !result.records.is_empty() && bytes + size > max_bytes {
+                    run.finish(&result.records, &mut result.transactions);
                     break 'segments;
                 }
                 bytes += size;
                 next = record.offset + 1;
                 result.records.push(record);
                 if result.records.len() >= max_records {
+                    run.finish(&result.records, &mut result.transactions);
                     break 'segments;
                 }
             }
+            run.finish(&result.records, &mut result.transactions);
             next = next.max(segment.end_offset + 1);
         }
         // Read ahead: a reader going through old data will want the next

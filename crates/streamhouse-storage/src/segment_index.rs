@@ -14,7 +14,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use parking_lot::Mutex;
 use rustc_hash::FxHashMap;
-use streamhouse_metadata::{MetadataError, MetadataStore, SegmentInfo};
+use streamhouse_metadata::{MetadataError, MetadataStore, SegmentInfo, TransactionBatch};
 
 use crate::clock::{Clock, SystemClock};
 
@@ -29,6 +29,8 @@ pub struct IndexedSegment {
     pub byte_length: u64,
     pub min_timestamp: i64,
     pub max_timestamp: i64,
+    /// The transactional batch or marker the segment is, if it is one.
+    pub transaction: Option<TransactionBatch>,
 }
 
 impl IndexedSegment {
@@ -48,6 +50,7 @@ impl From<&SegmentInfo> for IndexedSegment {
             byte_length: u64::try_from(row.byte_length).unwrap_or(0),
             min_timestamp: row.min_timestamp,
             max_timestamp: row.max_timestamp,
+            transaction: row.transaction,
         }
     }
 }

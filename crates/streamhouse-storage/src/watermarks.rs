@@ -105,6 +105,7 @@ impl Watermarks {
                 partition,
                 high_watermark: fetched.high_watermark.max(current.high_watermark),
                 log_start_offset: fetched.log_start_offset.max(current.log_start_offset),
+                last_stable_offset: fetched.last_stable_offset.max(current.last_stable_offset),
             };
             let changed = next != *current;
             *current = next;
@@ -138,6 +139,9 @@ impl Watermarks {
                             partition,
                             high_watermark,
                             log_start_offset: 0,
+                            // Unknown until read from the store: nothing
+                            // is stable yet.
+                            last_stable_offset: 0,
                         }),
                         fetched_at: None,
                     },

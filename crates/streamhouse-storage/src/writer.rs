@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use streamhouse_core::{Record, TopicPartition};
-use streamhouse_metadata::ProducerBatch;
+use streamhouse_metadata::{ProducerBatch, TransactionBatch};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, TryAcquireError, oneshot};
 
 use crate::error::{Result, StorageError};
@@ -118,12 +118,38 @@ impl Waiter {
 }
 
 /// Which open segment an append goes to: one per partition for plain
-/// appends, and one per batch of an idempotent producer, so that the
-/// commit can accept or reject each such batch on its own.
+/// appends, and one per batch of an idempotent producer and per
+/// transaction marker, so that the commit can accept or reject each such
+/// batch on its own.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct WriterKey {
     pub(crate) tp: TopicPartition,
-    pub(crate) producer: Option<ProducerBatch>,
+    pub(crate) origin: Option<Origin>,
+}
+
+/// What the commit must know of a segment's writer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Origin {
+    /// One batch of an idempotent (or transactional) producer.
+    Producer(ProducerBatch),
+    /// A COMMIT or ABORT marker of a transaction.
+    Marker(TransactionBatch),
+}
+
+impl Origin {
+    pub(crate) fn producer(self) -> Option<ProducerBatch> {
+        match self {
+            Origin::Producer(batch) => Some(batch),
+            Origin::Marker(_) => None,
+        }
+    }
+
+    pub(crate) fn marker(self) -> Option<TransactionBatch> {
+        match self {
+            Origin::Marker(marker) => Some(marker),
+            Origin::Producer(_) => None,
+        }
+    }
 }
 
 /// An open segment and the appends waiting on it.
@@ -196,7 +222,7 @@ impl WriteShared {
         &self,
         tp: TopicPartition,
         mut records: Vec<Record>,
-        producer: Option<ProducerBatch>,
+        origin: Option<Origin>,
         wait: Duration,
     ) -> Result<PendingAppend> {
         if records.is_empty() {
@@ -239,12 +265,13 @@ impl WriteShared {
                 return Err(StorageError::ShuttingDown);
             }
             let compression = self.config.compression;
-            let key = WriterKey { tp, producer };
-            if producer.is_some()
+            let key = WriterKey { tp, origin };
+            if origin.is_some()
                 && let Some(writer) = buffer.partitions.get_mut(&key)
             {
-                // A retry of an idempotent batch that is still buffered:
-                // answer it with the original's offsets.
+                // A retry of an idempotent batch that is still buffered, or
+                // the same marker written twice: answer it with the
+                // original's offsets.
                 let count = i64::try_from(writer.segment.record_count()).unwrap_or(i64::MAX);
                 writer.waiters.push(Waiter {
                     first: 0,

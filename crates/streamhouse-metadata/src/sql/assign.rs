@@ -110,6 +110,7 @@ pub(crate) fn assign_offsets(
     segments: &[PendingSegment],
     current: &BTreeMap<(String, i32), i64>,
     committed_before: &HashMap<usize, (i64, i64)>,
+    refused: &HashMap<usize, SegmentOutcome>,
     mut producers: ProducerState,
 ) -> Assignment {
     let mut next: BTreeMap<(String, i32), i64> = BTreeMap::new();
@@ -152,6 +153,12 @@ pub(crate) fn assign_offsets(
                 continue;
             }
             _ => {}
+        }
+        // A retry of a stored batch was answered above, whatever its
+        // transaction has become since.
+        if let Some(outcome) = refused.get(&index) {
+            outcomes.push(*outcome);
+            continue;
         }
         let base_offset = *next.entry(key.clone()).or_insert(high_watermark);
         let end_offset = base_offset + segment.record_count - 1;
@@ -204,8 +211,10 @@ mod tests {
                     producer_id,
                     producer_epoch,
                     base_sequence,
+                    transactional: false,
                 },
             ),
+            marker: None,
         }
     }
 
@@ -214,7 +223,13 @@ mod tests {
     }
 
     fn assign(segments: &[PendingSegment], producers: ProducerState) -> Assignment {
-        assign_offsets(segments, &partitions(), &HashMap::new(), producers)
+        assign_offsets(
+            segments,
+            &partitions(),
+            &HashMap::new(),
+            &HashMap::new(),
+            producers,
+        )
     }
 
     fn history(batches: &[(i16, i32, i32, i64, i64)]) -> ProducerState {
@@ -396,6 +411,7 @@ mod tests {
             &[segment(0, 3, None), segment(0, 1, None)],
             &partitions(),
             &before,
+            &HashMap::new(),
             HashMap::new(),
         );
         assert_eq!(

@@ -44,6 +44,11 @@ pub(crate) trait Backend: Send + Sync + std::fmt::Debug + 'static {
     /// Short backend name for logs and metrics.
     const BACKEND: &'static str;
 
+    /// Appended to a SELECT inside a write transaction to keep the rows it
+    /// read from changing until the transaction ends (empty where the
+    /// write transaction already excludes every other writer).
+    const SHARE_LOCK: &'static str;
+
     fn pool(&self) -> &Pool<Self::Db>;
 
     /// The wall clock stored times (creation, commit and tombstone times)
@@ -55,13 +60,15 @@ pub(crate) trait Backend: Send + Sync + std::fmt::Debug + 'static {
     async fn begin_write(&self, operation: &'static str) -> Result<Transaction<'static, Self::Db>>;
 
     /// The backend's part of a flush commit, inside `tx`: assigns offsets
-    /// to the segments not in `before` and writes the rows. Returns the
+    /// to the segments not in `before` (those in `refused` get that
+    /// outcome unless they are duplicates) and writes the rows. Returns the
     /// outcomes and the new high watermarks.
     async fn commit_flush_tx(
         &self,
         tx: &mut Transaction<'_, Self::Db>,
         flush: &FlushCommit,
         before: &HashMap<usize, (i64, i64)>,
+        refused: &HashMap<usize, SegmentOutcome>,
     ) -> Result<(Vec<SegmentOutcome>, Vec<(String, i32, i64)>)>;
 
     /// Where this process's commits announce their watermarks.

@@ -11,6 +11,7 @@ mod assign;
 mod backend;
 mod cluster;
 mod error;
+mod flush_transactions;
 mod objects;
 mod offsets;
 mod postgres;
@@ -19,6 +20,7 @@ mod security;
 mod segments;
 mod sqlite;
 mod topics;
+mod transactions;
 
 pub(crate) use assign::{BatchMeta, KEPT_BATCHES, ProducerKey, ProducerState, assign_offsets};
 

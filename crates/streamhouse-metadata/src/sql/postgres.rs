@@ -110,6 +110,8 @@ impl Backend for PostgresStore {
 
     const BACKEND: &'static str = "postgres";
 
+    const SHARE_LOCK: &'static str = " FOR SHARE";
+
     fn pool(&self) -> &Pool<Postgres> {
         &self.pool
     }
@@ -147,6 +149,7 @@ impl Backend for PostgresStore {
         tx: &mut Transaction<'_, Postgres>,
         flush: &FlushCommit,
         before: &HashMap<usize, (i64, i64)>,
+        refused: &HashMap<usize, SegmentOutcome>,
     ) -> Result<(Vec<SegmentOutcome>, Vec<(String, i32, i64)>)> {
         const OP: &str = "commit flush";
         let (topics, partitions): (Vec<String>, Vec<i32>) =
@@ -183,7 +186,7 @@ impl Backend for PostgresStore {
                 .map_err(|e| MetadataError::from_sqlx(OP, e))?;
             producer_state(rows)
         };
-        let assignment = assign_offsets(&flush.segments, &current, before, state);
+        let assignment = assign_offsets(&flush.segments, &current, before, refused, state);
         if !assignment.watermarks.is_empty() {
             let mut wm_topics = Vec::with_capacity(assignment.watermarks.len());
             let mut wm_partitions = Vec::with_capacity(assignment.watermarks.len());

@@ -8,19 +8,23 @@ use async_trait::async_trait;
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Type};
 
 use super::backend::{Backend, Dialect};
+use super::flush_transactions::{
+    ProducerTxnRow, has_transactional, record_transactions, refused_batches,
+};
 use crate::error::{MetadataError, Result};
 use crate::store::SegmentLog;
 use crate::types::{FlushCommit, PendingSegment, SegmentInfo};
 
 pub(crate) const SELECT_SEGMENTS: &str = "SELECT id, topic, partition_id, base_offset, end_offset, \
      record_count, size_bytes, s3_bucket, s3_key, byte_offset, byte_length, min_timestamp, \
-     max_timestamp, created_at, cleaned_at, tombstones \
+     max_timestamp, created_at, cleaned_at, tombstones, producer_id, producer_epoch, control \
      FROM segments WHERE topic = $1 AND partition_id = $2 AND end_offset >= $3 \
      ORDER BY base_offset LIMIT $4";
 
 pub(crate) const SELECT_SEGMENT_BY_TIMESTAMP: &str = "SELECT id, topic, partition_id, \
      base_offset, end_offset, record_count, size_bytes, s3_bucket, s3_key, byte_offset, \
-     byte_length, min_timestamp, max_timestamp, created_at, cleaned_at, tombstones \
+     byte_length, min_timestamp, max_timestamp, created_at, cleaned_at, tombstones, producer_id, \
+     producer_epoch, control \
      FROM segments WHERE topic = $1 AND partition_id = $2 AND max_timestamp >= $3 \
      ORDER BY base_offset LIMIT 1";
 
@@ -72,6 +76,9 @@ pub(crate) struct SegmentRow {
     created_at: i64,
     cleaned_at: Option<i64>,
     tombstones: i64,
+    producer_id: Option<i64>,
+    producer_epoch: Option<i16>,
+    control: Option<i16>,
 }
 
 impl From<SegmentRow> for SegmentInfo {
@@ -93,9 +100,21 @@ impl From<SegmentRow> for SegmentInfo {
             created_at: row.created_at,
             cleaned_at: row.cleaned_at,
             tombstones: row.tombstones,
+            transaction: match (row.producer_id, row.producer_epoch) {
+                (Some(producer_id), Some(producer_epoch)) => Some(crate::TransactionBatch {
+                    producer_id,
+                    producer_epoch,
+                    commit: row.control.map(|control| control == CONTROL_COMMIT),
+                }),
+                _ => None,
+            },
         }
     }
 }
+
+/// Kafka's control record types, as `segments.control` stores them.
+pub(crate) const CONTROL_ABORT: i16 = 0;
+pub(crate) const CONTROL_COMMIT: i16 = 1;
 
 /// A segment row of an object that was committed before, found when a
 /// commit is retried.
@@ -228,7 +247,12 @@ where
     for<'q> i32: Encode<'q, S::Db> + Type<S::Db>,
     for<'q> i64: Encode<'q, S::Db> + Type<S::Db>,
     for<'q> Option<i64>: Encode<'q, S::Db> + Type<S::Db>,
+    for<'q> Option<i16>: Encode<'q, S::Db> + Type<S::Db>,
+    for<'q> i16: Encode<'q, S::Db> + Type<S::Db>,
+    for<'q> bool: Encode<'q, S::Db> + Type<S::Db>,
     for<'r> SegmentRow: FromRow<'r, <S::Db as Database>::Row>,
+    for<'r> ProducerTxnRow: FromRow<'r, <S::Db as Database>::Row>,
+    for<'r> (String, i32): FromRow<'r, <S::Db as Database>::Row>,
     for<'r> CommittedRow: FromRow<'r, <S::Db as Database>::Row>,
     for<'r> (i64, i64, i64, i64, i64): FromRow<'r, <S::Db as Database>::Row>,
     for<'r> (i64,): FromRow<'r, <S::Db as Database>::Row>,
@@ -250,7 +274,18 @@ where
             .await
             .map_err(|e| crate::MetadataError::from_sqlx(OP, e))?;
         let before = committed_before(&flush.segments, &previous);
-        let (outcomes, watermarks) = self.commit_flush_tx(&mut tx, flush, &before).await?;
+        let transactional = has_transactional(&flush.segments);
+        let refused = if transactional {
+            refused_batches::<S>(&mut tx, &flush.segments, &before).await?
+        } else {
+            HashMap::new()
+        };
+        let (outcomes, watermarks) = self
+            .commit_flush_tx(&mut tx, flush, &before, &refused)
+            .await?;
+        if transactional {
+            record_transactions::<S>(&mut tx, &flush.segments, &outcomes, &before).await?;
+        }
         tx.commit()
             .await
             .map_err(|e| crate::MetadataError::from_sqlx(OP, e))?;

@@ -131,6 +131,8 @@ impl Backend for SqliteStore {
 
     const BACKEND: &'static str = "sqlite";
 
+    const SHARE_LOCK: &'static str = "";
+
     fn pool(&self) -> &Pool<Sqlite> {
         &self.pool
     }
@@ -159,6 +161,7 @@ impl Backend for SqliteStore {
         tx: &mut Transaction<'_, Sqlite>,
         flush: &FlushCommit,
         before: &HashMap<usize, (i64, i64)>,
+        refused: &HashMap<usize, SegmentOutcome>,
     ) -> Result<(Vec<SegmentOutcome>, Vec<(String, i32, i64)>)> {
         const OP: &str = "commit flush";
         let mut current = BTreeMap::new();
@@ -185,7 +188,13 @@ impl Backend for SqliteStore {
                     .map_err(|e| MetadataError::from_sqlx(OP, e))?,
             );
         }
-        let assignment = assign_offsets(&flush.segments, &current, before, producer_state(rows));
+        let assignment = assign_offsets(
+            &flush.segments,
+            &current,
+            before,
+            refused,
+            producer_state(rows),
+        );
         for (topic, partition, high_watermark) in &assignment.watermarks {
             sqlx::query(SET_HIGH_WATERMARK)
                 .bind(topic)

@@ -26,10 +26,10 @@ pub(crate) const SELECT_TOPICS: &str =
 pub(crate) const SELECT_TOPIC: &str =
     "SELECT name, topic_id, partition_count, config, created_at FROM topics WHERE name = $1";
 
-pub(crate) const SELECT_PARTITIONS: &str = "SELECT partition_id, high_watermark, log_start_offset \
+pub(crate) const SELECT_PARTITIONS: &str = "SELECT partition_id, high_watermark, log_start_offset, first_open_txn \
      FROM partitions WHERE topic = $1 ORDER BY partition_id";
 
-pub(crate) const SELECT_PARTITION: &str = "SELECT partition_id, high_watermark, log_start_offset \
+pub(crate) const SELECT_PARTITION: &str = "SELECT partition_id, high_watermark, log_start_offset, first_open_txn \
      FROM partitions WHERE topic = $1 AND partition_id = $2";
 
 pub(crate) const DELETE_TOPIC: &str = "DELETE FROM topics WHERE name = $1";
@@ -53,7 +53,7 @@ pub(crate) const ADVANCE_LOG_START: &str = "UPDATE partitions SET log_start_offs
          WHEN $3 > log_start_offset THEN $3 \
          ELSE log_start_offset END \
      WHERE topic = $1 AND partition_id = $2 \
-     RETURNING partition_id, high_watermark, log_start_offset";
+     RETURNING partition_id, high_watermark, log_start_offset, first_open_txn";
 
 /// Tombstones the objects of the segment rows wholly below offset `$4`.
 pub(crate) const TOMBSTONE_BELOW: &str = "INSERT INTO object_tombstones (s3_bucket, s3_key, unreferenced_at) \
@@ -94,6 +94,7 @@ pub(crate) struct PartitionRow {
     partition_id: i32,
     high_watermark: i64,
     log_start_offset: i64,
+    first_open_txn: Option<i64>,
 }
 
 impl From<PartitionRow> for crate::types::PartitionInfo {
@@ -102,6 +103,9 @@ impl From<PartitionRow> for crate::types::PartitionInfo {
             partition: row.partition_id,
             high_watermark: row.high_watermark,
             log_start_offset: row.log_start_offset,
+            last_stable_offset: row
+                .first_open_txn
+                .map_or(row.high_watermark, |first| first.min(row.high_watermark)),
         }
     }
 }

@@ -12,7 +12,8 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use streamhouse_core::{Record, TopicConfig, TopicPartition};
 use streamhouse_metadata::{
-    ClusterRegistry, GroupOffsets, MetadataStore, PartitionInfo, ProducerBatch, StorageStats, Topic,
+    ClusterRegistry, GroupOffsets, MetadataStore, PartitionInfo, ProducerBatch, StorageStats,
+    Topic, TransactionBatch,
 };
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -21,6 +22,9 @@ use tokio_util::sync::CancellationToken;
 mod offsets;
 mod security;
 mod topics;
+mod transactions;
+
+pub use transactions::TransactionOutcome;
 
 pub use security::{
     DEFAULT_SCRAM_ITERATIONS, MAX_USER_NAME_BYTES, ScramUser, SecurityConfig, validate_user_name,
@@ -43,7 +47,7 @@ use crate::reader::{PartitionReader, ReadContext, ReadResult};
 use crate::segment_index::{SegmentIndex, SegmentIndexConfig};
 use crate::topics::TopicCache;
 use crate::watermarks::Watermarks;
-use crate::writer::{AppendResult, FlushConfig, PendingAppend, WriteShared};
+use crate::writer::{AppendResult, FlushConfig, Origin, PendingAppend, WriteShared};
 
 /// How long an append from the library or the HTTP API waits for buffer
 /// space before it fails (a Kafka produce waits its own `timeout_ms`).
@@ -328,11 +332,40 @@ impl StorageEngine {
             topic,
             partition,
             records,
-            producer,
+            producer.map(Origin::Producer),
             wait,
             config.config.log_append_time(),
         )
         .await
+    }
+
+    /// Writes a transaction's COMMIT or ABORT marker (`marker.commit`) to
+    /// a partition through the normal flush commit, which closes the
+    /// producer's open transaction there at the marker's offset. Returns
+    /// that offset once it is durable. The marker is Kafka's control
+    /// record: key = version 0 and type (0 ABORT, 1 COMMIT), value =
+    /// version 0 and the coordinator epoch.
+    pub async fn append_marker(
+        &self,
+        topic: &str,
+        partition: i32,
+        marker: TransactionBatch,
+    ) -> Result<i64> {
+        let commit = marker.commit.unwrap_or(false);
+        let key = [0, 0, 0, u8::from(commit)];
+        let value = [0, 0, 0, 0, 0, 0];
+        let record = Record::new(self.inner.clock.now_ms(), value.to_vec()).with_key(key.to_vec());
+        let pending = self
+            .enqueue(
+                topic,
+                partition,
+                vec![record],
+                Some(Origin::Marker(marker)),
+                DEFAULT_APPEND_WAIT,
+                false,
+            )
+            .await?;
+        Ok(pending.await?.base_offset)
     }
 
     /// Buffers an append; a topic that stamps records on append
@@ -343,7 +376,7 @@ impl StorageEngine {
         topic: &str,
         partition: i32,
         mut records: Vec<Record>,
-        producer: Option<ProducerBatch>,
+        origin: Option<Origin>,
         wait: Duration,
         stamp: bool,
     ) -> Result<PendingAppend> {
@@ -357,12 +390,7 @@ impl StorageEngine {
         let mut pending = self
             .inner
             .write
-            .enqueue(
-                TopicPartition::new(topic, partition),
-                records,
-                producer,
-                wait,
-            )
+            .enqueue(TopicPartition::new(topic, partition), records, origin, wait)
             .await?;
         metrics::counter!("streamhouse_append_records_total").increment(count);
         pending.append_time = append_time;

@@ -551,6 +551,7 @@ mod tests {
             created_at,
             cleaned_at: None,
             tombstones: 0,
+            transaction: None,
         }
     }
 

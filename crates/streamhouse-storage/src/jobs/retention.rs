@@ -177,6 +177,7 @@ mod tests {
             created_at: 0,
             cleaned_at: None,
             tombstones: 0,
+            transaction: None,
         }
     }
 

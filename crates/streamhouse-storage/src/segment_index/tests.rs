@@ -30,6 +30,7 @@ impl FakeSource {
             created_at: 0,
             cleaned_at: None,
             tombstones: 0,
+            transaction: None,
         });
     }
 
@@ -178,6 +179,7 @@ async fn test_segment_index_refresh_on_new_segment() {
             byte_length: 10,
             min_timestamp: 0,
             max_timestamp: 0,
+            transaction: None,
         },
     );
     assert_eq!(base_of(&index, 45).await, Some(40));
@@ -244,6 +246,7 @@ async fn test_segment_index_max_segments() {
                 byte_length: 10,
                 min_timestamp: 0,
                 max_timestamp: 0,
+                transaction: None,
             },
         );
         assert!(index.len() <= 4);

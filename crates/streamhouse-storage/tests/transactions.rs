@@ -1,0 +1,293 @@
+//! Transactions through the engine, on the embedded default and on
+//! PostgreSQL + the S3 server: transactional batches, markers written by
+//! EndTxn through the flush commit, the last stable offset, what a
+//! read_committed reader sees, and the coordinator's recovery (a fenced
+//! producer's open transaction, a timeout, a transaction left prepared).
+
+// Tests: a failed expectation is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::{Backend, test_config};
+use streamhouse_core::Record;
+use streamhouse_core::clock::{Clock, ManualClock, SystemClock};
+use streamhouse_metadata::NewTopic;
+use streamhouse_storage::{
+    Isolation, ProducerBatch, ReadResult, StorageEngine, StorageError, TransactionBatch,
+    TransactionRefusal, TransactionState,
+};
+
+on_every_backend!(
+    committed_and_aborted_transactions_as_readers_see_them,
+    transactional_batches_outside_their_transaction_are_refused,
+    a_new_producer_epoch_aborts_the_open_transaction,
+    a_transaction_past_its_timeout_is_aborted,
+);
+
+fn start(backend: &Backend) -> (StorageEngine, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::starting_at(SystemClock.now_ms()));
+    let engine = StorageEngine::start_with_clock(
+        backend.metadata.clone(),
+        backend.storage.clone(),
+        test_config(),
+        clock.clone(),
+    );
+    (engine, clock)
+}
+
+fn records(values: &[&str]) -> Vec<Record> {
+    values
+        .iter()
+        .map(|v| Record::new(1_000, Bytes::from(v.to_string())))
+        .collect()
+}
+
+/// Appends one producer batch; its first offset.
+async fn send(
+    engine: &StorageEngine,
+    producer: (i64, i16),
+    sequence: i32,
+    values: &[&str],
+) -> Result<i64, StorageError> {
+    let batch = ProducerBatch {
+        producer_id: producer.0,
+        producer_epoch: producer.1,
+        base_sequence: sequence,
+        transactional: true,
+    };
+    let pending = engine
+        .start_producer_append("t", 0, records(values), Some(batch), Duration::from_secs(5))
+        .await?;
+    Ok(pending.await?.base_offset)
+}
+
+async fn read(engine: &StorageEngine, isolation: Isolation) -> ReadResult {
+    engine
+        .reader("t", 0)
+        .read_isolated(0, usize::MAX, 1 << 20, isolation)
+        .await
+        .expect("read")
+}
+
+fn values(result: &ReadResult) -> Vec<String> {
+    result
+        .records
+        .iter()
+        .map(|r| String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned())
+        .collect()
+}
+
+async fn init(engine: &StorageEngine, id: &str) -> (i64, i16) {
+    engine
+        .init_transaction(id, 60_000, None)
+        .await
+        .expect("init")
+        .expect("init refused")
+}
+
+async fn begin(engine: &StorageEngine, id: &str, producer: (i64, i16)) {
+    engine
+        .add_transaction_partitions(id, producer.0, producer.1, &[("t".to_string(), 0)])
+        .await
+        .expect("add partitions")
+        .expect("add partitions refused");
+}
+
+async fn committed_and_aborted_transactions_as_readers_see_them(backend: Backend) {
+    let (engine, _clock) = start(&backend);
+    engine.create_topic(NewTopic::new("t", 1)).await.unwrap();
+    let producer = init(&engine, "tx").await;
+
+    begin(&engine, "tx", producer).await;
+    assert_eq!(send(&engine, producer, 0, &["a", "b"]).await.unwrap(), 0);
+    engine.append("t", 0, records(&["plain"])).await.unwrap();
+    // While the transaction is open, read_committed stops at its first
+    // offset; read_uncommitted sees everything.
+    let info = engine.refreshed_partition_info("t", 0).await.unwrap();
+    assert_eq!((info.last_stable_offset, info.high_watermark), (0, 3));
+    assert!(read(&engine, Isolation::Committed).await.records.is_empty());
+    assert_eq!(
+        values(&read(&engine, Isolation::Uncommitted).await),
+        ["a", "b", "plain"]
+    );
+    engine
+        .end_transaction("tx", producer.0, producer.1, true)
+        .await
+        .unwrap()
+        .unwrap();
+    // The COMMIT marker took offset 3.
+    let info = engine.refreshed_partition_info("t", 0).await.unwrap();
+    assert_eq!((info.last_stable_offset, info.high_watermark), (4, 4));
+
+    begin(&engine, "tx", producer).await;
+    assert_eq!(send(&engine, producer, 2, &["x"]).await.unwrap(), 4);
+    engine
+        .end_transaction("tx", producer.0, producer.1, false)
+        .await
+        .unwrap()
+        .unwrap();
+    engine.refreshed_partition_info("t", 0).await.unwrap();
+    let all = read(&engine, Isolation::Committed).await;
+    assert_eq!(all.last_stable_offset, 6);
+    assert_eq!(values(&all).len(), 6, "records and markers: {all:?}");
+    let marker = |commit| TransactionBatch {
+        producer_id: producer.0,
+        producer_epoch: producer.1,
+        commit: Some(commit),
+    };
+    let data = TransactionBatch {
+        producer_id: producer.0,
+        producer_epoch: producer.1,
+        commit: None,
+    };
+    let runs: Vec<_> = all
+        .transactions
+        .iter()
+        .map(|r| (r.first_offset, r.last_offset, r.batch))
+        .collect();
+    assert_eq!(
+        runs,
+        [
+            (0, 1, data),
+            (3, 3, marker(true)),
+            (4, 4, data),
+            (5, 5, marker(false))
+        ]
+    );
+    // The aborted transaction is indexed for read_committed readers.
+    let aborted = engine.aborted_transactions("t", 0, 0, 5).await.unwrap();
+    assert_eq!(aborted.len(), 1);
+    assert_eq!((aborted[0].first_offset, aborted[0].marker_offset), (4, 5));
+    let state = engine.describe_transaction("tx").await.unwrap().unwrap();
+    assert_eq!(state.state, TransactionState::CompleteAbort);
+    engine.shutdown().await;
+}
+
+async fn transactional_batches_outside_their_transaction_are_refused(backend: Backend) {
+    let (engine, _clock) = start(&backend);
+    engine.create_topic(NewTopic::new("t", 1)).await.unwrap();
+    let producer = init(&engine, "tx").await;
+    let refused = |result: Result<i64, StorageError>| match result {
+        Err(StorageError::TransactionRefused { reason, .. }) => reason,
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    // Not added to a transaction; a producer id never issued.
+    assert_eq!(
+        refused(send(&engine, producer, 0, &["a"]).await),
+        TransactionRefusal::InvalidState
+    );
+    begin(&engine, "tx", producer).await;
+    assert_eq!(
+        refused(send(&engine, (producer.0 + 1_000, 0), 0, &["a"]).await),
+        TransactionRefusal::ProducerIdMismatch
+    );
+    // EndTxn in the wrong state, and from a stale epoch.
+    assert_eq!(
+        engine
+            .end_transaction("tx", producer.0, producer.1 + 1, true)
+            .await
+            .unwrap(),
+        Err(TransactionRefusal::Fenced)
+    );
+    engine
+        .end_transaction("tx", producer.0, producer.1, false)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        engine
+            .end_transaction("tx", producer.0, producer.1, true)
+            .await
+            .unwrap(),
+        Err(TransactionRefusal::InvalidState)
+    );
+    assert_eq!(
+        engine
+            .refreshed_partition_info("t", 0)
+            .await
+            .unwrap()
+            .high_watermark,
+        0,
+        "nothing was stored, no marker was needed"
+    );
+    engine.shutdown().await;
+}
+
+async fn a_new_producer_epoch_aborts_the_open_transaction(backend: Backend) {
+    let (engine, _clock) = start(&backend);
+    engine.create_topic(NewTopic::new("t", 1)).await.unwrap();
+    let zombie = init(&engine, "tx").await;
+    begin(&engine, "tx", zombie).await;
+    send(&engine, zombie, 0, &["z"]).await.unwrap();
+    // The producer restarts: its open transaction is aborted (the marker
+    // goes to offset 1) and the old instance is fenced.
+    let producer = init(&engine, "tx").await;
+    assert_eq!(producer.0, zombie.0);
+    assert!(producer.1 > zombie.1);
+    let info = engine.refreshed_partition_info("t", 0).await.unwrap();
+    assert_eq!((info.last_stable_offset, info.high_watermark), (2, 2));
+    assert_eq!(
+        engine
+            .aborted_transactions("t", 0, 0, 1)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(matches!(
+        send(&engine, zombie, 1, &["late"]).await,
+        Err(StorageError::TransactionRefused { .. } | StorageError::ProducerFenced { .. })
+    ));
+    assert_eq!(
+        engine
+            .add_transaction_partitions("tx", zombie.0, zombie.1, &[("t".to_string(), 0)])
+            .await
+            .unwrap(),
+        Err(TransactionRefusal::Fenced)
+    );
+    engine.shutdown().await;
+}
+
+async fn a_transaction_past_its_timeout_is_aborted(backend: Backend) {
+    let (engine, clock) = start(&backend);
+    engine.create_topic(NewTopic::new("t", 1)).await.unwrap();
+    let producer = engine
+        .init_transaction("tx", 10_000, None)
+        .await
+        .unwrap()
+        .unwrap();
+    begin(&engine, "tx", producer).await;
+    send(&engine, producer, 0, &["a"]).await.unwrap();
+    assert_eq!(
+        engine.expire_transactions(5_000, |_| true).await.unwrap(),
+        0
+    );
+    clock.advance(Duration::from_secs(11));
+    // Only the agent coordinating the id aborts it.
+    assert_eq!(
+        engine.expire_transactions(5_000, |_| false).await.unwrap(),
+        0
+    );
+    assert_eq!(
+        engine.expire_transactions(5_000, |_| true).await.unwrap(),
+        1
+    );
+    let info = engine.refreshed_partition_info("t", 0).await.unwrap();
+    assert_eq!((info.last_stable_offset, info.high_watermark), (2, 2));
+    let state = engine.describe_transaction("tx").await.unwrap().unwrap();
+    assert_eq!(state.state, TransactionState::CompleteAbort);
+    // The producer was fenced by the abort.
+    assert_eq!(
+        engine
+            .end_transaction("tx", producer.0, producer.1, true)
+            .await
+            .unwrap(),
+        Err(TransactionRefusal::Fenced)
+    );
+    engine.shutdown().await;
+}
