@@ -69,6 +69,12 @@ pub struct KafkaConfig {
     /// Bounds on consumer groups: session and rebalance timeouts, members
     /// per group, groups, and how long offsets outlive an empty group.
     pub group_limits: crate::coordinator::GroupLimits,
+    /// The longest `transaction.timeout.ms` a producer may ask for
+    /// (Kafka's `transaction.max.timeout.ms`).
+    pub transaction_max_timeout: Duration,
+    /// How often transactions past their timeout are aborted (Kafka's
+    /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`).
+    pub transaction_abort_check_interval: Duration,
 }
 
 impl KafkaConfig {
@@ -109,6 +115,8 @@ impl Default for KafkaConfig {
             default_partitions: 1,
             auto_create_topics: true,
             group_limits: crate::coordinator::GroupLimits::default(),
+            transaction_max_timeout: Duration::from_secs(15 * 60),
+            transaction_abort_check_interval: Duration::from_secs(10),
         }
     }
 }

@@ -15,7 +15,7 @@ use kafka_protocol::records::{
     Compression, Record as KafkaRecord, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 use streamhouse_core::{Header, Record};
-use streamhouse_storage::ProducerBatch;
+use streamhouse_storage::{ProducerBatch, TransactionRun};
 
 use decompress::{Codec, DecompressError, OverLimit};
 
@@ -368,6 +368,79 @@ pub fn encode_batch(records: &[Record], log_append_time: bool) -> anyhow::Result
         TimestampType::Creation
     };
     encode_records(records, timestamp_type, Compression::None)
+}
+
+/// Encodes what a read returned as uncompressed record batches (magic 2):
+/// plain records as batches of no producer, each transactional run as its
+/// producer's transactional batch, each marker as a control batch, as
+/// Kafka's log holds them.
+pub fn encode_read(
+    records: &[Record],
+    runs: &[TransactionRun],
+    log_append_time: bool,
+) -> anyhow::Result<Bytes> {
+    if runs.is_empty() {
+        return encode_batch(records, log_append_time);
+    }
+    let timestamp_type = if log_append_time {
+        TimestampType::LogAppend
+    } else {
+        TimestampType::Creation
+    };
+    let Some(first) = records.first() else {
+        return Ok(Bytes::new());
+    };
+    let mut runs = runs.iter().peekable();
+    let kafka_records: Vec<KafkaRecord> = records
+        .iter()
+        .map(|record| {
+            while runs.next_if(|r| r.last_offset < record.offset).is_some() {}
+            let run = runs
+                .peek()
+                .filter(|r| r.first_offset <= record.offset && record.offset <= r.last_offset);
+            let (producer_id, producer_epoch, transactional, control, sequence) = match run {
+                Some(run) => (
+                    run.batch.producer_id,
+                    run.batch.producer_epoch,
+                    true,
+                    run.batch.commit.is_some(),
+                    // Batches split where offset minus sequence changes.
+                    (record.offset - run.first_offset) as i32,
+                ),
+                None => (-1, -1, false, false, (record.offset - first.offset) as i32),
+            };
+            KafkaRecord {
+                transactional,
+                control,
+                delete_horizon: false,
+                partition_leader_epoch: 0,
+                producer_id,
+                producer_epoch,
+                timestamp_type,
+                offset: record.offset,
+                sequence,
+                timestamp: record.timestamp,
+                key: record.key.clone(),
+                value: record.value.clone(),
+                headers: record
+                    .headers
+                    .iter()
+                    .map(|h| (StrBytes::from_string(h.key.clone()), h.value.clone()))
+                    .collect(),
+            }
+        })
+        .collect();
+    let mut buf =
+        BytesMut::with_capacity(records.iter().map(|r| r.payload_size() + 24).sum::<usize>() + 64);
+    RecordBatchEncoder::encode(
+        &mut buf,
+        kafka_records.iter(),
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )?;
+    Ok(buf.freeze())
 }
 
 /// Encodes records, offsets as given, as one record batch (magic 2) of a

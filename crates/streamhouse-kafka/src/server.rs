@@ -125,6 +125,7 @@ impl KafkaServer {
             self.broker.engine.clock().clone(),
             stop.clone(),
         );
+        let transaction_expiry = start_transaction_expiry(self.broker.clone(), stop.clone());
         let membership = self
             .broker
             .cluster
@@ -177,6 +178,7 @@ impl KafkaServer {
         }
         let _ = groups.await;
         let _ = offset_expiry.await;
+        let _ = transaction_expiry.await;
         let _ = membership.await;
         Ok(())
     }
@@ -724,3 +726,39 @@ async fn write_responses<W: AsyncWrite + Unpin>(
 
 #[cfg(test)]
 mod tests;
+
+/// Aborts the transactions this agent coordinates once they are open
+/// longer than their timeout, and completes those an agent left prepared,
+/// every `transaction_abort_check_interval` (Kafka's
+/// `transaction.abort.timed.out.transaction.cleanup.interval.ms`), until
+/// `stop`.
+fn start_transaction_expiry(
+    broker: Arc<Broker>,
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let every = broker
+        .config
+        .transaction_abort_check_interval
+        .max(Duration::from_millis(10));
+    let stale_ms = i64::try_from(every.as_millis()).unwrap_or(i64::MAX);
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(every);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = ticker.tick() => {}
+            }
+            let cluster = broker.cluster.clone();
+            let pass = broker
+                .engine
+                .expire_transactions(stale_ms, |id| cluster.is_me(&cluster.coordinator(id)));
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                result = pass => if let Err(error) = result {
+                    tracing::warn!(%error, "transaction expiry failed; retrying at the next check");
+                },
+            }
+        }
+    })
+}

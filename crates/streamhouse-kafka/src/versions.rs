@@ -39,6 +39,16 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteAcls, 1, 3),
     (ApiKey::DescribeUserScramCredentials, 0, 0),
     (ApiKey::AlterUserScramCredentials, 0, 0),
+    // Transactions: the versions producers send. AddPartitionsToTxn v4 is
+    // the brokers' own (KIP-890); the next versions of the others add
+    // TRANSACTION_ABORTABLE (KIP-890).
+    (ApiKey::AddPartitionsToTxn, 0, 3),
+    (ApiKey::AddOffsetsToTxn, 0, 3),
+    (ApiKey::EndTxn, 0, 3),
+    (ApiKey::TxnOffsetCommit, 0, 3),
+    (ApiKey::DescribeTransactions, 0, 0),
+    // v2 adds a regular expression over ids.
+    (ApiKey::ListTransactions, 0, 1),
 ];
 
 pub(crate) fn range(api_key: ApiKey) -> Option<(i16, i16)> {
@@ -55,6 +65,31 @@ pub(crate) fn is_supported(api_key: ApiKey, version: i16) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_protocol_document_lists_exactly_what_is_advertised() {
+        let document = include_str!("../../../docs/PROTOCOL.md");
+        let rows: Vec<(String, i16, i16, i16)> = document
+            .lines()
+            .filter_map(|line| {
+                let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+                let key = cells.get(2)?.parse().ok()?;
+                let (min, max) = cells.get(3)?.split_once('–')?;
+                Some((
+                    cells[1].to_string(),
+                    key,
+                    min.parse().ok()?,
+                    max.parse().ok()?,
+                ))
+            })
+            .collect();
+        let mut advertised: Vec<(String, i16, i16, i16)> = SUPPORTED
+            .iter()
+            .map(|&(api_key, min, max)| (format!("{api_key:?}"), api_key as i16, min, max))
+            .collect();
+        advertised.sort_by_key(|row| row.1);
+        assert_eq!(rows, advertised, "docs/PROTOCOL.md is out of date");
+    }
 
     #[test]
     fn every_advertised_version_is_known_to_the_codec() {

@@ -44,5 +44,5 @@ pub use types::{
     AbortedTransaction, AgentInfo, AgentListener, CommitNotice, CommittedOffset, FlushCommit,
     InitTransaction, NewTopic, OffsetCommit, PartitionInfo, PendingSegment, ProducerBatch,
     ReplacementSegment, ScramCredentialInfo, SegmentInfo, SegmentOutcome, SegmentReplacement,
-    StorageStats, Topic, TopicDescription, TransactionBatch,
+    StorageStats, Topic, TopicDescription, TransactionBatch, WatermarkNotice,
 };

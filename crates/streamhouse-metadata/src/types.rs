@@ -240,7 +240,18 @@ impl AgentListener {
 
 /// New high watermarks of partitions, from one commit: what a waiting
 /// reader on any agent needs to wake up.
-pub type CommitNotice = std::sync::Arc<[(String, i32, i64)]>;
+pub type CommitNotice = std::sync::Arc<[WatermarkNotice]>;
+
+/// One partition's range after a commit.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct WatermarkNotice {
+    pub topic: String,
+    pub partition: i32,
+    pub high_watermark: i64,
+    /// The partition's last stable offset after the commit; `None` when
+    /// the commit opened or closed a transaction there (read it again).
+    pub last_stable_offset: Option<i64>,
+}
 
 /// One consumer-group offset to commit.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1165,9 +1165,27 @@ async fn commits_are_announced(store: Arc<dyn MetadataStore>) {
         .await
         .expect("a notice in time")
         .expect("notice");
-    let mut got: Vec<(String, i32, i64)> = notice.to_vec();
+    let mut got: Vec<(String, i32, i64, Option<i64>)> = notice
+        .iter()
+        .map(|n| {
+            (
+                n.topic.clone(),
+                n.partition,
+                n.high_watermark,
+                n.last_stable_offset,
+            )
+        })
+        .collect();
     got.sort();
-    assert_eq!(got, [("t".to_string(), 0, 3), ("t".to_string(), 1, 2)]);
+    // No transaction is open: the last stable offset is the high
+    // watermark.
+    assert_eq!(
+        got,
+        [
+            ("t".to_string(), 0, 3, Some(3)),
+            ("t".to_string(), 1, 2, Some(2))
+        ]
+    );
 }
 
 /// Two stores on one PostgreSQL database, as two agents: a commit by one
@@ -1206,8 +1224,9 @@ async fn postgres_commit_notices_reach_other_agents() {
             .expect("commit");
         match tokio::time::timeout(std::time::Duration::from_millis(500), notices.recv()).await {
             Ok(Ok(notice)) => {
-                assert_eq!(notice[0].0, "t");
-                assert_eq!(notice[0].2, key, "the new high watermark");
+                assert_eq!(notice[0].topic, "t");
+                assert_eq!(notice[0].high_watermark, key, "the new high watermark");
+                assert_eq!(notice[0].last_stable_offset, Some(key));
                 break;
             }
             _ => assert!(
@@ -2205,6 +2224,25 @@ async fn commit_one(store: &dyn MetadataStore, segment: PendingSegment) -> Segme
         .unwrap()[0]
 }
 
+/// The first notice for partition t-0 at `high_watermark` (on PostgreSQL
+/// a commit is announced twice: in process, and back through LISTEN).
+async fn next_notice(
+    notices: &mut tokio::sync::broadcast::Receiver<streamhouse_metadata::CommitNotice>,
+    high_watermark: i64,
+) -> streamhouse_metadata::WatermarkNotice {
+    loop {
+        let notice = tokio::time::timeout(std::time::Duration::from_secs(5), notices.recv())
+            .await
+            .expect("a notice in time")
+            .expect("notice");
+        if let Some(entry) = notice.iter().find(|n| {
+            n.topic == "t" && n.partition == 0 && n.high_watermark == high_watermark
+        }) {
+            return entry.clone();
+        }
+    }
+}
+
 fn uuid_like() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
@@ -2236,15 +2274,26 @@ async fn a_transaction_commits_its_records_and_offsets(store: Arc<dyn MetadataSt
     assert_eq!(info.partitions, partitions);
     assert!(info.started_at > 0);
 
-    // Records of the transaction and others' records interleave.
+    // Records of the transaction and others' records interleave. A commit
+    // that opens a transaction announces that the last stable offset must
+    // be read again; one that does not announces it.
+    let mut notices = store.commit_notices();
     assert_eq!(
         committed(&commit_one(&*store, txn_batch(0, 3, producer, 0)).await),
         (0, 2)
     );
+    assert_eq!(next_notice(&mut notices, 3).await.last_stable_offset, None);
     assert_eq!(
         committed(&commit_one(&*store, segment("t", 0, 2, 0)).await),
         (3, 4)
     );
+    let notice = next_notice(&mut notices, 5).await;
+    assert_eq!(
+        (notice.high_watermark, notice.last_stable_offset),
+        (5, Some(0))
+    );
+    let info = store.get_partition("t", 0).await.unwrap();
+    assert_eq!((info.last_stable_offset, info.high_watermark), (0, 5));
     assert_eq!(
         store.open_transaction_partitions(producer.0).await.unwrap(),
         [("t".to_string(), 0)]
@@ -2299,6 +2348,8 @@ async fn a_transaction_commits_its_records_and_offsets(store: Arc<dyn MetadataSt
         committed(&commit_one(&*store, txn_marker(0, producer, true)).await),
         (5, 5)
     );
+    let info = store.get_partition("t", 0).await.unwrap();
+    assert_eq!((info.last_stable_offset, info.high_watermark), (6, 6));
     assert!(
         store
             .open_transaction_partitions(producer.0)

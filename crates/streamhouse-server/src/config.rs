@@ -122,6 +122,8 @@ pub struct ServerConfig {
     pub group_max_rebalance_timeout: Duration,
     pub group_max_size: u64,
     pub max_groups: u64,
+    pub transaction_max_timeout: Duration,
+    pub transaction_abort_check_interval: Duration,
     /// How long a group's committed offsets outlive its last member.
     pub offsets_retention: Duration,
     pub offsets_retention_check_interval: Duration,
@@ -192,6 +194,8 @@ impl Default for ServerConfig {
             group_max_rebalance_timeout: kafka.group_limits.max_rebalance_timeout,
             group_max_size: kafka.group_limits.max_group_size as u64,
             max_groups: kafka.group_limits.max_groups as u64,
+            transaction_max_timeout: kafka.transaction_max_timeout,
+            transaction_abort_check_interval: kafka.transaction_abort_check_interval,
             offsets_retention: kafka.group_limits.offsets_retention,
             offsets_retention_check_interval: kafka.group_limits.offsets_retention_check_interval,
             auto_create_topics_enable: kafka.auto_create_topics,

@@ -273,6 +273,8 @@ async fn launch(
                 offsets_retention: config.offsets_retention,
                 offsets_retention_check_interval: config.offsets_retention_check_interval,
             },
+            transaction_max_timeout: config.transaction_max_timeout,
+            transaction_abort_check_interval: config.transaction_abort_check_interval,
             ..KafkaConfig::default()
         },
     );

@@ -25,7 +25,7 @@ use crate::orphans::COMMIT_DEADLINE;
 use crate::segment::SegmentReader;
 use crate::segment::batch::BatchObjectBuilder;
 use crate::segment_index::{IndexedSegment, SegmentIndex};
-use crate::watermarks::Watermarks;
+use crate::watermarks::{Lso, Watermarks};
 use crate::writer::{Origin, Waiter, WriteBuffer, WriteShared};
 
 /// Components the flusher publishes committed segments to.
@@ -335,9 +335,17 @@ async fn publish(targets: &FlushTargets, job: FlushJob, outcomes: Vec<SegmentOut
                         transaction: part.pending.transaction(),
                     },
                 );
+                // The store's notice of this commit carries the last
+                // stable offset; a transactional part makes it unknown
+                // until then.
+                let lso = if part.pending.transaction().is_some() {
+                    Lso::Unknown
+                } else {
+                    Lso::Unchanged
+                };
                 targets
                     .watermarks
-                    .advance(&part.tp.topic, part.tp.partition, end_offset + 1);
+                    .advance(&part.tp.topic, part.tp.partition, end_offset + 1, lso);
                 records += part.pending.record_count;
                 for waiter in part.waiters {
                     waiter.succeed(base_offset);

@@ -22,6 +22,17 @@ struct Entry {
     fetched_at: Option<Instant>,
 }
 
+/// What a commit says of a partition's last stable offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lso {
+    /// It is this now.
+    Exact(i64),
+    /// The commit opened or closed a transaction: read it from the store.
+    Unknown,
+    /// Nothing: another announcement of the same commit says.
+    Unchanged,
+}
+
 pub(crate) struct Watermarks {
     store: Arc<dyn MetadataStore>,
     ttl: Duration,
@@ -114,24 +125,39 @@ impl Watermarks {
         Ok(*entry.sender.borrow())
     }
 
-    /// Records a commit made by this process.
-    pub(crate) fn advance(&self, topic: &str, partition: i32, high_watermark: i64) {
+    /// Records a commit: the partition's new high watermark and what is
+    /// known of its last stable offset.
+    pub(crate) fn advance(&self, topic: &str, partition: i32, high_watermark: i64, lso: Lso) {
         let mut entries = self.entries.lock();
         let tp = TopicPartition::new(topic, partition);
-        match entries.get(&tp) {
+        match entries.get_mut(&tp) {
             Some(entry) => {
+                if lso == Lso::Unknown {
+                    // Read again at the next look.
+                    entry.fetched_at = None;
+                }
                 entry.sender.send_if_modified(|current| {
+                    let mut changed = false;
                     if high_watermark > current.high_watermark {
                         current.high_watermark = high_watermark;
-                        true
-                    } else {
-                        false
+                        changed = true;
                     }
+                    if let Lso::Exact(lso) = lso
+                        && lso > current.last_stable_offset
+                    {
+                        current.last_stable_offset = lso;
+                        changed = true;
+                    }
+                    changed
                 });
             }
             None => {
-                // The log start offset is unknown here; `fetched_at: None`
-                // makes the next `get` read it from the store.
+                let last_stable_offset = match lso {
+                    Lso::Exact(lso) => lso,
+                    // Unknown until read from the store: nothing is
+                    // stable yet.
+                    Lso::Unknown | Lso::Unchanged => 0,
+                };
                 entries.insert(
                     tp,
                     Entry {
@@ -139,9 +165,7 @@ impl Watermarks {
                             partition,
                             high_watermark,
                             log_start_offset: 0,
-                            // Unknown until read from the store: nothing
-                            // is stable yet.
-                            last_stable_offset: 0,
+                            last_stable_offset,
                         }),
                         fetched_at: None,
                     },
@@ -150,7 +174,6 @@ impl Watermarks {
         }
     }
 
-    /// A receiver that changes whenever the partition's watermark moves.
     pub(crate) async fn subscribe(
         &self,
         topic: &str,

@@ -13,17 +13,19 @@ use std::time::Duration;
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::fetch_request::FetchTopic;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, ResponseKind};
-use streamhouse_storage::StorageError;
 use streamhouse_storage::security::AclOperation;
+use streamhouse_storage::{Isolation, ReadResult, StorageError};
 use tokio::time::Instant;
 
 use super::Reply;
 use super::access::Access;
 use crate::broker::{Broker, RequestContext};
 use crate::error::storage_error_code;
-use crate::records::encode_batch;
+use crate::records::encode_read;
 
 /// Longest wait honoured, whatever the client asks for.
 const MAX_WAIT: Duration = Duration::from_secs(30);
@@ -85,6 +87,12 @@ async fn fetch(broker: &Broker, request: FetchRequest) -> FetchResponse {
     let deadline = Instant::now() + wait;
     let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
     let max_bytes = usize::try_from(request.max_bytes).unwrap_or(0);
+    // Kafka's READ_COMMITTED is 1; anything else reads uncommitted.
+    let isolation = if request.isolation_level == 1 {
+        Isolation::Committed
+    } else {
+        Isolation::Uncommitted
+    };
 
     // Taken before the first read, so that a commit landing between the
     // read and the wait is not missed.
@@ -100,7 +108,7 @@ async fn fetch(broker: &Broker, request: FetchRequest) -> FetchResponse {
         Some(broker.engine.commit_wait(&partitions).await)
     };
     loop {
-        let read = read_all(broker, &request.topics, max_bytes).await;
+        let read = read_all(broker, &request.topics, max_bytes, isolation).await;
         if read.bytes >= min_bytes || read.errors || Instant::now() >= deadline {
             if read.bytes > 0 {
                 metrics::counter!("streamhouse_kafka_fetch_bytes_total")
@@ -119,7 +127,7 @@ async fn fetch(broker: &Broker, request: FetchRequest) -> FetchResponse {
         };
         if !changed {
             // Nothing to wait on (every partition is unknown) or time is up.
-            let read = read_all(broker, &request.topics, max_bytes).await;
+            let read = read_all(broker, &request.topics, max_bytes, isolation).await;
             return FetchResponse::default()
                 .with_error_code(0)
                 .with_session_id(0)
@@ -135,7 +143,12 @@ struct Read {
     errors: bool,
 }
 
-async fn read_all(broker: &Broker, topics: &[FetchTopic], max_bytes: usize) -> Read {
+async fn read_all(
+    broker: &Broker,
+    topics: &[FetchTopic],
+    max_bytes: usize,
+    isolation: Isolation,
+) -> Read {
     let mut read = Read {
         responses: Vec::with_capacity(topics.len()),
         bytes: 0,
@@ -161,36 +174,64 @@ async fn read_all(broker: &Broker, topics: &[FetchTopic], max_bytes: usize) -> R
             let data = if budget == 0 && read.bytes > 0 {
                 // The response is full; report the partition's range only.
                 match broker.engine.partition_info(name, wanted.partition).await {
-                    Ok(info) => with_range(data, info.high_watermark, info.log_start_offset)
-                        .with_records(Some(Default::default())),
+                    Ok(info) => with_range(
+                        data,
+                        info.high_watermark,
+                        info.last_stable_offset,
+                        info.log_start_offset,
+                    )
+                    .with_records(Some(Default::default())),
                     Err(error) => failure(data, &error, &mut read.errors),
                 }
             } else {
                 match broker
                     .engine
-                    .read(
+                    .read_isolated(
                         name,
                         wanted.partition,
                         wanted.fetch_offset,
-                        usize::MAX,
                         budget.max(1),
+                        isolation,
                     )
                     .await
                 {
-                    Ok(result) => match encode_batch(&result.records, log_append_time) {
-                        Ok(encoded) => {
-                            read.bytes += encoded.len();
-                            read.records += result.records.len();
-                            with_range(data, result.high_watermark, result.log_start_offset)
+                    Ok(result) => {
+                        match encode_read(&result.records, &result.transactions, log_append_time) {
+                            Ok(encoded) => {
+                                let aborted = match aborted_in(
+                                    broker,
+                                    name,
+                                    wanted.partition,
+                                    &result,
+                                    isolation,
+                                )
+                                .await
+                                {
+                                    Ok(aborted) => aborted,
+                                    Err(error) => {
+                                        partitions.push(failure(data, &error, &mut read.errors));
+                                        continue;
+                                    }
+                                };
+                                read.bytes += encoded.len();
+                                read.records += result.records.len();
+                                with_range(
+                                    data,
+                                    result.high_watermark,
+                                    result.last_stable_offset,
+                                    result.log_start_offset,
+                                )
+                                .with_aborted_transactions(Some(aborted))
                                 .with_records(Some(encoded))
-                        }
-                        Err(error) => {
-                            tracing::error!(topic = name, partition = wanted.partition, %error,
+                            }
+                            Err(error) => {
+                                tracing::error!(topic = name, partition = wanted.partition, %error,
                                 "cannot encode fetched records");
-                            read.errors = true;
-                            data.with_error_code(ResponseError::UnknownServerError.code())
+                                read.errors = true;
+                                data.with_error_code(ResponseError::UnknownServerError.code())
+                            }
                         }
-                    },
+                    }
                     Err(error) => failure(data, &error, &mut read.errors),
                 }
             };
@@ -205,11 +246,47 @@ async fn read_all(broker: &Broker, topics: &[FetchTopic], max_bytes: usize) -> R
     read
 }
 
-fn with_range(data: PartitionData, high_watermark: i64, log_start_offset: i64) -> PartitionData {
+fn with_range(
+    data: PartitionData,
+    high_watermark: i64,
+    last_stable_offset: i64,
+    log_start_offset: i64,
+) -> PartitionData {
     data.with_error_code(0)
         .with_high_watermark(high_watermark)
-        .with_last_stable_offset(high_watermark)
+        .with_last_stable_offset(last_stable_offset)
         .with_log_start_offset(log_start_offset)
+}
+
+/// The aborted transactions a read_committed reader needs for what it got:
+/// those whose records reach into the returned range. Only asked of the
+/// store when the range holds transactional records at all.
+async fn aborted_in(
+    broker: &Broker,
+    topic: &str,
+    partition: i32,
+    result: &ReadResult,
+    isolation: Isolation,
+) -> Result<Vec<AbortedTransaction>, StorageError> {
+    let (Isolation::Committed, Some(first), Some(last)) =
+        (isolation, result.records.first(), result.records.last())
+    else {
+        return Ok(Vec::new());
+    };
+    if result.transactions.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(broker
+        .engine
+        .aborted_transactions(topic, partition, first.offset, last.offset)
+        .await?
+        .into_iter()
+        .map(|aborted| {
+            AbortedTransaction::default()
+                .with_producer_id(aborted.producer_id.into())
+                .with_first_offset(aborted.first_offset)
+        })
+        .collect())
 }
 
 fn failure(data: PartitionData, error: &StorageError, errors: &mut bool) -> PartitionData {

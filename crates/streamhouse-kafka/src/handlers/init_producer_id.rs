@@ -1,6 +1,7 @@
 //! InitProducerId: a new producer id (epoch 0) for an idempotent
-//! producer, or a new epoch for an existing one. Transactions are not
-//! supported.
+//! producer, or a new epoch for an existing one; with a transactional id,
+//! the id's producer id at a new epoch, after aborting a transaction the
+//! previous epoch left open (the engine's transaction coordinator).
 //!
 //! Without a transactional id the caller needs IdempotentWrite on the
 //! cluster or Write on some topic (KIP-679); with one, Write on it.
@@ -12,7 +13,8 @@ use streamhouse_storage::security::{AclOperation, ResourceType};
 
 use super::access::{Access, CLUSTER_AUTHORIZATION_FAILED};
 use crate::broker::{Broker, RequestContext};
-use crate::error::storage_error_code;
+use crate::error::{refusal_code, storage_error_code};
+use streamhouse_storage::StorageError;
 
 pub(crate) async fn handle(
     broker: &Broker,
@@ -23,12 +25,36 @@ pub(crate) async fn handle(
     let response = InitProducerIdResponse::default()
         .with_producer_id((-1).into())
         .with_producer_epoch(-1);
-    if let Some(transactional_id) = &request.transactional_id {
+    if let Some(transactional_id) = request
+        .transactional_id
+        .as_ref()
+        .filter(|id| !id.is_empty())
+    {
         if let Err(code) = access.transactional_id(AclOperation::Write, transactional_id) {
             return response.with_error_code(code);
         }
-        // Authorized, but transactions are not supported.
-        return response.with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code());
+        let max = broker.config.transaction_max_timeout.as_millis();
+        let timeout_ms = request.transaction_timeout_ms;
+        if timeout_ms <= 0 || u128::from(timeout_ms.unsigned_abs()) > max {
+            return response.with_error_code(ResponseError::InvalidTransactionTimeout.code());
+        }
+        let (producer_id, epoch) = (request.producer_id.0, request.producer_epoch);
+        let expected = (producer_id >= 0 && epoch >= 0).then_some((producer_id, epoch));
+        return match broker
+            .engine
+            .init_transaction(transactional_id, timeout_ms, expected)
+            .await
+        {
+            Ok(Ok((producer_id, epoch))) => response
+                .with_error_code(0)
+                .with_producer_id(producer_id.into())
+                .with_producer_epoch(epoch),
+            Ok(Err(refusal)) => response.with_error_code(refusal_code(refusal, false)),
+            Err(StorageError::Metadata(error)) if error.is_retriable() => {
+                response.with_error_code(ResponseError::CoordinatorNotAvailable.code())
+            }
+            Err(error) => response.with_error_code(storage_error_code(&error)),
+        };
     }
     let idempotent = access.cluster(AclOperation::IdempotentWrite).is_ok()
         || access.allows_any(AclOperation::Write, ResourceType::Topic);

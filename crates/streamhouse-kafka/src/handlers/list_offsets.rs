@@ -44,7 +44,16 @@ pub(crate) async fn handle(
                     .engine
                     .partition_info(&name, wanted.partition_index)
                     .await
-                    .map(|info| (info.high_watermark, -1)),
+                    .map(|info| {
+                        // read_committed (1) sees up to the last stable
+                        // offset.
+                        let latest = if request.isolation_level == 1 {
+                            info.last_stable_offset
+                        } else {
+                            info.high_watermark
+                        };
+                        (latest, -1)
+                    }),
                 EARLIEST => broker
                     .engine
                     .partition_info(&name, wanted.partition_index)

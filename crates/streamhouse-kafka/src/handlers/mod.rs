@@ -23,6 +23,7 @@ pub(crate) mod sasl;
 mod scram_credentials;
 #[cfg(test)]
 mod tests;
+mod transactions;
 
 use std::sync::Arc;
 
@@ -83,6 +84,26 @@ pub(crate) async fn dispatch(
         )),
         RequestKind::InitProducerId(request) => Reply::now(ResponseKind::InitProducerId(
             init_producer_id::handle(broker, context, request).await,
+        )),
+        RequestKind::AddPartitionsToTxn(request) => Reply::now(ResponseKind::AddPartitionsToTxn(
+            transactions::add_partitions(broker, context, request).await,
+        )),
+        RequestKind::AddOffsetsToTxn(request) => Reply::now(ResponseKind::AddOffsetsToTxn(
+            transactions::add_offsets(broker, context, request).await,
+        )),
+        RequestKind::TxnOffsetCommit(request) => Reply::now(ResponseKind::TxnOffsetCommit(
+            transactions::txn_offset_commit(broker, context, request).await,
+        )),
+        RequestKind::EndTxn(request) => Reply::now(ResponseKind::EndTxn(
+            transactions::end(broker, context, request).await,
+        )),
+        RequestKind::DescribeTransactions(request) => {
+            Reply::now(ResponseKind::DescribeTransactions(
+                transactions::describe(broker, context, request).await,
+            ))
+        }
+        RequestKind::ListTransactions(request) => Reply::now(ResponseKind::ListTransactions(
+            transactions::list(broker, context, request).await,
         )),
         // The connection loop handles the SASL exchange itself; these are
         // the requests it passes on: on a listener without SASL, or after
@@ -187,6 +208,12 @@ pub(crate) fn api_name(api_key: ApiKey) -> &'static str {
         ApiKey::DeleteAcls => "delete_acls",
         ApiKey::DescribeUserScramCredentials => "describe_user_scram_credentials",
         ApiKey::AlterUserScramCredentials => "alter_user_scram_credentials",
+        ApiKey::AddPartitionsToTxn => "add_partitions_to_txn",
+        ApiKey::AddOffsetsToTxn => "add_offsets_to_txn",
+        ApiKey::TxnOffsetCommit => "txn_offset_commit",
+        ApiKey::EndTxn => "end_txn",
+        ApiKey::DescribeTransactions => "describe_transactions",
+        ApiKey::ListTransactions => "list_transactions",
         _ => "other",
     }
 }

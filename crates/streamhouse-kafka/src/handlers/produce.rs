@@ -109,10 +109,17 @@ pub(crate) async fn handle(
             ResponseError::InvalidRequiredAcks.code(),
             "acks must be -1, 0 or 1",
         ))
-    } else if request.transactional_id.is_some() {
+    } else if let Some(id) = request
+        .transactional_id
+        .as_ref()
+        .filter(|id| !id.is_empty())
+        && access.transactional_id(AclOperation::Write, id).is_err()
+    {
+        // Whether the batches belong to the id's open transaction is the
+        // commit's to check.
         Some((
             ResponseError::TransactionalIdAuthorizationFailed.code(),
-            "transactions are not supported",
+            "not authorized to write as this transactional id",
         ))
     } else {
         None

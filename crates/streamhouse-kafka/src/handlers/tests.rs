@@ -374,3 +374,4 @@ async fn describing_scram_users_reports_unknown_and_repeated_names() {
 
 mod compaction;
 mod matrix;
+mod transactions;

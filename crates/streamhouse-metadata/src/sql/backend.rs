@@ -16,7 +16,7 @@ use tokio::sync::broadcast;
 
 use crate::error::{MetadataError, Result};
 use crate::store::StoreHealth;
-use crate::types::{CommitNotice, FlushCommit, SegmentOutcome};
+use crate::types::{CommitNotice, FlushCommit, SegmentOutcome, WatermarkNotice};
 
 /// The little a shared statement needs that sqlx does not abstract over.
 pub(crate) trait Dialect: Database {
@@ -62,14 +62,14 @@ pub(crate) trait Backend: Send + Sync + std::fmt::Debug + 'static {
     /// The backend's part of a flush commit, inside `tx`: assigns offsets
     /// to the segments not in `before` (those in `refused` get that
     /// outcome unless they are duplicates) and writes the rows. Returns the
-    /// outcomes and the new high watermarks.
+    /// outcomes and what the commit announces.
     async fn commit_flush_tx(
         &self,
         tx: &mut Transaction<'_, Self::Db>,
         flush: &FlushCommit,
         before: &HashMap<usize, (i64, i64)>,
         refused: &HashMap<usize, SegmentOutcome>,
-    ) -> Result<(Vec<SegmentOutcome>, Vec<(String, i32, i64)>)>;
+    ) -> Result<(Vec<SegmentOutcome>, Vec<WatermarkNotice>)>;
 
     /// Where this process's commits announce their watermarks.
     fn notices(&self) -> &broadcast::Sender<CommitNotice>;

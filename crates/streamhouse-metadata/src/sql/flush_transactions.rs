@@ -20,7 +20,7 @@ use super::backend::{Backend, Dialect};
 use super::segments::{CONTROL_ABORT, CONTROL_COMMIT};
 use crate::error::{MetadataError, Result};
 use crate::transactions::{TransactionRefusal, TransactionState};
-use crate::types::{PendingSegment, SegmentOutcome};
+use crate::types::{PendingSegment, SegmentOutcome, WatermarkNotice};
 
 const OP: &str = "commit flush";
 
@@ -61,6 +61,42 @@ struct ProducerTransaction {
     epoch: i16,
     state: TransactionState,
     partitions: Vec<(String, i32)>,
+}
+
+/// What a commit announces: each partition's new high watermark and, unless
+/// a transactional batch or marker of this commit changed its open
+/// transactions, its last stable offset (`first_open` holds each
+/// partition's first open transaction as the commit found it, locked).
+pub(crate) fn commit_notice(
+    watermarks: &[(String, i32, i64)],
+    first_open: &BTreeMap<(String, i32), Option<i64>>,
+    segments: &[PendingSegment],
+    outcomes: &[SegmentOutcome],
+) -> Vec<WatermarkNotice> {
+    watermarks
+        .iter()
+        .map(|(topic, partition, high_watermark)| {
+            let changed = segments.iter().zip(outcomes).any(|(segment, outcome)| {
+                segment.topic == *topic
+                    && segment.partition == *partition
+                    && segment.transaction().is_some()
+                    && matches!(outcome, SegmentOutcome::Committed { .. })
+            });
+            let last_stable_offset = (!changed).then(|| {
+                first_open
+                    .get(&(topic.clone(), *partition))
+                    .copied()
+                    .flatten()
+                    .map_or(*high_watermark, |first| first.min(*high_watermark))
+            });
+            WatermarkNotice {
+                topic: topic.clone(),
+                partition: *partition,
+                high_watermark: *high_watermark,
+                last_stable_offset,
+            }
+        })
+        .collect()
 }
 
 /// Whether the flush holds anything transactional.

@@ -21,6 +21,7 @@ use tokio::sync::broadcast;
 
 use super::backend::Backend;
 
+use super::flush_transactions::commit_notice;
 use super::producers::pg::{INSERT_PRODUCER_BATCHES, SELECT_PRODUCER_STATE, TRIM_PRODUCER_STATE};
 use super::producers::{ProducerBatchRow, producer_keys, producer_state};
 use super::segments::flush_partitions;
@@ -29,7 +30,7 @@ use super::segments::pg::{
 };
 use super::{KEPT_BATCHES, assign_offsets};
 use crate::error::{MetadataError, Result};
-use crate::types::{CommitNotice, FlushCommit, SegmentOutcome};
+use crate::types::{CommitNotice, FlushCommit, SegmentOutcome, WatermarkNotice};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -52,6 +53,7 @@ struct LockedPartition {
     topic: String,
     partition_id: i32,
     high_watermark: i64,
+    first_open_txn: Option<i64>,
 }
 
 impl PostgresStore {
@@ -150,7 +152,7 @@ impl Backend for PostgresStore {
         flush: &FlushCommit,
         before: &HashMap<usize, (i64, i64)>,
         refused: &HashMap<usize, SegmentOutcome>,
-    ) -> Result<(Vec<SegmentOutcome>, Vec<(String, i32, i64)>)> {
+    ) -> Result<(Vec<SegmentOutcome>, Vec<WatermarkNotice>)> {
         const OP: &str = "commit flush";
         let (topics, partitions): (Vec<String>, Vec<i32>) =
             flush_partitions(&flush.segments, before)
@@ -162,6 +164,10 @@ impl Backend for PostgresStore {
             .fetch_all(&mut **tx)
             .await
             .map_err(|e| MetadataError::from_sqlx(OP, e))?;
+        let first_open: BTreeMap<(String, i32), Option<i64>> = locked
+            .iter()
+            .map(|row| ((row.topic.clone(), row.partition_id), row.first_open_txn))
+            .collect();
         let current: BTreeMap<(String, i32), i64> = locked
             .into_iter()
             .map(|row| ((row.topic, row.partition_id), row.high_watermark))
@@ -269,7 +275,13 @@ impl Backend for PostgresStore {
                 .await
                 .map_err(|e| MetadataError::from_sqlx(OP, e))?;
         }
-        for payload in notice_payloads(&assignment.watermarks) {
+        let notice = commit_notice(
+            &assignment.watermarks,
+            &first_open,
+            &flush.segments,
+            &assignment.outcomes,
+        );
+        for payload in notice_payloads(&notice) {
             sqlx::query(NOTIFY_COMMIT)
                 .bind(&*self.channel)
                 .bind(payload)
@@ -277,7 +289,7 @@ impl Backend for PostgresStore {
                 .await
                 .map_err(|e| MetadataError::from_sqlx(OP, e))?;
         }
-        Ok((assignment.outcomes, assignment.watermarks))
+        Ok((assignment.outcomes, notice))
     }
 }
 
@@ -297,13 +309,23 @@ fn channel_for(schema: &str) -> String {
     format!("streamhouse_commits_{hash:016x}")
 }
 
-/// Watermarks as NOTIFY payloads: `topic partition high_watermark` lines
+/// A commit's notice as NOTIFY payloads: `topic partition high_watermark
+/// last_stable_offset` lines, the last `?` when it must be read again
 /// (topic names never contain spaces or newlines), split to fit.
-fn notice_payloads(watermarks: &[(String, i32, i64)]) -> Vec<String> {
+fn notice_payloads(notice: &[WatermarkNotice]) -> Vec<String> {
     let mut payloads = Vec::new();
     let mut current = String::new();
-    for (topic, partition, high_watermark) in watermarks {
-        let line = format!("{topic} {partition} {high_watermark}\n");
+    for entry in notice {
+        let line = match entry.last_stable_offset {
+            Some(lso) => format!(
+                "{} {} {} {lso}\n",
+                entry.topic, entry.partition, entry.high_watermark
+            ),
+            None => format!(
+                "{} {} {} ?\n",
+                entry.topic, entry.partition, entry.high_watermark
+            ),
+        };
         if !current.is_empty() && current.len() + line.len() > MAX_PAYLOAD {
             payloads.push(std::mem::take(&mut current));
         }
@@ -315,7 +337,9 @@ fn notice_payloads(watermarks: &[(String, i32, i64)]) -> Vec<String> {
     payloads
 }
 
-fn parse_notice(payload: &str) -> Vec<(String, i32, i64)> {
+/// Reads [`notice_payloads`]' lines; a line without a last stable offset
+/// (an agent of an earlier version) says to read it again.
+fn parse_notice(payload: &str) -> Vec<WatermarkNotice> {
     payload
         .lines()
         .filter_map(|line| {
@@ -323,7 +347,13 @@ fn parse_notice(payload: &str) -> Vec<(String, i32, i64)> {
             let topic = parts.next()?.to_string();
             let partition = parts.next()?.parse().ok()?;
             let high_watermark = parts.next()?.parse().ok()?;
-            Some((topic, partition, high_watermark))
+            let last_stable_offset = parts.next().and_then(|lso| lso.parse().ok());
+            Some(WatermarkNotice {
+                topic,
+                partition,
+                high_watermark,
+                last_stable_offset,
+            })
         })
         .collect()
 }
@@ -375,8 +405,13 @@ mod tests {
 
     #[test]
     fn notices_round_trip_and_split() {
-        let watermarks: Vec<(String, i32, i64)> = (0..2000)
-            .map(|p| (format!("topic-{}", p % 7), p, i64::from(p) * 1000))
+        let watermarks: Vec<WatermarkNotice> = (0..2000)
+            .map(|p| WatermarkNotice {
+                topic: format!("topic-{}", p % 7),
+                partition: p,
+                high_watermark: i64::from(p) * 1000,
+                last_stable_offset: (p % 3 != 0).then(|| i64::from(p) * 900),
+            })
             .collect();
         let payloads = notice_payloads(&watermarks);
         assert!(payloads.len() > 1);

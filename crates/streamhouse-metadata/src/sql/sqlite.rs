@@ -22,6 +22,7 @@ use tokio::sync::broadcast;
 
 use super::backend::Backend;
 
+use super::flush_transactions::commit_notice;
 use super::producers::{
     INSERT_PRODUCER_BATCH, ProducerBatchRow, SELECT_PRODUCER_BATCHES, TRIM_PRODUCER_BATCHES,
     producer_keys, producer_state,
@@ -31,7 +32,7 @@ use super::segments::{
 };
 use super::{KEPT_BATCHES, ProducerKey, assign_offsets};
 use crate::error::{MetadataError, Result};
-use crate::types::{CommitNotice, FlushCommit, SegmentOutcome};
+use crate::types::{CommitNotice, FlushCommit, SegmentOutcome, WatermarkNotice};
 
 /// Commit notices buffered per subscriber before the oldest are dropped.
 const NOTICE_CAPACITY: usize = 1024;
@@ -162,17 +163,19 @@ impl Backend for SqliteStore {
         flush: &FlushCommit,
         before: &HashMap<usize, (i64, i64)>,
         refused: &HashMap<usize, SegmentOutcome>,
-    ) -> Result<(Vec<SegmentOutcome>, Vec<(String, i32, i64)>)> {
+    ) -> Result<(Vec<SegmentOutcome>, Vec<WatermarkNotice>)> {
         const OP: &str = "commit flush";
         let mut current = BTreeMap::new();
+        let mut first_open = BTreeMap::new();
         for (topic, partition) in flush_partitions(&flush.segments, before) {
-            let high_watermark: Option<i64> = sqlx::query_scalar(SELECT_HIGH_WATERMARK)
+            let row: Option<(i64, Option<i64>)> = sqlx::query_as(SELECT_HIGH_WATERMARK)
                 .bind(&topic)
                 .bind(partition)
                 .fetch_optional(&mut **tx)
                 .await
                 .map_err(|e| MetadataError::from_sqlx(OP, e))?;
-            if let Some(high_watermark) = high_watermark {
+            if let Some((high_watermark, first_open_txn)) = row {
+                first_open.insert((topic.clone(), partition), first_open_txn);
                 current.insert((topic, partition), high_watermark);
             }
         }
@@ -262,6 +265,12 @@ impl Backend for SqliteStore {
                 .await
                 .map_err(|e| MetadataError::from_sqlx(OP, e))?;
         }
-        Ok((assignment.outcomes, assignment.watermarks))
+        let notice = commit_notice(
+            &assignment.watermarks,
+            &first_open,
+            &flush.segments,
+            &assignment.outcomes,
+        );
+        Ok((assignment.outcomes, notice))
     }
 }

@@ -225,6 +225,16 @@ settings! {
         "N", "1800000",
         "Longest a rebalance waits for members to rejoin, whatever rebalance timeout \
          (max.poll.interval.ms) they ask for";
+    TransactionMaxTimeoutMs: "transaction_max_timeout_ms", "--transaction-max-timeout-ms",
+        "STREAMHOUSE_TRANSACTION_MAX_TIMEOUT_MS", Number, "N", "900000",
+        "Kafka's transaction.max.timeout.ms: producers asking for a longer \
+         transaction.timeout.ms get INVALID_TRANSACTION_TIMEOUT";
+    TransactionAbortCheckIntervalMs: "transaction_abort_timed_out_transaction_cleanup_interval_ms",
+        "--transaction-abort-timed-out-transaction-cleanup-interval-ms",
+        "STREAMHOUSE_TRANSACTION_ABORT_TIMED_OUT_TRANSACTION_CLEANUP_INTERVAL_MS", Number, "N",
+        "10000",
+        "How often each agent aborts the transactions it coordinates that are open longer than \
+         their transaction.timeout.ms, and completes those an agent that died left half ended";
     GroupMaxSize: "group_max_size", "--group-max-size", "STREAMHOUSE_GROUP_MAX_SIZE", Number, "N",
         "1000", "Kafka's group.max.size: members of one group; more get GROUP_MAX_SIZE_REACHED";
     MaxGroups: "max_groups", "--max-groups", "STREAMHOUSE_MAX_GROUPS", Number, "N", "100000",
@@ -412,6 +422,10 @@ impl RawSettings {
                 Setting::GroupMaxSessionTimeoutMs => config.group_max_session_timeout = millis(1)?,
                 Setting::GroupMaxRebalanceTimeoutMs => {
                     config.group_max_rebalance_timeout = millis(1)?
+                }
+                Setting::TransactionMaxTimeoutMs => config.transaction_max_timeout = millis(1)?,
+                Setting::TransactionAbortCheckIntervalMs => {
+                    config.transaction_abort_check_interval = millis(10)?
                 }
                 Setting::GroupMaxSize => {
                     config.group_max_size = parse_u64(raw)

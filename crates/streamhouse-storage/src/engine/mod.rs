@@ -43,10 +43,10 @@ use crate::jobs::{
 use crate::object_storage::{ObjectStorage, ObjectStoreStats};
 use crate::partitioner::Partitioner;
 use crate::producer::Producer;
-use crate::reader::{PartitionReader, ReadContext, ReadResult};
+use crate::reader::{Isolation, PartitionReader, ReadContext, ReadResult};
 use crate::segment_index::{SegmentIndex, SegmentIndexConfig};
 use crate::topics::TopicCache;
-use crate::watermarks::Watermarks;
+use crate::watermarks::{Lso, Watermarks};
 use crate::writer::{AppendResult, FlushConfig, Origin, PendingAppend, WriteShared};
 
 /// How long an append from the library or the HTTP API waits for buffer
@@ -414,6 +414,21 @@ impl StorageEngine {
             .await
     }
 
+    /// [`read`](Self::read) with an isolation level: read_committed stops
+    /// at the last stable offset.
+    pub async fn read_isolated(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        max_bytes: usize,
+        isolation: Isolation,
+    ) -> Result<ReadResult> {
+        self.reader(topic, partition)
+            .read_isolated(offset, usize::MAX, max_bytes, isolation)
+            .await
+    }
+
     /// The partition's readable range.
     pub async fn partition_info(&self, topic: &str, partition: i32) -> Result<PartitionInfo> {
         Ok(self.inner.watermarks.get(topic, partition).await?)
@@ -595,8 +610,9 @@ fn check_keys(topic: &str, partition: i32, config: &TopicConfig, records: &[Reco
     })
 }
 
-/// Advances high watermarks from commit notices (other agents' commits on
-/// PostgreSQL), so that long polls wake without waiting for a TTL.
+/// Advances high watermarks and last stable offsets from commit notices
+/// (this agent's, and other agents' on PostgreSQL), so that long polls wake
+/// without waiting for a TTL.
 async fn follow_commits(
     mut notices: tokio::sync::broadcast::Receiver<streamhouse_metadata::CommitNotice>,
     watermarks: Arc<Watermarks>,
@@ -610,8 +626,12 @@ async fn follow_commits(
         };
         match notice {
             Ok(notice) => {
-                for (topic, partition, high_watermark) in notice.iter() {
-                    watermarks.advance(topic, *partition, *high_watermark);
+                for entry in notice.iter() {
+                    let lso = match entry.last_stable_offset {
+                        Some(lso) => Lso::Exact(lso),
+                        None => Lso::Unknown,
+                    };
+                    watermarks.advance(&entry.topic, entry.partition, entry.high_watermark, lso);
                 }
             }
             // Missed notices only delay readers until their next refresh.

@@ -268,7 +268,10 @@ pub(crate) fn plan_runs<'a>(
     let mut start: Option<usize> = None;
     let mut bytes: u64 = 0;
     for (i, row) in rows.iter().enumerate() {
-        let eligible = !is_compacted_key(&row.key);
+        // A transactional batch or marker keeps its row: the producer a
+        // reader's batch must carry is recorded there (merging it would
+        // make an aborted transaction's records look committed).
+        let eligible = !is_compacted_key(&row.key) && row.transaction.is_none();
         let contiguous = i > 0 && rows[i - 1].end_offset + 1 == row.base_offset;
         if let Some(s) = start
             && (!eligible || !contiguous)

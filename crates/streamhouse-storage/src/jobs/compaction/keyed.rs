@@ -103,7 +103,11 @@ impl Plan {
             + rows[clean..]
                 .iter()
                 .take_while(|r| {
+                    // Transactional batches and markers stay as they are
+                    // (their rows record their producer), and so does
+                    // everything after them.
                     r.cleaned_at.is_none()
+                        && r.transaction.is_none()
                         && (min_lag == 0 || r.max_timestamp <= now.saturating_sub(min_lag))
                 })
                 .count();

@@ -1,0 +1,321 @@
+//! Transactions through the Kafka APIs: the coordinator's answers and
+//! Kafka's error codes for requests out of place (a transactional batch
+//! for a partition not in the transaction, a producer id no transactional
+//! id was given, a stale epoch, EndTxn in the wrong state), and what
+//! read_committed and read_uncommitted fetches return.
+
+use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+use kafka_protocol::messages::*;
+use kafka_protocol::records::{
+    Compression, Record as KafkaRecord, RecordBatchDecoder, RecordBatchEncoder,
+    RecordEncodeOptions, TimestampType,
+};
+use streamhouse_storage::StorageConfig;
+
+use super::*;
+
+const INVALID_TXN_STATE: i16 = 48;
+const INVALID_PRODUCER_ID_MAPPING: i16 = 49;
+const INVALID_TRANSACTION_TIMEOUT: i16 = 50;
+const INVALID_PRODUCER_EPOCH: i16 = 47;
+const PRODUCER_FENCED: i16 = 90;
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+const OPERATION_NOT_ATTEMPTED: i16 = 55;
+const ADMIN: &str = "User:ANONYMOUS";
+
+/// A transactional batch of `values` from the producer at `sequence`.
+fn transactional_batch(producer: (i64, i16), sequence: i32, values: &[&str]) -> Bytes {
+    let records: Vec<KafkaRecord> = values
+        .iter()
+        .enumerate()
+        .map(|(i, value)| KafkaRecord {
+            transactional: true,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: producer.0,
+            producer_epoch: producer.1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: sequence + i as i32,
+            timestamp: 1_700_000_000_000,
+            key: None,
+            value: Some(Bytes::from(value.to_string())),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = bytes::BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        records.iter(),
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .expect("encode");
+    buf.freeze()
+}
+
+fn produce(transactional_id: &str, records: Bytes) -> RequestKind {
+    RequestKind::Produce(
+        ProduceRequest::default()
+            .with_transactional_id(Some(TransactionalId(str_bytes(transactional_id))))
+            .with_acks(-1)
+            .with_timeout_ms(10_000)
+            .with_topic_data(vec![
+                TopicProduceData::default()
+                    .with_name(topic_name("t"))
+                    .with_partition_data(vec![
+                        PartitionProduceData::default()
+                            .with_index(0)
+                            .with_records(Some(records)),
+                    ]),
+            ]),
+    )
+}
+
+fn produce_code(response: ResponseKind) -> i16 {
+    let ResponseKind::Produce(response) = response else {
+        panic!("not a produce response");
+    };
+    response.responses[0].partition_responses[0].error_code
+}
+
+async fn init(harness: &Harness, id: &str, timeout_ms: i32) -> (i16, i64, i16) {
+    let request = InitProducerIdRequest::default()
+        .with_transactional_id(Some(TransactionalId(str_bytes(id))))
+        .with_transaction_timeout_ms(timeout_ms)
+        .with_producer_id((-1).into())
+        .with_producer_epoch(-1);
+    let ResponseKind::InitProducerId(response) = harness
+        .call(ADMIN, 4, RequestKind::InitProducerId(request))
+        .await
+    else {
+        panic!("not an InitProducerId response");
+    };
+    (
+        response.error_code,
+        response.producer_id.0,
+        response.producer_epoch,
+    )
+}
+
+/// AddPartitionsToTxn v3 for `partitions` of `topic`; each one's code.
+async fn add_partitions(
+    harness: &Harness,
+    id: &str,
+    producer: (i64, i16),
+    topics: &[(&str, &[i32])],
+) -> Vec<(String, i32, i16)> {
+    let request = AddPartitionsToTxnRequest::default()
+        .with_v3_and_below_transactional_id(TransactionalId(str_bytes(id)))
+        .with_v3_and_below_producer_id(producer.0.into())
+        .with_v3_and_below_producer_epoch(producer.1)
+        .with_v3_and_below_topics(
+            topics
+                .iter()
+                .map(|(name, partitions)| {
+                    AddPartitionsToTxnTopic::default()
+                        .with_name(topic_name(name))
+                        .with_partitions(partitions.to_vec())
+                })
+                .collect(),
+        );
+    let ResponseKind::AddPartitionsToTxn(response) = harness
+        .call(ADMIN, 3, RequestKind::AddPartitionsToTxn(request))
+        .await
+    else {
+        panic!("not an AddPartitionsToTxn response");
+    };
+    response
+        .results_by_topic_v3_and_below
+        .iter()
+        .flat_map(|topic| {
+            topic.results_by_partition.iter().map(|p| {
+                (
+                    topic.name.0.to_string(),
+                    p.partition_index,
+                    p.partition_error_code,
+                )
+            })
+        })
+        .collect()
+}
+
+async fn end(harness: &Harness, id: &str, producer: (i64, i16), commit: bool) -> i16 {
+    let request = EndTxnRequest::default()
+        .with_transactional_id(TransactionalId(str_bytes(id)))
+        .with_producer_id(producer.0.into())
+        .with_producer_epoch(producer.1)
+        .with_committed(commit);
+    let ResponseKind::EndTxn(response) = harness.call(ADMIN, 3, RequestKind::EndTxn(request)).await
+    else {
+        panic!("not an EndTxn response");
+    };
+    response.error_code
+}
+
+/// A Fetch of t-0 from offset 0 with `isolation_level`: the partition's
+/// answer.
+async fn fetch(harness: &Harness, isolation_level: i8) -> fetch_response::PartitionData {
+    let request = FetchRequest::default()
+        .with_max_wait_ms(0)
+        .with_max_bytes(1 << 20)
+        .with_isolation_level(isolation_level)
+        .with_topics(vec![
+            FetchTopic::default()
+                .with_topic(topic_name("t"))
+                .with_partitions(vec![
+                    FetchPartition::default()
+                        .with_partition(0)
+                        .with_fetch_offset(0)
+                        .with_partition_max_bytes(1 << 20),
+                ]),
+        ]);
+    let ResponseKind::Fetch(response) = harness.call(ADMIN, 12, RequestKind::Fetch(request)).await
+    else {
+        panic!("not a Fetch response");
+    };
+    response.responses[0].partitions[0].clone()
+}
+
+/// The records of a fetch grouped as their batches were: (producer id,
+/// transactional, control, values).
+fn batches(data: &fetch_response::PartitionData) -> Vec<(i64, bool, bool, Vec<Vec<u8>>)> {
+    let mut bytes = data.records.clone().unwrap_or_default();
+    let mut batches: Vec<(i64, bool, bool, Vec<Vec<u8>>)> = Vec::new();
+    while !bytes.is_empty() {
+        let set = RecordBatchDecoder::decode(&mut bytes).expect("decode");
+        for record in set.records {
+            let value = record.value.as_deref().unwrap_or_default().to_vec();
+            let attributes = (record.producer_id, record.transactional, record.control);
+            match batches.last_mut() {
+                Some(last) if (last.0, last.1, last.2) == attributes => last.3.push(value),
+                _ => batches.push((attributes.0, attributes.1, attributes.2, vec![value])),
+            }
+        }
+    }
+    batches
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactional_requests_out_of_place_get_kafkas_errors() {
+    let harness = Harness::start(StorageConfig::default()).await;
+    harness.topic("t").await;
+    let (code, _, _) = init(&harness, "tx", 16 * 60 * 1000).await;
+    assert_eq!(code, INVALID_TRANSACTION_TIMEOUT);
+    let (code, first_id, first_epoch) = init(&harness, "tx", 60_000).await;
+    assert_eq!((code, first_epoch), (0, 0));
+    // A second InitProducerId: same producer id, the next epoch.
+    let (code, producer_id, epoch) = init(&harness, "tx", 60_000).await;
+    assert_eq!((code, producer_id, epoch), (0, first_id, 1));
+    let producer = (producer_id, epoch);
+
+    // No partition added yet.
+    let batch = transactional_batch(producer, 0, &["a"]);
+    assert_eq!(
+        produce_code(harness.call(ADMIN, 9, produce("tx", batch)).await),
+        INVALID_TXN_STATE
+    );
+    // A topic that does not exist: the others are not attempted.
+    assert_eq!(
+        add_partitions(&harness, "tx", producer, &[("t", &[0]), ("nope", &[0])]).await,
+        [
+            ("t".to_string(), 0, OPERATION_NOT_ATTEMPTED),
+            ("nope".to_string(), 0, UNKNOWN_TOPIC_OR_PARTITION)
+        ]
+    );
+    assert_eq!(
+        add_partitions(&harness, "tx", (producer_id, epoch + 1), &[("t", &[0])]).await,
+        [("t".to_string(), 0, PRODUCER_FENCED)]
+    );
+    assert_eq!(
+        add_partitions(&harness, "tx", producer, &[("t", &[0])]).await,
+        [("t".to_string(), 0, 0)]
+    );
+    // A producer id nobody was given, and a stale epoch.
+    let stranger = transactional_batch((producer_id + 100, 0), 0, &["x"]);
+    assert_eq!(
+        produce_code(harness.call(ADMIN, 9, produce("tx", stranger)).await),
+        INVALID_PRODUCER_ID_MAPPING
+    );
+    let stale = transactional_batch((producer_id, epoch - 1), 0, &["x"]);
+    assert_eq!(
+        produce_code(harness.call(ADMIN, 9, produce("tx", stale)).await),
+        INVALID_PRODUCER_EPOCH
+    );
+    let batch = transactional_batch(producer, 0, &["a", "b"]);
+    assert_eq!(
+        produce_code(harness.call(ADMIN, 9, produce("tx", batch)).await),
+        0
+    );
+    assert_eq!(
+        end(&harness, "tx", (producer_id, epoch + 1), true).await,
+        PRODUCER_FENCED
+    );
+    assert_eq!(end(&harness, "tx", producer, true).await, 0);
+    // A retry of the same EndTxn succeeds; the other outcome does not.
+    assert_eq!(end(&harness, "tx", producer, true).await, 0);
+    assert_eq!(
+        end(&harness, "tx", producer, false).await,
+        INVALID_TXN_STATE
+    );
+    harness.broker.engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_committed_fetches_stop_at_open_transactions_and_list_aborted_ones() {
+    let harness = Harness::start(StorageConfig::default()).await;
+    harness.topic("t").await;
+    let (_, producer_id, epoch) = init(&harness, "tx", 60_000).await;
+    let producer = (producer_id, epoch);
+    add_partitions(&harness, "tx", producer, &[("t", &[0])]).await;
+    let batch = transactional_batch(producer, 0, &["a", "b"]);
+    assert_eq!(
+        produce_code(harness.call(ADMIN, 9, produce("tx", batch)).await),
+        0
+    );
+    // Open: read_committed sees nothing, read_uncommitted both records.
+    let committed = fetch(&harness, 1).await;
+    assert_eq!(
+        (committed.last_stable_offset, committed.high_watermark),
+        (0, 2)
+    );
+    assert!(batches(&committed).is_empty());
+    assert_eq!(batches(&fetch(&harness, 0).await).len(), 1);
+
+    assert_eq!(end(&harness, "tx", producer, false).await, 0);
+    let committed = fetch(&harness, 1).await;
+    assert_eq!(
+        (committed.last_stable_offset, committed.high_watermark),
+        (3, 3)
+    );
+    let aborted = committed.aborted_transactions.clone().unwrap_or_default();
+    assert_eq!(aborted.len(), 1);
+    assert_eq!(
+        (aborted[0].producer_id.0, aborted[0].first_offset),
+        (producer_id, 0)
+    );
+    // The records come as the producer's transactional batch, the marker
+    // as a control batch: what a client needs to drop them.
+    let found = batches(&committed);
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert_eq!(
+        found[0],
+        (producer_id, true, false, vec![b"a".to_vec(), b"b".to_vec()])
+    );
+    assert_eq!(
+        (found[1].0, found[1].1, found[1].2),
+        (producer_id, true, true)
+    );
+    // read_uncommitted gets no aborted list.
+    let uncommitted = fetch(&harness, 0).await;
+    assert!(
+        uncommitted
+            .aborted_transactions
+            .unwrap_or_default()
+            .is_empty()
+    );
+    harness.broker.engine.shutdown().await;
+}

@@ -1,0 +1,190 @@
+"""Transactions as confluent-kafka (librdkafka) uses them: a consume,
+transform, produce loop with send_offsets_to_transaction that commits two
+of every three transactions and aborts the third, read_committed and
+read_uncommitted consumers, zombie fencing by a second producer with the
+same transactional.id, and a transaction left open by a producer that went
+away, aborted after its timeout."""
+
+import time
+
+import pytest
+from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from streamhouse import StreamHouse
+from support import (
+    CLIENT_TIMEOUT,
+    Rec,
+    confluent_config,
+    new_consumer,
+    new_producer,
+    produce_all,
+    unique_name,
+    wait_until,
+)
+
+# Each agent checks for timed-out transactions this often.
+ENVIRONMENT = {"STREAMHOUSE_TRANSACTION_ABORT_TIMED_OUT_TRANSACTION_CLEANUP_INTERVAL_MS": "500"}
+
+
+@pytest.fixture(scope="module")
+def txn_server(request, tmp_path_factory, server_logs):
+    data_dir = tmp_path_factory.mktemp(request.module.__name__)
+    agent = StreamHouse(data_dir, data_dir / "streamhouse.log", environment=ENVIRONMENT)
+    server_logs.append(agent)
+    agent.start()
+    yield agent
+    assert agent.stop() == 0, agent.log_tail()
+
+
+def create_topic(bootstrap: str, partitions: int = 1) -> str:
+    name = unique_name("txn")
+    admin = AdminClient(confluent_config(bootstrap))
+    for future in admin.create_topics([NewTopic(name, partitions, 1)]).values():
+        future.result(timeout=CLIENT_TIMEOUT)
+    return name
+
+
+def transactional_producer(bootstrap: str, transactional_id: str, **overrides) -> Producer:
+    producer = new_producer(bootstrap, **{"transactional.id": transactional_id, **overrides})
+    producer.init_transactions(CLIENT_TIMEOUT)
+    return producer
+
+
+def read_all(bootstrap: str, topic: str, isolation: str, expected: int) -> list[bytes]:
+    """Every value of the topic's partition 0 a consumer with `isolation`
+    reads, once it has read `expected` of them and then found no more."""
+    consumer = new_consumer(bootstrap, **{"isolation.level": isolation})
+    consumer.assign([TopicPartition(topic, 0, 0)])
+    values: list[bytes] = []
+    idle = 0
+    deadline = time.monotonic() + 3 * CLIENT_TIMEOUT
+    try:
+        while idle < 10 and time.monotonic() < deadline:
+            message = consumer.poll(0.2)
+            if message is None:
+                idle += 1 if len(values) >= expected else 0
+                continue
+            assert message.error() is None, message.error()
+            values.append(message.value())
+    finally:
+        consumer.close()
+    return values
+
+
+def test_consume_transform_produce_commits_two_of_three(txn_server: StreamHouse):
+    bootstrap = txn_server.bootstrap
+    source, sink = create_topic(bootstrap), create_topic(bootstrap)
+    inputs = [f"in-{i}".encode() for i in range(30)]
+    produce_all(new_producer(bootstrap), source, [Rec(None, v) for v in inputs], partition=0)
+
+    group = unique_name("eos")
+    consumer = new_consumer(bootstrap, group, **{"isolation.level": "read_committed"})
+    consumer.assign([TopicPartition(source, 0, 0)])
+    producer = transactional_producer(bootstrap, unique_name("txid"))
+    committed_outputs: list[bytes] = []
+    all_outputs: list[bytes] = []
+    position = 0
+    transaction = 0
+    while position < len(inputs):
+        batch = []
+        while len(batch) < 5:
+            message = consumer.poll(1.0)
+            if message is None:
+                continue
+            assert message.error() is None, message.error()
+            batch.append(message)
+        producer.begin_transaction()
+        outputs = [b"out-" + m.value() for m in batch]
+        for value in outputs:
+            producer.produce(sink, value, partition=0)
+        next_offset = batch[-1].offset() + 1
+        producer.send_offsets_to_transaction(
+            [TopicPartition(source, 0, next_offset)],
+            consumer.consumer_group_metadata(),
+            CLIENT_TIMEOUT,
+        )
+        all_outputs.extend(outputs)
+        if transaction % 3 == 2:
+            # Sent first: librdkafka drops records still queued when a
+            # transaction aborts, and these are to be stored, then aborted.
+            producer.flush(CLIENT_TIMEOUT)
+            producer.abort_transaction(CLIENT_TIMEOUT)
+            # The batch is processed again.
+            consumer.seek(TopicPartition(source, 0, batch[0].offset()))
+        else:
+            producer.commit_transaction(CLIENT_TIMEOUT)
+            committed_outputs.extend(outputs)
+            position = next_offset
+        transaction += 1
+    consumer.close()
+    assert committed_outputs == [b"out-" + v for v in inputs]
+
+    committed = read_all(bootstrap, sink, "read_committed", len(committed_outputs))
+    assert committed == committed_outputs, "read_committed sees exactly the committed records"
+    uncommitted = read_all(bootstrap, sink, "read_uncommitted", len(all_outputs))
+    assert uncommitted == all_outputs, "read_uncommitted sees aborted records too"
+
+    # The group's committed input offset is that of the last committed
+    # transaction.
+    checker = new_consumer(bootstrap, group)
+    offsets = checker.committed([TopicPartition(source, 0)], timeout=CLIENT_TIMEOUT)
+    checker.close()
+    assert offsets[0].offset == len(inputs)
+
+
+def test_a_second_producer_fences_the_first(txn_server: StreamHouse):
+    bootstrap = txn_server.bootstrap
+    topic = create_topic(bootstrap)
+    transactional_id = unique_name("zombie")
+    zombie = transactional_producer(bootstrap, transactional_id)
+    zombie.begin_transaction()
+    zombie.produce(topic, b"zombie", partition=0)
+    zombie.flush(CLIENT_TIMEOUT)
+
+    successor = transactional_producer(bootstrap, transactional_id)
+    successor.begin_transaction()
+    successor.produce(topic, b"successor", partition=0)
+    successor.commit_transaction(CLIENT_TIMEOUT)
+
+    with pytest.raises(KafkaException) as raised:
+        zombie.commit_transaction(CLIENT_TIMEOUT)
+    error = raised.value.args[0]
+    assert error.fatal() or error.code() in (
+        KafkaError._FENCED,
+        KafkaError.PRODUCER_FENCED,
+        KafkaError.INVALID_PRODUCER_EPOCH,
+    ), error
+    assert read_all(bootstrap, topic, "read_committed", 1) == [b"successor"]
+
+
+def test_an_abandoned_transaction_is_aborted_after_its_timeout(txn_server: StreamHouse):
+    bootstrap = txn_server.bootstrap
+    topic = create_topic(bootstrap)
+    abandoned = transactional_producer(
+        bootstrap,
+        unique_name("gone"),
+        **{"transaction.timeout.ms": 2000, "socket.timeout.ms": 2000, "message.timeout.ms": 2000},
+    )
+    abandoned.begin_transaction()
+    abandoned.produce(topic, b"never committed", partition=0)
+    abandoned.flush(CLIENT_TIMEOUT)
+    # The producer goes away without ending its transaction: its records
+    # hold the last stable offset back until the timeout aborts it.
+    del abandoned
+    plain = new_producer(bootstrap)
+    produce_all(plain, topic, [Rec(None, b"after")], partition=0)
+
+    def stable() -> bool:
+        consumer = new_consumer(bootstrap, **{"isolation.level": "read_committed"})
+        try:
+            _, high = consumer.get_watermark_offsets(
+                TopicPartition(topic, 0), timeout=CLIENT_TIMEOUT, cached=False
+            )
+            return high >= 3
+        finally:
+            consumer.close()
+
+    wait_until(stable, 20, "the abandoned transaction was not aborted")
+    assert read_all(bootstrap, topic, "read_committed", 1) == [b"after"]
+    assert read_all(bootstrap, topic, "read_uncommitted", 2) == [b"never committed", b"after"]
