@@ -2235,9 +2235,10 @@ async fn next_notice(
             .await
             .expect("a notice in time")
             .expect("notice");
-        if let Some(entry) = notice.iter().find(|n| {
-            n.topic == "t" && n.partition == 0 && n.high_watermark == high_watermark
-        }) {
+        if let Some(entry) = notice
+            .iter()
+            .find(|n| n.topic == "t" && n.partition == 0 && n.high_watermark == high_watermark)
+        {
             return entry.clone();
         }
     }
