@@ -319,3 +319,64 @@ async fn read_committed_fetches_stop_at_open_transactions_and_list_aborted_ones(
     );
     harness.broker.engine.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_are_described_and_listed() {
+    let harness = Harness::start(StorageConfig::default()).await;
+    harness.topic("t").await;
+    let (_, producer_id, epoch) = init(&harness, "tx", 60_000).await;
+    add_partitions(&harness, "tx", (producer_id, epoch), &[("t", &[0])]).await;
+
+    let request = DescribeTransactionsRequest::default().with_transactional_ids(vec![
+        TransactionalId(str_bytes("tx")),
+        TransactionalId(str_bytes("nobody")),
+    ]);
+    let ResponseKind::DescribeTransactions(described) = harness
+        .call(ADMIN, 0, RequestKind::DescribeTransactions(request))
+        .await
+    else {
+        panic!("not a DescribeTransactions response");
+    };
+    let tx = &described.transaction_states[0];
+    assert_eq!(
+        (
+            tx.error_code,
+            tx.transaction_state.as_str(),
+            tx.producer_id.0,
+            tx.transaction_timeout_ms
+        ),
+        (0, "Ongoing", producer_id, 60_000)
+    );
+    assert_eq!(tx.topics.len(), 1);
+    assert_eq!(tx.topics[0].partitions, [0]);
+    assert!(tx.transaction_start_time_ms > 0);
+    // TRANSACTIONAL_ID_NOT_FOUND
+    assert_eq!(described.transaction_states[1].error_code, 105);
+
+    let list = |states: &[&str]| {
+        RequestKind::ListTransactions(
+            ListTransactionsRequest::default()
+                .with_state_filters(states.iter().map(|s| str_bytes(*s)).collect())
+                .with_duration_filter(-1),
+        )
+    };
+    let ResponseKind::ListTransactions(listed) = harness.call(ADMIN, 1, list(&["Ongoing"])).await
+    else {
+        panic!("not a ListTransactions response");
+    };
+    assert_eq!(listed.transaction_states.len(), 1);
+    assert_eq!(
+        listed.transaction_states[0].transactional_id.0.as_str(),
+        "tx"
+    );
+    let ResponseKind::ListTransactions(listed) = harness
+        .call(ADMIN, 1, list(&["CompleteCommit", "Bogus"]))
+        .await
+    else {
+        panic!("not a ListTransactions response");
+    };
+    assert!(listed.transaction_states.is_empty());
+    assert_eq!(listed.unknown_state_filters.len(), 1);
+    assert_eq!(listed.unknown_state_filters[0].as_str(), "Bogus");
+    harness.broker.engine.shutdown().await;
+}
