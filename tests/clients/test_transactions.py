@@ -1,4 +1,4 @@
-"""Transactions as confluent-kafka (librdkafka) uses them: a consume,
+"""Transactions as confluent-kafka (librdkafka) and KafkaJS use them: a consume,
 transform, produce loop with send_offsets_to_transaction that commits two
 of every three transactions and aborts the third, read_committed and
 read_uncommitted consumers, zombie fencing by a second producer with the
@@ -11,6 +11,7 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from security import run_kafkajs
 from streamhouse import StreamHouse
 from support import (
     CLIENT_TIMEOUT,
@@ -188,3 +189,21 @@ def test_an_abandoned_transaction_is_aborted_after_its_timeout(txn_server: Strea
     wait_until(stable, 20, "the abandoned transaction was not aborted")
     assert read_all(bootstrap, topic, "read_committed", 1) == [b"after"]
     assert read_all(bootstrap, topic, "read_uncommitted", 2) == [b"never committed", b"after"]
+
+
+def test_kafkajs_commits_and_aborts_and_confluent_kafka_agrees(txn_server: StreamHouse):
+    bootstrap = txn_server.bootstrap
+    topic = unique_name("kafkajs-txn")
+    result = run_kafkajs(
+        "transactions.js",
+        {
+            "brokers": [bootstrap],
+            "topic": topic,
+            "transactionalId": unique_name("kafkajs"),
+            "group": unique_name("kafkajs-reader"),
+        },
+    )
+    assert "error" not in result, result
+    assert result["committed"] == ["c1", "c2", "c3"], "KafkaJS read_committed"
+    assert read_all(bootstrap, topic, "read_committed", 3) == [b"c1", b"c2", b"c3"]
+    assert read_all(bootstrap, topic, "read_uncommitted", 4) == [b"c1", b"c2", b"a1", b"c3"]
