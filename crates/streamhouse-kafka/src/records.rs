@@ -362,12 +362,7 @@ impl RecordReader {
 /// Encodes records as one uncompressed record batch (magic 2), marked as
 /// carrying append times when the topic stamps records on append.
 pub fn encode_batch(records: &[Record], log_append_time: bool) -> anyhow::Result<Bytes> {
-    let timestamp_type = if log_append_time {
-        TimestampType::LogAppend
-    } else {
-        TimestampType::Creation
-    };
-    encode_records(records, timestamp_type, Compression::None)
+    encode_read(records, &[], log_append_time)
 }
 
 /// Encodes what a read returned as uncompressed record batches (magic 2):
@@ -379,14 +374,33 @@ pub fn encode_read(
     runs: &[TransactionRun],
     log_append_time: bool,
 ) -> anyhow::Result<Bytes> {
-    if runs.is_empty() {
-        return encode_batch(records, log_append_time);
-    }
     let timestamp_type = if log_append_time {
         TimestampType::LogAppend
     } else {
         TimestampType::Creation
     };
+    encode(records, runs, timestamp_type, Compression::None)
+}
+
+/// Encodes records, offsets as given, as one record batch (magic 2) of a
+/// producer that is not idempotent, compressed with `compression`.
+pub fn encode_records(
+    records: &[Record],
+    timestamp_type: TimestampType,
+    compression: Compression,
+) -> anyhow::Result<Bytes> {
+    encode(records, &[], timestamp_type, compression)
+}
+
+/// Records, offsets as given, as record batches (magic 2): the encoder
+/// starts a new batch where the producer, the transactional or control
+/// bit, or offset minus sequence changes.
+fn encode(
+    records: &[Record],
+    runs: &[TransactionRun],
+    timestamp_type: TimestampType,
+    compression: Compression,
+) -> anyhow::Result<Bytes> {
     let Some(first) = records.first() else {
         return Ok(Bytes::new());
     };
@@ -404,7 +418,6 @@ pub fn encode_read(
                     run.batch.producer_epoch,
                     true,
                     run.batch.commit.is_some(),
-                    // Batches split where offset minus sequence changes.
                     (record.offset - run.first_offset) as i32,
                 ),
                 None => (-1, -1, false, false, (record.offset - first.offset) as i32),
@@ -428,53 +441,6 @@ pub fn encode_read(
                     .map(|h| (StrBytes::from_string(h.key.clone()), h.value.clone()))
                     .collect(),
             }
-        })
-        .collect();
-    let mut buf =
-        BytesMut::with_capacity(records.iter().map(|r| r.payload_size() + 24).sum::<usize>() + 64);
-    RecordBatchEncoder::encode(
-        &mut buf,
-        kafka_records.iter(),
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )?;
-    Ok(buf.freeze())
-}
-
-/// Encodes records, offsets as given, as one record batch (magic 2) of a
-/// producer that is not idempotent, compressed with `compression`.
-pub fn encode_records(
-    records: &[Record],
-    timestamp_type: TimestampType,
-    compression: Compression,
-) -> anyhow::Result<Bytes> {
-    let Some(first) = records.first() else {
-        return Ok(Bytes::new());
-    };
-    let kafka_records: Vec<KafkaRecord> = records
-        .iter()
-        .map(|record| KafkaRecord {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type,
-            offset: record.offset,
-            // The encoder keeps records in one batch while offset minus
-            // sequence stays constant.
-            sequence: (record.offset - first.offset) as i32,
-            timestamp: record.timestamp,
-            key: record.key.clone(),
-            value: record.value.clone(),
-            headers: record
-                .headers
-                .iter()
-                .map(|h| (StrBytes::from_string(h.key.clone()), h.value.clone()))
-                .collect(),
         })
         .collect();
     let mut buf =

@@ -12,12 +12,13 @@
 //! Both run only for flushes holding transactional batches or markers.
 
 use std::collections::btree_map::Entry;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Transaction, Type};
 
 use super::backend::{Backend, Dialect};
 use super::segments::{CONTROL_ABORT, CONTROL_COMMIT};
+use super::transactions::stored_state;
 use crate::error::{MetadataError, Result};
 use crate::transactions::{TransactionRefusal, TransactionState};
 use crate::types::{PendingSegment, SegmentOutcome, WatermarkNotice};
@@ -73,15 +74,19 @@ pub(crate) fn commit_notice(
     segments: &[PendingSegment],
     outcomes: &[SegmentOutcome],
 ) -> Vec<WatermarkNotice> {
+    // Partitions whose transactions this commit changed; usually none.
+    let changed: HashSet<(&str, i32)> = segments
+        .iter()
+        .zip(outcomes)
+        .filter(|(segment, outcome)| {
+            segment.transaction().is_some() && matches!(outcome, SegmentOutcome::Committed { .. })
+        })
+        .map(|(segment, _)| (segment.topic.as_str(), segment.partition))
+        .collect();
     watermarks
         .iter()
         .map(|(topic, partition, high_watermark)| {
-            let changed = segments.iter().zip(outcomes).any(|(segment, outcome)| {
-                segment.topic == *topic
-                    && segment.partition == *partition
-                    && segment.transaction().is_some()
-                    && matches!(outcome, SegmentOutcome::Committed { .. })
-            });
+            let changed = changed.contains(&(topic.as_str(), *partition));
             let last_stable_offset = (!changed).then(|| {
                 first_open
                     .get(&(topic.clone(), *partition))
@@ -144,12 +149,7 @@ where
             let found = match row {
                 None => None,
                 Some(row) => {
-                    let state = TransactionState::from_code(row.state).ok_or_else(|| {
-                        MetadataError::CorruptRow {
-                            what: "transaction state",
-                            detail: format!("{:?} has state {}", row.transactional_id, row.state),
-                        }
-                    })?;
+                    let state = stored_state(&row.transactional_id, row.state)?;
                     let partitions = sqlx::query_as::<S::Db, (String, i32)>(SELECT_TXN_PARTITIONS)
                         .bind(row.transactional_id.as_str())
                         .fetch_all(&mut **tx)

@@ -97,11 +97,16 @@ impl TxnRow {
     }
 
     fn state(&self) -> Result<TransactionState> {
-        TransactionState::from_code(self.state).ok_or_else(|| MetadataError::CorruptRow {
-            what: "transaction state",
-            detail: format!("{:?} has state {}", self.transactional_id, self.state),
-        })
+        stored_state(&self.transactional_id, self.state)
     }
+}
+
+/// A `transactions.state` code read back.
+pub(crate) fn stored_state(transactional_id: &str, code: i16) -> Result<TransactionState> {
+    TransactionState::from_code(code).ok_or_else(|| MetadataError::CorruptRow {
+        what: "transaction state",
+        detail: format!("{transactional_id:?} has state {code}"),
+    })
 }
 
 #[derive(sqlx::FromRow)]
