@@ -19,6 +19,7 @@ use kafka_protocol::messages::offset_fetch_response::{
 use kafka_protocol::messages::{
     OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse, TopicName,
 };
+use kafka_protocol::protocol::StrBytes;
 use streamhouse_storage::OffsetCommit;
 use streamhouse_storage::security::{AclOperation, ResourceType};
 
@@ -81,6 +82,9 @@ pub(crate) async fn commit(
                     {
                         Err(ResponseError::UnknownTopicOrPartition.code())
                     }
+                    _ if metadata_too_large(p.committed_metadata.as_ref()) => {
+                        Err(ResponseError::OffsetMetadataTooLarge.code())
+                    }
                     _ => Ok(OffsetCommit {
                         topic: name.clone(),
                         partition: p.partition_index,
@@ -129,6 +133,16 @@ pub(crate) async fn commit(
         })
         .collect();
     OffsetCommitResponse::default().with_topics(topics)
+}
+
+/// The most bytes of metadata an offset may carry (Kafka's
+/// `offset.metadata.max.bytes`); more gets OFFSET_METADATA_TOO_LARGE.
+const OFFSET_METADATA_MAX_BYTES: usize = 4096;
+
+/// Whether a committed offset's metadata is over the limit, for
+/// OffsetCommit and TxnOffsetCommit alike.
+pub(super) fn metadata_too_large(metadata: Option<&StrBytes>) -> bool {
+    metadata.is_some_and(|m| m.len() > OFFSET_METADATA_MAX_BYTES)
 }
 
 /// Committed offsets of one group: topic → partition → (offset, metadata).

@@ -32,6 +32,7 @@ use streamhouse_storage::{OffsetCommit, StorageError, TransactionOutcome, Transa
 
 use super::access::Access;
 use super::common::str_bytes;
+use super::offsets::metadata_too_large;
 use crate::broker::{Broker, RequestContext};
 use crate::error::{refusal_code, storage_error_code};
 
@@ -202,7 +203,11 @@ pub(crate) async fn txn_offset_commit(
         let topic_refused = refused.or_else(|| access.topic(AclOperation::Read, &name).err());
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for partition in &topic.partitions {
-            if topic_refused.is_none() {
+            let refused = topic_refused.or_else(|| {
+                metadata_too_large(partition.committed_metadata.as_ref())
+                    .then_some(ResponseError::OffsetMetadataTooLarge.code())
+            });
+            if refused.is_none() {
                 staged.insert(
                     (name.clone(), partition.partition_index),
                     OffsetCommit {
@@ -213,7 +218,7 @@ pub(crate) async fn txn_offset_commit(
                     },
                 );
             }
-            partitions.push((partition.partition_index, topic_refused));
+            partitions.push((partition.partition_index, refused));
         }
         codes.push((name, partitions));
     }

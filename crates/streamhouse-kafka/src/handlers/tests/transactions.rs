@@ -205,6 +205,12 @@ async fn transactional_requests_out_of_place_get_kafkas_errors() {
     harness.topic("t").await;
     let (code, _, _) = init(&harness, "tx", 16 * 60 * 1000).await;
     assert_eq!(code, INVALID_TRANSACTION_TIMEOUT);
+    for timeout_ms in [i32::MAX, 0, -1] {
+        assert_eq!(
+            init(&harness, "tx", timeout_ms).await.0,
+            INVALID_TRANSACTION_TIMEOUT
+        );
+    }
     let (code, first_id, first_epoch) = init(&harness, "tx", 60_000).await;
     assert_eq!((code, first_epoch), (0, 0));
     // A second InitProducerId: same producer id, the next epoch.
@@ -378,5 +384,147 @@ async fn transactions_are_described_and_listed() {
     assert!(listed.transaction_states.is_empty());
     assert_eq!(listed.unknown_state_filters.len(), 1);
     assert_eq!(listed.unknown_state_filters[0].as_str(), "Bogus");
+    harness.broker.engine.shutdown().await;
+}
+
+fn txn_offset_commit(producer: (i64, i16), metadata: &[Option<String>]) -> RequestKind {
+    use kafka_protocol::messages::txn_offset_commit_request::{
+        TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
+    };
+    RequestKind::TxnOffsetCommit(
+        TxnOffsetCommitRequest::default()
+            .with_transactional_id(TransactionalId(str_bytes("tx")))
+            .with_group_id(GroupId(str_bytes("g")))
+            .with_producer_id(producer.0.into())
+            .with_producer_epoch(producer.1)
+            .with_generation_id(-1)
+            .with_topics(vec![
+                TxnOffsetCommitRequestTopic::default()
+                    .with_name(topic_name("t"))
+                    .with_partitions(
+                        metadata
+                            .iter()
+                            .enumerate()
+                            .map(|(i, m)| {
+                                TxnOffsetCommitRequestPartition::default()
+                                    .with_partition_index(i as i32)
+                                    .with_committed_offset(7)
+                                    .with_committed_metadata(m.clone().map(str_bytes))
+                            })
+                            .collect(),
+                    ),
+            ]),
+    )
+}
+
+fn txn_offset_codes(response: ResponseKind) -> Vec<i16> {
+    let ResponseKind::TxnOffsetCommit(response) = response else {
+        panic!("not a TxnOffsetCommit response");
+    };
+    response.topics[0]
+        .partitions
+        .iter()
+        .map(|p| p.error_code)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offsets_in_a_transaction_need_their_group_and_bounded_metadata() {
+    const OFFSET_METADATA_TOO_LARGE: i16 = 12;
+    let harness = Harness::start(StorageConfig::default()).await;
+    harness
+        .broker
+        .engine
+        .create_topic(NewTopic::new("t", 2))
+        .await
+        .expect("create topic");
+    let (_, producer_id, epoch) = init(&harness, "tx", 60_000).await;
+    let producer = (producer_id, epoch);
+    add_partitions(&harness, "tx", producer, &[("t", &[0])]).await;
+    // The group was not added with AddOffsetsToTxn.
+    let small = [Some("m".to_string()), None];
+    assert_eq!(
+        txn_offset_codes(
+            harness
+                .call(ADMIN, 3, txn_offset_commit(producer, &small))
+                .await
+        ),
+        [INVALID_TXN_STATE, INVALID_TXN_STATE]
+    );
+    let request = AddOffsetsToTxnRequest::default()
+        .with_transactional_id(TransactionalId(str_bytes("tx")))
+        .with_producer_id(producer_id.into())
+        .with_producer_epoch(epoch)
+        .with_group_id(GroupId(str_bytes("g")));
+    let ResponseKind::AddOffsetsToTxn(added) = harness
+        .call(ADMIN, 3, RequestKind::AddOffsetsToTxn(request))
+        .await
+    else {
+        panic!("not an AddOffsetsToTxn response");
+    };
+    assert_eq!(added.error_code, 0);
+    // Metadata over offset.metadata.max.bytes is refused on its own.
+    let mixed = [Some("x".repeat(4097)), Some("m".to_string())];
+    assert_eq!(
+        txn_offset_codes(
+            harness
+                .call(ADMIN, 3, txn_offset_commit(producer, &mixed))
+                .await
+        ),
+        [OFFSET_METADATA_TOO_LARGE, 0]
+    );
+    assert_eq!(end(&harness, "tx", producer, true).await, 0);
+    let committed = harness
+        .broker
+        .engine
+        .committed_offsets("g")
+        .await
+        .expect("offsets");
+    assert_eq!(
+        committed
+            .iter()
+            .map(|c| (c.partition, c.offset, c.metadata.clone()))
+            .collect::<Vec<_>>(),
+        [(1, 7, Some("m".to_string()))]
+    );
+    harness.broker.engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offset_commit_refuses_oversized_metadata() {
+    use kafka_protocol::messages::offset_commit_request::{
+        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
+    let harness = Harness::start(StorageConfig::default()).await;
+    harness.topic("t").await;
+    let request = OffsetCommitRequest::default()
+        .with_group_id(GroupId(str_bytes("plain")))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(vec![
+            OffsetCommitRequestTopic::default()
+                .with_name(topic_name("t"))
+                .with_partitions(vec![
+                    OffsetCommitRequestPartition::default()
+                        .with_partition_index(0)
+                        .with_committed_offset(3)
+                        .with_committed_metadata(Some(str_bytes("y".repeat(4097)))),
+                ]),
+        ]);
+    let ResponseKind::OffsetCommit(response) = harness
+        .call(ADMIN, 8, RequestKind::OffsetCommit(request))
+        .await
+    else {
+        panic!("not an OffsetCommit response");
+    };
+    assert_eq!(response.topics[0].partitions[0].error_code, 12);
+    assert!(
+        harness
+            .broker
+            .engine
+            .committed_offsets("plain")
+            .await
+            .expect("offsets")
+            .is_empty()
+    );
     harness.broker.engine.shutdown().await;
 }
