@@ -88,7 +88,10 @@ async fn flush_loop(
     dispatched: Arc<AtomicU64>,
     cancel: CancellationToken,
 ) {
-    let mut ticker = tokio::time::interval(shared.config.flush_interval);
+    // The first flush is one interval after start: `interval` alone would
+    // tick at once and cut the first appends' flush short.
+    let period = shared.config.flush_interval;
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut seq = 0;
     loop {

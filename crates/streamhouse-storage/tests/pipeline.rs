@@ -106,9 +106,11 @@ async fn produce_and_consume_round_trip(backend: Backend) {
 }
 
 async fn one_object_per_flush(backend: Backend) {
+    // No timed flush during the test: the sixteen appends are all buffered
+    // when shutdown flushes them, however slowly the tasks run.
     let config = StorageConfig {
         flush: streamhouse_storage::FlushConfig {
-            flush_interval: Duration::from_millis(500),
+            flush_interval: Duration::from_secs(3600),
             ..test_config().flush
         },
         ..test_config()
@@ -129,6 +131,15 @@ async fn one_object_per_flush(backend: Backend) {
                 .expect("append")
         }));
     }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while engine.buffered_records() < 16 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "appends never buffered"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    engine.shutdown().await;
     for task in tasks {
         task.await.expect("task");
     }
