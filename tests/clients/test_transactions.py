@@ -207,3 +207,69 @@ def test_kafkajs_commits_and_aborts_and_confluent_kafka_agrees(txn_server: Strea
     assert result["committed"] == ["c1", "c2", "c3"], "KafkaJS read_committed"
     assert read_all(bootstrap, topic, "read_committed", 3) == [b"c1", b"c2", b"c3"]
     assert read_all(bootstrap, topic, "read_uncommitted", 4) == [b"c1", b"c2", b"a1", b"c3"]
+
+
+def test_kafka_python_commits_and_aborts_and_confluent_kafka_agrees(txn_server: StreamHouse):
+    """kafka-python's transactional producer: two committed transactions
+    around an aborted one, input offsets sent with the committed ones; its
+    read_committed consumer and confluent-kafka's see the same records."""
+    from kafka import KafkaConsumer, KafkaProducer
+    from kafka import TopicPartition as KTopicPartition
+    from kafka.structs import OffsetAndMetadata
+
+    bootstrap = txn_server.bootstrap
+    source, sink = create_topic(bootstrap), create_topic(bootstrap)
+    group = unique_name("kafka-python-eos")
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap,
+        transactional_id=unique_name("kafka-python"),
+        request_timeout_ms=int(CLIENT_TIMEOUT * 1000),
+    )
+    try:
+        producer.init_transactions()
+        plan = [("c1", True), ("a1", False), ("c2", True), ("c3", True)]
+        for position, (value, commit) in enumerate(plan):
+            producer.begin_transaction()
+            producer.send(sink, value.encode(), partition=0).get(timeout=CLIENT_TIMEOUT)
+            producer.send_offsets_to_transaction(
+                {KTopicPartition(source, 0): OffsetAndMetadata(position + 1, "", -1)}, group
+            )
+            if commit:
+                producer.commit_transaction()
+            else:
+                producer.abort_transaction()
+    finally:
+        producer.close()
+
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        isolation_level="read_committed",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=100,
+    )
+    try:
+        partition = KTopicPartition(sink, 0)
+        consumer.assign([partition])
+        consumer.seek_to_beginning(partition)
+        values: list[bytes] = []
+        deadline = time.monotonic() + CLIENT_TIMEOUT
+        while len(values) < 3 and time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=500).values():
+                values.extend(record.value for record in batch)
+        # Nothing after the three committed values either.
+        for batch in consumer.poll(timeout_ms=1000).values():
+            values.extend(record.value for record in batch)
+        assert values == [b"c1", b"c2", b"c3"], "kafka-python read_committed"
+        assert consumer.end_offsets([partition])[partition] >= 4
+    finally:
+        consumer.close()
+    assert read_all(bootstrap, sink, "read_committed", 3) == [b"c1", b"c2", b"c3"]
+    assert read_all(bootstrap, sink, "read_uncommitted", 4) == [b"c1", b"a1", b"c2", b"c3"]
+
+    # The committed transactions' offsets are the group's; the aborted
+    # one's are not, and the last commit wins.
+    checker = new_consumer(bootstrap, group)
+    offsets = checker.committed([TopicPartition(source, 0)], timeout=CLIENT_TIMEOUT)
+    checker.close()
+    assert offsets[0].offset == 4

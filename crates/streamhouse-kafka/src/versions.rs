@@ -49,6 +49,7 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeTransactions, 0, 0),
     // v2 adds a regular expression over ids.
     (ApiKey::ListTransactions, 0, 1),
+    (ApiKey::DescribeProducers, 0, 0),
 ];
 
 pub(crate) fn range(api_key: ApiKey) -> Option<(i16, i16)> {

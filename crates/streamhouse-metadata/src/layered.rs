@@ -19,9 +19,9 @@ use crate::store::{
 };
 use crate::transactions::{EndDecision, TransactionInfo};
 use crate::types::{
-    AbortedTransaction, AgentInfo, CommitNotice, CommittedOffset, FlushCommit, InitTransaction,
-    NewTopic, OffsetCommit, PartitionInfo, ScramCredentialInfo, SegmentInfo, SegmentOutcome,
-    SegmentReplacement, StorageStats, Topic, TopicDescription,
+    AbortedTransaction, ActiveProducer, AgentInfo, CommitNotice, CommittedOffset, FlushCommit,
+    InitTransaction, NewTopic, OffsetCommit, PartitionInfo, ScramCredentialInfo, SegmentInfo,
+    SegmentOutcome, SegmentReplacement, StorageStats, Topic, TopicDescription,
 };
 
 /// Every role of a metadata store, each served by its own implementation.
@@ -221,6 +221,10 @@ impl ProducerRegistry for LayeredStore {
 
     async fn bump_producer_epoch(&self, producer_id: i64, epoch: i16) -> Result<Option<i16>> {
         self.producers.bump_producer_epoch(producer_id, epoch).await
+    }
+
+    async fn describe_producers(&self, topic: &str, partition: i32) -> Result<Vec<ActiveProducer>> {
+        self.producers.describe_producers(topic, partition).await
     }
 }
 

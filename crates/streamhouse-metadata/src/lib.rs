@@ -41,8 +41,8 @@ pub mod prelude {
 }
 
 pub use types::{
-    AbortedTransaction, AgentInfo, AgentListener, CommitNotice, CommittedOffset, FlushCommit,
-    InitTransaction, NewTopic, OffsetCommit, PartitionInfo, PendingSegment, ProducerBatch,
-    ReplacementSegment, ScramCredentialInfo, SegmentInfo, SegmentOutcome, SegmentReplacement,
-    StorageStats, Topic, TopicDescription, TransactionBatch, WatermarkNotice,
+    AbortedTransaction, ActiveProducer, AgentInfo, AgentListener, CommitNotice, CommittedOffset,
+    FlushCommit, InitTransaction, NewTopic, OffsetCommit, PartitionInfo, PendingSegment,
+    ProducerBatch, ReplacementSegment, ScramCredentialInfo, SegmentInfo, SegmentOutcome,
+    SegmentReplacement, StorageStats, Topic, TopicDescription, TransactionBatch, WatermarkNotice,
 };

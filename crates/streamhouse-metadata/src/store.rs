@@ -15,9 +15,9 @@ use streamhouse_core::security::{AclBinding, AclBindingFilter, ScramCredential, 
 use crate::error::{MetadataError, Result};
 use crate::transactions::{EndDecision, TransactionInfo, TransactionRefusal};
 use crate::types::{
-    AbortedTransaction, AgentInfo, CommitNotice, CommittedOffset, FlushCommit, InitTransaction,
-    NewTopic, OffsetCommit, PartitionInfo, ScramCredentialInfo, SegmentInfo, SegmentOutcome,
-    SegmentReplacement, StorageStats, Topic, TopicDescription,
+    AbortedTransaction, ActiveProducer, AgentInfo, CommitNotice, CommittedOffset, FlushCommit,
+    InitTransaction, NewTopic, OffsetCommit, PartitionInfo, ScramCredentialInfo, SegmentInfo,
+    SegmentOutcome, SegmentReplacement, StorageStats, Topic, TopicDescription,
 };
 
 /// Where StreamHouse keeps everything but the event data: every role at
@@ -169,6 +169,10 @@ pub trait ProducerRegistry: Send + Sync + Debug + 'static {
     /// Returns the new epoch, or `None` when the producer id is unknown or
     /// the epoch is not its current one.
     async fn bump_producer_epoch(&self, producer_id: i64, epoch: i16) -> Result<Option<i16>>;
+
+    /// The producers whose batches the partition keeps for sequence checks,
+    /// by producer id.
+    async fn describe_producers(&self, topic: &str, partition: i32) -> Result<Vec<ActiveProducer>>;
 }
 
 /// The agents of the cluster and their heartbeats.

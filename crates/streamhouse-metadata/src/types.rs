@@ -404,6 +404,19 @@ pub enum InitTransaction {
     Aborting(crate::TransactionInfo),
 }
 
+/// A producer whose state a partition keeps (Kafka's DescribeProducers):
+/// its epoch and the last sequence and timestamp of its newest batch, and
+/// the first offset of its open transaction in the partition, if any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActiveProducer {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub last_sequence: i32,
+    /// The newest batch's largest timestamp, -1 once its segment is gone.
+    pub last_timestamp: i64,
+    pub current_txn_start_offset: Option<i64>,
+}
+
 /// An aborted transaction's records in a partition: those of
 /// `producer_id` from `first_offset` up to its ABORT marker at
 /// `marker_offset`.

@@ -2299,6 +2299,20 @@ async fn a_transaction_commits_its_records_and_offsets(store: Arc<dyn MetadataSt
         store.open_transaction_partitions(producer.0).await.unwrap(),
         [("t".to_string(), 0)]
     );
+    // DescribeProducers: the producer's newest batch and open transaction.
+    let [active] = store.describe_producers("t", 0).await.unwrap()[..] else {
+        panic!("one active producer");
+    };
+    assert_eq!(
+        (
+            active.producer_id,
+            active.producer_epoch,
+            active.last_sequence,
+            active.current_txn_start_offset
+        ),
+        (producer.0, producer.1, 2, Some(0))
+    );
+    assert!(store.describe_producers("t", 1).await.unwrap().is_empty());
 
     store
         .add_transaction_group("tx", producer.0, producer.1, "g")

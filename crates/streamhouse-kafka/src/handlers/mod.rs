@@ -11,6 +11,7 @@ mod create_topics;
 mod delete_records;
 mod delete_topics;
 mod describe_configs;
+mod describe_producers;
 mod fetch;
 mod find_coordinator;
 mod groups;
@@ -104,6 +105,9 @@ pub(crate) async fn dispatch(
         }
         RequestKind::ListTransactions(request) => Reply::now(ResponseKind::ListTransactions(
             transactions::list(broker, context, request).await,
+        )),
+        RequestKind::DescribeProducers(request) => Reply::now(ResponseKind::DescribeProducers(
+            describe_producers::handle(broker, context, request).await,
         )),
         // The connection loop handles the SASL exchange itself; these are
         // the requests it passes on: on a listener without SASL, or after
@@ -214,6 +218,7 @@ pub(crate) fn api_name(api_key: ApiKey) -> &'static str {
         ApiKey::EndTxn => "end_txn",
         ApiKey::DescribeTransactions => "describe_transactions",
         ApiKey::ListTransactions => "list_transactions",
+        ApiKey::DescribeProducers => "describe_producers",
         _ => "other",
     }
 }

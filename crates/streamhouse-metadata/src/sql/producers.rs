@@ -9,7 +9,7 @@ use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Type};
 use super::backend::Backend;
 use super::{BatchMeta, ProducerKey, ProducerState};
 use crate::store::ProducerRegistry;
-use crate::types::PendingSegment;
+use crate::types::{ActiveProducer, PendingSegment};
 
 pub(crate) const SELECT_PRODUCER_BATCHES: &str = "SELECT producer_id, topic, partition_id, \
      producer_epoch, first_sequence, last_sequence, base_offset, end_offset \
@@ -32,6 +32,24 @@ pub(crate) const INSERT_PRODUCER_ID: &str =
 pub(crate) const BUMP_PRODUCER_EPOCH: &str = "UPDATE producer_ids SET producer_epoch = \
      producer_epoch + 1 WHERE producer_id = $1 AND producer_epoch = $2 AND producer_epoch < 32767 \
      RETURNING producer_epoch";
+
+/// Each producer's newest batch on a partition, the largest timestamp of
+/// the segment holding it, and its open transaction's first offset.
+pub(crate) const SELECT_ACTIVE_PRODUCERS: &str = "SELECT b.producer_id, b.producer_epoch, \
+     b.last_sequence, \
+     COALESCE((SELECT s.max_timestamp FROM segments s \
+               WHERE s.topic = b.topic AND s.partition_id = b.partition_id \
+                 AND s.base_offset <= b.end_offset AND s.end_offset >= b.end_offset \
+               ORDER BY s.base_offset DESC LIMIT 1), -1) AS last_timestamp, \
+     (SELECT t.first_offset FROM partition_transactions t \
+      WHERE t.topic = b.topic AND t.partition_id = b.partition_id \
+        AND t.producer_id = b.producer_id AND t.marker_offset IS NULL) AS txn_start \
+     FROM producer_batches b \
+     WHERE b.topic = $1 AND b.partition_id = $2 AND b.base_offset = ( \
+         SELECT MAX(n.base_offset) FROM producer_batches n \
+         WHERE n.producer_id = b.producer_id AND n.topic = b.topic \
+           AND n.partition_id = b.partition_id) \
+     ORDER BY b.producer_id";
 
 /// The (producer, topic, partition) keys whose state a flush needs.
 pub(crate) fn producer_keys(
@@ -121,6 +139,9 @@ where
     for<'q> i64: Encode<'q, S::Db> + Type<S::Db>,
     for<'r> (i16,): FromRow<'r, <S::Db as Database>::Row>,
     for<'r> (i64,): FromRow<'r, <S::Db as Database>::Row>,
+    for<'q> i32: Encode<'q, S::Db> + Type<S::Db>,
+    for<'q> &'q str: Encode<'q, S::Db> + Type<S::Db>,
+    for<'r> (i64, i16, i32, i64, Option<i64>): FromRow<'r, <S::Db as Database>::Row>,
 {
     async fn allocate_producer_id(&self) -> crate::Result<i64> {
         sqlx::query_scalar::<S::Db, i64>(INSERT_PRODUCER_ID)
@@ -141,5 +162,33 @@ where
             .fetch_optional(self.pool())
             .await
             .map_err(|e| crate::MetadataError::from_sqlx("bump producer epoch", e))
+    }
+
+    async fn describe_producers(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> crate::Result<Vec<ActiveProducer>> {
+        let rows =
+            sqlx::query_as::<S::Db, (i64, i16, i32, i64, Option<i64>)>(SELECT_ACTIVE_PRODUCERS)
+                .bind(topic)
+                .bind(partition)
+                .fetch_all(self.pool())
+                .await
+                .map_err(|e| crate::MetadataError::from_sqlx("describe producers", e))?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(producer_id, producer_epoch, last_sequence, last_timestamp, txn_start)| {
+                    ActiveProducer {
+                        producer_id,
+                        producer_epoch,
+                        last_sequence,
+                        last_timestamp,
+                        current_txn_start_offset: txn_start,
+                    }
+                },
+            )
+            .collect())
     }
 }

@@ -43,4 +43,19 @@ impl StorageEngine {
             .bump_producer_epoch(producer_id, epoch)
             .await?)
     }
+
+    /// The producers a partition keeps state for (Kafka's
+    /// DescribeProducers); `UnknownTopicOrPartition` errors as for reads.
+    pub async fn describe_producers(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Vec<streamhouse_metadata::ActiveProducer>> {
+        self.inner.metadata.get_partition(topic, partition).await?;
+        Ok(self
+            .inner
+            .metadata
+            .describe_producers(topic, partition)
+            .await?)
+    }
 }

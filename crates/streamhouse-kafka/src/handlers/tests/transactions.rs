@@ -528,3 +528,76 @@ async fn offset_commit_refuses_oversized_metadata() {
     );
     harness.broker.engine.shutdown().await;
 }
+
+fn describe_producers(topic: &str, partitions: Vec<i32>) -> RequestKind {
+    use kafka_protocol::messages::describe_producers_request::TopicRequest;
+    RequestKind::DescribeProducers(DescribeProducersRequest::default().with_topics(vec![
+        TopicRequest::default()
+            .with_name(topic_name(topic))
+            .with_partition_indexes(partitions),
+    ]))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn producers_are_described_with_their_open_transaction() {
+    let harness = Harness::start(StorageConfig::default()).await;
+    harness.topic("t").await;
+    let (_, producer_id, epoch) = init(&harness, "tx", 60_000).await;
+    add_partitions(&harness, "tx", (producer_id, epoch), &[("t", &[0])]).await;
+    let batch = transactional_batch((producer_id, epoch), 0, &["a", "b", "c"]);
+    assert_eq!(
+        produce_code(harness.call(ADMIN, 7, produce("tx", batch)).await),
+        0
+    );
+
+    let ResponseKind::DescribeProducers(described) = harness
+        .call(ADMIN, 0, describe_producers("t", vec![0, 7]))
+        .await
+    else {
+        panic!("not a DescribeProducers response");
+    };
+    let partitions = &described.topics[0].partitions;
+    assert_eq!(partitions[0].error_code, 0);
+    let [producer] = partitions[0].active_producers.as_slice() else {
+        panic!(
+            "one producer expected: {:?}",
+            partitions[0].active_producers
+        );
+    };
+    assert_eq!(
+        (
+            producer.producer_id.0,
+            producer.producer_epoch,
+            producer.last_sequence,
+            producer.last_timestamp,
+            producer.current_txn_start_offset,
+        ),
+        (producer_id, i32::from(epoch), 2, 1_700_000_000_000, 0),
+        "the open transaction starts at offset 0"
+    );
+    assert_eq!(partitions[1].error_code, UNKNOWN_TOPIC_OR_PARTITION);
+
+    // Once the transaction commits, the producer has no open transaction.
+    assert_eq!(end(&harness, "tx", (producer_id, epoch), true).await, 0);
+    let ResponseKind::DescribeProducers(described) = harness
+        .call(ADMIN, 0, describe_producers("t", vec![0]))
+        .await
+    else {
+        panic!("not a DescribeProducers response");
+    };
+    let producers = &described.topics[0].partitions[0].active_producers;
+    assert_eq!(producers.len(), 1);
+    assert_eq!(producers[0].current_txn_start_offset, -1);
+
+    let ResponseKind::DescribeProducers(described) = harness
+        .call(ADMIN, 0, describe_producers("missing", vec![0]))
+        .await
+    else {
+        panic!("not a DescribeProducers response");
+    };
+    assert_eq!(
+        described.topics[0].partitions[0].error_code,
+        UNKNOWN_TOPIC_OR_PARTITION
+    );
+    harness.broker.engine.shutdown().await;
+}

@@ -1,0 +1,64 @@
+//! DescribeProducers (KIP-664): the producers each partition keeps state
+//! for, as `kafka-transactions.sh describe-producers` and admin clients
+//! show them to find a transaction that holds a partition's last stable
+//! offset back. Needs Read on the topic, as in Kafka.
+
+use kafka_protocol::messages::describe_producers_response::{
+    PartitionResponse, ProducerState, TopicResponse,
+};
+use kafka_protocol::messages::{DescribeProducersRequest, DescribeProducersResponse};
+use streamhouse_storage::security::AclOperation;
+
+use super::access::Access;
+use crate::broker::{Broker, RequestContext};
+use crate::error::storage_error_code;
+
+pub(crate) async fn handle(
+    broker: &Broker,
+    context: &RequestContext,
+    request: DescribeProducersRequest,
+) -> DescribeProducersResponse {
+    let access = Access::of(broker, context);
+    let mut topics = Vec::with_capacity(request.topics.len());
+    for topic in request.topics {
+        let name = topic.name.0.to_string();
+        let allowed = access.topic(AclOperation::Read, &name);
+        let mut partitions = Vec::with_capacity(topic.partition_indexes.len());
+        for partition in topic.partition_indexes {
+            let answer = PartitionResponse::default().with_partition_index(partition);
+            if let Err(code) = allowed {
+                partitions.push(answer.with_error_code(code));
+                continue;
+            }
+            partitions.push(
+                match broker.engine.describe_producers(&name, partition).await {
+                    Ok(producers) => answer.with_active_producers(
+                        producers
+                            .into_iter()
+                            .map(|p| {
+                                ProducerState::default()
+                                    .with_producer_id(p.producer_id.into())
+                                    .with_producer_epoch(i32::from(p.producer_epoch))
+                                    .with_last_sequence(p.last_sequence)
+                                    .with_last_timestamp(p.last_timestamp)
+                                    // Coordinator epochs do not exist here:
+                                    // any agent may write markers.
+                                    .with_coordinator_epoch(-1)
+                                    .with_current_txn_start_offset(
+                                        p.current_txn_start_offset.unwrap_or(-1),
+                                    )
+                            })
+                            .collect(),
+                    ),
+                    Err(error) => answer.with_error_code(storage_error_code(&error)),
+                },
+            );
+        }
+        topics.push(
+            TopicResponse::default()
+                .with_name(topic.name)
+                .with_partitions(partitions),
+        );
+    }
+    DescribeProducersResponse::default().with_topics(topics)
+}
