@@ -18,6 +18,45 @@ use super::{GroupCoordinator, GroupError};
 use crate::cluster::Cluster;
 
 impl GroupCoordinator {
+    /// Whether a TxnOffsetCommit v3 naming a member may stage offsets
+    /// (KIP-447): a zombie of an older generation, a member that left, or
+    /// a static member replaced by a newer one is refused, so its offsets
+    /// never become the group's. Requests that name no member (v0–v2, or
+    /// a producer outside the group) are not checked.
+    pub(crate) fn validate_txn_commit(
+        &self,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+        group_instance_id: Option<&str>,
+    ) -> Result<(), GroupError> {
+        if generation < 0 && member_id.is_empty() && group_instance_id.is_none() {
+            return Ok(());
+        }
+        let groups = self.inner.classic.lock();
+        let Some(group) = groups.get(group_id) else {
+            return Err(if member_id.is_empty() {
+                GroupError::IllegalGeneration
+            } else {
+                GroupError::UnknownMemberId
+            });
+        };
+        if let Some(instance) = group_instance_id
+            && group
+                .instance_member(instance)
+                .is_some_and(|holder| holder != member_id)
+        {
+            return Err(GroupError::FencedInstanceId);
+        }
+        if !member_id.is_empty() && group.member(member_id).is_none() {
+            return Err(GroupError::UnknownMemberId);
+        }
+        if generation >= 0 && generation != group.generation {
+            return Err(GroupError::IllegalGeneration);
+        }
+        Ok(())
+    }
+
     /// Whether an OffsetCommit from `member_id` at `generation` may commit.
     pub(crate) fn validate_commit(
         &self,

@@ -31,10 +31,10 @@ use streamhouse_storage::security::AclOperation;
 use streamhouse_storage::{OffsetCommit, StorageError, TransactionOutcome, TransactionState};
 
 use super::access::Access;
-use super::common::str_bytes;
+use super::common::{coordinates, str_bytes};
 use super::offsets::metadata_too_large;
 use crate::broker::{Broker, RequestContext};
-use crate::error::{refusal_code, storage_error_code};
+use crate::error::{group_error_code, refusal_code, storage_error_code};
 
 /// Per topic of a request, each partition and its refusal, if it has one
 /// of its own.
@@ -189,9 +189,30 @@ pub(crate) async fn txn_offset_commit(
     let access = Access::of(broker, context);
     let id = request.transactional_id.0.to_string();
     let group = request.group_id.0.to_string();
+    let instance = request.group_instance_id.as_ref().map(|i| i.to_string());
+    let names_member =
+        request.generation_id >= 0 || !request.member_id.is_empty() || instance.is_some();
     let refused = access
         .transactional_id(AclOperation::Write, &id)
         .and_then(|()| access.group(AclOperation::Read, &group))
+        .and_then(|()| {
+            if coordinates(broker, &group) {
+                broker
+                    .groups
+                    .validate_txn_commit(
+                        &group,
+                        request.generation_id,
+                        &request.member_id,
+                        instance.as_deref(),
+                    )
+                    .map_err(|e| group_error_code(&e))
+            } else if names_member {
+                // The group's members are known to its coordinator only.
+                Err(ResponseError::NotCoordinator.code())
+            } else {
+                Ok(())
+            }
+        })
         .err();
     // Topics the caller may not read are answered on their own; the rest
     // are staged together.

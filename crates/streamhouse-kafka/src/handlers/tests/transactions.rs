@@ -601,3 +601,118 @@ async fn producers_are_described_with_their_open_transaction() {
     );
     harness.broker.engine.shutdown().await;
 }
+
+/// TxnOffsetCommit v3 for "g" at `generation` by `member`.
+fn member_txn_offset_commit(
+    producer: (i64, i16),
+    generation: i32,
+    member: &str,
+    instance: Option<&str>,
+) -> RequestKind {
+    let RequestKind::TxnOffsetCommit(request) = txn_offset_commit(producer, &[None]) else {
+        unreachable!()
+    };
+    RequestKind::TxnOffsetCommit(
+        request
+            .with_generation_id(generation)
+            .with_member_id(str_bytes(member))
+            .with_group_instance_id(instance.map(str_bytes)),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offsets_in_a_transaction_are_fenced_by_generation_and_member() {
+    use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+    const ILLEGAL_GENERATION: i16 = 22;
+    const UNKNOWN_MEMBER_ID: i16 = 25;
+    const FENCED_INSTANCE_ID: i16 = 82;
+    let harness = Harness::start(StorageConfig::default()).await;
+    harness.topic("t").await;
+    let (_, producer_id, epoch) = init(&harness, "tx", 60_000).await;
+    let producer = (producer_id, epoch);
+    let request = AddOffsetsToTxnRequest::default()
+        .with_transactional_id(TransactionalId(str_bytes("tx")))
+        .with_producer_id(producer_id.into())
+        .with_producer_epoch(epoch)
+        .with_group_id(GroupId(str_bytes("g")));
+    let ResponseKind::AddOffsetsToTxn(added) = harness
+        .call(ADMIN, 3, RequestKind::AddOffsetsToTxn(request))
+        .await
+    else {
+        panic!("not an AddOffsetsToTxn response");
+    };
+    assert_eq!(added.error_code, 0);
+
+    // Before anyone joined, a member and a generation are unknown.
+    let commit = |generation, member: &str, instance| {
+        member_txn_offset_commit(producer, generation, member, instance)
+    };
+    let codes = |response| txn_offset_codes(response)[0];
+    assert_eq!(
+        codes(harness.call(ADMIN, 3, commit(1, "ghost", None)).await),
+        UNKNOWN_MEMBER_ID
+    );
+    assert_eq!(
+        codes(harness.call(ADMIN, 3, commit(1, "", None)).await),
+        ILLEGAL_GENERATION
+    );
+
+    let join = JoinGroupRequest::default()
+        .with_group_id(GroupId(str_bytes("g")))
+        .with_session_timeout_ms(30_000)
+        .with_rebalance_timeout_ms(30_000)
+        .with_group_instance_id(Some(str_bytes("instance-1")))
+        .with_protocol_type(str_bytes("consumer"))
+        .with_protocols(vec![
+            JoinGroupRequestProtocol::default()
+                .with_name(str_bytes("range"))
+                .with_metadata(Bytes::new()),
+        ]);
+    let ResponseKind::JoinGroup(joined) = harness
+        .call(ADMIN, 5, RequestKind::JoinGroup(join.clone()))
+        .await
+    else {
+        panic!("not a JoinGroup response");
+    };
+    assert_eq!(joined.error_code, 0);
+    let (generation, member) = (joined.generation_id, joined.member_id.as_str());
+
+    // A zombie of an older generation, a member id the group does not
+    // have, and a static member replaced by a newer one are refused.
+    assert_eq!(
+        codes(
+            harness
+                .call(ADMIN, 3, commit(generation - 1, member, None))
+                .await
+        ),
+        ILLEGAL_GENERATION
+    );
+    assert_eq!(
+        codes(
+            harness
+                .call(ADMIN, 3, commit(generation, "ghost", None))
+                .await
+        ),
+        UNKNOWN_MEMBER_ID
+    );
+    assert_eq!(
+        codes(
+            harness
+                .call(ADMIN, 3, commit(generation, "ghost", Some("instance-1")))
+                .await
+        ),
+        FENCED_INSTANCE_ID
+    );
+    // The member at its generation, and a producer that names no member
+    // (TxnOffsetCommit v0–v2), may commit.
+    assert_eq!(
+        codes(
+            harness
+                .call(ADMIN, 3, commit(generation, member, Some("instance-1")))
+                .await
+        ),
+        0
+    );
+    assert_eq!(codes(harness.call(ADMIN, 3, commit(-1, "", None)).await), 0);
+    harness.broker.engine.shutdown().await;
+}
