@@ -81,6 +81,15 @@ def coordinator(agent: StreamHouse, group: str) -> int:
     return port
 
 
+def transaction_coordinator(agent: StreamHouse, transactional_id: str) -> int:
+    """The Kafka port of the coordinator `agent` names for a transactional id."""
+    error, _node, _host, port = wire.parse_find_coordinator_v1(
+        ask(agent, wire.find_coordinator_v1(transactional_id, 1, 1))
+    )
+    assert error == 0, f"FindCoordinator({transactional_id}) on {agent.agent_id}: error {error}"
+    return port
+
+
 class Cluster:
     """Agents started together; each keeps its ports and agent id when it is
     restarted."""
@@ -89,8 +98,9 @@ class Cluster:
         self.agents = agents
 
     @classmethod
-    def start(cls, base_dir: Path, size: int) -> "Cluster":
-        cluster = cls([new_agent(base_dir, f"agent{i}") for i in range(size)])
+    def start(cls, base_dir: Path, size: int, **settings) -> "Cluster":
+        """`settings` go to every agent (see `StreamHouse`)."""
+        cluster = cls([new_agent(base_dir, f"agent{i}", **settings) for i in range(size)])
         for agent in cluster.agents:
             agent.start()
         cluster.wait_for_membership()

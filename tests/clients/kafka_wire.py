@@ -188,6 +188,21 @@ def parse_find_coordinator_v0(payload: bytes) -> tuple[int, int, int, str, int]:
     return r.unpack("i"), r.unpack("h"), r.unpack("i"), r.string(), r.unpack("i")
 
 
+def find_coordinator_v1(key: str, key_type: int, correlation_id: int) -> bytes:
+    """key type 0 a group, 1 a transactional id."""
+    return request(API_FIND_COORDINATOR, 1, correlation_id, string(key) + struct.pack(">b", key_type))
+
+
+def parse_find_coordinator_v1(payload: bytes) -> tuple[int, int, str, int]:
+    """(error code, node id, host, port)."""
+    r = Reader(payload)
+    r.unpack("i")  # correlation id
+    r.unpack("i")  # throttle time
+    error = r.unpack("h")
+    r.string()  # error message
+    return error, r.unpack("i"), r.string(), r.unpack("i")
+
+
 def fetch_v4(
     topic: str,
     partition: int,
