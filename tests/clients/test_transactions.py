@@ -5,14 +5,17 @@ read_uncommitted consumers, zombie fencing by a second producer with the
 same transactional.id, and a transaction left open by a producer that went
 away, aborted after its timeout."""
 
+import json
+import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from security import run_kafkajs
-from streamhouse import StreamHouse
+from streamhouse import StreamHouse, binary
 from support import (
     CLIENT_TIMEOUT,
     Rec,
@@ -273,3 +276,85 @@ def test_kafka_python_commits_and_aborts_and_confluent_kafka_agrees(txn_server: 
     offsets = checker.committed([TopicPartition(source, 0)], timeout=CLIENT_TIMEOUT)
     checker.close()
     assert offsets[0].offset == 4
+
+
+def rest_values(server: StreamHouse, topic: str, isolation: str | None) -> tuple[list[str], dict]:
+    """The values a REST read of partition 0 from offset 0 returns, following
+    next_offset to the end, and the last answer."""
+    values, offset = [], 0
+    for _ in range(20):
+        query = f"offset={offset}&max_records=2" + (
+            f"&isolation_level={isolation}" if isolation else ""
+        )
+        status, body = server.http_get(f"/api/v1/topics/{topic}/partitions/0/records?{query}")
+        assert status == 200, body
+        answer = json.loads(body)
+        values += [r["value"] for r in answer["records"]]
+        if answer["next_offset"] == offset:
+            return values, answer
+        offset = answer["next_offset"]
+    raise AssertionError(f"no end after 20 reads: {values}")
+
+
+def streamctl_values(server: StreamHouse, topic: str, *flags: str) -> list[str]:
+    command = [
+        str(Path(binary()).with_name("streamctl")),
+        "--server",
+        server.http_url,
+        "--output",
+        "json",
+        "consume",
+        topic,
+        *flags,
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=CLIENT_TIMEOUT)
+    assert done.returncode == 0, done.stderr
+    return [json.loads(line)["value"] for line in done.stdout.splitlines()]
+
+
+def test_rest_reads_and_streamctl_take_an_isolation_level(txn_server: StreamHouse):
+    """Markers are never shown; read_committed leaves out aborted records
+    and stops at an open transaction; read_uncommitted (the default, as
+    Kafka's) shows aborted and open records."""
+    bootstrap = txn_server.bootstrap
+    topic = create_topic(bootstrap)
+    producer = transactional_producer(bootstrap, unique_name("rest"))
+    for value, commit in (("c1", True), ("a1", False), ("c2", True)):
+        producer.begin_transaction()
+        producer.produce(topic, value.encode(), partition=0)
+        producer.flush(CLIENT_TIMEOUT)
+        if commit:
+            producer.commit_transaction(CLIENT_TIMEOUT)
+        else:
+            producer.abort_transaction(CLIENT_TIMEOUT)
+    # c1, marker, a1, marker, c2, marker: six offsets.
+    committed, answer = rest_values(txn_server, topic, "read_committed")
+    assert committed == ["c1", "c2"]
+    assert (answer["next_offset"], answer["high_watermark"], answer["last_stable_offset"]) == (
+        6,
+        6,
+        6,
+    )
+    assert rest_values(txn_server, topic, None)[0] == ["c1", "a1", "c2"]
+    assert rest_values(txn_server, topic, "read_uncommitted")[0] == ["c1", "a1", "c2"]
+    status, body = txn_server.http_get(
+        f"/api/v1/topics/{topic}/partitions/0/records?isolation_level=committed"
+    )
+    assert status == 400, body
+
+    # An open transaction: read_committed stops before it.
+    producer.begin_transaction()
+    producer.produce(topic, b"open", partition=0)
+    producer.flush(CLIENT_TIMEOUT)
+    committed, answer = rest_values(txn_server, topic, "read_committed")
+    assert committed == ["c1", "c2"]
+    assert (answer["last_stable_offset"], answer["high_watermark"]) == (6, 7)
+    assert rest_values(txn_server, topic, "read_uncommitted")[0] == ["c1", "a1", "c2", "open"]
+    assert streamctl_values(txn_server, topic, "--isolation-level", "read-committed") == ["c1", "c2"]
+    assert streamctl_values(txn_server, topic) == ["c1", "a1", "c2", "open"]
+    producer.commit_transaction(CLIENT_TIMEOUT)
+    assert streamctl_values(txn_server, topic, "--isolation-level", "read-committed") == [
+        "c1",
+        "c2",
+        "open",
+    ]

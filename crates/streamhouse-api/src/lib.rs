@@ -19,8 +19,8 @@ mod topics;
 pub use encoding::Encoding;
 pub use groups::{Assignment, GroupDetail, GroupListing, GroupMember, GroupOffset};
 pub use records::{
-    ConsumeQuery, ConsumeResponse, ConsumedHeader, ConsumedRecord, ProduceHeader, ProduceRecord,
-    ProduceRequest, ProduceResponse, StoredOffset,
+    ConsumeQuery, ConsumeResponse, ConsumedHeader, ConsumedRecord, IsolationLevel, ProduceHeader,
+    ProduceRecord, ProduceRequest, ProduceResponse, StoredOffset,
 };
 pub use security::{Acl, AclFilter, DeleteUserQuery, SetUser, User, UserCredential};
 pub use topics::{

@@ -78,6 +78,36 @@ pub struct ConsumeQuery {
     /// When nothing is readable at `offset`, wait up to this long for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wait_ms: Option<u64>,
+    /// Kafka's `isolation.level`: `read_uncommitted` (the default) or
+    /// `read_committed`.
+    #[serde(default)]
+    pub isolation_level: IsolationLevel,
+}
+
+/// Which records of transactions a read returns, as Kafka's consumer
+/// setting `isolation.level`. Transaction markers are never returned.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "snake_case")]
+pub enum IsolationLevel {
+    /// Every record up to the high watermark, aborted ones too.
+    #[default]
+    #[cfg_attr(feature = "clap", value(alias = "read_uncommitted"))]
+    ReadUncommitted,
+    /// Only records of committed transactions (and records outside
+    /// transactions), up to the last stable offset.
+    #[cfg_attr(feature = "clap", value(alias = "read_committed"))]
+    ReadCommitted,
+}
+
+impl IsolationLevel {
+    /// The name used in JSON and in query strings.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IsolationLevel::ReadUncommitted => "read_uncommitted",
+            IsolationLevel::ReadCommitted => "read_committed",
+        }
+    }
 }
 
 /// The answer to a read.
@@ -86,7 +116,11 @@ pub struct ConsumeResponse {
     pub records: Vec<ConsumedRecord>,
     pub high_watermark: i64,
     pub log_start_offset: i64,
-    /// The offset to ask for next.
+    /// The first offset of the partition's oldest open transaction, or the
+    /// high watermark: where a read_committed read stops.
+    pub last_stable_offset: i64,
+    /// The offset to ask for next: past the last record read, including
+    /// transaction markers and aborted records not returned.
     pub next_offset: i64,
 }
 

@@ -116,12 +116,13 @@ fn consume_response_always_carries_every_field() {
         }],
         high_watermark: 6,
         log_start_offset: 0,
+        last_stable_offset: 6,
         next_offset: 6,
     };
     let text = json(&response);
     assert_eq!(
         text,
-        r#"{"records":[{"offset":5,"timestamp":10,"key":null,"value":null,"headers":[{"key":"h","value":"AP8="}],"encoding":"base64"}],"high_watermark":6,"log_start_offset":0,"next_offset":6}"#
+        r#"{"records":[{"offset":5,"timestamp":10,"key":null,"value":null,"headers":[{"key":"h","value":"AP8="}],"encoding":"base64"}],"high_watermark":6,"log_start_offset":0,"last_stable_offset":6,"next_offset":6}"#
     );
     assert_eq!(parse::<ConsumeResponse>(&text), Ok(response));
     // A reader tolerates fields it does not know and defaults the optional ones.
@@ -141,6 +142,14 @@ fn queries_default_and_refuse_unknown_parameters() {
         (Some(3), Encoding::Base64, Some(100))
     );
     assert!(parse::<ConsumeQuery>(r#"{"max_record":1}"#).is_err());
+    assert_eq!(
+        ConsumeQuery::default().isolation_level,
+        IsolationLevel::ReadUncommitted
+    );
+    let query: ConsumeQuery =
+        parse(r#"{"isolation_level":"read_committed"}"#).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(query.isolation_level, IsolationLevel::ReadCommitted);
+    assert!(parse::<ConsumeQuery>(r#"{"isolation_level":"committed"}"#).is_err());
     assert_eq!(parse::<SegmentQuery>("{}"), Ok(SegmentQuery::default()));
     assert!(parse::<SegmentQuery>(r#"{"from":1}"#).is_err());
 }
@@ -187,11 +196,12 @@ fn topic_bodies_keep_their_field_order() {
             partition: 0,
             high_watermark: 4,
             log_start_offset: 1,
+            last_stable_offset: 4,
         }],
     };
     assert_eq!(
         json(&detail),
-        r#"{"name":"t","topic_id":"id","created_at":9,"config":{},"partitions":[{"partition":0,"high_watermark":4,"log_start_offset":1}]}"#
+        r#"{"name":"t","topic_id":"id","created_at":9,"config":{},"partitions":[{"partition":0,"high_watermark":4,"log_start_offset":1,"last_stable_offset":4}]}"#
     );
 }
 

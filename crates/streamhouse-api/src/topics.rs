@@ -55,6 +55,9 @@ pub struct PartitionDetail {
     pub high_watermark: i64,
     /// The first readable offset.
     pub log_start_offset: i64,
+    /// The first offset of the oldest open transaction, or the high
+    /// watermark when none is open.
+    pub last_stable_offset: i64,
 }
 
 /// Query of `GET /api/v1/topics/{name}/partitions/{p}/segments`.

@@ -11,8 +11,8 @@ use std::time::Duration;
 use anyhow::Result;
 use streamhouse_api::{
     Acl, AclFilter, ConsumeResponse, CreateTopic, Encoding, GroupDetail, GroupListing,
-    ProduceRecord, ProduceRequest, ProduceResponse, SegmentRow, SetUser, StoredOffset, TopicDetail,
-    TopicSummary, User,
+    IsolationLevel, ProduceRecord, ProduceRequest, ProduceResponse, SegmentRow, SetUser,
+    StoredOffset, TopicDetail, TopicSummary, User,
 };
 
 use crate::client::ApiClient;
@@ -24,6 +24,7 @@ pub(crate) struct ReadRequest {
     pub(crate) offset: Option<i64>,
     pub(crate) max_records: usize,
     pub(crate) encoding: Encoding,
+    pub(crate) isolation_level: IsolationLevel,
     /// Long poll: how long the server may wait for a record at `offset`.
     pub(crate) wait: Duration,
 }
@@ -93,6 +94,10 @@ impl ApiClient {
         let mut query = vec![
             ("max_records", request.max_records.to_string()),
             ("encoding", request.encoding.as_str().to_string()),
+            (
+                "isolation_level",
+                request.isolation_level.as_str().to_string(),
+            ),
         ];
         if let Some(offset) = request.offset {
             query.push(("offset", offset.to_string()));

@@ -27,7 +27,7 @@ use clap::Args;
 use indicatif::ProgressBar;
 use reqwest::StatusCode;
 use serde::Serialize;
-use streamhouse_api::{ConsumedRecord, Encoding, PartitionDetail};
+use streamhouse_api::{ConsumedRecord, Encoding, IsolationLevel, PartitionDetail};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
@@ -75,6 +75,12 @@ pub(crate) struct ConsumeArgs {
     /// shows text, or hex/base64 for binary, either way.
     #[arg(long, value_enum, default_value_t)]
     encoding: Encoding,
+    /// Kafka's `isolation.level`: `read-committed` returns only records of
+    /// committed transactions and stops at each partition's last stable
+    /// offset; `read-uncommitted` returns aborted records too. Transaction
+    /// markers are never shown.
+    #[arg(long, value_enum, default_value_t, value_name = "LEVEL")]
+    isolation_level: IsolationLevel,
 }
 
 /// `--offset`.
@@ -137,7 +143,16 @@ pub(crate) async fn run(client: &ApiClient, args: ConsumeArgs, output: OutputFor
     let mut notes = Vec::new();
     let positions = partitions
         .iter()
-        .map(|p| start_position(p, args.offset, &committed, args.group.is_some(), &mut notes))
+        .map(|p| {
+            start_position(
+                p,
+                args.offset,
+                args.isolation_level,
+                &committed,
+                args.group.is_some(),
+                &mut notes,
+            )
+        })
         .collect::<Result<Vec<_>>>()?;
     if let Some(group) = &args.group {
         if committed.is_empty() {
@@ -188,12 +203,18 @@ async fn group_offsets(client: &ApiClient, group: &str, topic: &str) -> Result<B
 fn start_position(
     partition: &PartitionDetail,
     start: StartOffset,
+    isolation: IsolationLevel,
     committed: &BTreeMap<i32, i64>,
     with_group: bool,
     notes: &mut Vec<String>,
 ) -> Result<Position> {
     let p = partition.partition;
     let (first, end) = (partition.log_start_offset, partition.high_watermark);
+    // What a read_committed run can read: up to the last stable offset.
+    let readable_end = match isolation {
+        IsolationLevel::ReadUncommitted => end,
+        IsolationLevel::ReadCommitted => partition.last_stable_offset.min(end),
+    };
     // Only an error when it is needed: a committed offset makes a bad
     // --offset irrelevant for that partition.
     let fallback = || match start {
@@ -233,7 +254,7 @@ fn start_position(
     Ok(Position {
         partition: p,
         offset,
-        end,
+        end: readable_end,
     })
 }
 
@@ -260,6 +281,7 @@ async fn read_to_end(
                 offset: Some(position.offset),
                 max_records: FETCH_RECORDS.min(left_in_partition).min(sink.remaining()),
                 encoding: args.encoding,
+                isolation_level: args.isolation_level,
                 wait: Duration::ZERO,
             };
             let response = client
@@ -277,9 +299,11 @@ async fn read_to_end(
                 .into_iter()
                 .take_while(|r| r.offset < position.end)
                 .collect();
-            if records.is_empty() || response.next_offset <= position.offset {
+            if response.next_offset <= position.offset {
                 // Nothing readable below the end any more (e.g. retention
-                // moved the log start while we read); do not spin.
+                // moved the log start while we read); do not spin. An
+                // answer with no record that moved on skipped transaction
+                // markers or aborted records.
                 break;
             }
             let written = match &bar {
@@ -325,7 +349,7 @@ async fn follow(
         let client = client.clone();
         let topic = args.topic.clone();
         let sender = sender.clone();
-        let encoding = args.encoding;
+        let (encoding, isolation_level) = (args.encoding, args.isolation_level);
         readers.spawn(async move {
             let mut offset = position.offset;
             loop {
@@ -333,6 +357,7 @@ async fn follow(
                     offset: Some(offset),
                     max_records: FETCH_RECORDS,
                     encoding,
+                    isolation_level,
                     wait: FOLLOW_WAIT,
                 };
                 let read = client.read(&topic, position.partition, request).await;
@@ -505,11 +530,20 @@ mod tests {
             partition,
             log_start_offset: 10,
             high_watermark: 20,
+            last_stable_offset: 20,
         };
         let committed = BTreeMap::from([(0, 15), (1, 5)]);
         let mut notes = Vec::new();
         let at = |p, start, notes: &mut Vec<String>| {
-            start_position(&partition(p), start, &committed, true, notes).map(|pos| pos.offset)
+            start_position(
+                &partition(p),
+                start,
+                IsolationLevel::ReadUncommitted,
+                &committed,
+                true,
+                notes,
+            )
+            .map(|pos| pos.offset)
         };
         assert_eq!(at(0, StartOffset::Earliest, &mut notes).ok(), Some(15));
         assert_eq!(at(1, StartOffset::Latest, &mut notes).ok(), Some(20));

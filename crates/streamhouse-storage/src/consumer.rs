@@ -9,6 +9,7 @@ use streamhouse_metadata::OffsetCommit;
 
 use crate::engine::StorageEngine;
 use crate::error::{Result, StorageError};
+use crate::reader::Isolation;
 
 /// Where to start when there is no committed offset, or when the position
 /// fell out of the readable range.
@@ -25,6 +26,8 @@ pub struct ConsumerConfig {
     pub auto_offset_reset: OffsetReset,
     pub max_poll_records: usize,
     pub max_poll_bytes: usize,
+    /// Kafka's `isolation.level`; read_uncommitted by default, as Kafka's.
+    pub isolation: Isolation,
 }
 
 impl Default for ConsumerConfig {
@@ -34,6 +37,7 @@ impl Default for ConsumerConfig {
             auto_offset_reset: OffsetReset::Earliest,
             max_poll_records: 500,
             max_poll_bytes: 4 << 20,
+            isolation: Isolation::Uncommitted,
         }
     }
 }
@@ -46,6 +50,11 @@ impl ConsumerConfig {
 
     pub fn reset(mut self, reset: OffsetReset) -> Self {
         self.auto_offset_reset = reset;
+        self
+    }
+
+    pub fn isolation(mut self, isolation: Isolation) -> Self {
+        self.isolation = isolation;
         self
     }
 }
@@ -142,12 +151,14 @@ impl Consumer {
             let position = self.positions.get(tp).copied().unwrap_or(0);
             let read = match self
                 .engine
-                .read(
+                .read_or_wait(
                     &tp.topic,
                     tp.partition,
                     position,
                     remaining_records,
                     remaining_bytes,
+                    std::time::Duration::ZERO,
+                    self.config.isolation,
                 )
                 .await
             {
@@ -160,9 +171,7 @@ impl Consumer {
                 }
                 Err(e) => return Err(e),
             };
-            if let Some(last) = read.records.last() {
-                self.positions.insert(tp.clone(), last.offset + 1);
-            }
+            self.positions.insert(tp.clone(), read.next_offset);
             for record in read.records {
                 bytes += record.payload_size();
                 out.push(ConsumedRecord {

@@ -46,7 +46,7 @@ pub use long_poll::{CommitWait, REFRESHES_PER_POLL, REMOTE_COMMIT_POLL};
 pub use object_storage::{ObjectStorage, ObjectStoreStats};
 pub use partitioner::{murmur2, partition_for_key};
 pub use producer::{Producer, ProducerRecord, RecordMetadata};
-pub use reader::{Isolation, PartitionReader, ReadResult, TransactionRun};
+pub use reader::{Isolation, PartitionReader, ReadResult, TransactionRun, VisibleRead};
 pub use segment::{Compression, SegmentError, SegmentReader, SegmentWriter};
 pub use segment_index::{IndexedSegment, SegmentIndex, SegmentIndexConfig};
 pub use writer::{AppendResult, FlushConfig, PendingAppend};

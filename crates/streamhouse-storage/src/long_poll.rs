@@ -19,7 +19,11 @@ use tokio::time::Instant;
 
 use crate::engine::StorageEngine;
 use crate::error::Result;
-use crate::reader::ReadResult;
+use crate::reader::{Isolation, VisibleRead};
+
+/// Reads of nothing but markers and aborted records one
+/// [`StorageEngine::read_or_wait`] skips before it answers with none.
+const INVISIBLE_READS: usize = 16;
 
 /// While a long poll waits, how often stale watermarks are re-read from
 /// the metadata store (a watermark is re-read only once its cached value
@@ -119,9 +123,13 @@ impl StorageEngine {
         CommitWait::new(self, partitions).await
     }
 
-    /// Reads from `offset` like [`read`](Self::read); when nothing is
-    /// readable there yet, waits up to `wait` for records to be committed
-    /// (by any agent) and reads again.
+    /// Reads from `offset` like [`read_visible`](Self::read_visible); when
+    /// nothing is readable there yet, waits up to `wait` for records to be
+    /// committed (by any agent) and reads again. Markers and (for
+    /// read_committed) aborted records are skipped, a bounded number of
+    /// reads at a time: the answer may hold no record but a `next_offset`
+    /// further on.
+    #[allow(clippy::too_many_arguments)]
     pub async fn read_or_wait(
         &self,
         topic: &str,
@@ -130,23 +138,41 @@ impl StorageEngine {
         max_records: usize,
         max_bytes: usize,
         wait: Duration,
-    ) -> Result<ReadResult> {
-        if wait.is_zero() {
-            return self
-                .read(topic, partition, offset, max_records, max_bytes)
-                .await;
-        }
+        isolation: Isolation,
+    ) -> Result<VisibleRead> {
         let deadline = Instant::now() + wait;
-        let mut commits = self.commit_wait(&[(topic, partition)]).await;
+        let mut commits = if wait.is_zero() {
+            None
+        } else {
+            Some(self.commit_wait(&[(topic, partition)]).await)
+        };
+        let mut from = offset;
+        let mut skipped = 0;
         loop {
-            let result = self
-                .read(topic, partition, offset, max_records, max_bytes)
+            let read = self
+                .read_visible(topic, partition, from, max_records, max_bytes, isolation)
                 .await?;
+            if !read.records.is_empty() {
+                return Ok(read);
+            }
+            if read.next_offset > from {
+                // Only markers or aborted records: go on past them.
+                skipped += 1;
+                from = read.next_offset;
+                if skipped < INVISIBLE_READS {
+                    continue;
+                }
+                return Ok(read);
+            }
             // Below the high watermark a read can still find nothing: key
             // compaction removed every record from `offset` on. Wait for
             // new ones then too, as a Kafka fetch does.
-            if !result.records.is_empty() || !commits.changed(deadline).await {
-                return Ok(result);
+            let woken = match commits.as_mut() {
+                Some(commits) => commits.changed(deadline).await,
+                None => false,
+            };
+            if !woken {
+                return Ok(read);
             }
         }
     }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
 use streamhouse_core::Record;
-use streamhouse_metadata::{MetadataStore, TransactionBatch};
+use streamhouse_metadata::{AbortedTransaction, MetadataStore, TransactionBatch};
 
 use crate::cache::{SegmentCache, SegmentKey};
 use crate::error::{Result, StorageError};
@@ -32,6 +32,57 @@ pub struct ReadResult {
     /// sends each as a batch of its own, with its producer and, for a
     /// marker, as a control batch.
     pub transactions: Vec<TransactionRun>,
+}
+
+/// A read as an application sees it (the HTTP API, the in-process
+/// consumer): no transaction markers, and for read_committed no records of
+/// aborted transactions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VisibleRead {
+    pub records: Vec<Record>,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+    pub last_stable_offset: i64,
+    /// Where to read next: past the last record read, shown or not.
+    pub next_offset: i64,
+}
+
+impl VisibleRead {
+    /// `result` read from `offset`, without its markers and without the
+    /// records of the `aborted` transactions (those a read_committed
+    /// reader drops; empty for read_uncommitted).
+    pub fn new(result: ReadResult, offset: i64, aborted: &[AbortedTransaction]) -> Self {
+        let next_offset = result.records.last().map_or(offset, |r| r.offset + 1);
+        let mut runs = result.transactions.iter().peekable();
+        let records = result
+            .records
+            .into_iter()
+            .filter(|record| {
+                while runs
+                    .next_if(|run| run.last_offset < record.offset)
+                    .is_some()
+                {}
+                let Some(run) = runs.peek().filter(|run| run.first_offset <= record.offset) else {
+                    return true;
+                };
+                if run.batch.commit.is_some() {
+                    return false;
+                }
+                !aborted.iter().any(|a| {
+                    a.producer_id == run.batch.producer_id
+                        && a.first_offset <= record.offset
+                        && record.offset < a.marker_offset
+                })
+            })
+            .collect();
+        Self {
+            records,
+            high_watermark: result.high_watermark,
+            log_start_offset: result.log_start_offset,
+            last_stable_offset: result.last_stable_offset,
+            next_offset,
+        }
+    }
 }
 
 /// Returned records `first_offset..=last_offset`, all from one

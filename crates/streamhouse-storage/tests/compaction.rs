@@ -19,8 +19,8 @@ use proptest::test_runner::{Config as ProptestConfig, TestRunner};
 use streamhouse_core::clock::{Clock, ManualClock, SystemClock};
 use streamhouse_core::{Record, TopicConfig};
 use streamhouse_metadata::NewTopic;
-use streamhouse_storage::StorageEngine;
 use streamhouse_storage::jobs::CompactionConfig;
+use streamhouse_storage::{Isolation, StorageEngine};
 
 on_every_backend!(
     the_latest_value_of_every_key_stays,
@@ -281,7 +281,15 @@ async fn tombstones_go_once_delete_retention_has_passed(backend: Backend) {
         tokio::spawn(async move {
             let started = std::time::Instant::now();
             let result = engine
-                .read_or_wait("deletes", 0, 1, 10, 1 << 20, Duration::from_secs(20))
+                .read_or_wait(
+                    "deletes",
+                    0,
+                    1,
+                    10,
+                    1 << 20,
+                    Duration::from_secs(20),
+                    Isolation::Uncommitted,
+                )
                 .await
                 .expect("long poll");
             (started.elapsed(), result.records)

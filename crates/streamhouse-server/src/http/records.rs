@@ -12,12 +12,12 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::State;
 use streamhouse_api::{
-    ConsumeQuery, ConsumeResponse, ConsumedHeader, ConsumedRecord, ProduceRecord, ProduceRequest,
-    ProduceResponse, StoredOffset,
+    ConsumeQuery, ConsumeResponse, ConsumedHeader, ConsumedRecord, IsolationLevel, ProduceRecord,
+    ProduceRequest, ProduceResponse, StoredOffset,
 };
 use streamhouse_core::{Header, Record};
 use streamhouse_storage::security::{AclOperation, ResourceType};
-use streamhouse_storage::{ReadResult, StorageError, Topic};
+use streamhouse_storage::{Isolation, StorageError, Topic, VisibleRead};
 
 use super::auth::ApiCaller;
 use super::encoding::{Encoding, EncodingCodec as _, encoding_for};
@@ -253,14 +253,27 @@ pub(crate) async fn consume(
         }
     };
     let wait = Duration::from_millis(wait_ms);
-    let result = tokio::select! {
-        result = engine.read_or_wait(&name, partition, offset, max_records, max_bytes, wait) => result?,
-        // Shutting down: answer now with what is readable.
-        () = state.shutdown.cancelled() => {
-            engine.read(&name, partition, offset, max_records, max_bytes).await?
-        }
+    let isolation = match query.isolation_level {
+        IsolationLevel::ReadUncommitted => Isolation::Uncommitted,
+        IsolationLevel::ReadCommitted => Isolation::Committed,
     };
-    Ok(Json(render(result, offset, query.encoding)))
+    let read = |wait| {
+        engine.read_or_wait(
+            &name,
+            partition,
+            offset,
+            max_records,
+            max_bytes,
+            wait,
+            isolation,
+        )
+    };
+    let result = tokio::select! {
+        result = read(wait) => result?,
+        // Shutting down: answer now with what is readable.
+        () = state.shutdown.cancelled() => read(Duration::ZERO).await?,
+    };
+    Ok(Json(render(result, query.encoding)))
 }
 
 fn bounded(
@@ -278,8 +291,7 @@ fn bounded(
     }
 }
 
-fn render(result: ReadResult, offset: i64, requested: Encoding) -> ConsumeResponse {
-    let next_offset = result.records.last().map_or(offset, |r| r.offset + 1);
+fn render(result: VisibleRead, requested: Encoding) -> ConsumeResponse {
     let records = result
         .records
         .into_iter()
@@ -306,6 +318,7 @@ fn render(result: ReadResult, offset: i64, requested: Encoding) -> ConsumeRespon
         records,
         high_watermark: result.high_watermark,
         log_start_offset: result.log_start_offset,
-        next_offset,
+        last_stable_offset: result.last_stable_offset,
+        next_offset: result.next_offset,
     }
 }

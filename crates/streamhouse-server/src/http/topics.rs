@@ -142,6 +142,7 @@ pub(crate) async fn describe(
                 partition: p.partition,
                 high_watermark: p.high_watermark,
                 log_start_offset: p.log_start_offset,
+                last_stable_offset: p.last_stable_offset,
             })
             .collect(),
     }))

@@ -429,6 +429,35 @@ impl StorageEngine {
             .await
     }
 
+    /// A read as an application sees it ([`VisibleRead`]): markers left
+    /// out, and for read_committed the records of aborted transactions too.
+    pub async fn read_visible(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        max_records: usize,
+        max_bytes: usize,
+        isolation: Isolation,
+    ) -> Result<crate::reader::VisibleRead> {
+        let result = self
+            .reader(topic, partition)
+            .read_isolated(offset, max_records, max_bytes, isolation)
+            .await?;
+        let holds_transactional_records = result
+            .transactions
+            .iter()
+            .any(|run| run.batch.commit.is_none());
+        let aborted = match (isolation, result.records.first(), result.records.last()) {
+            (Isolation::Committed, Some(first), Some(last)) if holds_transactional_records => {
+                self.aborted_transactions(topic, partition, first.offset, last.offset)
+                    .await?
+            }
+            _ => Vec::new(),
+        };
+        Ok(crate::reader::VisibleRead::new(result, offset, &aborted))
+    }
+
     /// The partition's readable range.
     pub async fn partition_info(&self, topic: &str, partition: i32) -> Result<PartitionInfo> {
         Ok(self.inner.watermarks.get(topic, partition).await?)
