@@ -165,6 +165,64 @@ async fn committed_and_aborted_transactions_as_readers_see_them(backend: Backend
     assert_eq!((aborted[0].first_offset, aborted[0].marker_offset), (4, 5));
     let state = engine.describe_transaction("tx").await.unwrap().unwrap();
     assert_eq!(state.state, TransactionState::CompleteAbort);
+
+    // What applications see (the HTTP API, the in-process consumer): no
+    // markers, and for read_committed no aborted records.
+    let visible = |read: &streamhouse_storage::VisibleRead| {
+        read.records
+            .iter()
+            .map(|r| {
+                (
+                    r.offset,
+                    String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let committed = engine
+        .read_visible("t", 0, 0, 100, 1 << 20, Isolation::Committed)
+        .await
+        .unwrap();
+    assert_eq!(
+        visible(&committed),
+        [(0, "a".into()), (1, "b".into()), (2, "plain".into())]
+    );
+    assert_eq!(committed.next_offset, 6);
+    let uncommitted = engine
+        .read_visible("t", 0, 0, 100, 1 << 20, Isolation::Uncommitted)
+        .await
+        .unwrap();
+    assert_eq!(
+        visible(&uncommitted),
+        [
+            (0, "a".into()),
+            (1, "b".into()),
+            (2, "plain".into()),
+            (4, "x".into())
+        ]
+    );
+    // From the aborted record on, read_committed finds nothing to show but
+    // moves past it and its marker.
+    let rest = engine
+        .read_visible("t", 0, 4, 100, 1 << 20, Isolation::Committed)
+        .await
+        .unwrap();
+    assert!(rest.records.is_empty());
+    assert_eq!(rest.next_offset, 6);
+    let waited = engine
+        .read_or_wait(
+            "t",
+            0,
+            3,
+            100,
+            1 << 20,
+            std::time::Duration::ZERO,
+            Isolation::Committed,
+        )
+        .await
+        .unwrap();
+    assert!(waited.records.is_empty());
+    assert_eq!(waited.next_offset, 6);
     engine.shutdown().await;
 }
 
