@@ -209,7 +209,10 @@ impl PartitionReader {
             .await?;
         let (log_start_offset, high_watermark) =
             (watermarks.log_start_offset, watermarks.high_watermark);
-        let last_stable_offset = watermarks.last_stable_offset.min(high_watermark);
+        let last_stable_offset = watermarks
+            .last_stable_offset
+            .max(log_start_offset)
+            .min(high_watermark);
         let mut result = ReadResult {
             records: Vec::new(),
             high_watermark,

@@ -17,6 +17,7 @@ use common::{Backend, test_config};
 use streamhouse_core::Record;
 use streamhouse_core::clock::{Clock, ManualClock, SystemClock};
 use streamhouse_metadata::NewTopic;
+use streamhouse_storage::jobs::CompactionConfig;
 use streamhouse_storage::{
     Isolation, ProducerBatch, ReadResult, StorageEngine, StorageError, TransactionBatch,
     TransactionRefusal, TransactionState,
@@ -27,6 +28,7 @@ on_every_backend!(
     transactional_batches_outside_their_transaction_are_refused,
     a_new_producer_epoch_aborts_the_open_transaction,
     a_transaction_past_its_timeout_is_aborted,
+    delete_records_keeps_transactions_correct,
 );
 
 fn start(backend: &Backend) -> (StorageEngine, Arc<ManualClock>) {
@@ -54,6 +56,15 @@ async fn send(
     sequence: i32,
     values: &[&str],
 ) -> Result<i64, StorageError> {
+    send_records(engine, producer, sequence, records(values)).await
+}
+
+async fn send_records(
+    engine: &StorageEngine,
+    producer: (i64, i16),
+    sequence: i32,
+    records: Vec<Record>,
+) -> Result<i64, StorageError> {
     let batch = ProducerBatch {
         producer_id: producer.0,
         producer_epoch: producer.1,
@@ -61,7 +72,7 @@ async fn send(
         transactional: true,
     };
     let pending = engine
-        .start_producer_append("t", 0, records(values), Some(batch), Duration::from_secs(5))
+        .start_producer_append("t", 0, records, Some(batch), Duration::from_secs(5))
         .await?;
     Ok(pending.await?.base_offset)
 }
@@ -347,5 +358,126 @@ async fn a_transaction_past_its_timeout_is_aborted(backend: Backend) {
             .unwrap(),
         Err(TransactionRefusal::Fenced)
     );
+    engine.shutdown().await;
+}
+
+fn keyed(key: &str, value: &str) -> Record {
+    Record::new(1_000, Bytes::from(value.to_string())).with_key(Bytes::from(key.to_string()))
+}
+
+/// The values read_committed applications see from `offset` on.
+async fn committed_values(engine: &StorageEngine, offset: i64) -> Vec<(i64, String)> {
+    engine
+        .read_visible("t", 0, offset, 1000, 1 << 20, Isolation::Committed)
+        .await
+        .unwrap()
+        .records
+        .iter()
+        .map(|r| {
+            let value = String::from_utf8_lossy(r.value.as_deref().unwrap_or_default());
+            (r.offset, value.into_owned())
+        })
+        .collect()
+}
+
+/// DeleteRecords into an aborted transaction and past an open one's first
+/// record: read_committed readers never see aborted records, and the last
+/// stable offset never falls below the log start offset (as in Kafka).
+async fn delete_records_keeps_transactions_correct(backend: Backend) {
+    let (engine, _clock) = start(&backend);
+    let config = streamhouse_core::TopicConfig::from_pairs([
+        ("cleanup.policy", "compact"),
+        ("min.cleanable.dirty.ratio", "0.01"),
+    ])
+    .unwrap();
+    engine
+        .create_topic(NewTopic::new("t", 1).with_config(config))
+        .await
+        .unwrap();
+    let producer = init(&engine, "tx").await;
+    begin(&engine, "tx", producer).await;
+    let aborted = vec![keyed("k1", "a1"), keyed("k2", "a2")];
+    assert_eq!(
+        send_records(&engine, producer, 0, aborted).await.unwrap(),
+        0
+    );
+    engine
+        .end_transaction("tx", producer.0, producer.1, false)
+        .await
+        .unwrap()
+        .unwrap();
+    for (key, value) in [("k1", "v1"), ("k2", "v2"), ("k1", "v3")] {
+        engine
+            .append("t", 0, vec![keyed(key, value)])
+            .await
+            .unwrap();
+    }
+    begin(&engine, "tx", producer).await;
+    let committed = vec![keyed("k1", "c1")];
+    assert_eq!(
+        send_records(&engine, producer, 2, committed).await.unwrap(),
+        6
+    );
+    engine
+        .end_transaction("tx", producer.0, producer.1, true)
+        .await
+        .unwrap()
+        .unwrap();
+    for (key, value) in [("k2", "v4"), ("k1", "v5")] {
+        engine
+            .append("t", 0, vec![keyed(key, value)])
+            .await
+            .unwrap();
+    }
+    let before = committed_values(&engine, 0).await;
+    assert_eq!(
+        before.iter().map(|(_, v)| v.as_str()).collect::<Vec<_>>(),
+        ["v1", "v2", "v3", "c1", "v4", "v5"]
+    );
+
+    // DeleteRecords into the aborted transaction: its remaining record
+    // stays hidden.
+    engine.delete_records("t", 0, 1).await.unwrap();
+    engine.refreshed_partition_info("t", 0).await.unwrap();
+    assert!(
+        !committed_values(&engine, 1)
+            .await
+            .iter()
+            .any(|(_, v)| v.starts_with('a'))
+    );
+    assert_eq!(
+        engine
+            .aborted_transactions("t", 0, 1, 9)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // DeleteRecords past the first record of an open transaction: the last
+    // stable offset is the new log start offset until the transaction ends.
+    begin(&engine, "tx", producer).await;
+    let open = vec![keyed("k3", "open")];
+    assert_eq!(send_records(&engine, producer, 3, open).await.unwrap(), 10);
+    engine.append("t", 0, vec![keyed("k4", "p")]).await.unwrap();
+    engine.delete_records("t", 0, 11).await.unwrap();
+    let info = engine.refreshed_partition_info("t", 0).await.unwrap();
+    assert_eq!(
+        (
+            info.log_start_offset,
+            info.last_stable_offset,
+            info.high_watermark
+        ),
+        (11, 11, 12)
+    );
+    assert!(committed_values(&engine, 11).await.is_empty());
+    engine
+        .end_transaction("tx", producer.0, producer.1, true)
+        .await
+        .unwrap()
+        .unwrap();
+    let info = engine.refreshed_partition_info("t", 0).await.unwrap();
+    assert_eq!((info.last_stable_offset, info.high_watermark), (13, 13));
+    assert_eq!(committed_values(&engine, 11).await, [(11, "p".to_string())]);
     engine.shutdown().await;
 }

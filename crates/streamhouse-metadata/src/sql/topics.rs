@@ -103,9 +103,12 @@ impl From<PartitionRow> for crate::types::PartitionInfo {
             partition: row.partition_id,
             high_watermark: row.high_watermark,
             log_start_offset: row.log_start_offset,
-            last_stable_offset: row
-                .first_open_txn
-                .map_or(row.high_watermark, |first| first.min(row.high_watermark)),
+            // As Kafka's: never below the log start offset, which
+            // DeleteRecords or retention may move past an open
+            // transaction's first records.
+            last_stable_offset: row.first_open_txn.map_or(row.high_watermark, |first| {
+                first.max(row.log_start_offset).min(row.high_watermark)
+            }),
         }
     }
 }
