@@ -17,7 +17,6 @@ use common::{Backend, test_config};
 use streamhouse_core::Record;
 use streamhouse_core::clock::{Clock, ManualClock, SystemClock};
 use streamhouse_metadata::NewTopic;
-use streamhouse_storage::jobs::CompactionConfig;
 use streamhouse_storage::{
     Isolation, ProducerBatch, ReadResult, StorageEngine, StorageError, TransactionBatch,
     TransactionRefusal, TransactionState,
