@@ -17,6 +17,7 @@ use common::{Backend, test_config};
 use streamhouse_core::Record;
 use streamhouse_core::clock::{Clock, ManualClock, SystemClock};
 use streamhouse_metadata::NewTopic;
+use streamhouse_storage::jobs::CompactionConfig;
 use streamhouse_storage::{
     Isolation, ProducerBatch, ReadResult, StorageEngine, StorageError, TransactionBatch,
     TransactionRefusal, TransactionState,
@@ -28,6 +29,7 @@ on_every_backend!(
     a_new_producer_epoch_aborts_the_open_transaction,
     a_transaction_past_its_timeout_is_aborted,
     delete_records_keeps_transactions_correct,
+    key_compaction_removes_aborted_records_then_expired_markers,
 );
 
 fn start(backend: &Backend) -> (StorageEngine, Arc<ManualClock>) {
@@ -478,5 +480,162 @@ async fn delete_records_keeps_transactions_correct(backend: Backend) {
     let info = engine.refreshed_partition_info("t", 0).await.unwrap();
     assert_eq!((info.last_stable_offset, info.high_watermark), (13, 13));
     assert_eq!(committed_values(&engine, 11).await, [(11, "p".to_string())]);
+    engine.shutdown().await;
+}
+
+/// The values of every record read_uncommitted returns, markers included.
+async fn stored(engine: &StorageEngine) -> Vec<(i64, String)> {
+    read(engine, Isolation::Uncommitted)
+        .await
+        .records
+        .iter()
+        .map(|r| {
+            let value = String::from_utf8_lossy(r.value.as_deref().unwrap_or_default());
+            (r.offset, value.into_owned())
+        })
+        .collect()
+}
+
+/// Key compaction of a partition with transactions, as Kafka's cleaner
+/// does it: an aborted transaction's records are removed and never count
+/// as a key's latest value, a committed one's are compacted like any
+/// others, an open one stops compaction, and markers stay until they are
+/// older than `delete.retention.ms`, when they go with their entry in the
+/// aborted transaction index.
+async fn key_compaction_removes_aborted_records_then_expired_markers(backend: Backend) {
+    let (engine, clock) = start(&backend);
+    let config = streamhouse_core::TopicConfig::from_pairs([
+        ("cleanup.policy", "compact"),
+        ("min.cleanable.dirty.ratio", "0.01"),
+    ])
+    .unwrap();
+    engine
+        .create_topic(NewTopic::new("t", 1).with_config(config))
+        .await
+        .unwrap();
+    let producer = init(&engine, "tx").await;
+    // 0-1: aborted k1=a1, k3=a3 (k3 has no other value), 2: its marker.
+    begin(&engine, "tx", producer).await;
+    let aborted = vec![keyed("k1", "a1"), keyed("k3", "a3")];
+    assert_eq!(
+        send_records(&engine, producer, 0, aborted).await.unwrap(),
+        0
+    );
+    engine
+        .end_transaction("tx", producer.0, producer.1, false)
+        .await
+        .unwrap()
+        .unwrap();
+    // 3-5: plain.
+    for (key, value) in [("k1", "v1"), ("k2", "v2"), ("k1", "v3")] {
+        engine
+            .append("t", 0, vec![keyed(key, value)])
+            .await
+            .unwrap();
+    }
+    // 6: committed k1=c1, k4=c4; 8: its marker.
+    begin(&engine, "tx", producer).await;
+    let committed = vec![keyed("k1", "c1"), keyed("k4", "c4")];
+    assert_eq!(
+        send_records(&engine, producer, 2, committed).await.unwrap(),
+        6
+    );
+    engine
+        .end_transaction("tx", producer.0, producer.1, true)
+        .await
+        .unwrap()
+        .unwrap();
+    // 9-10: plain; 11: an open transaction; 12: plain after it.
+    for (key, value) in [("k2", "v4"), ("k1", "v5")] {
+        engine
+            .append("t", 0, vec![keyed(key, value)])
+            .await
+            .unwrap();
+    }
+    begin(&engine, "tx", producer).await;
+    let open = vec![keyed("k2", "o2")];
+    assert_eq!(send_records(&engine, producer, 4, open).await.unwrap(), 11);
+    engine
+        .append("t", 0, vec![keyed("k1", "v6")])
+        .await
+        .unwrap();
+
+    let compaction = CompactionConfig {
+        span: Duration::ZERO,
+        ..CompactionConfig::default()
+    };
+    let mut key_passes = 0;
+    for _ in 0..3 {
+        key_passes += engine.compact(&compaction).await.unwrap().key_passes;
+    }
+    assert!(key_passes >= 1, "key compaction ran");
+    engine.refreshed_partition_info("t", 0).await.unwrap();
+    // The aborted records are gone (k3 had no other value: gone with
+    // them); k1's committed c1 gave way to v5; k4's c4 stays; nothing from
+    // the open transaction on was touched. Markers stay.
+    // A marker's value: version 0 and coordinator epoch 0.
+    let marker = "\0\0\0\0\0\0";
+    let want = [
+        (2, marker),
+        (7, "c4"),
+        (8, marker),
+        (9, "v4"),
+        (10, "v5"),
+        (11, "o2"),
+        (12, "v6"),
+    ];
+    let want: Vec<(i64, String)> = want.iter().map(|(o, v)| (*o, v.to_string())).collect();
+    assert_eq!(stored(&engine).await, want);
+    let runs: Vec<_> = read(&engine, Isolation::Uncommitted)
+        .await
+        .transactions
+        .iter()
+        .map(|r| (r.first_offset, r.batch.commit))
+        .collect();
+    assert_eq!(runs, [(2, Some(false)), (8, Some(true)), (11, None)]);
+    assert_eq!(
+        committed_values(&engine, 0).await,
+        [
+            (7, "c4".to_string()),
+            (9, "v4".to_string()),
+            (10, "v5".to_string())
+        ],
+        "read_committed stops at the open transaction"
+    );
+    assert_eq!(
+        engine
+            .aborted_transactions("t", 0, 0, 12)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // Past delete.retention.ms the markers go, and so does the aborted
+    // transaction's index entry; the open transaction's records stay.
+    clock.advance(Duration::from_millis(86_400_000 + 1_000));
+    for _ in 0..3 {
+        engine.compact(&compaction).await.unwrap();
+    }
+    engine.refreshed_partition_info("t", 0).await.unwrap();
+    let stored_now: Vec<i64> = stored(&engine).await.iter().map(|(o, _)| *o).collect();
+    assert_eq!(stored_now, [7, 9, 10, 11, 12]);
+    assert!(
+        engine
+            .aborted_transactions("t", 0, 0, 12)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    engine
+        .end_transaction("tx", producer.0, producer.1, true)
+        .await
+        .unwrap()
+        .unwrap();
+    engine.refreshed_partition_info("t", 0).await.unwrap();
+    assert_eq!(
+        committed_values(&engine, 0).await.last(),
+        Some(&(12, "v6".to_string()))
+    );
     engine.shutdown().await;
 }

@@ -65,6 +65,9 @@ pub struct ProducerArgs {
     /// Records in flight in the client before sends wait.
     #[arg(long, default_value_t = 100_000)]
     pub max_in_flight: usize,
+    /// An idempotent producer (enable.idempotence=true).
+    #[arg(long)]
+    pub idempotent: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -85,6 +88,18 @@ enum Command {
         /// acknowledged record is there once, in order.
         #[arg(long)]
         verify: bool,
+    },
+    /// Transactions one after the other from one transactional producer:
+    /// transactions and records per second, and EndTxn's latency.
+    Transactions {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        producer: ProducerArgs,
+        #[arg(long, default_value_t = 100)]
+        transactions: u64,
+        #[arg(long, default_value_t = 100)]
+        records_per_transaction: u64,
     },
     /// Consume a topic from the start and report throughput.
     Consume {
@@ -131,6 +146,15 @@ async fn main() -> anyhow::Result<()> {
             seconds,
             verify,
         } => workload::produce(&common, &producer, records, seconds, verify).await?,
+        Command::Transactions {
+            common,
+            producer,
+            transactions,
+            records_per_transaction,
+        } => {
+            workload::transactions(&common, &producer, transactions, records_per_transaction)
+                .await?
+        }
         Command::Consume { common, expect } => workload::consume(&common, expect).await?,
         Command::RawS3 {
             bucket,

@@ -154,8 +154,33 @@ fn producer(
         )
         .set("queue.buffering.max.kbytes", "1048576")
         .set("message.timeout.ms", "300000")
-        .set("enable.idempotence", "false")
+        .set("enable.idempotence", args.idempotent.to_string())
         .create_with_context(BenchContext { acks })?)
+}
+
+/// Queues record `seq`, waiting while the client's queue is full.
+fn send_record(
+    producer: &ThreadedProducer<BenchContext>,
+    common: &Common,
+    filler: &Filler,
+    run: u64,
+    seq: u64,
+) -> anyhow::Result<()> {
+    let value = filler.value(common.record_size, run, seq);
+    let partition = (seq % common.partitions.max(1) as u64) as i32;
+    let mut record = BaseRecord::with_opaque_to(&common.topic, Box::new((seq, Instant::now())))
+        .payload(&value)
+        .partition(partition);
+    loop {
+        match producer.send::<(), Vec<u8>>(record) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
+                record = returned;
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            Err((error, _)) => bail!("send failed: {error}"),
+        }
+    }
 }
 
 /// Sends records until `stop` says so; paces to `rate` per second when set.
@@ -176,25 +201,90 @@ fn send_loop(
                 std::thread::sleep(wait);
             }
         }
-        let value = filler.value(common.record_size, run, seq);
-        let partition = (seq % common.partitions.max(1) as u64) as i32;
-        let mut record = BaseRecord::with_opaque_to(&common.topic, Box::new((seq, Instant::now())))
-            .payload(&value)
-            .partition(partition);
-        loop {
-            match producer.send::<(), Vec<u8>>(record) {
-                Ok(()) => break,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
-                    record = returned;
-                    std::thread::sleep(Duration::from_micros(200));
-                }
-                Err((error, _)) => bail!("send failed: {error}"),
-            }
-        }
+        send_record(producer, common, &filler, run, seq)?;
         seq += 1;
     }
     producer.flush(Duration::from_secs(300))?;
     Ok((seq, started.elapsed()))
+}
+
+/// Transactions of `per_transaction` records, one after the other, from
+/// one transactional producer: transactions and records per second, and
+/// how long EndTxn (commit_transaction once every record is acknowledged)
+/// takes.
+pub async fn transactions(
+    common: &Common,
+    args: &ProducerArgs,
+    transactions: u64,
+    per_transaction: u64,
+) -> anyhow::Result<Value> {
+    ensure_topic(common).await?;
+    let before = BrokerCounters::scrape(common.metrics_url.as_deref());
+    let acks = Arc::new(Mutex::new(Acks::default()));
+    let run: u64 = rand::random();
+    let (common_c, args_c, acks_c) = (common.clone(), args.clone(), acks.clone());
+    let (elapsed, commits) = tokio::task::spawn_blocking(move || {
+        let producer: ThreadedProducer<BenchContext> = client_config(&common_c)
+            .set("acks", "all")
+            .set("linger.ms", args_c.linger_ms.to_string())
+            .set("compression.type", &args_c.compression)
+            .set("queue.buffering.max.messages", args_c.max_in_flight.to_string())
+            .set("queue.buffering.max.kbytes", "1048576")
+            .set("transactional.id", format!("streamhouse-bench-{run}"))
+            .set("transaction.timeout.ms", "300000")
+            .set("message.timeout.ms", "300000")
+            .create_with_context(BenchContext { acks: acks_c })?;
+        producer.init_transactions(Duration::from_secs(60))?;
+        let filler = Filler::new();
+        let mut commits = histogram();
+        let started = Instant::now();
+        let mut seq = 0;
+        for _ in 0..transactions {
+            producer.begin_transaction()?;
+            for _ in 0..per_transaction {
+                send_record(&producer, &common_c, &filler, run, seq)?;
+                seq += 1;
+            }
+            producer.flush(Duration::from_secs(300))?;
+            let committing = Instant::now();
+            producer.commit_transaction(Duration::from_secs(300))?;
+            let _ = commits.record((committing.elapsed().as_micros() as u64).max(1));
+        }
+        anyhow::Ok((started.elapsed(), commits))
+    })
+    .await??;
+    let after = BrokerCounters::scrape(common.metrics_url.as_deref());
+    let acks = std::mem::take(&mut *acks.lock().map_err(|_| anyhow::anyhow!("poisoned"))?);
+    let secs = elapsed.as_secs_f64();
+    let acked = acks.acked.len() as u64;
+    let bytes = acked as f64 * common.record_size as f64;
+    let mut report = json!({
+        "workload": "transactions",
+        "setup": { "label": common.label, "brokers": common.brokers },
+        "parameters": {
+            "topic": common.topic,
+            "partitions": common.partitions,
+            "record_size": common.record_size,
+            "transactions": transactions,
+            "records_per_transaction": per_transaction,
+            "linger_ms": args.linger_ms,
+            "compression": args.compression,
+        },
+        "results": {
+            "acknowledged": acked,
+            "failed": acks.failed,
+            "first_error": acks.first_error,
+            "seconds": secs,
+            "transactions_per_s": transactions as f64 / secs,
+            "records_per_s": acked as f64 / secs,
+            "mib_per_s": bytes / 1048576.0 / secs,
+            "commit_latency_ms": latency_ms(&commits),
+        },
+    });
+    if let (Some(before), Some(after)) = (&before, &after) {
+        report["broker"] = before.delta(after, secs);
+    }
+    Ok(report)
 }
 
 pub async fn produce(

@@ -45,6 +45,13 @@ pub(crate) const TOMBSTONE_RUN: &str = "INSERT INTO object_tombstones (s3_bucket
 pub(crate) const DELETE_RUN: &str = "DELETE FROM segments WHERE topic = $1 AND partition_id = $2 \
      AND base_offset >= $3 AND end_offset <= $4";
 
+/// The transactions whose marker a replacement removes (key compaction
+/// drops markers once `delete.retention.ms` has passed): with the marker
+/// goes its entry in the aborted-transaction index, in the same metadata
+/// transaction, so no read finds one without the other.
+pub(crate) const DELETE_RUN_TRANSACTIONS: &str = "DELETE FROM partition_transactions \
+     WHERE topic = $1 AND partition_id = $2 AND marker_offset >= $3 AND marker_offset <= $4";
+
 pub(crate) const INSERT_ONE_SEGMENT: &str = "INSERT INTO segments (topic, partition_id, \
      base_offset, end_offset, record_count, size_bytes, s3_bucket, s3_key, byte_offset, \
      byte_length, min_timestamp, max_timestamp, created_at, cleaned_at, tombstones) \
@@ -377,6 +384,14 @@ where
             // Dropping the transaction rolls it back.
             return Ok(false);
         }
+        sqlx::query(DELETE_RUN_TRANSACTIONS)
+            .bind(&r.topic)
+            .bind(r.partition)
+            .bind(r.base_offset)
+            .bind(r.end_offset)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| crate::MetadataError::from_sqlx(OP, e))?;
         for segment in &r.segments {
             sqlx::query(INSERT_ONE_SEGMENT)
                 .bind(&r.topic)

@@ -26,6 +26,11 @@ pub(crate) const SELECT_TOPICS: &str =
 pub(crate) const SELECT_TOPIC: &str =
     "SELECT name, topic_id, partition_count, config, created_at FROM topics WHERE name = $1";
 
+/// The partition's transactions whose marker is below the log start
+/// offset: every record of theirs is gone, so is the marker.
+pub(crate) const DELETE_TRANSACTIONS_BELOW: &str = "DELETE FROM partition_transactions \
+     WHERE topic = $1 AND partition_id = $2 AND marker_offset < $3";
+
 pub(crate) const SELECT_PARTITIONS: &str = "SELECT partition_id, high_watermark, log_start_offset, first_open_txn \
      FROM partitions WHERE topic = $1 ORDER BY partition_id";
 
@@ -382,6 +387,13 @@ where
             .await
             .map_err(|e| crate::MetadataError::from_sqlx(OP, e))?;
         sqlx::query(DELETE_SEGMENTS_BELOW)
+            .bind(topic)
+            .bind(partition)
+            .bind(info.log_start_offset)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| crate::MetadataError::from_sqlx(OP, e))?;
+        sqlx::query(DELETE_TRANSACTIONS_BELOW)
             .bind(topic)
             .bind(partition)
             .bind(info.log_start_offset)

@@ -30,7 +30,19 @@
 //! ever dropped for a still later one; a reader therefore never misses a
 //! key's latest value and, offsets being unchanged, never sees a key's
 //! values out of offset order.
+//!
+//! Transactions, as Kafka's cleaner treats them: compaction stops at the
+//! first record of a transaction still open (the last stable offset). The
+//! records of an aborted transaction are removed and never count as a
+//! key's latest value; those of a committed one are compacted like any
+//! other. A transaction's markers stay where they are, rows of their own
+//! that readers get as control batches, until they are older than
+//! `delete.retention.ms` and everything before them is compacted; then the
+//! pass removes them, and with each one its entry in the aborted
+//! transaction index (the same metadata transaction, see
+//! `SegmentReplacement`).
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -79,10 +91,51 @@ pub(super) async fn compact_topic(
     Ok(())
 }
 
+/// What a row is to key compaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RowKind {
+    /// Records outside any transaction.
+    Plain,
+    /// A transactional batch whose transaction committed.
+    Committed,
+    /// A transactional batch whose transaction aborted: its records go.
+    Aborted,
+    /// A transactional batch whose transaction is still open.
+    Open,
+    /// A COMMIT or ABORT marker.
+    Marker,
+}
+
+/// Each row's kind: a transactional batch takes the outcome of the next
+/// marker of its producer (a producer has one transaction at a time).
+pub(crate) fn row_kinds(rows: &[SegmentInfo]) -> Vec<RowKind> {
+    let mut next_marker: HashMap<i64, bool> = HashMap::new();
+    let mut kinds = vec![RowKind::Plain; rows.len()];
+    for (kind, row) in kinds.iter_mut().zip(rows).rev() {
+        let Some(batch) = row.transaction else {
+            continue;
+        };
+        *kind = match batch.commit {
+            Some(commit) => {
+                next_marker.insert(batch.producer_id, commit);
+                RowKind::Marker
+            }
+            None => match next_marker.get(&batch.producer_id) {
+                Some(true) => RowKind::Committed,
+                Some(false) => RowKind::Aborted,
+                None => RowKind::Open,
+            },
+        };
+    }
+    kinds
+}
+
 /// Where a partition stands.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Plan {
-    /// `rows[..clean]` were written by key compaction.
+    /// Each row's [`RowKind`].
+    pub kinds: Vec<RowKind>,
+    /// `rows[..clean]` were written by key compaction, or are markers.
     pub clean: usize,
     /// `rows[clean..cleanable]` are dirty and old enough to compact.
     pub cleanable: usize,
@@ -92,22 +145,29 @@ pub(crate) struct Plan {
     pub overdue: bool,
     /// A clean row holds tombstones past `delete.retention.ms`.
     pub expired_tombstones: bool,
+    /// A marker among the clean rows is older than `delete.retention.ms`.
+    pub expired_markers: bool,
 }
 
 impl Plan {
     pub(crate) fn new(rows: &[SegmentInfo], config: &TopicConfig, now: i64) -> Self {
-        let clean = rows.iter().take_while(|r| r.cleaned_at.is_some()).count();
+        let kinds = row_kinds(rows);
+        let clean = rows
+            .iter()
+            .zip(&kinds)
+            .take_while(|(r, kind)| r.cleaned_at.is_some() || **kind == RowKind::Marker)
+            .count();
         // Kafka applies the lag only when it is set.
         let min_lag = config.min_compaction_lag_ms();
         let cleanable = clean
             + rows[clean..]
                 .iter()
-                .take_while(|r| {
-                    // Transactional batches and markers stay as they are
-                    // (their rows record their producer), and so does
-                    // everything after them.
+                .zip(&kinds[clean..])
+                .take_while(|(r, kind)| {
+                    // Nothing from the first record of an open transaction
+                    // on: the last stable offset.
                     r.cleaned_at.is_none()
-                        && r.transaction.is_none()
+                        && **kind != RowKind::Open
                         && (min_lag == 0 || r.max_timestamp <= now.saturating_sub(min_lag))
                 })
                 .count();
@@ -126,12 +186,18 @@ impl Plan {
         let expired_tombstones = rows[..clean]
             .iter()
             .any(|r| tombstones_expired(r, config, now));
+        let expired_markers = rows[..clean]
+            .iter()
+            .zip(&kinds)
+            .any(|(r, kind)| *kind == RowKind::Marker && marker_expired(r, config, now));
         Self {
+            kinds,
             clean,
             cleanable,
             dirty_ratio,
             overdue,
             expired_tombstones,
+            expired_markers,
         }
     }
 
@@ -144,7 +210,16 @@ impl Plan {
         (self.has_dirty()
             && (self.dirty_ratio >= config.min_cleanable_dirty_ratio() || self.overdue))
             || self.expired_tombstones
+            || self.expired_markers
     }
+}
+
+/// A marker goes once it is older than `delete.retention.ms` (by the time
+/// it was written), as Kafka's cleaner removes markers.
+fn marker_expired(row: &SegmentInfo, config: &TopicConfig, now: i64) -> bool {
+    row.max_timestamp
+        .saturating_add(config.delete_retention_ms())
+        <= now
 }
 
 fn tombstones_expired(row: &SegmentInfo, config: &TopicConfig, now: i64) -> bool {
@@ -195,7 +270,8 @@ async fn compact_partition(
         };
         let removed_before = report.records_removed;
         let (input_bytes, output_bytes, more) = if let Some(first_dirty) = dirty.first() {
-            let (map, dirty_end) = build_key_map(ctx, config, dirty).await?;
+            let dirty_kinds = &plan.kinds[plan.clean..plan.clean + dirty.len()];
+            let (map, dirty_end) = build_key_map(ctx, config, dirty, dirty_kinds).await?;
             tracing::debug!(topic = %topic.name, partition, keys = map.len(), dirty_end,
                 "key map built");
             // The rows the pass rewrites: the clean ones and the dirty ones
@@ -205,55 +281,58 @@ async fn compact_partition(
                     .iter()
                     .take_while(|r| r.base_offset <= dirty_end)
                     .count();
+            // Markers stay in place until they expire: the rewrite goes
+            // around them, a stretch of rows at a time.
+            let rewritten = |i: usize| {
+                plan.kinds[i] != RowKind::Marker || marker_expired(&rows[i], &topic.config, now)
+            };
             let rewrite = Rewrite {
                 map: Some(map),
                 dirty_from: first_dirty.base_offset,
                 dirty_end,
                 now,
                 delete_retention_ms: topic.config.delete_retention_ms(),
+                dropped_rows: dropped_rows(&rows[..last], &plan.kinds),
             };
-            let done = rewrite_rows(
-                ctx,
-                config,
-                topic,
-                partition,
-                &rows[..last],
-                rewrite,
-                report,
-            )
-            .await?;
-            let Some(output_bytes) = done else {
-                return Ok(());
-            };
-            (
-                run_bytes(&rows[..last]),
-                output_bytes,
-                dirty_end < target_end,
-            )
+            let (mut input_bytes, mut output_bytes) = (0, 0);
+            for stretch in stretches(last, rewritten) {
+                let stretch = &rows[stretch];
+                let done = rewrite_rows(
+                    ctx,
+                    config,
+                    topic,
+                    partition,
+                    stretch,
+                    rewrite.clone(),
+                    report,
+                )
+                .await?;
+                let Some(written) = done else {
+                    return Ok(());
+                };
+                input_bytes += run_bytes(stretch);
+                output_bytes += written;
+            }
+            (input_bytes, output_bytes, dirty_end < target_end)
         } else {
-            // Only tombstones to drop: rewrite the rows that hold expired
-            // ones, one contiguous stretch at a time.
+            // Only tombstones and markers to drop: rewrite the clean rows
+            // that hold expired ones, one contiguous stretch at a time.
+            let clean = &rows[..plan.clean];
+            let expired = |i: usize| match plan.kinds[i] {
+                RowKind::Marker => marker_expired(&clean[i], &topic.config, now),
+                _ => tombstones_expired(&clean[i], &topic.config, now),
+            };
             let rewrite = Rewrite {
                 map: None,
                 dirty_from: i64::MAX,
                 dirty_end: i64::MIN,
                 now,
                 delete_retention_ms: topic.config.delete_retention_ms(),
+                dropped_rows: dropped_rows(clean, &plan.kinds),
             };
             let (mut input_bytes, mut output_bytes) = (0, 0);
-            let clean = &rows[..plan.clean];
-            let mut start = 0;
-            while start < clean.len() {
-                if !tombstones_expired(&clean[start], &topic.config, now) {
-                    start += 1;
-                    continue;
-                }
-                let end = start
-                    + clean[start..]
-                        .iter()
-                        .take_while(|r| tombstones_expired(r, &topic.config, now))
-                        .count();
-                let stretch = &clean[start..end];
+            for stretch in stretches(clean.len(), expired) {
+                let stretch = &clean[stretch];
                 let Some(written) = rewrite_rows(
                     ctx,
                     config,
@@ -269,7 +348,6 @@ async fn compact_partition(
                 };
                 input_bytes += run_bytes(stretch);
                 output_bytes += written;
-                start = end;
             }
             (input_bytes, output_bytes, false)
         };
@@ -296,17 +374,25 @@ async fn compact_partition(
 
 /// Reads `dirty` in offset order into a key map; returns it with the last
 /// offset it covers: the end of `dirty`, or the offset before the first
-/// record whose key no longer fit.
+/// record whose key no longer fit. Markers and aborted transactions' rows
+/// are not read: no record of theirs is a key's latest value.
 async fn build_key_map(
     ctx: &JobContext,
     config: &CompactionConfig,
     dirty: &[SegmentInfo],
+    kinds: &[RowKind],
 ) -> Result<(Arc<KeyMap>, i64)> {
-    let expected: i64 = dirty.iter().map(|r| r.record_count).sum();
+    let read: Vec<SegmentInfo> = dirty
+        .iter()
+        .zip(kinds)
+        .filter(|(_, kind)| matches!(kind, RowKind::Plain | RowKind::Committed))
+        .map(|(row, _)| row.clone())
+        .collect();
+    let expected: i64 = read.iter().map(|r| r.record_count).sum();
     let mut map = KeyMap::new(config.key_map_bytes, u64::try_from(expected).unwrap_or(0));
-    let mut dirty_end = dirty.first().map_or(-1, |r| r.base_offset - 1);
-    let mut inputs = std::pin::pin!(fetch_rows(ctx, dirty));
-    for row in dirty {
+    let mut dirty_end = dirty.last().map_or(-1, |r| r.end_offset);
+    let mut inputs = std::pin::pin!(fetch_rows(ctx, &read));
+    for row in &read {
         let Some(bytes) = inputs.try_next().await? else {
             break;
         };
@@ -328,12 +414,9 @@ async fn build_key_map(
         })
         .await?;
         map = back;
-        match full_at {
-            Some(offset) => {
-                dirty_end = offset - 1;
-                break;
-            }
-            None => dirty_end = row.end_offset,
+        if let Some(offset) = full_at {
+            dirty_end = offset - 1;
+            break;
         }
     }
     metrics::gauge!("streamhouse_compaction_key_map_bytes").set(map.allocated_bytes() as f64);
@@ -350,6 +433,38 @@ struct Rewrite {
     dirty_end: i64,
     now: i64,
     delete_retention_ms: i64,
+    /// Base offsets of the rows none of whose records stay: aborted
+    /// transactions' batches and markers.
+    dropped_rows: Arc<HashSet<i64>>,
+}
+
+/// The rows of `rows` whose records all go when rewritten.
+fn dropped_rows(rows: &[SegmentInfo], kinds: &[RowKind]) -> Arc<HashSet<i64>> {
+    Arc::new(
+        rows.iter()
+            .zip(kinds)
+            .filter(|(_, kind)| matches!(kind, RowKind::Aborted | RowKind::Marker))
+            .map(|(row, _)| row.base_offset)
+            .collect(),
+    )
+}
+
+/// The contiguous ranges of indexes below `len` for which `rewritten`
+/// holds.
+fn stretches(len: usize, rewritten: impl Fn(usize) -> bool) -> Vec<std::ops::Range<usize>> {
+    let mut ranges = Vec::new();
+    let mut start = None;
+    for i in 0..=len {
+        match (start, i < len && rewritten(i)) {
+            (None, true) => start = Some(i),
+            (Some(from), false) => {
+                ranges.push(from..i);
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    ranges
 }
 
 impl Rewrite {
@@ -398,9 +513,14 @@ impl Rewrite {
     ) -> Result<u64> {
         let reader = SegmentReader::new(bytes)?.placed_at(row.base_offset);
         let (mut count, mut removed) = (0, 0);
+        let dropped = self.dropped_rows.contains(&row.base_offset);
         for record in reader.iter_from(row.base_offset) {
             let record = record?;
             count += 1;
+            if dropped {
+                removed += 1;
+                continue;
+            }
             match self.keep(
                 record.key.as_ref(),
                 record.value.is_none(),
