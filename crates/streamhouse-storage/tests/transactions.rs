@@ -462,6 +462,15 @@ async fn delete_records_keeps_transactions_correct(backend: Backend) {
     assert_eq!(send_records(&engine, producer, 3, open).await.unwrap(), 10);
     engine.append("t", 0, vec![keyed("k4", "p")]).await.unwrap();
     engine.delete_records("t", 0, 11).await.unwrap();
+    // The aborted transaction's marker (offset 2) is below the log start:
+    // it is forgotten.
+    assert!(
+        engine
+            .aborted_transactions("t", 0, 0, 11)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let info = engine.refreshed_partition_info("t", 0).await.unwrap();
     assert_eq!(
         (

@@ -228,7 +228,10 @@ pub async fn transactions(
             .set("acks", "all")
             .set("linger.ms", args_c.linger_ms.to_string())
             .set("compression.type", &args_c.compression)
-            .set("queue.buffering.max.messages", args_c.max_in_flight.to_string())
+            .set(
+                "queue.buffering.max.messages",
+                args_c.max_in_flight.to_string(),
+            )
             .set("queue.buffering.max.kbytes", "1048576")
             .set("transactional.id", format!("streamhouse-bench-{run}"))
             .set("transaction.timeout.ms", "300000")
