@@ -3,10 +3,11 @@
 # on the embedded default), driven by tools/streamhouse-bench (librdkafka).
 # In each round, on a fresh database and prefix:
 #   - an idempotent producer sends BENCH_RECORDS records (the baseline);
-#   - a transactional producer sends them as transactions of 100 records,
-#     then as transactions of 10,000 records, one transaction after the
-#     other, timing each commit_transaction once its records are
-#     acknowledged (EndTxn: the markers' flush commit).
+#   - a transactional producer sends BENCH_SMALL_TRANSACTIONS (300)
+#     transactions of 100 records, then BENCH_RECORDS records as
+#     transactions of 10,000 records, one transaction after the other,
+#     timing each commit_transaction once its records are acknowledged
+#     (EndTxn: the markers' flush commit).
 # Rounds alternate the three so that drift of the shared machine falls on
 # all of them.
 #
@@ -28,6 +29,7 @@ RECORDS="${BENCH_RECORDS:-200000}"
 RECORD_SIZE="${BENCH_RECORD_SIZE:-1024}"
 PARTITIONS="${BENCH_PARTITIONS:-16}"
 ROUNDS="${BENCH_ROUNDS:-2}"
+SMALL_TRANSACTIONS="${BENCH_SMALL_TRANSACTIONS:-300}"
 OUT="$REPO_ROOT/target/bench-transactions"
 mkdir -p "$OUT"
 rm -f "$OUT"/*.json
@@ -66,7 +68,7 @@ run() {
     "$BENCH" produce "${common[@]}" --topic idempotent --records "$RECORDS" --idempotent \
         --label "$backend idempotent" >"$OUT/$name-idempotent.json"
     "$BENCH" transactions "${common[@]}" --topic txn-100 --records-per-transaction 100 \
-        --transactions $((RECORDS / 100)) --label "$backend transactions of 100" \
+        --transactions "$SMALL_TRANSACTIONS" --label "$backend transactions of 100" \
         >"$OUT/$name-txn-100.json"
     "$BENCH" transactions "${common[@]}" --topic txn-10000 --records-per-transaction 10000 \
         --transactions $(((RECORDS + 9999) / 10000)) --label "$backend transactions of 10000" \

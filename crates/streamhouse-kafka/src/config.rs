@@ -75,6 +75,9 @@ pub struct KafkaConfig {
     /// How often transactions past their timeout are aborted (Kafka's
     /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`).
     pub transaction_abort_check_interval: Duration,
+    /// How long a transactional id with no transaction in progress is
+    /// kept (Kafka's `transactional.id.expiration.ms`).
+    pub transactional_id_expiration: Duration,
 }
 
 impl KafkaConfig {
@@ -117,6 +120,7 @@ impl Default for KafkaConfig {
             group_limits: crate::coordinator::GroupLimits::default(),
             transaction_max_timeout: Duration::from_secs(15 * 60),
             transaction_abort_check_interval: Duration::from_secs(10),
+            transactional_id_expiration: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }

@@ -728,7 +728,8 @@ async fn write_responses<W: AsyncWrite + Unpin>(
 mod tests;
 
 /// Aborts the transactions this agent coordinates once they are open
-/// longer than their timeout, and completes those an agent left prepared,
+/// longer than their timeout, completes those an agent left prepared, and
+/// forgets transactional ids idle longer than `transactional_id_expiration`,
 /// every `transaction_abort_check_interval` (Kafka's
 /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`), until
 /// `stop`.
@@ -741,6 +742,8 @@ fn start_transaction_expiry(
         .transaction_abort_check_interval
         .max(Duration::from_millis(10));
     let stale_ms = i64::try_from(every.as_millis()).unwrap_or(i64::MAX);
+    let id_expiration_ms =
+        i64::try_from(broker.config.transactional_id_expiration.as_millis()).unwrap_or(i64::MAX);
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(every);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -752,7 +755,9 @@ fn start_transaction_expiry(
             let cluster = broker.cluster.clone();
             let pass = broker
                 .engine
-                .expire_transactions(stale_ms, |id| cluster.is_me(&cluster.coordinator(id)));
+                .expire_transactions(stale_ms, id_expiration_ms, |id| {
+                    cluster.is_me(&cluster.coordinator(id))
+                });
             tokio::select! {
                 _ = stop.cancelled() => return,
                 result = pass => if let Err(error) = result {

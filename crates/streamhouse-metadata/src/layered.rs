@@ -434,6 +434,16 @@ impl TransactionLog for LayeredStore {
             .await
     }
 
+    async fn forget_transactional_id(
+        &self,
+        transactional_id: &str,
+        idle_since: i64,
+    ) -> Result<bool> {
+        self.transactions
+            .forget_transactional_id(transactional_id, idle_since)
+            .await
+    }
+
     async fn complete_transaction(
         &self,
         transactional_id: &str,

@@ -392,6 +392,17 @@ pub trait TransactionLog: Send + Sync + Debug + 'static {
         producer_epoch: i16,
     ) -> Result<Option<TransactionInfo>>;
 
+    /// Forgets a transactional id with no transaction in progress (Empty,
+    /// CompleteCommit or CompleteAbort) whose state last changed at or
+    /// before `idle_since` (Kafka's `transactional.id.expiration.ms`).
+    /// Returns whether it did; a producer using the id again starts with a
+    /// new producer id.
+    async fn forget_transactional_id(
+        &self,
+        transactional_id: &str,
+        idle_since: i64,
+    ) -> Result<bool>;
+
     /// The last step, once every marker is durable: a prepared transaction
     /// completes; on commit its staged offsets become committed offsets,
     /// on abort they are dropped. Returns false when it was not prepared

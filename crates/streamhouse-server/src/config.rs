@@ -124,6 +124,7 @@ pub struct ServerConfig {
     pub max_groups: u64,
     pub transaction_max_timeout: Duration,
     pub transaction_abort_check_interval: Duration,
+    pub transactional_id_expiration: Duration,
     /// How long a group's committed offsets outlive its last member.
     pub offsets_retention: Duration,
     pub offsets_retention_check_interval: Duration,
@@ -196,6 +197,7 @@ impl Default for ServerConfig {
             max_groups: kafka.group_limits.max_groups as u64,
             transaction_max_timeout: kafka.transaction_max_timeout,
             transaction_abort_check_interval: kafka.transaction_abort_check_interval,
+            transactional_id_expiration: kafka.transactional_id_expiration,
             offsets_retention: kafka.group_limits.offsets_retention,
             offsets_retention_check_interval: kafka.group_limits.offsets_retention_check_interval,
             auto_create_topics_enable: kafka.auto_create_topics,

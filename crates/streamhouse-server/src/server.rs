@@ -275,6 +275,7 @@ async fn launch(
             },
             transaction_max_timeout: config.transaction_max_timeout,
             transaction_abort_check_interval: config.transaction_abort_check_interval,
+            transactional_id_expiration: config.transactional_id_expiration,
             ..KafkaConfig::default()
         },
     );

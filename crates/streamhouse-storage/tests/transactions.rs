@@ -30,6 +30,7 @@ on_every_backend!(
     a_transaction_past_its_timeout_is_aborted,
     delete_records_keeps_transactions_correct,
     key_compaction_removes_aborted_records_then_expired_markers,
+    idle_transactional_ids_expire,
 );
 
 fn start(backend: &Backend) -> (StorageEngine, Arc<ManualClock>) {
@@ -334,17 +335,26 @@ async fn a_transaction_past_its_timeout_is_aborted(backend: Backend) {
     begin(&engine, "tx", producer).await;
     send(&engine, producer, 0, &["a"]).await.unwrap();
     assert_eq!(
-        engine.expire_transactions(5_000, |_| true).await.unwrap(),
+        engine
+            .expire_transactions(5_000, i64::MAX, |_| true)
+            .await
+            .unwrap(),
         0
     );
     clock.advance(Duration::from_secs(11));
     // Only the agent coordinating the id aborts it.
     assert_eq!(
-        engine.expire_transactions(5_000, |_| false).await.unwrap(),
+        engine
+            .expire_transactions(5_000, i64::MAX, |_| false)
+            .await
+            .unwrap(),
         0
     );
     assert_eq!(
-        engine.expire_transactions(5_000, |_| true).await.unwrap(),
+        engine
+            .expire_transactions(5_000, i64::MAX, |_| true)
+            .await
+            .unwrap(),
         1
     );
     let info = engine.refreshed_partition_info("t", 0).await.unwrap();
@@ -646,5 +656,52 @@ async fn key_compaction_removes_aborted_records_then_expired_markers(backend: Ba
         committed_values(&engine, 0).await.last(),
         Some(&(12, "v6".to_string()))
     );
+    engine.shutdown().await;
+}
+
+/// Kafka's transactional.id.expiration.ms: an id with no transaction in
+/// progress is forgotten once idle that long; one with a transaction in
+/// progress is not, and a producer using a forgotten id starts afresh.
+async fn idle_transactional_ids_expire(backend: Backend) {
+    const WEEK_MS: i64 = 7 * 24 * 3600 * 1000;
+    let (engine, clock) = start(&backend);
+    engine.create_topic(NewTopic::new("t", 1)).await.unwrap();
+    let idle = init(&engine, "idle").await;
+    let busy = engine
+        .init_transaction("busy", i32::MAX, None)
+        .await
+        .unwrap()
+        .unwrap();
+    begin(&engine, "busy", busy).await;
+    clock.advance(Duration::from_millis(WEEK_MS as u64 - 1_000));
+    engine
+        .expire_transactions(5_000, WEEK_MS, |_| true)
+        .await
+        .unwrap();
+    assert!(engine.describe_transaction("idle").await.unwrap().is_some());
+    clock.advance(Duration::from_millis(2_000));
+    engine
+        .expire_transactions(5_000, WEEK_MS, |_| false)
+        .await
+        .unwrap();
+    assert!(
+        engine.describe_transaction("idle").await.unwrap().is_some(),
+        "only the coordinator's ids"
+    );
+    engine
+        .expire_transactions(5_000, WEEK_MS, |_| true)
+        .await
+        .unwrap();
+    assert!(engine.describe_transaction("idle").await.unwrap().is_none());
+    let listed: Vec<String> = engine
+        .list_transactions()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.transactional_id)
+        .collect();
+    assert_eq!(listed, ["busy"], "the open transaction stays");
+    let again = init(&engine, "idle").await;
+    assert_ne!(again.0, idle.0, "a new producer id");
     engine.shutdown().await;
 }

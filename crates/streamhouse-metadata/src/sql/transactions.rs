@@ -64,6 +64,9 @@ const APPLY_TXN_OFFSETS: &str = "INSERT INTO consumer_offsets \
      committed_offset = excluded.committed_offset, metadata = excluded.metadata, \
      committed_at = excluded.committed_at";
 
+/// States 0 Empty, 4 CompleteCommit, 5 CompleteAbort: nothing in progress.
+const DELETE_IDLE_TXN: &str = "DELETE FROM transactions WHERE transactional_id = $1 \
+     AND state IN (0, 4, 5) AND updated_at <= $2";
 const CLEAR_TXN_PARTITIONS: &str = "DELETE FROM transaction_partitions WHERE transactional_id = $1";
 const CLEAR_TXN_GROUPS: &str = "DELETE FROM transaction_groups WHERE transactional_id = $1";
 const CLEAR_TXN_OFFSETS: &str = "DELETE FROM transaction_offsets WHERE transactional_id = $1";
@@ -445,6 +448,35 @@ where
             .await
             .map_err(|e| MetadataError::from_sqlx(OP, e))?;
         Ok(Some(info))
+    }
+
+    async fn forget_transactional_id(
+        &self,
+        transactional_id: &str,
+        idle_since: i64,
+    ) -> Result<bool> {
+        const OP: &str = "forget transactional id";
+        let mut tx = self.begin_write(OP).await?;
+        let deleted = sqlx::query(DELETE_IDLE_TXN)
+            .bind(transactional_id)
+            .bind(idle_since)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| MetadataError::from_sqlx(OP, e))?;
+        if S::Db::rows_affected(&deleted) == 0 {
+            return Ok(false);
+        }
+        for clear in [CLEAR_TXN_PARTITIONS, CLEAR_TXN_GROUPS, CLEAR_TXN_OFFSETS] {
+            sqlx::query(clear)
+                .bind(transactional_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| MetadataError::from_sqlx(OP, e))?;
+        }
+        tx.commit()
+            .await
+            .map_err(|e| MetadataError::from_sqlx(OP, e))?;
+        Ok(true)
     }
 
     async fn complete_transaction(

@@ -235,6 +235,11 @@ settings! {
         "10000",
         "How often each agent aborts the transactions it coordinates that are open longer than \
          their transaction.timeout.ms, and completes those an agent that died left half ended";
+    TransactionalIdExpirationMs: "transactional_id_expiration_ms",
+        "--transactional-id-expiration-ms", "STREAMHOUSE_TRANSACTIONAL_ID_EXPIRATION_MS", Number,
+        "N", "604800000",
+        "Kafka's transactional.id.expiration.ms: a transactional id with no transaction in \
+         progress for this long is forgotten (its next producer gets a new producer id)";
     GroupMaxSize: "group_max_size", "--group-max-size", "STREAMHOUSE_GROUP_MAX_SIZE", Number, "N",
         "1000", "Kafka's group.max.size: members of one group; more get GROUP_MAX_SIZE_REACHED";
     MaxGroups: "max_groups", "--max-groups", "STREAMHOUSE_MAX_GROUPS", Number, "N", "100000",
@@ -426,6 +431,9 @@ impl RawSettings {
                 Setting::TransactionMaxTimeoutMs => config.transaction_max_timeout = millis(1)?,
                 Setting::TransactionAbortCheckIntervalMs => {
                     config.transaction_abort_check_interval = millis(10)?
+                }
+                Setting::TransactionalIdExpirationMs => {
+                    config.transactional_id_expiration = millis(1)?
                 }
                 Setting::GroupMaxSize => {
                     config.group_max_size = parse_u64(raw)

@@ -198,13 +198,16 @@ impl StorageEngine {
         Ok(self.inner.watermarks.refresh(topic, partition).await?)
     }
 
-    /// Aborts transactions open longer than their timeout, and completes
+    /// Aborts transactions open longer than their timeout, completes
     /// prepared ones left for `stale_ms` (their agent died between the two
-    /// steps), for the ids `mine` selects (those this agent coordinates).
-    /// Returns how many it ended.
+    /// steps), and forgets transactional ids idle for `id_expiration_ms`
+    /// (Kafka's `transactional.id.expiration.ms`), for the ids `mine`
+    /// selects (those this agent coordinates). Returns how many
+    /// transactions it ended.
     pub async fn expire_transactions(
         &self,
         stale_ms: i64,
+        id_expiration_ms: i64,
         mine: impl Fn(&str) -> bool,
     ) -> Result<usize> {
         let now = self.inner.clock.now_ms();
@@ -247,6 +250,24 @@ impl StorageEngine {
                     state = info.state.name(), "completing a transaction left prepared");
                 self.complete_transaction(&info).await?;
                 ended += 1;
+            } else if matches!(
+                info.state,
+                TransactionState::Empty
+                    | TransactionState::CompleteCommit
+                    | TransactionState::CompleteAbort
+            ) && info.updated_at.saturating_add(id_expiration_ms) <= now
+                && self
+                    .inner
+                    .metadata
+                    .forget_transactional_id(
+                        &info.transactional_id,
+                        now.saturating_sub(id_expiration_ms),
+                    )
+                    .await?
+            {
+                tracing::info!(transactional_id = %info.transactional_id,
+                    "forgot a transactional id idle longer than transactional.id.expiration.ms");
+                metrics::counter!("streamhouse_transactional_ids_expired_total").increment(1);
             }
         }
         Ok(ended)
