@@ -3,6 +3,7 @@
 //! show them to find a transaction that holds a partition's last stable
 //! offset back. Needs Read on the topic, as in Kafka.
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::describe_producers_response::{
     PartitionResponse, ProducerState, TopicResponse,
 };
@@ -22,13 +23,31 @@ pub(crate) async fn handle(
     let mut topics = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
         let name = topic.name.0.to_string();
-        let allowed = access.topic(AclOperation::Read, &name);
+        // One lookup per topic: partitions it does not have cost no query.
+        let known = match access.topic(AclOperation::Read, &name) {
+            Ok(()) => broker
+                .engine
+                .topic(&name)
+                .await
+                .map(|t| t.partition_count)
+                .map_err(|e| storage_error_code(&e)),
+            Err(code) => Err(code),
+        };
         let mut partitions = Vec::with_capacity(topic.partition_indexes.len());
         for partition in topic.partition_indexes {
             let answer = PartitionResponse::default().with_partition_index(partition);
-            if let Err(code) = allowed {
-                partitions.push(answer.with_error_code(code));
-                continue;
+            match known {
+                Err(code) => {
+                    partitions.push(answer.with_error_code(code));
+                    continue;
+                }
+                Ok(count) if !(0..count).contains(&partition) => {
+                    partitions.push(
+                        answer.with_error_code(ResponseError::UnknownTopicOrPartition.code()),
+                    );
+                    continue;
+                }
+                Ok(_) => {}
             }
             partitions.push(
                 match broker.engine.describe_producers(&name, partition).await {

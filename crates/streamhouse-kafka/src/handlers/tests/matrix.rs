@@ -949,3 +949,36 @@ async fn scram_credentials_round_trip_and_need_cluster_rights() {
     };
     assert_eq!(gone.results[0].error_code, 91);
 }
+
+#[tokio::test]
+async fn describe_producers_needs_read_on_the_topic() {
+    use kafka_protocol::messages::describe_producers_request::TopicRequest;
+    let harness = secured().await;
+    harness.topic("orders").await;
+    let request = || {
+        RequestKind::DescribeProducers(DescribeProducersRequest::default().with_topics(vec![
+            TopicRequest::default()
+                .with_name(TopicName(str_bytes("orders")))
+                .with_partition_indexes(vec![0]),
+        ]))
+    };
+    let code = |response: ResponseKind| {
+        let ResponseKind::DescribeProducers(response) = response else {
+            panic!("not a DescribeProducers response");
+        };
+        response.topics[0].partitions[0].error_code
+    };
+    assert_eq!(code(harness.call(ALICE, 0, request()).await), 29);
+    harness
+        .allow(ALICE, AclOperation::Describe, ResourceType::Topic, "orders")
+        .await;
+    assert_eq!(
+        code(harness.call(ALICE, 0, request()).await),
+        29,
+        "Describe is not enough: Kafka asks for Read"
+    );
+    harness
+        .allow(ALICE, AclOperation::Read, ResourceType::Topic, "orders")
+        .await;
+    assert_eq!(code(harness.call(ALICE, 0, request()).await), 0);
+}
