@@ -376,6 +376,50 @@ fn keyed(key: &str, value: &str) -> Record {
     Record::new(1_000, Bytes::from(value.to_string())).with_key(Bytes::from(key.to_string()))
 }
 
+/// Topic "t", one partition, compacted at any dirty ratio.
+async fn compacted_topic(engine: &StorageEngine) {
+    let config = streamhouse_core::TopicConfig::from_pairs([
+        ("cleanup.policy", "compact"),
+        ("min.cleanable.dirty.ratio", "0.01"),
+    ])
+    .unwrap();
+    engine
+        .create_topic(NewTopic::new("t", 1).with_config(config))
+        .await
+        .unwrap();
+}
+
+/// A whole transaction of "tx" on t-0 from `sequence`, committed or
+/// aborted; its first offset.
+async fn transaction(
+    engine: &StorageEngine,
+    producer: (i64, i16),
+    sequence: i32,
+    records: Vec<Record>,
+    commit: bool,
+) -> i64 {
+    begin(engine, "tx", producer).await;
+    let first = send_records(engine, producer, sequence, records)
+        .await
+        .unwrap();
+    engine
+        .end_transaction("tx", producer.0, producer.1, commit)
+        .await
+        .unwrap()
+        .unwrap();
+    first
+}
+
+/// One plain append per (key, value) on t-0.
+async fn append_keyed(engine: &StorageEngine, pairs: &[(&str, &str)]) {
+    for (key, value) in pairs {
+        engine
+            .append("t", 0, vec![keyed(key, value)])
+            .await
+            .unwrap();
+    }
+}
+
 /// The values read_committed applications see from `offset` on.
 async fn committed_values(engine: &StorageEngine, offset: i64) -> Vec<(i64, String)> {
     engine
@@ -396,50 +440,25 @@ async fn committed_values(engine: &StorageEngine, offset: i64) -> Vec<(i64, Stri
 /// stable offset never falls below the log start offset (as in Kafka).
 async fn delete_records_keeps_transactions_correct(backend: Backend) {
     let (engine, _clock) = start(&backend);
-    let config = streamhouse_core::TopicConfig::from_pairs([
-        ("cleanup.policy", "compact"),
-        ("min.cleanable.dirty.ratio", "0.01"),
-    ])
-    .unwrap();
-    engine
-        .create_topic(NewTopic::new("t", 1).with_config(config))
-        .await
-        .unwrap();
+    compacted_topic(&engine).await;
     let producer = init(&engine, "tx").await;
-    begin(&engine, "tx", producer).await;
-    let aborted = vec![keyed("k1", "a1"), keyed("k2", "a2")];
     assert_eq!(
-        send_records(&engine, producer, 0, aborted).await.unwrap(),
+        transaction(
+            &engine,
+            producer,
+            0,
+            vec![keyed("k1", "a1"), keyed("k2", "a2")],
+            false
+        )
+        .await,
         0
     );
-    engine
-        .end_transaction("tx", producer.0, producer.1, false)
-        .await
-        .unwrap()
-        .unwrap();
-    for (key, value) in [("k1", "v1"), ("k2", "v2"), ("k1", "v3")] {
-        engine
-            .append("t", 0, vec![keyed(key, value)])
-            .await
-            .unwrap();
-    }
-    begin(&engine, "tx", producer).await;
-    let committed = vec![keyed("k1", "c1")];
+    append_keyed(&engine, &[("k1", "v1"), ("k2", "v2"), ("k1", "v3")]).await;
     assert_eq!(
-        send_records(&engine, producer, 2, committed).await.unwrap(),
+        transaction(&engine, producer, 2, vec![keyed("k1", "c1")], true).await,
         6
     );
-    engine
-        .end_transaction("tx", producer.0, producer.1, true)
-        .await
-        .unwrap()
-        .unwrap();
-    for (key, value) in [("k2", "v4"), ("k1", "v5")] {
-        engine
-            .append("t", 0, vec![keyed(key, value)])
-            .await
-            .unwrap();
-    }
+    append_keyed(&engine, &[("k2", "v4"), ("k1", "v5")]).await;
     let before = committed_values(&engine, 0).await;
     assert_eq!(
         before.iter().map(|(_, v)| v.as_str()).collect::<Vec<_>>(),
@@ -523,54 +542,36 @@ async fn stored(engine: &StorageEngine) -> Vec<(i64, String)> {
 /// aborted transaction index.
 async fn key_compaction_removes_aborted_records_then_expired_markers(backend: Backend) {
     let (engine, clock) = start(&backend);
-    let config = streamhouse_core::TopicConfig::from_pairs([
-        ("cleanup.policy", "compact"),
-        ("min.cleanable.dirty.ratio", "0.01"),
-    ])
-    .unwrap();
-    engine
-        .create_topic(NewTopic::new("t", 1).with_config(config))
-        .await
-        .unwrap();
+    compacted_topic(&engine).await;
     let producer = init(&engine, "tx").await;
     // 0-1: aborted k1=a1, k3=a3 (k3 has no other value), 2: its marker.
-    begin(&engine, "tx", producer).await;
-    let aborted = vec![keyed("k1", "a1"), keyed("k3", "a3")];
     assert_eq!(
-        send_records(&engine, producer, 0, aborted).await.unwrap(),
+        transaction(
+            &engine,
+            producer,
+            0,
+            vec![keyed("k1", "a1"), keyed("k3", "a3")],
+            false
+        )
+        .await,
         0
     );
-    engine
-        .end_transaction("tx", producer.0, producer.1, false)
-        .await
-        .unwrap()
-        .unwrap();
     // 3-5: plain.
-    for (key, value) in [("k1", "v1"), ("k2", "v2"), ("k1", "v3")] {
-        engine
-            .append("t", 0, vec![keyed(key, value)])
-            .await
-            .unwrap();
-    }
+    append_keyed(&engine, &[("k1", "v1"), ("k2", "v2"), ("k1", "v3")]).await;
     // 6: committed k1=c1, k4=c4; 8: its marker.
-    begin(&engine, "tx", producer).await;
-    let committed = vec![keyed("k1", "c1"), keyed("k4", "c4")];
     assert_eq!(
-        send_records(&engine, producer, 2, committed).await.unwrap(),
+        transaction(
+            &engine,
+            producer,
+            2,
+            vec![keyed("k1", "c1"), keyed("k4", "c4")],
+            true
+        )
+        .await,
         6
     );
-    engine
-        .end_transaction("tx", producer.0, producer.1, true)
-        .await
-        .unwrap()
-        .unwrap();
     // 9-10: plain; 11: an open transaction; 12: plain after it.
-    for (key, value) in [("k2", "v4"), ("k1", "v5")] {
-        engine
-            .append("t", 0, vec![keyed(key, value)])
-            .await
-            .unwrap();
-    }
+    append_keyed(&engine, &[("k2", "v4"), ("k1", "v5")]).await;
     begin(&engine, "tx", producer).await;
     let open = vec![keyed("k2", "o2")];
     assert_eq!(send_records(&engine, producer, 4, open).await.unwrap(), 11);

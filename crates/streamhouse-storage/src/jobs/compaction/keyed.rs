@@ -269,88 +269,71 @@ async fn compact_partition(
             None => dirty,
         };
         let removed_before = report.records_removed;
-        let (input_bytes, output_bytes, more) = if let Some(first_dirty) = dirty.first() {
-            let dirty_kinds = &plan.kinds[plan.clean..plan.clean + dirty.len()];
-            let (map, dirty_end) = build_key_map(ctx, config, dirty, dirty_kinds).await?;
-            tracing::debug!(topic = %topic.name, partition, keys = map.len(), dirty_end,
-                "key map built");
-            // The rows the pass rewrites: the clean ones and the dirty ones
-            // up to the one holding `dirty_end`.
-            let last = plan.clean
-                + dirty
-                    .iter()
-                    .take_while(|r| r.base_offset <= dirty_end)
-                    .count();
-            // Markers stay in place until they expire: the rewrite goes
-            // around them, a stretch of rows at a time.
-            let rewritten = |i: usize| {
-                plan.kinds[i] != RowKind::Marker || marker_expired(&rows[i], &topic.config, now)
-            };
-            let rewrite = Rewrite {
-                map: Some(map),
-                dirty_from: first_dirty.base_offset,
-                dirty_end,
-                now,
-                delete_retention_ms: topic.config.delete_retention_ms(),
-                dropped_rows: dropped_rows(&rows[..last], &plan.kinds),
-            };
-            let (mut input_bytes, mut output_bytes) = (0, 0);
-            for stretch in stretches(last, rewritten) {
-                let stretch = &rows[stretch];
-                let done = rewrite_rows(
-                    ctx,
-                    config,
-                    topic,
-                    partition,
-                    stretch,
-                    rewrite.clone(),
-                    report,
-                )
-                .await?;
-                let Some(written) = done else {
-                    return Ok(());
+        let delete_retention_ms = topic.config.delete_retention_ms();
+        let marker_expired = |i: usize| marker_expired(&rows[i], &topic.config, now);
+        // The rows the pass may rewrite, which of them it does (markers stay
+        // in place until they expire: the rewrite goes around them, a
+        // stretch of rows at a time), how, and whether another pass follows.
+        let (upto, rewritten, rewrite, more): (usize, Box<dyn Fn(usize) -> bool>, _, _) =
+            if let Some(first_dirty) = dirty.first() {
+                let dirty_kinds = &plan.kinds[plan.clean..plan.clean + dirty.len()];
+                let (map, dirty_end) = build_key_map(ctx, config, dirty, dirty_kinds).await?;
+                tracing::debug!(topic = %topic.name, partition, keys = map.len(), dirty_end,
+                    "key map built");
+                // The clean rows and the dirty ones up to the one holding
+                // `dirty_end`.
+                let last = plan.clean
+                    + dirty
+                        .iter()
+                        .take_while(|r| r.base_offset <= dirty_end)
+                        .count();
+                let rewrite = Rewrite {
+                    map: Some(map),
+                    dirty_from: first_dirty.base_offset,
+                    dirty_end,
+                    now,
+                    delete_retention_ms,
+                    dropped_rows: dropped_rows(&rows[..last], &plan.kinds),
                 };
-                input_bytes += run_bytes(stretch);
-                output_bytes += written;
-            }
-            (input_bytes, output_bytes, dirty_end < target_end)
-        } else {
-            // Only tombstones and markers to drop: rewrite the clean rows
-            // that hold expired ones, one contiguous stretch at a time.
-            let clean = &rows[..plan.clean];
-            let expired = |i: usize| match plan.kinds[i] {
-                RowKind::Marker => marker_expired(&clean[i], &topic.config, now),
-                _ => tombstones_expired(&clean[i], &topic.config, now),
-            };
-            let rewrite = Rewrite {
-                map: None,
-                dirty_from: i64::MAX,
-                dirty_end: i64::MIN,
-                now,
-                delete_retention_ms: topic.config.delete_retention_ms(),
-                dropped_rows: dropped_rows(clean, &plan.kinds),
-            };
-            let (mut input_bytes, mut output_bytes) = (0, 0);
-            for stretch in stretches(clean.len(), expired) {
-                let stretch = &clean[stretch];
-                let Some(written) = rewrite_rows(
-                    ctx,
-                    config,
-                    topic,
-                    partition,
-                    stretch,
-                    rewrite.clone(),
-                    report,
-                )
-                .await?
-                else {
-                    return Ok(());
+                let rewritten =
+                    Box::new(|i: usize| plan.kinds[i] != RowKind::Marker || marker_expired(i));
+                (last, rewritten, rewrite, dirty_end < target_end)
+            } else {
+                // Only tombstones and markers to drop: the clean rows that
+                // hold expired ones.
+                let rewrite = Rewrite {
+                    map: None,
+                    dirty_from: i64::MAX,
+                    dirty_end: i64::MIN,
+                    now,
+                    delete_retention_ms,
+                    dropped_rows: dropped_rows(&rows[..plan.clean], &plan.kinds),
                 };
-                input_bytes += run_bytes(stretch);
-                output_bytes += written;
-            }
-            (input_bytes, output_bytes, false)
-        };
+                let expired = Box::new(|i: usize| match plan.kinds[i] {
+                    RowKind::Marker => marker_expired(i),
+                    _ => tombstones_expired(&rows[i], &topic.config, now),
+                });
+                (plan.clean, expired, rewrite, false)
+            };
+        let (mut input_bytes, mut output_bytes) = (0, 0);
+        for stretch in stretches(upto, rewritten) {
+            let stretch = &rows[stretch];
+            let done = rewrite_rows(
+                ctx,
+                config,
+                topic,
+                partition,
+                stretch,
+                rewrite.clone(),
+                report,
+            )
+            .await?;
+            let Some(written) = done else {
+                return Ok(());
+            };
+            input_bytes += run_bytes(stretch);
+            output_bytes += written;
+        }
         ctx.index.invalidate(&topic.name, partition);
         report.key_passes += 1;
         let removed = report.records_removed - removed_before;
