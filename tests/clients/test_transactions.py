@@ -358,3 +358,37 @@ def test_rest_reads_and_streamctl_take_an_isolation_level(txn_server: StreamHous
         "c2",
         "open",
     ]
+
+
+def test_offsets_of_a_subscribed_consumer_commit_with_its_generation(txn_server: StreamHouse):
+    """send_offsets_to_transaction with the metadata of a consumer that
+    subscribed: TxnOffsetCommit v3 names its member id and generation
+    (KIP-447), which the group coordinator checks, and the offsets become
+    the group's when the transaction commits."""
+    bootstrap = txn_server.bootstrap
+    source, sink = create_topic(bootstrap), create_topic(bootstrap)
+    produce_all(new_producer(bootstrap), source, [Rec(None, b"x"), Rec(None, b"y")], partition=0)
+    group = unique_name("eos-subscribed")
+    consumer = new_consumer(bootstrap, group, **{"isolation.level": "read_committed"})
+    consumer.subscribe([source])
+    messages = []
+    deadline = time.monotonic() + 3 * CLIENT_TIMEOUT
+    while len(messages) < 2 and time.monotonic() < deadline:
+        message = consumer.poll(0.5)
+        if message is not None:
+            assert message.error() is None, message.error()
+            messages.append(message)
+    assert len(messages) == 2, "the subscribed consumer got its assignment and read"
+    producer = transactional_producer(bootstrap, unique_name("subscribed"))
+    producer.begin_transaction()
+    producer.produce(sink, b"out", partition=0)
+    producer.send_offsets_to_transaction(
+        [TopicPartition(source, 0, messages[-1].offset() + 1)],
+        consumer.consumer_group_metadata(),
+        CLIENT_TIMEOUT,
+    )
+    producer.commit_transaction(CLIENT_TIMEOUT)
+    committed = consumer.committed([TopicPartition(source, 0)], timeout=CLIENT_TIMEOUT)
+    consumer.close()
+    assert committed[0].offset == 2
+    assert read_all(bootstrap, sink, "read_committed", 1) == [b"out"]

@@ -417,6 +417,22 @@ fn txn_offset_commit(producer: (i64, i16), metadata: &[Option<String>]) -> Reque
     )
 }
 
+/// AddOffsetsToTxn v3 of group "g" to "tx"; its error code.
+async fn add_offsets(harness: &Harness, producer: (i64, i16)) -> i16 {
+    let request = AddOffsetsToTxnRequest::default()
+        .with_transactional_id(TransactionalId(str_bytes("tx")))
+        .with_producer_id(producer.0.into())
+        .with_producer_epoch(producer.1)
+        .with_group_id(GroupId(str_bytes("g")));
+    let ResponseKind::AddOffsetsToTxn(added) = harness
+        .call(ADMIN, 3, RequestKind::AddOffsetsToTxn(request))
+        .await
+    else {
+        panic!("not an AddOffsetsToTxn response");
+    };
+    added.error_code
+}
+
 fn txn_offset_codes(response: ResponseKind) -> Vec<i16> {
     let ResponseKind::TxnOffsetCommit(response) = response else {
         panic!("not a TxnOffsetCommit response");
@@ -451,18 +467,7 @@ async fn offsets_in_a_transaction_need_their_group_and_bounded_metadata() {
         ),
         [INVALID_TXN_STATE, INVALID_TXN_STATE]
     );
-    let request = AddOffsetsToTxnRequest::default()
-        .with_transactional_id(TransactionalId(str_bytes("tx")))
-        .with_producer_id(producer_id.into())
-        .with_producer_epoch(epoch)
-        .with_group_id(GroupId(str_bytes("g")));
-    let ResponseKind::AddOffsetsToTxn(added) = harness
-        .call(ADMIN, 3, RequestKind::AddOffsetsToTxn(request))
-        .await
-    else {
-        panic!("not an AddOffsetsToTxn response");
-    };
-    assert_eq!(added.error_code, 0);
+    assert_eq!(add_offsets(&harness, (producer_id, epoch)).await, 0);
     // Metadata over offset.metadata.max.bytes is refused on its own.
     let mixed = [Some("x".repeat(4097)), Some("m".to_string())];
     assert_eq!(
@@ -630,18 +635,7 @@ async fn offsets_in_a_transaction_are_fenced_by_generation_and_member() {
     harness.topic("t").await;
     let (_, producer_id, epoch) = init(&harness, "tx", 60_000).await;
     let producer = (producer_id, epoch);
-    let request = AddOffsetsToTxnRequest::default()
-        .with_transactional_id(TransactionalId(str_bytes("tx")))
-        .with_producer_id(producer_id.into())
-        .with_producer_epoch(epoch)
-        .with_group_id(GroupId(str_bytes("g")));
-    let ResponseKind::AddOffsetsToTxn(added) = harness
-        .call(ADMIN, 3, RequestKind::AddOffsetsToTxn(request))
-        .await
-    else {
-        panic!("not an AddOffsetsToTxn response");
-    };
-    assert_eq!(added.error_code, 0);
+    assert_eq!(add_offsets(&harness, (producer_id, epoch)).await, 0);
 
     // Before anyone joined, a member and a generation are unknown.
     let commit = |generation, member: &str, instance| {
