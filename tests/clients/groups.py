@@ -97,3 +97,15 @@ def consume_until(consumer, done, consumed: list):
         return done()
 
     wait_until(step, CLIENT_TIMEOUT, lambda: f"consumed only {len(consumed)} records", interval=0)
+
+
+def commit_some(server, topic: str, group_id: str, count: int) -> list:
+    """A group member that reads `count` records, commits and leaves."""
+    consumer = group_member(server, group_id, "range", topic)
+    read: list = []
+    try:
+        consume_until(consumer, lambda: len(read) >= count, read)
+        consumer.commit(asynchronous=False)
+    finally:
+        consumer.close()
+    return read

@@ -6,7 +6,7 @@ import pytest
 from confluent_kafka import ConsumerGroupState, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from groups import PARTITIONS, Group, consume_until, create_topic, group_member
+from groups import PARTITIONS, Group, commit_some, consume_until, create_topic, group_member
 from support import (
     CLIENT_TIMEOUT,
     Rec,
@@ -131,17 +131,6 @@ def test_committed_offsets_survive_a_consumer_restart(server, strategy):
     read = sorted((m.partition(), m.offset()) for m in before + after)
     assert read == sorted((p, o) for p in range(PARTITIONS) for o in range(per_partition))
     assert len(read) == total
-
-
-def commit_some(server, topic: str, group_id: str, count: int) -> list:
-    consumer = group_member(server, group_id, "range", topic)
-    read: list = []
-    try:
-        consume_until(consumer, lambda: len(read) >= count, read)
-        consumer.commit(asynchronous=False)
-    finally:
-        consumer.close()
-    return read
 
 
 def test_listed_and_deleted_groups(server):

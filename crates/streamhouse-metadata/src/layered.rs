@@ -204,6 +204,10 @@ impl SegmentLog for LayeredStore {
         self.segments.replace_segments(replacement).await
     }
 
+    async fn partition_bytes(&self, topic: &str) -> Result<Vec<(i32, i64)>> {
+        self.segments.partition_bytes(topic).await
+    }
+
     async fn storage_stats(&self) -> Result<StorageStats> {
         self.segments.storage_stats().await
     }
@@ -306,6 +310,10 @@ impl GroupOffsets for LayeredStore {
 
     async fn delete_group(&self, group: &str) -> Result<bool> {
         self.offsets.delete_group(group).await
+    }
+
+    async fn delete_offsets(&self, group: &str, partitions: &[(String, i32)]) -> Result<()> {
+        self.offsets.delete_offsets(group, partitions).await
     }
 
     async fn expire_offsets(&self, group: &str, committed_before: i64) -> Result<u64> {

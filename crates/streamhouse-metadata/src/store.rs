@@ -150,6 +150,11 @@ pub trait SegmentLog: Send + Sync + Debug + 'static {
     /// Counts over the segment rows and tombstones.
     async fn storage_stats(&self) -> Result<StorageStats>;
 
+    /// The bytes of object storage each partition of `topic` holds (its
+    /// segment rows' byte lengths), by partition; partitions without a row
+    /// are left out.
+    async fn partition_bytes(&self, topic: &str) -> Result<Vec<(i32, i64)>>;
+
     /// A stream of the high watermarks each commit produced, by this
     /// process and (on PostgreSQL) by every other agent sharing the
     /// database. Notices may be dropped under load; readers must still
@@ -252,6 +257,11 @@ pub trait GroupOffsets: Send + Sync + Debug + 'static {
 
     /// Removes every offset of a group; returns whether it had any.
     async fn delete_group(&self, group: &str) -> Result<bool>;
+
+    /// Removes a group's offsets of the given partitions (Kafka's
+    /// OffsetDelete), in one transaction; partitions without one are
+    /// skipped.
+    async fn delete_offsets(&self, group: &str, partitions: &[(String, i32)]) -> Result<()>;
 
     /// Removes the offsets of `group` committed before `committed_before`
     /// (milliseconds since the epoch, like `CommittedOffset::committed_at`):

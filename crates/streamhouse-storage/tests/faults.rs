@@ -173,6 +173,9 @@ impl SegmentLog for FailingCommits {
     async fn storage_stats(&self) -> Result<StorageStats, MetadataError> {
         self.inner.storage_stats().await
     }
+    async fn partition_bytes(&self, topic: &str) -> Result<Vec<(i32, i64)>, MetadataError> {
+        self.inner.partition_bytes(topic).await
+    }
     fn commit_notices(&self) -> tokio::sync::broadcast::Receiver<CommitNotice> {
         self.inner.commit_notices()
     }

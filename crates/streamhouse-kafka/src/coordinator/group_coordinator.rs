@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use kafka_protocol::messages::ConsumerProtocolAssignment;
+use kafka_protocol::messages::{ConsumerProtocolAssignment, ConsumerProtocolSubscription};
 use kafka_protocol::protocol::Decodable;
 use parking_lot::Mutex;
 use tokio::task::JoinHandle;
@@ -122,6 +122,29 @@ impl GroupCoordinator {
         groups.get(group_id).map(|group| summarize(group_id, group))
     }
 
+    /// What OffsetDelete may remove from a group this coordinator holds:
+    /// `None` when it holds none (the group has only committed offsets).
+    pub(crate) fn offset_delete_scope(&self, group_id: &str) -> Option<OffsetDeleteScope> {
+        let groups = self.inner.classic.lock();
+        let group = groups.get(group_id)?;
+        if group.state == GroupState::Empty {
+            return Some(OffsetDeleteScope::Any);
+        }
+        if group.protocol_type.as_deref() != Some("consumer") {
+            return Some(OffsetDeleteScope::NonEmpty);
+        }
+        let protocol = group.protocol.as_deref();
+        let mut topics = std::collections::BTreeSet::new();
+        for (_, member) in group.members_in_join_order() {
+            match decode_subscription(&member.metadata_for(protocol)) {
+                Some(subscribed) => topics.extend(subscribed),
+                // A subscription it cannot read protects everything.
+                None => return Some(OffsetDeleteScope::NonEmpty),
+            }
+        }
+        Some(OffsetDeleteScope::Unsubscribed(topics))
+    }
+
     /// Members with their raw metadata and assignment, for DescribeGroups.
     pub(crate) fn describe_members(&self, group_id: &str) -> Option<DescribedGroupState> {
         let groups = self.inner.classic.lock();
@@ -171,6 +194,30 @@ impl GroupCoordinator {
             group.dismiss(&GroupError::NotCoordinator);
         }
     }
+}
+
+/// Which of its offsets OffsetDelete may remove from a group with members.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum OffsetDeleteScope {
+    /// An empty group: all of them.
+    Any,
+    /// A consumer group: those of topics no member subscribes to.
+    Unsubscribed(std::collections::BTreeSet<String>),
+    /// A group of another protocol with members: none (NON_EMPTY_GROUP).
+    NonEmpty,
+}
+
+/// The topics of a consumer protocol subscription (version-prefixed), or
+/// `None` when it cannot be read.
+fn decode_subscription(metadata: &Bytes) -> Option<Vec<String>> {
+    if metadata.len() < 2 {
+        return None;
+    }
+    let mut buf = metadata.clone();
+    let version = bytes::Buf::get_i16(&mut buf).clamp(0, 3);
+    ConsumerProtocolSubscription::decode(&mut buf, version)
+        .ok()
+        .map(|s| s.topics.into_iter().map(|t| t.to_string()).collect())
 }
 
 /// A group's state with raw member data.

@@ -29,6 +29,7 @@ use tokio::sync::oneshot;
 
 pub(crate) use classic::{JoinParams, JoinRefused, JoinResult, SyncResult};
 pub(crate) use error::GroupError;
+pub(crate) use group_coordinator::OffsetDeleteScope;
 pub use group_coordinator::{GroupCoordinator, GroupSummary, MemberSummary};
 pub use limits::GroupLimits;
 

@@ -254,6 +254,12 @@ pub(crate) async fn list(
         .iter()
         .map(|s| s.to_ascii_lowercase())
         .collect();
+    // ListGroups v5: every group here is a classic one.
+    let classic_wanted = request.types_filter.is_empty()
+        || request
+            .types_filter
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case("classic"));
     let mut groups: Vec<(String, String, String)> = broker
         .groups
         .list()
@@ -281,7 +287,8 @@ pub(crate) async fn list(
             groups
                 .into_iter()
                 .filter(|(_, _, state)| {
-                    states.is_empty() || states.contains(&state.to_ascii_lowercase())
+                    classic_wanted
+                        && (states.is_empty() || states.contains(&state.to_ascii_lowercase()))
                 })
                 .filter(|(id, _, _)| {
                     every_group || access.allows(AclOperation::Describe, ResourceType::Group, id)

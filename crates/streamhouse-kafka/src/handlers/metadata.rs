@@ -115,20 +115,14 @@ pub(crate) async fn handle(
             }
         }
     }
-    // Each broker at its port for the listener this client came through
-    // (Kafka's behaviour); an agent without that listener is left out.
-    let brokers = broker
-        .cluster
-        .live()
-        .iter()
-        .filter_map(|agent| {
-            Some(
-                MetadataResponseBroker::default()
-                    .with_node_id(agent.node_id.into())
-                    .with_host(str_bytes(agent.host.clone()))
-                    .with_port(agent.port_for(listener)?)
-                    .with_rack(agent.zone.clone().map(str_bytes)),
-            )
+    let brokers = listed_brokers(broker, listener)
+        .into_iter()
+        .map(|listed| {
+            MetadataResponseBroker::default()
+                .with_node_id(listed.node_id.into())
+                .with_host(str_bytes(listed.host))
+                .with_port(listed.port)
+                .with_rack(listed.rack.map(str_bytes))
         })
         .collect();
     let cluster_operations = access.operations_if(
@@ -142,6 +136,35 @@ pub(crate) async fn handle(
         .with_cluster_id(Some(str_bytes(broker.config.cluster_id.clone())))
         .with_controller_id(broker.config.node_id.into())
         .with_topics(topics)
+}
+
+/// A live agent as a broker of the cluster.
+pub(crate) struct ListedBroker {
+    pub(crate) node_id: i32,
+    pub(crate) host: String,
+    pub(crate) port: i32,
+    pub(crate) rack: Option<String>,
+}
+
+/// Each live agent at its port for the listener this client came through
+/// (Kafka's behaviour); an agent without that listener is left out.
+pub(crate) fn listed_brokers(
+    broker: &Broker,
+    listener: crate::listener::SecurityProtocol,
+) -> Vec<ListedBroker> {
+    broker
+        .cluster
+        .live()
+        .iter()
+        .filter_map(|agent| {
+            Some(ListedBroker {
+                node_id: agent.node_id,
+                host: agent.host.clone(),
+                port: agent.port_for(listener)?,
+                rack: agent.zone.clone(),
+            })
+        })
+        .collect()
 }
 
 async fn create_on_first_use(broker: &Broker, name: &str) -> Result<Topic, StorageError> {

@@ -10,7 +10,9 @@ mod create_partitions;
 mod create_topics;
 mod delete_records;
 mod delete_topics;
+mod describe_cluster;
 mod describe_configs;
+mod describe_log_dirs;
 mod describe_producers;
 mod fetch;
 mod find_coordinator;
@@ -18,6 +20,7 @@ mod groups;
 mod init_producer_id;
 mod list_offsets;
 mod metadata;
+mod offset_delete;
 mod offsets;
 mod produce;
 pub(crate) mod sasl;
@@ -106,6 +109,12 @@ pub(crate) async fn dispatch(
         RequestKind::ListTransactions(request) => Reply::now(ResponseKind::ListTransactions(
             transactions::list(broker, context, request).await,
         )),
+        RequestKind::DescribeCluster(request) => Reply::now(ResponseKind::DescribeCluster(
+            describe_cluster::handle(broker, context, request),
+        )),
+        RequestKind::DescribeLogDirs(request) => Reply::now(ResponseKind::DescribeLogDirs(
+            describe_log_dirs::handle(broker, context, request).await,
+        )),
         RequestKind::DescribeProducers(request) => Reply::now(ResponseKind::DescribeProducers(
             describe_producers::handle(broker, context, request).await,
         )),
@@ -123,6 +132,9 @@ pub(crate) async fn dispatch(
         )),
         RequestKind::OffsetFetch(request) => Reply::now(ResponseKind::OffsetFetch(
             offsets::fetch(broker, context, request).await,
+        )),
+        RequestKind::OffsetDelete(request) => Reply::now(ResponseKind::OffsetDelete(
+            offset_delete::handle(broker, context, request).await,
         )),
         RequestKind::JoinGroup(request) => groups::join(broker, context, request),
         RequestKind::SyncGroup(request) => groups::sync(broker, context, request),
@@ -219,6 +231,9 @@ pub(crate) fn api_name(api_key: ApiKey) -> &'static str {
         ApiKey::DescribeTransactions => "describe_transactions",
         ApiKey::ListTransactions => "list_transactions",
         ApiKey::DescribeProducers => "describe_producers",
+        ApiKey::OffsetDelete => "offset_delete",
+        ApiKey::DescribeLogDirs => "describe_log_dirs",
+        ApiKey::DescribeCluster => "describe_cluster",
         _ => "other",
     }
 }

@@ -372,6 +372,7 @@ async fn describing_scram_users_reports_unknown_and_repeated_names() {
     );
 }
 
+mod admin;
 mod compaction;
 mod matrix;
 mod transactions;

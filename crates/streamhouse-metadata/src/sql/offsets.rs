@@ -26,6 +26,9 @@ pub(crate) const SELECT_GROUPS: &str =
 
 pub(crate) const DELETE_GROUP: &str = "DELETE FROM consumer_offsets WHERE group_id = $1";
 
+pub(crate) const DELETE_OFFSET: &str = "DELETE FROM consumer_offsets \
+     WHERE group_id = $1 AND topic = $2 AND partition_id = $3";
+
 pub(crate) const EXPIRE_OFFSETS: &str =
     "DELETE FROM consumer_offsets WHERE group_id = $1 AND committed_at < $2";
 
@@ -136,6 +139,23 @@ where
             .await
             .map_err(|e| crate::MetadataError::from_sqlx("delete group", e))?;
         Ok(S::Db::rows_affected(&deleted) > 0)
+    }
+
+    async fn delete_offsets(&self, group: &str, partitions: &[(String, i32)]) -> crate::Result<()> {
+        const OP: &str = "delete offsets";
+        let mut tx = self.begin_write(OP).await?;
+        for (topic, partition) in partitions {
+            sqlx::query(DELETE_OFFSET)
+                .bind(group)
+                .bind(topic.as_str())
+                .bind(*partition)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| crate::MetadataError::from_sqlx(OP, e))?;
+        }
+        tx.commit()
+            .await
+            .map_err(|e| crate::MetadataError::from_sqlx(OP, e))
     }
 
     async fn expire_offsets(&self, group: &str, committed_before: i64) -> crate::Result<u64> {

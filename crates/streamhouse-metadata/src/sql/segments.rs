@@ -28,6 +28,10 @@ pub(crate) const SELECT_SEGMENT_BY_TIMESTAMP: &str = "SELECT id, topic, partitio
      FROM segments WHERE topic = $1 AND partition_id = $2 AND max_timestamp >= $3 \
      ORDER BY base_offset LIMIT 1";
 
+pub(crate) const SELECT_PARTITION_BYTES: &str = "SELECT partition_id, \
+     CAST(COALESCE(SUM(byte_length), 0) AS BIGINT) FROM segments WHERE topic = $1 \
+     GROUP BY partition_id ORDER BY partition_id";
+
 pub(crate) const SELECT_OBJECT_SEGMENTS: &str = "SELECT topic, partition_id, base_offset, end_offset, byte_offset \
      FROM segments WHERE s3_bucket = $1 AND s3_key = $2";
 
@@ -264,6 +268,7 @@ where
     for<'r> CommittedRow: FromRow<'r, <S::Db as Database>::Row>,
     for<'r> (i64, i64, i64, i64, i64): FromRow<'r, <S::Db as Database>::Row>,
     for<'r> (i64,): FromRow<'r, <S::Db as Database>::Row>,
+    for<'r> (i32, i64): FromRow<'r, <S::Db as Database>::Row>,
 {
     async fn commit_flush(
         &self,
@@ -424,6 +429,14 @@ where
             .await
             .map_err(|e| crate::MetadataError::from_sqlx(OP, e))?;
         Ok(true)
+    }
+
+    async fn partition_bytes(&self, topic: &str) -> crate::Result<Vec<(i32, i64)>> {
+        sqlx::query_as::<S::Db, (i32, i64)>(SELECT_PARTITION_BYTES)
+            .bind(topic)
+            .fetch_all(self.pool())
+            .await
+            .map_err(|e| crate::MetadataError::from_sqlx("partition bytes", e))
     }
 
     async fn storage_stats(&self) -> crate::Result<crate::StorageStats> {

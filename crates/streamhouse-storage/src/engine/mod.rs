@@ -489,6 +489,21 @@ impl StorageEngine {
         Ok(self.inner.metadata.storage_stats().await?)
     }
 
+    /// Object-storage bytes per partition of `topic` (DescribeLogDirs).
+    pub async fn partition_bytes(&self, topic: &str) -> Result<Vec<(i32, i64)>> {
+        Ok(self.inner.metadata.partition_bytes(topic).await?)
+    }
+
+    /// Where the engine's objects live, for operators: the bucket and
+    /// prefix, no credentials.
+    pub fn storage_location(&self) -> String {
+        let storage = &self.inner.storage;
+        match storage.prefix() {
+            "" => storage.bucket().to_string(),
+            prefix => format!("{}/{}", storage.bucket(), prefix.trim_matches('/')),
+        }
+    }
+
     pub fn object_store_stats(&self) -> ObjectStoreStats {
         self.inner.storage.stats()
     }

@@ -27,6 +27,19 @@ impl StorageEngine {
         Ok(self.inner.metadata.delete_group(group).await?)
     }
 
+    /// Removes a group's offsets of some partitions (Kafka's OffsetDelete).
+    pub async fn delete_partition_offsets(
+        &self,
+        group: &str,
+        partitions: &[(String, i32)],
+    ) -> Result<()> {
+        Ok(self
+            .inner
+            .metadata
+            .delete_offsets(group, partitions)
+            .await?)
+    }
+
     /// Allocates a new idempotent producer id (epoch 0); ids are never
     /// reused.
     pub async fn allocate_producer_id(&self) -> Result<i64> {

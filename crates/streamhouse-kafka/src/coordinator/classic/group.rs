@@ -279,9 +279,9 @@ impl Group {
         self.rebalance_deadline = None;
         self.generation += 1;
         if self.by_id.is_empty() {
+            // Kafka keeps the protocol type of a group that emptied.
             self.state = GroupState::Empty;
             self.protocol = None;
-            self.protocol_type = None;
             self.leader = None;
             return;
         }

@@ -181,15 +181,26 @@ impl Group {
             .member(&new_id)
             .is_some_and(|m| m.protocols == params.protocols);
         let leads = self.leader.as_deref() == Some(new_id.as_str());
-        if self.state == GroupState::Stable && unchanged && (!leads || params.version >= 9) {
+        if self.state == GroupState::Stable && unchanged {
+            // As Kafka: no rebalance. A leader that can skip the assignment
+            // (JoinGroup v9, KIP-814) gets the members and is told to;
+            // an older one is named a follower (the leader under its old
+            // id) and syncs to get its assignment back.
+            let skip = leads && params.version >= 9;
+            let current = self.current_generation(new_id.clone());
             let joined = Joined {
-                members: if leads {
+                members: if skip {
                     self.member_metadata()
                 } else {
                     Vec::new()
                 },
-                skip_assignment: leads,
-                ..self.current_generation(new_id.clone())
+                skip_assignment: skip,
+                leader: if leads && !skip {
+                    old_id.clone()
+                } else {
+                    current.leader.clone()
+                },
+                ..current
             };
             if let Some(member) = self.member_mut(&new_id) {
                 member.last_heartbeat = now;

@@ -257,6 +257,88 @@ async fn a_restarted_static_member_takes_its_place_without_a_rebalance() {
     );
 }
 
+/// A stable group of two static members, "a" leading: their member ids
+/// after both synced generation `generation`.
+async fn stable_static_pair(
+    coordinator: &crate::coordinator::GroupCoordinator,
+) -> (String, String, i32) {
+    let static_params = |member_id: &str, client: &str| JoinParams {
+        group_instance_id: Some(format!("instance-{client}")),
+        ..params(member_id, client)
+    };
+    let a = answer(coordinator.join(static_params("", "a")))
+        .await
+        .expect("a joined")
+        .member_id;
+    let b_wait = coordinator.join(static_params("", "b"));
+    let a_rejoined = answer(coordinator.join(static_params(&a, "a")))
+        .await
+        .expect("a rejoined");
+    let b = answer(b_wait).await.expect("b joined").member_id;
+    let generation = a_rejoined.generation_id;
+    assert_eq!(a_rejoined.leader, a, "the first member leads");
+    answer(coordinator.sync(
+        "g",
+        generation,
+        &a,
+        None,
+        None,
+        vec![
+            (a.clone(), Bytes::from_static(b"for-a")),
+            (b.clone(), Bytes::from_static(b"for-b")),
+        ],
+    ))
+    .await
+    .expect("leader synced");
+    answer(coordinator.sync("g", generation, &b, None, None, vec![]))
+        .await
+        .expect("follower synced");
+    assert_eq!(state(coordinator), "Stable");
+    (a, b, generation)
+}
+
+#[tokio::test]
+async fn a_restarted_static_leader_rejoins_without_a_rebalance() {
+    let coordinator = coordinator();
+    let (a, b, generation) = stable_static_pair(&coordinator).await;
+    let restart = |version| JoinParams {
+        group_instance_id: Some("instance-a".into()),
+        version,
+        ..params("", "a")
+    };
+
+    // Before JoinGroup v9 the leader cannot skip the assignment: Kafka
+    // names it a follower (the leader under its old id), and it syncs to
+    // get its own partitions back.
+    let old = answer(coordinator.join(restart(5)))
+        .await
+        .expect("rejoined");
+    assert_eq!(old.generation_id, generation, "no new generation");
+    assert_eq!((old.leader.as_str(), old.members.len()), (a.as_str(), 0));
+    assert!(!old.skip_assignment);
+    assert_eq!(state(&coordinator), "Stable");
+    let synced = answer(coordinator.sync("g", generation, &old.member_id, None, None, vec![]))
+        .await
+        .expect("synced");
+    assert_eq!(synced.assignment, Bytes::from_static(b"for-a"));
+    assert_eq!(coordinator.heartbeat("g", generation, &b), Ok(()));
+
+    // From v9 it leads, with every member's metadata, and is told to skip
+    // the assignment.
+    let new = answer(coordinator.join(restart(9)))
+        .await
+        .expect("rejoined");
+    assert_eq!(new.generation_id, generation);
+    assert_eq!(new.leader, new.member_id);
+    assert_eq!(new.members.len(), 2);
+    assert!(new.skip_assignment);
+    assert_eq!(
+        coordinator.heartbeat("g", generation, &b),
+        Ok(()),
+        "b undisturbed"
+    );
+}
+
 #[tokio::test]
 async fn refused_joins_leave_no_trace() {
     let coordinator = coordinator();

@@ -982,3 +982,67 @@ async fn describe_producers_needs_read_on_the_topic() {
         .await;
     assert_eq!(code(harness.call(ALICE, 0, request()).await), 0);
 }
+
+#[tokio::test]
+async fn log_dirs_and_offset_deletion_need_cluster_describe_and_group_delete() {
+    use kafka_protocol::messages::offset_delete_request::{
+        OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
+    };
+    let harness = secured().await;
+    harness.topic("orders").await;
+    let log_dirs = || RequestKind::DescribeLogDirs(DescribeLogDirsRequest::default());
+    let ResponseKind::DescribeLogDirs(refused) = harness.call(ALICE, 4, log_dirs()).await else {
+        panic!("not a DescribeLogDirs response");
+    };
+    assert_eq!((refused.error_code, refused.results.len()), (31, 0));
+    harness
+        .allow(
+            ALICE,
+            AclOperation::Describe,
+            ResourceType::Cluster,
+            CLUSTER_NAME,
+        )
+        .await;
+    let ResponseKind::DescribeLogDirs(allowed) = harness.call(ALICE, 4, log_dirs()).await else {
+        panic!("not a DescribeLogDirs response");
+    };
+    assert_eq!((allowed.error_code, allowed.results.len()), (0, 1));
+
+    let delete = || {
+        RequestKind::OffsetDelete(
+            OffsetDeleteRequest::default()
+                .with_group_id(GroupId(str_bytes("billing")))
+                .with_topics(vec![
+                    OffsetDeleteRequestTopic::default()
+                        .with_name(TopicName(str_bytes("orders")))
+                        .with_partitions(vec![OffsetDeleteRequestPartition::default()]),
+                ]),
+        )
+    };
+    let code = |response: ResponseKind| {
+        let ResponseKind::OffsetDelete(response) = response else {
+            panic!("not an OffsetDelete response");
+        };
+        (
+            response.error_code,
+            response.topics.first().map(|t| t.partitions[0].error_code),
+        )
+    };
+    assert_eq!(code(harness.call(ALICE, 0, delete()).await), (30, None));
+    harness
+        .allow(ALICE, AclOperation::Delete, ResourceType::Group, "billing")
+        .await;
+    // The group has no offsets at all.
+    assert_eq!(code(harness.call(ALICE, 0, delete()).await), (69, None));
+    harness
+        .allow(ALICE, AclOperation::Read, ResourceType::Group, "billing")
+        .await;
+    harness
+        .allow(ALICE, AclOperation::Read, ResourceType::Topic, "orders")
+        .await;
+    assert_eq!(
+        commit_code(harness.call(ALICE, 8, commit("billing", "orders")).await),
+        0
+    );
+    assert_eq!(code(harness.call(ALICE, 0, delete()).await), (0, Some(0)));
+}
