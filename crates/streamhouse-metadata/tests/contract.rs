@@ -303,6 +303,16 @@ async fn flush_rows_carry_every_column(store: Arc<dyn MetadataStore>) {
     assert_eq!((row.byte_offset, row.byte_length), (64, 40));
     assert_eq!((row.min_timestamp, row.max_timestamp), (1_064, 2_064));
     assert_eq!(row.created_at, 1_700_000_000_000);
+    // DescribeLogDirs' sizes: each partition's segment bytes.
+    let bytes = store.partition_bytes(&row.topic).await.expect("bytes");
+    assert_eq!(bytes, [(row.partition, 40)]);
+    assert!(
+        store
+            .partition_bytes("nothing")
+            .await
+            .expect("none")
+            .is_empty()
+    );
 }
 
 async fn flush_skips_unknown_partitions(store: Arc<dyn MetadataStore>) {
@@ -577,6 +587,20 @@ async fn consumer_offsets(store: Arc<dyn MetadataStore>) {
         store.commit_offsets("", &[commit(0, 1, None)]).await,
         Err(MetadataError::InvalidArgument { .. })
     ));
+
+    // OffsetDelete: only the partitions named; unknown ones are skipped.
+    store
+        .delete_offsets("g1", &[("t".into(), 1), ("t".into(), 3), ("x".into(), 0)])
+        .await
+        .expect("delete offsets");
+    let left: Vec<i32> = store
+        .fetch_offsets("g1")
+        .await
+        .expect("fetch")
+        .iter()
+        .map(|o| o.partition)
+        .collect();
+    assert_eq!(left, [0]);
 
     assert!(store.delete_group("g1").await.expect("delete"));
     assert!(!store.delete_group("g1").await.expect("delete again"));
