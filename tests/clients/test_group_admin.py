@@ -5,7 +5,7 @@ list_consumer_groups filtered by group type (ListGroups v5) and
 describe_cluster (DescribeCluster)."""
 
 from confluent_kafka import ConsumerGroupType, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 from kafka import KafkaAdminClient
 from kafka import TopicPartition as KTopicPartition
 from kafka import errors as kafka_errors
@@ -127,3 +127,21 @@ def test_confluent_describes_the_cluster(server):
         broker.port for broker in metadata.brokers.values()
     }
     assert described.controller is not None
+
+
+def test_broker_ids_are_small_and_address_the_agent(server):
+    """Node ids are allocated in the metadata store: small, so that tools
+    addressing broker 0, 1, … (DescribeConfigs of a BROKER resource) find
+    the agents, and the same across a restart of the same agent id."""
+    admin = AdminClient(confluent_config(server.bootstrap))
+    (node,) = admin.describe_cluster().result(timeout=CLIENT_TIMEOUT).nodes
+    # Every agent started in this run has an id of its own, from 0 on.
+    assert 0 <= node.id < 1000, node
+    resource = ConfigResource(ResourceType.BROKER, str(node.id))
+    (future,) = admin.describe_configs([resource]).values()
+    assert future.result(timeout=CLIENT_TIMEOUT), "the broker's configs"
+    assert server.stop() == 0
+    server.start()
+    admin = AdminClient(confluent_config(server.bootstrap))
+    (again,) = admin.describe_cluster().result(timeout=CLIENT_TIMEOUT).nodes
+    assert again.id == node.id, "kept across a restart"

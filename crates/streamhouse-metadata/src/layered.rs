@@ -238,6 +238,10 @@ impl ClusterRegistry for LayeredStore {
         self.cluster.register_agent(agent).await
     }
 
+    async fn node_id(&self, agent_id: &str, now: i64, reusable_before: i64) -> Result<i32> {
+        self.cluster.node_id(agent_id, now, reusable_before).await
+    }
+
     async fn heartbeat_agent(&self, agent_id: &str, now: i64) -> Result<bool> {
         self.cluster.heartbeat_agent(agent_id, now).await
     }

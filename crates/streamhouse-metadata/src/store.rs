@@ -186,6 +186,11 @@ pub trait ClusterRegistry: Send + Sync + Debug + 'static {
     /// Registers (or re-registers) an agent, marking it alive now.
     async fn register_agent(&self, agent: &AgentInfo) -> Result<()>;
 
+    /// The Kafka node id of `agent_id`: the one it held before, or the
+    /// smallest free one. An id is free once its holder is not registered
+    /// and has not asked since `reusable_before` (ms since the epoch).
+    async fn node_id(&self, agent_id: &str, now: i64, reusable_before: i64) -> Result<i32>;
+
     /// Records that an agent is alive at `now` (ms since the epoch).
     /// Returns false when the agent is not registered.
     async fn heartbeat_agent(&self, agent_id: &str, now: i64) -> Result<bool>;

@@ -64,6 +64,7 @@ contract!(idempotent_producer_sequences);
 contract!(only_recent_batches_are_recognised_as_retries);
 contract!(concurrent_retries_store_a_batch_once);
 contract!(agents_register_heartbeat_and_leave);
+contract!(node_ids_are_small_stable_and_reused_only_when_gone);
 contract!(referenced_objects_are_found);
 contract!(commits_are_announced);
 contract!(topic_config_can_be_updated);
@@ -1092,6 +1093,32 @@ fn agent(id: &str, port: i32, heartbeat: i64) -> AgentInfo {
             },
         ],
     }
+}
+
+async fn node_ids_are_small_stable_and_reused_only_when_gone(store: Arc<dyn MetadataStore>) {
+    const DAY: i64 = 86_400_000;
+    let now = 10 * DAY;
+    let id = |agent: &'static str, now: i64| {
+        let store = store.clone();
+        async move { store.node_id(agent, now, now - 7 * DAY).await.unwrap() }
+    };
+    assert_eq!(id("a", now).await, 0);
+    assert_eq!(id("b", now).await, 1);
+    assert_eq!(id("a", now + 1).await, 0, "kept across restarts");
+    // A week later: "a" is registered, so its id is never taken, however
+    // long ago it asked; "b" shut down (no row) and has not started for a
+    // week, so "c" takes its id, and "b" coming back gets another.
+    store.register_agent(&agent("a", 9092, now)).await.unwrap();
+    let later = now + 8 * DAY;
+    assert_eq!(id("c", later).await, 1);
+    assert_eq!(id("b", later).await, 2);
+    assert_eq!(id("a", later).await, 0);
+    // Agents starting at once get different ids.
+    let ids = futures::future::join_all(["e", "f", "g", "h"].map(|agent| id(agent, later))).await;
+    let mut sorted = ids.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted, [3, 4, 5, 6], "{ids:?}");
 }
 
 async fn agents_register_heartbeat_and_leave(store: Arc<dyn MetadataStore>) {

@@ -80,5 +80,5 @@ pub use config::{
     load_config_file, redact_url,
 };
 pub use error::ServerError;
-pub use server::{RunningServer, Server, node_id};
+pub use server::{RunningServer, Server};
 pub use users::{UserCommandError, read_password, run_user_command};

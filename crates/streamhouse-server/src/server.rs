@@ -152,7 +152,7 @@ async fn launch(
         .agent_id
         .clone()
         .unwrap_or_else(|| format!("{}-{}", hostname(), kafka_addr.port()));
-    let node_id = node_id(&agent_id);
+    let node_id = node_id(metadata.as_ref(), &agent_id, &described.metadata).await?;
     let advertised_host = config.advertised_host.clone().unwrap_or_else(|| {
         if first_listen.is_unspecified() {
             hostname()
@@ -447,10 +447,28 @@ pub(crate) fn hostname() -> String {
         .unwrap_or_else(|| "localhost".to_string())
 }
 
-/// The Kafka node id of an agent: a stable non-negative hash of its id, so
-/// an agent restarted with the same id keeps its broker id.
-pub fn node_id(agent_id: &str) -> i32 {
-    streamhouse_storage::murmur2(agent_id.as_bytes()) & 0x7fff_ffff
+/// How long a node id stays with an agent id that shut down, before
+/// another agent may take it.
+const NODE_ID_REUSE_AFTER: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// The agent's Kafka node id, allocated in the metadata store: small (the
+/// smallest free one the first time an agent id starts) and kept across
+/// restarts of the same `--agent-id`, so that tools addressing broker 0, 1,
+/// … find the agents.
+async fn node_id(
+    metadata: &dyn MetadataStore,
+    agent_id: &str,
+    metadata_url: &str,
+) -> Result<i32, ServerError> {
+    let now = streamhouse_core::clock::Clock::now_ms(&streamhouse_core::clock::SystemClock);
+    let reuse_after = i64::try_from(NODE_ID_REUSE_AFTER.as_millis()).unwrap_or(i64::MAX);
+    metadata
+        .node_id(agent_id, now, now.saturating_sub(reuse_after))
+        .await
+        .map_err(|source| ServerError::Metadata {
+            url: metadata_url.to_string(),
+            source,
+        })
 }
 
 /// A started agent. Dropping it stops the listeners without draining;

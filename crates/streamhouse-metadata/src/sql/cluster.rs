@@ -12,6 +12,21 @@ pub(crate) const UPSERT_AGENT: &str = "INSERT INTO agents (agent_id, node_id, ho
      port = excluded.port, zone = excluded.zone, started_at = excluded.started_at, \
      last_heartbeat = excluded.last_heartbeat, listeners = excluded.listeners";
 
+pub(crate) const TOUCH_NODE_ID: &str =
+    "UPDATE node_ids SET last_seen = $2 WHERE agent_id = $1 RETURNING node_id";
+
+pub(crate) const FREE_NODE_IDS: &str = "DELETE FROM node_ids WHERE last_seen < $1 \
+     AND agent_id NOT IN (SELECT agent_id FROM agents)";
+
+pub(crate) const TAKEN_NODE_IDS: &str = "SELECT node_id FROM node_ids ORDER BY node_id";
+
+pub(crate) const INSERT_NODE_ID: &str =
+    "INSERT INTO node_ids (node_id, agent_id, last_seen) VALUES ($1, $2, $3)";
+
+/// Tries to take a node id this many times: agents starting at once may
+/// pick the same free one, and all but one retry.
+const NODE_ID_ATTEMPTS: usize = 8;
+
 pub(crate) const HEARTBEAT_AGENT: &str =
     "UPDATE agents SET last_heartbeat = $2 WHERE agent_id = $1";
 
@@ -69,6 +84,7 @@ where
     for<'q> i64: Encode<'q, S::Db> + Type<S::Db>,
     for<'r> AgentRow: FromRow<'r, <S::Db as Database>::Row>,
     for<'r> (String,): FromRow<'r, <S::Db as Database>::Row>,
+    for<'r> (i32,): FromRow<'r, <S::Db as Database>::Row>,
 {
     async fn register_agent(&self, agent: &crate::AgentInfo) -> crate::Result<()> {
         let listeners = crate::types::AgentListener::encode_list(&agent.listeners);
@@ -85,6 +101,58 @@ where
             .await
             .map_err(|e| crate::MetadataError::from_sqlx("register agent", e))?;
         Ok(())
+    }
+
+    async fn node_id(&self, agent_id: &str, now: i64, reusable_before: i64) -> crate::Result<i32> {
+        const OP: &str = "allocate node id";
+        let mut last_error = None;
+        for _ in 0..NODE_ID_ATTEMPTS {
+            let mut tx = self.begin_write(OP).await?;
+            let held = sqlx::query_scalar::<S::Db, i32>(TOUCH_NODE_ID)
+                .bind(agent_id)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| crate::MetadataError::from_sqlx(OP, e))?;
+            if let Some(node_id) = held {
+                tx.commit()
+                    .await
+                    .map_err(|e| crate::MetadataError::from_sqlx(OP, e))?;
+                return Ok(node_id);
+            }
+            sqlx::query(FREE_NODE_IDS)
+                .bind(reusable_before)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| crate::MetadataError::from_sqlx(OP, e))?;
+            let taken = sqlx::query_scalar::<S::Db, i32>(TAKEN_NODE_IDS)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(|e| crate::MetadataError::from_sqlx(OP, e))?;
+            let free = smallest_free(&taken);
+            let inserted = sqlx::query(INSERT_NODE_ID)
+                .bind(free)
+                .bind(agent_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await;
+            match inserted {
+                Ok(_) => {
+                    tx.commit()
+                        .await
+                        .map_err(|e| crate::MetadataError::from_sqlx(OP, e))?;
+                    return Ok(free);
+                }
+                // Another agent took it first: look again.
+                Err(error) => last_error = Some(crate::MetadataError::from_sqlx(OP, error)),
+            }
+        }
+        Err(
+            last_error.unwrap_or_else(|| crate::MetadataError::InvalidArgument {
+                what: "node id",
+                reason: "no attempt was made".into(),
+            }),
+        )
     }
 
     async fn heartbeat_agent(&self, agent_id: &str, now: i64) -> crate::Result<bool> {
@@ -163,5 +231,31 @@ where
             .await
             .map_err(|e| crate::MetadataError::from_sqlx("release lease", e))?;
         Ok(())
+    }
+}
+
+/// The smallest non-negative id not in `taken` (sorted).
+fn smallest_free(taken: &[i32]) -> i32 {
+    let mut free = 0;
+    for &id in taken {
+        if id == free {
+            free += 1;
+        } else if id > free {
+            break;
+        }
+    }
+    free
+}
+
+#[cfg(test)]
+mod tests {
+    use super::smallest_free;
+
+    #[test]
+    fn the_smallest_free_node_id_fills_gaps() {
+        assert_eq!(smallest_free(&[]), 0);
+        assert_eq!(smallest_free(&[0, 1, 2]), 3);
+        assert_eq!(smallest_free(&[0, 2, 3]), 1);
+        assert_eq!(smallest_free(&[1, 2]), 0);
     }
 }

@@ -124,7 +124,8 @@ settings! {
     HttpListen: "http_listen", "--http-listen", "STREAMHOUSE_HTTP_LISTEN", Text, "HOST:PORT",
         "127.0.0.1:8080", "HTTP API listen address; port 0 picks a free port";
     AgentId: "agent_id", "--agent-id", "STREAMHOUSE_AGENT_ID", Text, "ID", "HOSTNAME-KAFKAPORT",
-        "This agent's name; the Kafka node id is derived from it";
+        "This agent's name; it keeps its Kafka node id (allocated in the metadata store, \
+         from 0) across restarts";
     Zone: "zone", "--zone", "STREAMHOUSE_ZONE", Text, "ZONE", "none",
         "The zone (rack) this agent runs in, reported to Kafka clients";
     FlushIntervalMs: "flush_interval_ms", "--flush-interval-ms", "STREAMHOUSE_FLUSH_INTERVAL_MS",
