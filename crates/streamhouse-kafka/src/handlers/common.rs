@@ -3,7 +3,11 @@
 use kafka_protocol::protocol::StrBytes;
 use streamhouse_storage::Topic;
 
+use streamhouse_storage::security::AclOperation;
+
+use super::access::Access;
 use crate::broker::Broker;
+use crate::error::storage_error_code;
 
 /// DescribeConfigs' config source for a value set on the topic.
 pub(crate) const SOURCE_TOPIC: i8 = 1;
@@ -30,4 +34,22 @@ pub(crate) fn coordinates(broker: &Broker, group: &str) -> bool {
         broker.groups.forget(group);
         false
     }
+}
+
+/// The partition count of a topic the caller may `operation`, or the error
+/// code each of its partitions gets (authorization, unknown topic, store
+/// unreachable): one lookup per topic for requests that name partitions.
+pub(crate) async fn partition_count_if(
+    broker: &Broker,
+    access: Access<'_>,
+    operation: AclOperation,
+    topic: &str,
+) -> Result<i32, i16> {
+    access.topic(operation, topic)?;
+    broker
+        .engine
+        .topic(topic)
+        .await
+        .map(|t| t.partition_count)
+        .map_err(|e| storage_error_code(&e))
 }

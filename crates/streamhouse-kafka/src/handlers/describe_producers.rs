@@ -11,6 +11,7 @@ use kafka_protocol::messages::{DescribeProducersRequest, DescribeProducersRespon
 use streamhouse_storage::security::AclOperation;
 
 use super::access::Access;
+use super::common::partition_count_if;
 use crate::broker::{Broker, RequestContext};
 use crate::error::storage_error_code;
 
@@ -23,16 +24,8 @@ pub(crate) async fn handle(
     let mut topics = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
         let name = topic.name.0.to_string();
-        // One lookup per topic: partitions it does not have cost no query.
-        let known = match access.topic(AclOperation::Read, &name) {
-            Ok(()) => broker
-                .engine
-                .topic(&name)
-                .await
-                .map(|t| t.partition_count)
-                .map_err(|e| storage_error_code(&e)),
-            Err(code) => Err(code),
-        };
+        // Partitions the topic does not have cost no query.
+        let known = partition_count_if(broker, access, AclOperation::Read, &name).await;
         let mut partitions = Vec::with_capacity(topic.partition_indexes.len());
         for partition in topic.partition_indexes {
             let answer = PartitionResponse::default().with_partition_index(partition);

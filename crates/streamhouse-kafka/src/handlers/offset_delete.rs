@@ -15,7 +15,7 @@ use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 use streamhouse_storage::security::AclOperation;
 
 use super::access::Access;
-use super::common::coordinates;
+use super::common::{coordinates, partition_count_if};
 use crate::broker::{Broker, RequestContext};
 use crate::coordinator::OffsetDeleteScope;
 use crate::error::storage_error_code;
@@ -35,15 +35,7 @@ pub(crate) async fn handle(
     let mut topics = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
         let name = topic.name.0.to_string();
-        let known = match access.topic(AclOperation::Read, &name) {
-            Ok(()) => broker
-                .engine
-                .topic(&name)
-                .await
-                .map(|t| t.partition_count)
-                .map_err(|e| storage_error_code(&e)),
-            Err(code) => Err(code),
-        };
+        let known = partition_count_if(broker, access, AclOperation::Read, &name).await;
         let subscribed = match &scope {
             OffsetDeleteScope::Unsubscribed(subscribed) => subscribed.contains(&name),
             _ => false,
