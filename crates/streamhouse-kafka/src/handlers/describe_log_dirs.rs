@@ -6,6 +6,8 @@
 //! lag of 0. Every agent gives the same answer. Needs Describe on the
 //! cluster, as in Kafka.
 
+use std::collections::HashMap;
+
 use kafka_protocol::messages::describe_log_dirs_response::{
     DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic,
 };
@@ -43,18 +45,32 @@ pub(crate) async fn handle(
             }
         },
     };
+    // Each topic is looked up and measured once however often the request
+    // names it.
+    let mut measured: HashMap<String, Option<(i32, Vec<(i32, i64)>)>> = HashMap::new();
     let mut topics = Vec::with_capacity(wanted.len());
     for (name, partitions) in wanted {
-        // Unknown topics and partitions are left out, as Kafka does.
-        let Ok(topic) = broker.engine.topic(&name).await else {
-            continue;
-        };
-        let bytes = match broker.engine.partition_bytes(&name).await {
-            Ok(bytes) => bytes,
-            Err(error) => {
-                return DescribeLogDirsResponse::default()
-                    .with_results(vec![result.with_error_code(storage_error_code(&error))]);
+        let entry = match measured.get(&name) {
+            Some(entry) => entry.clone(),
+            None => {
+                // Unknown topics and partitions are left out, as Kafka does.
+                let entry = match broker.engine.topic(&name).await {
+                    Ok(topic) => match broker.engine.partition_bytes(&name).await {
+                        Ok(bytes) => Some((topic.partition_count, bytes)),
+                        Err(error) => {
+                            return DescribeLogDirsResponse::default().with_results(vec![
+                                result.with_error_code(storage_error_code(&error)),
+                            ]);
+                        }
+                    },
+                    Err(_) => None,
+                };
+                measured.insert(name.clone(), entry.clone());
+                entry
             }
+        };
+        let Some((partition_count, bytes)) = entry else {
+            continue;
         };
         let size_of = |partition: i32| {
             bytes
@@ -65,9 +81,9 @@ pub(crate) async fn handle(
         let listed: Vec<i32> = match partitions {
             Some(partitions) => partitions
                 .into_iter()
-                .filter(|p| (0..topic.partition_count).contains(p))
+                .filter(|p| (0..partition_count).contains(p))
                 .collect(),
-            None => (0..topic.partition_count).collect(),
+            None => (0..partition_count).collect(),
         };
         topics.push(
             DescribeLogDirsTopic::default()

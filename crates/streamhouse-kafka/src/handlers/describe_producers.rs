@@ -2,12 +2,18 @@
 //! for, as `kafka-transactions.sh describe-producers` and admin clients
 //! show them to find a transaction that holds a partition's last stable
 //! offset back. Needs Read on the topic, as in Kafka.
+//!
+//! A topic or partition the request names more than once is answered once:
+//! the metadata store's work and the answer (each partition's producers)
+//! are bounded by the partitions that exist, not by the request's size.
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::describe_producers_response::{
     PartitionResponse, ProducerState, TopicResponse,
 };
-use kafka_protocol::messages::{DescribeProducersRequest, DescribeProducersResponse};
+use kafka_protocol::messages::{DescribeProducersRequest, DescribeProducersResponse, TopicName};
 use streamhouse_storage::security::AclOperation;
 
 use super::access::Access;
@@ -21,13 +27,20 @@ pub(crate) async fn handle(
     request: DescribeProducersRequest,
 ) -> DescribeProducersResponse {
     let access = Access::of(broker, context);
-    let mut topics = Vec::with_capacity(request.topics.len());
+    let mut requested: BTreeMap<TopicName, BTreeSet<i32>> = BTreeMap::new();
     for topic in request.topics {
-        let name = topic.name.0.to_string();
+        requested
+            .entry(topic.name)
+            .or_default()
+            .extend(topic.partition_indexes);
+    }
+    let mut topics = Vec::with_capacity(requested.len());
+    for (topic_name, indexes) in requested {
+        let name = topic_name.0.to_string();
         // Partitions the topic does not have cost no query.
         let known = partition_count_if(broker, access, AclOperation::Read, &name).await;
-        let mut partitions = Vec::with_capacity(topic.partition_indexes.len());
-        for partition in topic.partition_indexes {
+        let mut partitions = Vec::with_capacity(indexes.len());
+        for partition in indexes {
             let answer = PartitionResponse::default().with_partition_index(partition);
             match known {
                 Err(code) => {
@@ -68,7 +81,7 @@ pub(crate) async fn handle(
         }
         topics.push(
             TopicResponse::default()
-                .with_name(topic.name)
+                .with_name(topic_name)
                 .with_partitions(partitions),
         );
     }

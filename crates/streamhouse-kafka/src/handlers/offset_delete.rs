@@ -66,6 +66,9 @@ pub(crate) async fn handle(
                 .with_partitions(partitions),
         );
     }
+    // A partition named twice is deleted once.
+    deleted.sort();
+    deleted.dedup();
     if !deleted.is_empty()
         && let Err(error) = broker
             .engine

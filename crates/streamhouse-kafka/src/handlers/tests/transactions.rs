@@ -710,3 +710,39 @@ async fn offsets_in_a_transaction_are_fenced_by_generation_and_member() {
     assert_eq!(codes(harness.call(ADMIN, 3, commit(-1, "", None)).await), 0);
     harness.broker.engine.shutdown().await;
 }
+
+/// A request naming a topic and a partition many times is answered once
+/// for each: the work and the answer stay bounded by what exists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_producers_answers_each_partition_once() {
+    use kafka_protocol::messages::describe_producers_request::TopicRequest;
+    let harness = Harness::start(StorageConfig::default()).await;
+    harness.topic("t").await;
+    let (_, producer_id, epoch) = init(&harness, "tx", 60_000).await;
+    add_partitions(&harness, "tx", (producer_id, epoch), &[("t", &[0])]).await;
+    let batch = transactional_batch((producer_id, epoch), 0, &["a"]);
+    assert_eq!(
+        produce_code(harness.call(ADMIN, 7, produce("tx", batch)).await),
+        0
+    );
+    let repeated = TopicRequest::default()
+        .with_name(topic_name("t"))
+        .with_partition_indexes(vec![0; 50_000].into_iter().chain([3, 3]).collect());
+    let request = DescribeProducersRequest::default().with_topics(vec![repeated.clone(), repeated]);
+    let ResponseKind::DescribeProducers(described) = harness
+        .call(ADMIN, 0, RequestKind::DescribeProducers(request))
+        .await
+    else {
+        panic!("not a DescribeProducers response");
+    };
+    let [topic] = described.topics.as_slice() else {
+        panic!("one topic: {:?}", described.topics.len());
+    };
+    let answered: Vec<(i32, i16, usize)> = topic
+        .partitions
+        .iter()
+        .map(|p| (p.partition_index, p.error_code, p.active_producers.len()))
+        .collect();
+    assert_eq!(answered, [(0, 0, 1), (3, UNKNOWN_TOPIC_OR_PARTITION, 0)]);
+    harness.broker.engine.shutdown().await;
+}
