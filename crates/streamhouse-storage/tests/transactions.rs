@@ -88,10 +88,20 @@ async fn read(engine: &StorageEngine, isolation: Isolation) -> ReadResult {
 }
 
 fn values(result: &ReadResult) -> Vec<String> {
-    result
-        .records
+    offsets_and_values(&result.records)
+        .into_iter()
+        .map(|(_, value)| value)
+        .collect()
+}
+
+/// Each record's offset and value as text.
+fn offsets_and_values(records: &[Record]) -> Vec<(i64, String)> {
+    records
         .iter()
-        .map(|r| String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned())
+        .map(|r| {
+            let value = String::from_utf8_lossy(r.value.as_deref().unwrap_or_default());
+            (r.offset, value.into_owned())
+        })
         .collect()
 }
 
@@ -181,17 +191,7 @@ async fn committed_and_aborted_transactions_as_readers_see_them(backend: Backend
 
     // What applications see (the HTTP API, the in-process consumer): no
     // markers, and for read_committed no aborted records.
-    let visible = |read: &streamhouse_storage::VisibleRead| {
-        read.records
-            .iter()
-            .map(|r| {
-                (
-                    r.offset,
-                    String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned(),
-                )
-            })
-            .collect::<Vec<_>>()
-    };
+    let visible = |read: &streamhouse_storage::VisibleRead| offsets_and_values(&read.records);
     let committed = engine
         .read_visible("t", 0, 0, 100, 1 << 20, Isolation::Committed)
         .await
@@ -422,17 +422,11 @@ async fn append_keyed(engine: &StorageEngine, pairs: &[(&str, &str)]) {
 
 /// The values read_committed applications see from `offset` on.
 async fn committed_values(engine: &StorageEngine, offset: i64) -> Vec<(i64, String)> {
-    engine
+    let read = engine
         .read_visible("t", 0, offset, 1000, 1 << 20, Isolation::Committed)
         .await
-        .unwrap()
-        .records
-        .iter()
-        .map(|r| {
-            let value = String::from_utf8_lossy(r.value.as_deref().unwrap_or_default());
-            (r.offset, value.into_owned())
-        })
-        .collect()
+        .unwrap();
+    offsets_and_values(&read.records)
 }
 
 /// DeleteRecords into an aborted transaction and past an open one's first
@@ -523,15 +517,7 @@ async fn delete_records_keeps_transactions_correct(backend: Backend) {
 
 /// The values of every record read_uncommitted returns, markers included.
 async fn stored(engine: &StorageEngine) -> Vec<(i64, String)> {
-    read(engine, Isolation::Uncommitted)
-        .await
-        .records
-        .iter()
-        .map(|r| {
-            let value = String::from_utf8_lossy(r.value.as_deref().unwrap_or_default());
-            (r.offset, value.into_owned())
-        })
-        .collect()
+    offsets_and_values(&read(engine, Isolation::Uncommitted).await.records)
 }
 
 /// Key compaction of a partition with transactions, as Kafka's cleaner
