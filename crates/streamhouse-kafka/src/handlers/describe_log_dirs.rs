@@ -19,6 +19,9 @@ use super::common::str_bytes;
 use crate::broker::{Broker, RequestContext};
 use crate::error::storage_error_code;
 
+/// A known topic's partition count and each partition's bytes.
+type Measured = (i32, Vec<(i32, i64)>);
+
 pub(crate) async fn handle(
     broker: &Broker,
     context: &RequestContext,
@@ -47,7 +50,7 @@ pub(crate) async fn handle(
     };
     // Each topic is looked up and measured once however often the request
     // names it.
-    let mut measured: HashMap<String, Option<(i32, Vec<(i32, i64)>)>> = HashMap::new();
+    let mut measured: HashMap<String, Option<Measured>> = HashMap::new();
     let mut topics = Vec::with_capacity(wanted.len());
     for (name, partitions) in wanted {
         let entry = match measured.get(&name) {
