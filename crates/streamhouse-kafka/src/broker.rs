@@ -50,7 +50,8 @@ pub(crate) struct RequestContext {
 
 impl Broker {
     pub(crate) fn new(engine: StorageEngine, config: KafkaConfig) -> Self {
-        let groups = GroupCoordinator::new(config.group_limits.clone());
+        let groups =
+            GroupCoordinator::with_consumer_protocol(config.group_limits.clone(), engine.clone());
         let me = Agent {
             agent_id: config.agent_id.clone(),
             node_id: config.node_id,

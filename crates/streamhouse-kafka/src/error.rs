@@ -111,6 +111,15 @@ pub(crate) fn group_error_code(error: &GroupError) -> i16 {
         GroupError::NotCoordinator => ResponseError::NotCoordinator,
         GroupError::FencedInstanceId => ResponseError::FencedInstanceId,
         GroupError::NonEmptyGroup => ResponseError::NonEmptyGroup,
+        GroupError::FencedMemberEpoch { .. } => ResponseError::FencedMemberEpoch,
+        GroupError::StaleMemberEpoch { .. } => ResponseError::StaleMemberEpoch,
+        GroupError::UnreleasedInstanceId { .. } => ResponseError::UnreleasedInstanceId,
+        GroupError::UnsupportedAssignor { .. } => ResponseError::UnsupportedAssignor,
+        GroupError::InvalidRegularExpression { .. } => ResponseError::InvalidRegularExpression,
+        GroupError::GroupIdNotFound { .. } => ResponseError::GroupIdNotFound,
+        GroupError::InvalidRequest { .. } => ResponseError::InvalidRequest,
+        GroupError::UnsupportedVersion { .. } => ResponseError::UnsupportedVersion,
+        GroupError::StoreUnavailable { .. } => ResponseError::CoordinatorNotAvailable,
     };
     code.code()
 }
@@ -192,6 +201,41 @@ mod tests {
             (GroupError::NotCoordinator, 16),
             (GroupError::FencedInstanceId, 82),
             (GroupError::NonEmptyGroup, 68),
+            (
+                GroupError::FencedMemberEpoch {
+                    sent: 2,
+                    current: 3,
+                },
+                110,
+            ),
+            (
+                GroupError::UnreleasedInstanceId {
+                    instance_id: "i".into(),
+                    holder: "m".into(),
+                },
+                111,
+            ),
+            (GroupError::UnsupportedAssignor { name: "x".into() }, 112),
+            (
+                GroupError::StaleMemberEpoch {
+                    sent: 2,
+                    current: 3,
+                },
+                113,
+            ),
+            (
+                GroupError::InvalidRegularExpression { reason: "(".into() },
+                128,
+            ),
+            (
+                GroupError::GroupIdNotFound {
+                    group_id: "g".into(),
+                    reason: "is not a consumer group",
+                },
+                69,
+            ),
+            (GroupError::InvalidRequest { reason: "r".into() }, 42),
+            (GroupError::StoreUnavailable { reason: "r".into() }, 15),
         ];
         for (error, code) in cases {
             assert_eq!(group_error_code(&error), code, "{error:?}");
@@ -202,6 +246,7 @@ mod tests {
             GroupError::TooManyGroups { max_groups: 2 },
             GroupError::CoordinatorNotAvailable,
             GroupError::NotCoordinator,
+            GroupError::StoreUnavailable { reason: "r".into() },
         ] {
             let code = group_error_code(&retriable);
             assert!(

@@ -119,6 +119,13 @@ impl KafkaServer {
         let mut connections = JoinSet::new();
         let open = Arc::new(Mutex::new(Connections::default()));
         let groups = self.broker.groups.start(stop.clone());
+        let consumer_groups = self.broker.groups.consumer().ok().map(|consumer| {
+            let cluster = self.broker.cluster.clone();
+            consumer.start(
+                Arc::new(move |group: &str| cluster.is_me(&cluster.coordinator(group))),
+                stop.clone(),
+            )
+        });
         let offset_expiry = self.broker.groups.start_offset_expiry(
             self.broker.engine.group_offsets(),
             self.broker.cluster.clone(),
@@ -177,6 +184,9 @@ impl KafkaServer {
             connections.shutdown().await;
         }
         let _ = groups.await;
+        if let Some(consumer_groups) = consumer_groups {
+            let _ = consumer_groups.await;
+        }
         let _ = offset_expiry.await;
         let _ = transaction_expiry.await;
         let _ = membership.await;

@@ -11,11 +11,12 @@ use async_trait::async_trait;
 use streamhouse_core::TopicConfig;
 use streamhouse_core::security::{AclBinding, AclBindingFilter, ScramCredential, ScramMechanism};
 
+use crate::consumer_groups::{ConsumerGroupListing, ConsumerGroupRecord, ConsumerGroupSave};
 use crate::error::Result;
 use crate::store::{
-    AclStore, ClusterRegistry, GroupOffsets, JobLeases, MetadataStore, ObjectLedger,
-    ProducerRegistry, SegmentLog, StoreHealth, TopicCatalog, TransactionLog, TransactionResult,
-    UserCredentials,
+    AclStore, ClusterRegistry, ConsumerGroupLog, GroupOffsets, JobLeases, MetadataStore,
+    ObjectLedger, ProducerRegistry, SegmentLog, StoreHealth, TopicCatalog, TransactionLog,
+    TransactionResult, UserCredentials,
 };
 use crate::transactions::{EndDecision, TransactionInfo};
 use crate::types::{
@@ -35,6 +36,7 @@ pub struct LayeredStore {
     leases: Arc<dyn JobLeases>,
     objects: Arc<dyn ObjectLedger>,
     offsets: Arc<dyn GroupOffsets>,
+    consumer_groups: Arc<dyn ConsumerGroupLog>,
     users: Arc<dyn UserCredentials>,
     acls: Arc<dyn AclStore>,
     transactions: Arc<dyn TransactionLog>,
@@ -52,6 +54,7 @@ impl LayeredStore {
             leases: base.clone(),
             objects: base.clone(),
             offsets: base.clone(),
+            consumer_groups: base.clone(),
             users: base.clone(),
             acls: base.clone(),
             transactions: base,
@@ -95,6 +98,11 @@ impl LayeredStore {
 
     pub fn with_offsets(mut self, offsets: Arc<dyn GroupOffsets>) -> Self {
         self.offsets = offsets;
+        self
+    }
+
+    pub fn with_consumer_groups(mut self, consumer_groups: Arc<dyn ConsumerGroupLog>) -> Self {
+        self.consumer_groups = consumer_groups;
         self
     }
 
@@ -322,6 +330,27 @@ impl GroupOffsets for LayeredStore {
 
     async fn expire_offsets(&self, group: &str, committed_before: i64) -> Result<u64> {
         self.offsets.expire_offsets(group, committed_before).await
+    }
+}
+
+#[async_trait]
+impl ConsumerGroupLog for LayeredStore {
+    async fn load_consumer_group(&self, group_id: &str) -> Result<Option<ConsumerGroupRecord>> {
+        self.consumer_groups.load_consumer_group(group_id).await
+    }
+
+    async fn save_consumer_group(&self, save: &ConsumerGroupSave) -> Result<Option<i64>> {
+        self.consumer_groups.save_consumer_group(save).await
+    }
+
+    async fn delete_consumer_group(&self, group_id: &str, expected_version: i64) -> Result<bool> {
+        self.consumer_groups
+            .delete_consumer_group(group_id, expected_version)
+            .await
+    }
+
+    async fn list_consumer_groups(&self) -> Result<Vec<ConsumerGroupListing>> {
+        self.consumer_groups.list_consumer_groups().await
     }
 }
 

@@ -8,6 +8,7 @@
 //! [`SegmentLog::commit_flush`]'s single transaction, so any number of
 //! agents can write the same partition without leases or leaders.
 
+mod consumer_groups;
 mod error;
 mod layered;
 mod open;
@@ -18,14 +19,18 @@ pub mod testing;
 mod transactions;
 mod types;
 
+pub use consumer_groups::{
+    AssignedPartitions, ConsumerGroupListing, ConsumerGroupMemberRecord, ConsumerGroupRecord,
+    ConsumerGroupSave, SubscribedTopic,
+};
 pub use error::{BoxError, MetadataError, Result};
 pub use layered::LayeredStore;
 pub use open::open;
 pub use sql::{PostgresStore, SqliteStore};
 pub use store::{
-    AclStore, ClusterRegistry, GroupOffsets, JobLeases, MetadataStore, ObjectLedger,
-    ProducerRegistry, SegmentLog, StoreHealth, TopicCatalog, TransactionLog, TransactionResult,
-    UserCredentials,
+    AclStore, ClusterRegistry, ConsumerGroupLog, GroupOffsets, JobLeases, MetadataStore,
+    ObjectLedger, ProducerRegistry, SegmentLog, StoreHealth, TopicCatalog, TransactionLog,
+    TransactionResult, UserCredentials,
 };
 pub use transactions::{EndDecision, TransactionInfo, TransactionRefusal, TransactionState};
 
@@ -34,9 +39,9 @@ pub use transactions::{EndDecision, TransactionInfo, TransactionRefusal, Transac
 /// they resolve without it.
 pub mod prelude {
     pub use crate::store::{
-        AclStore as _, ClusterRegistry as _, GroupOffsets as _, JobLeases as _, MetadataStore,
-        ObjectLedger as _, ProducerRegistry as _, SegmentLog as _, StoreHealth as _,
-        TopicCatalog as _, TransactionLog as _, UserCredentials as _,
+        AclStore as _, ClusterRegistry as _, ConsumerGroupLog as _, GroupOffsets as _,
+        JobLeases as _, MetadataStore, ObjectLedger as _, ProducerRegistry as _, SegmentLog as _,
+        StoreHealth as _, TopicCatalog as _, TransactionLog as _, UserCredentials as _,
     };
 }
 

@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use streamhouse_core::TopicConfig;
 use streamhouse_core::security::{AclBinding, AclBindingFilter, ScramCredential, ScramMechanism};
 
+use crate::consumer_groups::{ConsumerGroupListing, ConsumerGroupRecord, ConsumerGroupSave};
 use crate::error::{MetadataError, Result};
 use crate::transactions::{EndDecision, TransactionInfo, TransactionRefusal};
 use crate::types::{
@@ -33,6 +34,7 @@ pub trait MetadataStore:
     + JobLeases
     + ObjectLedger
     + GroupOffsets
+    + ConsumerGroupLog
     + UserCredentials
     + AclStore
     + TransactionLog
@@ -48,6 +50,7 @@ impl<T> MetadataStore for T where
         + JobLeases
         + ObjectLedger
         + GroupOffsets
+        + ConsumerGroupLog
         + UserCredentials
         + AclStore
         + TransactionLog
@@ -281,6 +284,28 @@ pub trait GroupOffsets: Send + Sync + Debug + 'static {
             reason: "this store does not expire offsets".into(),
         })
     }
+}
+
+/// Consumer groups of Kafka's consumer protocol (KIP-848): their epochs,
+/// members and assignments, so that any agent can take a group over.
+#[async_trait]
+pub trait ConsumerGroupLog: Send + Sync + Debug + 'static {
+    /// The group with its members (ordered by member id), if stored.
+    async fn load_consumer_group(&self, group_id: &str) -> Result<Option<ConsumerGroupRecord>>;
+
+    /// Saves one change in one transaction: the group's row, the members
+    /// it adds or changes and the ones it removes. Returns the group's new
+    /// version, or `None` (saving nothing) when the stored version is not
+    /// `save.expected_version` (or the group exists when `None` was
+    /// expected): another coordinator changed it since it was read.
+    async fn save_consumer_group(&self, save: &ConsumerGroupSave) -> Result<Option<i64>>;
+
+    /// Removes the group and its members if its version is still
+    /// `expected_version`; returns whether it did.
+    async fn delete_consumer_group(&self, group_id: &str, expected_version: i64) -> Result<bool>;
+
+    /// Every stored group with its state and member count, ordered by id.
+    async fn list_consumer_groups(&self) -> Result<Vec<ConsumerGroupListing>>;
 }
 
 /// Users: SCRAM credentials, one per user and mechanism. Every change bumps

@@ -15,10 +15,10 @@ use streamhouse_core::security::{
 use streamhouse_core::{TopicConfig, ValidationError};
 use streamhouse_metadata::testing::{isolated_postgres, temp_sqlite};
 use streamhouse_metadata::{
-    AbortedTransaction, AgentInfo, AgentListener, EndDecision, FlushCommit, InitTransaction,
-    MetadataError, MetadataStore, NewTopic, OffsetCommit, PendingSegment, ProducerBatch,
-    ReplacementSegment, SegmentOutcome, SegmentReplacement, TransactionBatch, TransactionRefusal,
-    TransactionState,
+    AbortedTransaction, AgentInfo, AgentListener, AssignedPartitions, ConsumerGroupMemberRecord,
+    ConsumerGroupSave, EndDecision, FlushCommit, InitTransaction, MetadataError, MetadataStore,
+    NewTopic, OffsetCommit, PendingSegment, ProducerBatch, ReplacementSegment, SegmentOutcome,
+    SegmentReplacement, SubscribedTopic, TransactionBatch, TransactionRefusal, TransactionState,
 };
 
 /// Runs one contract body against every backend.
@@ -84,6 +84,7 @@ contract!(a_transaction_commits_its_records_and_offsets);
 contract!(an_aborted_transaction_is_indexed_and_drops_its_offsets);
 contract!(transactional_batches_need_their_transaction);
 contract!(init_fences_and_aborts_an_open_transaction);
+contract!(consumer_groups_save_only_from_the_version_they_read);
 
 fn segment(topic: &str, partition: i32, records: i64, byte_offset: i64) -> PendingSegment {
     PendingSegment {
@@ -2725,5 +2726,155 @@ async fn init_fences_and_aborts_an_open_transaction(store: Arc<dyn MetadataStore
             .await
             .unwrap(),
         Err(TransactionRefusal::Fenced)
+    );
+}
+
+fn consumer_member(id: &str, epoch: i32, partitions: &[i32]) -> ConsumerGroupMemberRecord {
+    let assigned = vec![AssignedPartitions {
+        topic_id: "2a1d0c36-7a55-4d3a-9d5c-36f1c4a0e001".into(),
+        partitions: partitions.to_vec(),
+    }];
+    ConsumerGroupMemberRecord {
+        member_id: id.into(),
+        instance_id: (id == "m-static").then(|| "instance-1".into()),
+        rack_id: None,
+        client_id: "client".into(),
+        client_host: "/127.0.0.1".into(),
+        rebalance_timeout_ms: 300_000,
+        server_assignor: Some("uniform".into()),
+        subscribed_topic_names: vec!["orders".into()],
+        subscribed_topic_regex: None,
+        member_epoch: epoch,
+        previous_member_epoch: epoch - 1,
+        state: "stable".into(),
+        assigned: assigned.clone(),
+        pending_revocation: Vec::new(),
+        target: assigned,
+    }
+}
+
+fn consumer_save(
+    expected_version: Option<i64>,
+    epoch: i32,
+    upserted: Vec<ConsumerGroupMemberRecord>,
+    removed: &[&str],
+) -> ConsumerGroupSave {
+    ConsumerGroupSave {
+        group_id: "g1".into(),
+        expected_version,
+        group_epoch: epoch,
+        assignment_epoch: epoch,
+        state: "Stable".into(),
+        subscribed_topics: vec![SubscribedTopic {
+            name: "orders".into(),
+            topic_id: "2a1d0c36-7a55-4d3a-9d5c-36f1c4a0e001".into(),
+            partitions: 4,
+        }],
+        upserted,
+        removed: removed.iter().map(|id| id.to_string()).collect(),
+    }
+}
+
+async fn consumer_groups_save_only_from_the_version_they_read(store: Arc<dyn MetadataStore>) {
+    assert_eq!(store.load_consumer_group("g1").await.unwrap(), None);
+    assert!(store.list_consumer_groups().await.unwrap().is_empty());
+
+    // Created once; a second creation finds it there.
+    let first = consumer_save(
+        None,
+        1,
+        vec![
+            consumer_member("m-b", 1, &[2, 3]),
+            consumer_member("m-a", 1, &[0, 1]),
+        ],
+        &[],
+    );
+    assert_eq!(store.save_consumer_group(&first).await.unwrap(), Some(1));
+    assert_eq!(store.save_consumer_group(&first).await.unwrap(), None);
+    let loaded = store.load_consumer_group("g1").await.unwrap().unwrap();
+    assert_eq!((loaded.version, loaded.group_epoch), (1, 1));
+    assert_eq!(loaded.subscribed_topics, first.subscribed_topics);
+    let ids: Vec<&str> = loaded
+        .members
+        .iter()
+        .map(|m| m.member_id.as_str())
+        .collect();
+    assert_eq!(ids, ["m-a", "m-b"], "members come back ordered by id");
+    assert_eq!(loaded.members[0], consumer_member("m-a", 1, &[0, 1]));
+
+    // A change from version 1 is saved; another from version 1 is stale
+    // and saves nothing, members included.
+    let second = consumer_save(
+        Some(1),
+        2,
+        vec![
+            consumer_member("m-static", 2, &[3]),
+            consumer_member("m-a", 2, &[0, 1, 2]),
+        ],
+        &["m-b"],
+    );
+    assert_eq!(store.save_consumer_group(&second).await.unwrap(), Some(2));
+    let stale = consumer_save(Some(1), 9, vec![consumer_member("m-z", 9, &[0])], &["m-a"]);
+    assert_eq!(store.save_consumer_group(&stale).await.unwrap(), None);
+    let loaded = store.load_consumer_group("g1").await.unwrap().unwrap();
+    assert_eq!((loaded.version, loaded.group_epoch), (2, 2));
+    let members: Vec<(&str, i32)> = loaded
+        .members
+        .iter()
+        .map(|m| (m.member_id.as_str(), m.member_epoch))
+        .collect();
+    assert_eq!(members, [("m-a", 2), ("m-static", 2)]);
+    assert_eq!(loaded.members[1].instance_id.as_deref(), Some("instance-1"));
+    let listed = store.list_consumer_groups().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (
+            listed[0].group_id.as_str(),
+            listed[0].state.as_str(),
+            listed[0].members
+        ),
+        ("g1", "Stable", 2)
+    );
+
+    // Of two coordinators saving from the same version, one wins.
+    let racers = (0..2).map(|i| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let member = consumer_member(&format!("m-race-{i}"), 3, &[i]);
+            store
+                .save_consumer_group(&consumer_save(Some(2), 3, vec![member], &[]))
+                .await
+                .unwrap()
+        })
+    });
+    let outcomes: Vec<Option<i64>> = futures::future::join_all(racers)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(
+        outcomes.iter().filter(|o| **o == Some(3)).count(),
+        1,
+        "exactly one save from version 2 wins: {outcomes:?}"
+    );
+    let loaded = store.load_consumer_group("g1").await.unwrap().unwrap();
+    assert_eq!(loaded.members.len(), 3);
+
+    // Deleted only from the current version.
+    assert!(!store.delete_consumer_group("g1", 2).await.unwrap());
+    assert!(store.delete_consumer_group("g1", 3).await.unwrap());
+    assert_eq!(store.load_consumer_group("g1").await.unwrap(), None);
+    assert!(store.list_consumer_groups().await.unwrap().is_empty());
+    // A group deleted can be created again from nothing.
+    assert_eq!(store.save_consumer_group(&first).await.unwrap(), Some(1));
+    assert_eq!(
+        store
+            .load_consumer_group("g1")
+            .await
+            .unwrap()
+            .unwrap()
+            .members
+            .len(),
+        2
     );
 }

@@ -120,6 +120,8 @@ pub struct ServerConfig {
     pub group_min_session_timeout: Duration,
     pub group_max_session_timeout: Duration,
     pub group_max_rebalance_timeout: Duration,
+    pub group_consumer_session_timeout: Duration,
+    pub group_consumer_heartbeat_interval: Duration,
     pub group_max_size: u64,
     pub max_groups: u64,
     pub transaction_max_timeout: Duration,
@@ -193,6 +195,8 @@ impl Default for ServerConfig {
             group_min_session_timeout: kafka.group_limits.min_session_timeout,
             group_max_session_timeout: kafka.group_limits.max_session_timeout,
             group_max_rebalance_timeout: kafka.group_limits.max_rebalance_timeout,
+            group_consumer_session_timeout: kafka.group_limits.consumer_session_timeout,
+            group_consumer_heartbeat_interval: kafka.group_limits.consumer_heartbeat_interval,
             group_max_size: kafka.group_limits.max_group_size as u64,
             max_groups: kafka.group_limits.max_groups as u64,
             transaction_max_timeout: kafka.transaction_max_timeout,
@@ -279,6 +283,15 @@ impl ServerConfig {
     /// TLS listeners and `--http-tls` need `--tls-cert` and `--tls-key`;
     /// one of the two alone is a mistake.
     pub(crate) fn check_security(&self) -> Result<(), (Setting, String)> {
+        if self.group_consumer_heartbeat_interval >= self.group_consumer_session_timeout {
+            return Err((
+                Setting::GroupConsumerHeartbeatIntervalMs,
+                format!(
+                    "must be less than --group-consumer-session-timeout-ms ({} ms)",
+                    self.group_consumer_session_timeout.as_millis()
+                ),
+            ));
+        }
         if let Some(listener) = self.kafka_listen.iter().find(|l| l.protocol.uses_tls())
             && (self.tls_cert.is_none() || self.tls_key.is_none())
         {

@@ -272,6 +272,8 @@ async fn launch(
                 max_groups: to_usize(config.max_groups),
                 offsets_retention: config.offsets_retention,
                 offsets_retention_check_interval: config.offsets_retention_check_interval,
+                consumer_session_timeout: config.group_consumer_session_timeout,
+                consumer_heartbeat_interval: config.group_consumer_heartbeat_interval,
             },
             transaction_max_timeout: config.transaction_max_timeout,
             transaction_abort_check_interval: config.transaction_abort_check_interval,

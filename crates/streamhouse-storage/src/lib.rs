@@ -55,8 +55,9 @@ pub use writer::{AppendResult, FlushConfig, PendingAppend};
 /// on the engine alone.
 pub use streamhouse_core::security;
 pub use streamhouse_metadata::{
-    AbortedTransaction, AgentInfo, AgentListener, ClusterRegistry, CommittedOffset, GroupOffsets,
-    MetadataError, NewTopic, OffsetCommit, PartitionInfo, ProducerBatch, SegmentInfo, StorageStats,
-    Topic, TopicDescription, TransactionBatch, TransactionInfo, TransactionRefusal,
-    TransactionState,
+    AbortedTransaction, AgentInfo, AgentListener, AssignedPartitions, ClusterRegistry,
+    CommittedOffset, ConsumerGroupListing, ConsumerGroupMemberRecord, ConsumerGroupRecord,
+    ConsumerGroupSave, GroupOffsets, MetadataError, NewTopic, OffsetCommit, PartitionInfo,
+    ProducerBatch, SegmentInfo, StorageStats, SubscribedTopic, Topic, TopicDescription,
+    TransactionBatch, TransactionInfo, TransactionRefusal, TransactionState,
 };

@@ -36,4 +36,38 @@ pub(crate) enum GroupError {
     FencedInstanceId,
     #[error("the group still has members")]
     NonEmptyGroup,
+    /// KIP-848: the member's epoch is not the coordinator's; it must give
+    /// up its partitions and join again.
+    #[error(
+        "member epoch {sent} is fenced (the coordinator has {current}); the member must \
+         abandon its partitions and rejoin"
+    )]
+    FencedMemberEpoch { sent: i32, current: i32 },
+    /// KIP-848: an offset commit or fetch at another epoch than the
+    /// member's; it retries with the epoch of its next heartbeat.
+    #[error("member epoch {sent} is stale (the member is at {current})")]
+    StaleMemberEpoch { sent: i32, current: i32 },
+    #[error(
+        "instance id {instance_id:?} is still held by member {holder:?}, which must leave first"
+    )]
+    UnreleasedInstanceId { instance_id: String, holder: String },
+    #[error("server assignor {name:?} is not supported (supported: uniform, range)")]
+    UnsupportedAssignor { name: String },
+    #[error("invalid topic regular expression: {reason}")]
+    InvalidRegularExpression { reason: String },
+    /// The group is of the other protocol, or unknown where it must exist.
+    #[error("group {group_id:?} {reason}")]
+    GroupIdNotFound {
+        group_id: String,
+        reason: &'static str,
+    },
+    #[error("{reason}")]
+    UnsupportedVersion { reason: &'static str },
+    /// A malformed request (Kafka's INVALID_REQUEST).
+    #[error("{reason}")]
+    InvalidRequest { reason: String },
+    /// Another agent changed the group since this one read it, or the
+    /// group's state could not be read or saved: the client retries.
+    #[error("the group's state could not be read or saved: {reason}")]
+    StoreUnavailable { reason: String },
 }

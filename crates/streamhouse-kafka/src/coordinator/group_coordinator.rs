@@ -15,6 +15,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::classic::{Group, GroupState};
+use super::consumer::ConsumerGroups;
 use super::{GroupError, GroupLimits};
 
 /// How often deadlines (rebalance, session, pending member) are checked.
@@ -50,6 +51,9 @@ pub(crate) struct Inner {
     /// Groups with committed offsets that this coordinator has seen
     /// without members, and since when (see `expire_offsets`).
     pub(crate) idle_since: Mutex<HashMap<String, Instant>>,
+    /// Groups of the consumer protocol (KIP-848), whose state is in the
+    /// metadata store; absent in coordinators built without a store.
+    pub(crate) consumer: Option<ConsumerGroups>,
 }
 
 /// Handle to the groups this agent coordinates.
@@ -59,13 +63,60 @@ pub struct GroupCoordinator {
 }
 
 impl GroupCoordinator {
+    /// A coordinator of classic groups only.
+    #[cfg(test)]
     pub(crate) fn new(limits: GroupLimits) -> Self {
+        Self::build(limits, None)
+    }
+
+    /// A coordinator of classic groups and of consumer-protocol groups,
+    /// whose state it keeps through `engine`.
+    pub(crate) fn with_consumer_protocol(
+        limits: GroupLimits,
+        engine: streamhouse_storage::StorageEngine,
+    ) -> Self {
+        let consumer = ConsumerGroups::new(engine, limits.clone());
+        Self::build(limits, Some(consumer))
+    }
+
+    fn build(limits: GroupLimits, consumer: Option<ConsumerGroups>) -> Self {
         Self {
             inner: Arc::new(Inner {
                 limits,
                 classic: Mutex::new(HashMap::new()),
                 idle_since: Mutex::new(HashMap::new()),
+                consumer,
             }),
+        }
+    }
+
+    /// The consumer-protocol groups; refused as retriable where this
+    /// coordinator has none.
+    pub(crate) fn consumer(&self) -> Result<&ConsumerGroups, GroupError> {
+        self.inner
+            .consumer
+            .as_ref()
+            .ok_or(GroupError::CoordinatorNotAvailable)
+    }
+
+    /// Whether a classic group of this id is held in memory.
+    pub(crate) fn is_classic(&self, group_id: &str) -> bool {
+        self.inner.classic.lock().contains_key(group_id)
+    }
+
+    /// Whether a classic group holds this id with members (a
+    /// consumer-protocol heartbeat is refused then); a classic group
+    /// without members is dropped, as Kafka drops an empty classic group
+    /// that a consumer-protocol member joins.
+    pub(crate) fn classic_has_members(&self, group_id: &str) -> bool {
+        let mut groups = self.inner.classic.lock();
+        match groups.get(group_id) {
+            Some(group) if !group.by_id.is_empty() => true,
+            Some(_) => {
+                groups.remove(group_id);
+                false
+            }
+            None => false,
         }
     }
 
@@ -106,20 +157,29 @@ impl GroupCoordinator {
         }
     }
 
-    /// Every group with state on this agent.
+    /// Every group with state on this agent: classic groups, and
+    /// consumer-protocol groups held in memory.
     pub fn list(&self) -> Vec<GroupSummary> {
-        let groups = self.inner.classic.lock();
-        let mut list: Vec<GroupSummary> = groups
-            .iter()
-            .map(|(id, group)| summarize(id, group))
-            .collect();
+        let mut list: Vec<GroupSummary> = {
+            let groups = self.inner.classic.lock();
+            groups
+                .iter()
+                .map(|(id, group)| summarize(id, group))
+                .collect()
+        };
+        if let Some(consumer) = &self.inner.consumer {
+            list.extend(consumer.summaries());
+        }
         list.sort_by(|a, b| a.group_id.cmp(&b.group_id));
         list
     }
 
     pub fn describe(&self, group_id: &str) -> Option<GroupSummary> {
-        let groups = self.inner.classic.lock();
-        groups.get(group_id).map(|group| summarize(group_id, group))
+        let classic = {
+            let groups = self.inner.classic.lock();
+            groups.get(group_id).map(|group| summarize(group_id, group))
+        };
+        classic.or_else(|| self.inner.consumer.as_ref()?.summary(group_id))
     }
 
     /// What OffsetDelete may remove from a group this coordinator holds:
@@ -185,6 +245,9 @@ impl GroupCoordinator {
     /// Drops a group this agent no longer coordinates; its members learn
     /// with NOT_COORDINATOR and rejoin at the new coordinator.
     pub(crate) fn forget(&self, group_id: &str) {
+        if let Some(consumer) = &self.inner.consumer {
+            consumer.forget(group_id);
+        }
         let removed = self.inner.classic.lock().remove(group_id);
         if let Some(group) = removed {
             tracing::info!(

@@ -32,6 +32,12 @@ pub struct GroupLimits {
     /// How often offsets are checked for expiry
     /// (`offsets.retention.check.interval.ms`, 10 min).
     pub offsets_retention_check_interval: Duration,
+    /// How long a consumer-protocol member may go without a heartbeat
+    /// (`group.consumer.session.timeout.ms`, 45 s).
+    pub consumer_session_timeout: Duration,
+    /// How often consumer-protocol members are told to heartbeat
+    /// (`group.consumer.heartbeat.interval.ms`, 5 s).
+    pub consumer_heartbeat_interval: Duration,
 }
 
 impl Default for GroupLimits {
@@ -44,6 +50,8 @@ impl Default for GroupLimits {
             max_groups: 100_000,
             offsets_retention: Duration::from_secs(10_080 * 60),
             offsets_retention_check_interval: Duration::from_millis(600_000),
+            consumer_session_timeout: Duration::from_millis(45_000),
+            consumer_heartbeat_interval: Duration::from_millis(5_000),
         }
     }
 }

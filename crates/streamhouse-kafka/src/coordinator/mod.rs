@@ -14,10 +14,16 @@
 //! - `limits.rs`: [`GroupLimits`] and the checks that apply them.
 //! - `error.rs`: [`GroupError`].
 //!
-//! Another protocol (KIP-848's ConsumerGroupHeartbeat) goes in a directory
-//! beside `classic/`, with its groups in their own map in the coordinator.
+//! - `consumer/`: Kafka's consumer protocol (KIP-848's
+//!   ConsumerGroupHeartbeat, server-side assignors), whose groups live in
+//!   the metadata store so that any agent can take them over.
+//!
+//! A group id belongs to one protocol at a time: a classic group with
+//! members refuses consumer-protocol heartbeats and the other way round;
+//! an empty group of either kind is taken over by the other.
 
 mod classic;
+pub(crate) mod consumer;
 mod error;
 mod group_coordinator;
 mod limits;

@@ -163,6 +163,28 @@ impl GroupCoordinator {
     ) -> Result<u64, MetadataError> {
         let retention = self.inner.limits.offsets_retention;
         let with_offsets = store.list_groups().await?;
+        // Consumer-protocol groups with members keep their offsets; empty
+        // ones without offsets are deleted, as Kafka deletes them.
+        let (busy, empty) = match &self.inner.consumer {
+            Some(consumer) => consumer.stored_groups().await?,
+            None => Default::default(),
+        };
+        if let Some(consumer) = &self.inner.consumer {
+            for group_id in empty
+                .iter()
+                .filter(|id| coordinates(id) && !with_offsets.contains(*id))
+            {
+                match consumer.delete_if_empty(group_id).await {
+                    Ok(true) => {
+                        tracing::info!(group = %group_id, "empty consumer group without offsets deleted")
+                    }
+                    Ok(false) | Err(GroupError::NonEmptyGroup) => {}
+                    Err(error) => {
+                        tracing::warn!(group = %group_id, %error, "cannot delete an empty consumer group")
+                    }
+                }
+            }
+        }
         let due: Vec<String> = {
             let groups = self.inner.classic.lock();
             let mut idle_since = self.inner.idle_since.lock();
@@ -170,7 +192,7 @@ impl GroupCoordinator {
             // any more drop out; the others keep counting.
             let idle: HashMap<String, Instant> = with_offsets
                 .into_iter()
-                .filter(|id| !groups.contains_key(id) && coordinates(id))
+                .filter(|id| !groups.contains_key(id) && !busy.contains(id) && coordinates(id))
                 .map(|id| {
                     let since = idle_since.get(&id).copied().unwrap_or(now);
                     (id, since)

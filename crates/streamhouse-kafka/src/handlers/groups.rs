@@ -72,18 +72,37 @@ pub(crate) fn join(
         require_known_member_id: version >= 4,
         version,
     };
-    match broker.groups.join(params) {
-        Wait::Ready(outcome) => Reply::now(ResponseKind::JoinGroup(join_response(outcome))),
-        Wait::Later(waiting) => Reply::Later(Box::pin(async move {
-            let outcome = waiting.await.unwrap_or_else(|_| {
+    let broker = broker.clone();
+    Reply::Later(Box::pin(async move {
+        if let Err(error) = classic_join_allowed(&broker, &params.group_id).await {
+            let refused = JoinRefused::new(error, params.member_id.clone());
+            return ResponseKind::JoinGroup(join_response(Err(refused)));
+        }
+        let outcome = match broker.groups.join(params) {
+            Wait::Ready(outcome) => outcome,
+            Wait::Later(waiting) => waiting.await.unwrap_or_else(|_| {
                 Err(JoinRefused::new(
                     GroupError::CoordinatorNotAvailable,
                     String::new(),
                 ))
-            });
-            ResponseKind::JoinGroup(join_response(outcome))
-        })),
+            }),
+        };
+        ResponseKind::JoinGroup(join_response(outcome))
+    }))
+}
+
+/// A classic member may not join a consumer-protocol group with members
+/// (INCONSISTENT_GROUP_PROTOCOL); an empty one gives way, as Kafka
+/// replaces an empty consumer group with a classic one.
+async fn classic_join_allowed(broker: &Broker, group_id: &str) -> Result<(), GroupError> {
+    let Ok(consumer) = broker.groups.consumer() else {
+        return Ok(());
+    };
+    if consumer.has_members(group_id).await? {
+        return Err(GroupError::InconsistentGroupProtocol);
     }
+    consumer.delete_if_empty(group_id).await?;
+    Ok(())
 }
 
 fn join_refused(code: i16, member_id: String) -> JoinGroupResponse {
@@ -254,20 +273,41 @@ pub(crate) async fn list(
         .iter()
         .map(|s| s.to_ascii_lowercase())
         .collect();
-    // ListGroups v5: every group here is a classic one.
-    let classic_wanted = request.types_filter.is_empty()
-        || request
-            .types_filter
-            .iter()
-            .any(|t| t.eq_ignore_ascii_case("classic"));
-    let mut groups: Vec<(String, String, String)> = broker
+    let wanted_type = |group_type: &str| {
+        request.types_filter.is_empty()
+            || request
+                .types_filter
+                .iter()
+                .any(|t| t.eq_ignore_ascii_case(group_type))
+    };
+    // (group id, protocol type, state, group type)
+    let mut groups: Vec<(String, String, String, &'static str)> = broker
         .groups
         .list()
         .into_iter()
-        .map(|g| (g.group_id, g.protocol_type, g.state))
+        .filter(|g| {
+            broker
+                .groups
+                .consumer()
+                .map_or(true, |c| c.summary(&g.group_id).is_none())
+        })
+        .map(|g| (g.group_id, g.protocol_type, g.state, "classic"))
         .collect();
-    let known: BTreeSet<String> = groups.iter().map(|(id, _, _)| id.clone()).collect();
     let mut error_code = 0;
+    match broker.engine.list_consumer_groups().await {
+        Ok(stored) => groups.extend(
+            stored
+                .into_iter()
+                .filter(|g| {
+                    broker
+                        .cluster
+                        .is_me(&broker.cluster.coordinator(&g.group_id))
+                })
+                .map(|g| (g.group_id, "consumer".to_string(), g.state, "consumer")),
+        ),
+        Err(error) => error_code = storage_error_code(&error),
+    }
+    let known: BTreeSet<String> = groups.iter().map(|(id, _, _, _)| id.clone()).collect();
     match broker.engine.groups_with_offsets().await {
         Ok(with_offsets) => groups.extend(
             with_offsets
@@ -276,7 +316,7 @@ pub(crate) async fn list(
                 // Each agent lists the groups it coordinates, so that
                 // clients asking every broker see each group once.
                 .filter(|id| broker.cluster.is_me(&broker.cluster.coordinator(id)))
-                .map(|id| (id, "consumer".to_string(), "Empty".to_string())),
+                .map(|id| (id, "consumer".to_string(), "Empty".to_string(), "classic")),
         ),
         Err(error) => error_code = storage_error_code(&error),
     }
@@ -286,19 +326,19 @@ pub(crate) async fn list(
         .with_groups(
             groups
                 .into_iter()
-                .filter(|(_, _, state)| {
-                    classic_wanted
+                .filter(|(_, _, state, group_type)| {
+                    wanted_type(group_type)
                         && (states.is_empty() || states.contains(&state.to_ascii_lowercase()))
                 })
-                .filter(|(id, _, _)| {
+                .filter(|(id, _, _, _)| {
                     every_group || access.allows(AclOperation::Describe, ResourceType::Group, id)
                 })
-                .map(|(id, protocol_type, state)| {
+                .map(|(id, protocol_type, state, group_type)| {
                     ListedGroup::default()
                         .with_group_id(GroupId(str_bytes(id)))
                         .with_protocol_type(str_bytes(protocol_type))
                         .with_group_state(str_bytes(state))
-                        .with_group_type(str_bytes("classic"))
+                        .with_group_type(str_bytes(group_type))
                 })
                 .collect(),
         )
@@ -349,6 +389,12 @@ pub(crate) async fn describe(
                         })
                         .collect(),
                 ),
+            None if is_consumer_group(broker, &group_id.0).await => {
+                // A consumer-protocol group is described by
+                // ConsumerGroupDescribe; to DescribeGroups it does not
+                // exist, as in Kafka.
+                result.with_group_state(str_bytes("Dead"))
+            }
             None => {
                 // Known only by its committed offsets: Empty, like a Kafka
                 // group whose members are all gone; otherwise Dead.
@@ -382,9 +428,8 @@ pub(crate) async fn delete(
         let removed = if let Err(code) = access.group(AclOperation::Delete, &group_id.0) {
             Err(code)
         } else if coordinates(broker, &group_id.0) {
-            broker
-                .groups
-                .remove_if_empty(&group_id.0)
+            remove_if_empty(broker, &group_id.0)
+                .await
                 .map_err(|e| group_error_code(&e))
         } else {
             Err(NOT_COORDINATOR)
@@ -404,4 +449,23 @@ pub(crate) async fn delete(
         );
     }
     DeleteGroupsResponse::default().with_results(results)
+}
+
+/// Whether a consumer-protocol group of this id exists.
+async fn is_consumer_group(broker: &Broker, group_id: &str) -> bool {
+    match broker.groups.consumer() {
+        Ok(consumer) => consumer.exists(group_id).await.unwrap_or(false),
+        Err(_) => false,
+    }
+}
+
+/// Forgets an empty group of either protocol; refuses one with members.
+/// Whether there was one.
+async fn remove_if_empty(broker: &Broker, group_id: &str) -> Result<bool, GroupError> {
+    let classic = broker.groups.remove_if_empty(group_id)?;
+    let consumer = match broker.groups.consumer() {
+        Ok(consumer) => consumer.delete_if_empty(group_id).await?,
+        Err(_) => false,
+    };
+    Ok(classic || consumer)
 }

@@ -45,13 +45,24 @@ pub(crate) async fn handle(
         ))
     };
     // v0: an empty list means every topic; v1+: null means every topic.
+    // From v10 a topic may be named by its id instead (clients of the
+    // consumer group protocol learn their partitions by topic id).
+    let mut by_id: Vec<uuid::Uuid> = Vec::new();
     let requested: Option<Vec<String>> = match request.topics {
         None => None,
         Some(topics) if topics.is_empty() && version == 0 => None,
         Some(topics) => Some(
             topics
                 .into_iter()
-                .filter_map(|t| t.name.map(|n| n.0.to_string()))
+                .filter_map(|t| match t.name {
+                    Some(name) => Some(name.0.to_string()),
+                    None => {
+                        if !t.topic_id.is_nil() {
+                            by_id.push(t.topic_id);
+                        }
+                        None
+                    }
+                })
                 .collect(),
         ),
     };
@@ -115,6 +126,14 @@ pub(crate) async fn handle(
             }
         }
     }
+    if !by_id.is_empty() {
+        topics.extend(topics_by_id(broker, access, by_id).await.into_iter().map(
+            |(topic, name)| match name {
+                Some(name) => with_operations(topic, &name),
+                None => topic,
+            },
+        ));
+    }
     let brokers = listed_brokers(broker, listener)
         .into_iter()
         .map(|listed| {
@@ -136,6 +155,51 @@ pub(crate) async fn handle(
         .with_cluster_id(Some(str_bytes(broker.config.cluster_id.clone())))
         .with_controller_id(broker.config.node_id.into())
         .with_topics(topics)
+}
+
+/// Topics named by id, each once: UNKNOWN_TOPIC_ID for an id no topic
+/// has, TOPIC_AUTHORIZATION_FAILED (without the name) for one the caller
+/// may not describe. Each answer comes with the topic's name when it may
+/// be shown.
+async fn topics_by_id(
+    broker: &Broker,
+    access: Access<'_>,
+    mut ids: Vec<uuid::Uuid>,
+) -> Vec<(MetadataResponseTopic, Option<String>)> {
+    ids.sort();
+    ids.dedup();
+    let known: Result<std::collections::HashMap<uuid::Uuid, std::sync::Arc<Topic>>, i16> = broker
+        .engine
+        .list_topics()
+        .await
+        .map(|all| all.into_iter().map(|t| (topic_uuid(&t), t)).collect())
+        .map_err(|e| {
+            if e.is_retriable() {
+                ResponseError::LeaderNotAvailable.code()
+            } else {
+                storage_error_code(&e)
+            }
+        });
+    ids.into_iter()
+        .map(|id| {
+            let refused = |code: i16| {
+                MetadataResponseTopic::default()
+                    .with_topic_id(id)
+                    .with_name(None)
+                    .with_error_code(code)
+            };
+            match &known {
+                Err(code) => (refused(*code), None),
+                Ok(known) => match known.get(&id) {
+                    None => (refused(ResponseError::UnknownTopicId.code()), None),
+                    Some(topic) => match access.topic(AclOperation::Describe, &topic.name) {
+                        Ok(()) => (topic_metadata(broker, topic), Some(topic.name.clone())),
+                        Err(code) => (refused(code), None),
+                    },
+                },
+            }
+        })
+        .collect()
 }
 
 /// A live agent as a broker of the cluster.

@@ -6,6 +6,7 @@ mod acls;
 mod alter_configs;
 pub(crate) mod api_versions;
 mod common;
+mod consumer_groups;
 mod create_partitions;
 mod create_topics;
 mod delete_records;
@@ -136,6 +137,16 @@ pub(crate) async fn dispatch(
         RequestKind::OffsetDelete(request) => Reply::now(ResponseKind::OffsetDelete(
             offset_delete::handle(broker, context, request).await,
         )),
+        RequestKind::ConsumerGroupHeartbeat(request) => {
+            Reply::now(ResponseKind::ConsumerGroupHeartbeat(
+                consumer_groups::heartbeat(broker, context, request).await,
+            ))
+        }
+        RequestKind::ConsumerGroupDescribe(request) => {
+            Reply::now(ResponseKind::ConsumerGroupDescribe(
+                consumer_groups::describe(broker, context, request).await,
+            ))
+        }
         RequestKind::JoinGroup(request) => groups::join(broker, context, request),
         RequestKind::SyncGroup(request) => groups::sync(broker, context, request),
         RequestKind::Heartbeat(request) => Reply::now(ResponseKind::Heartbeat(groups::heartbeat(
@@ -234,6 +245,8 @@ pub(crate) fn api_name(api_key: ApiKey) -> &'static str {
         ApiKey::OffsetDelete => "offset_delete",
         ApiKey::DescribeLogDirs => "describe_log_dirs",
         ApiKey::DescribeCluster => "describe_cluster",
+        ApiKey::ConsumerGroupHeartbeat => "consumer_group_heartbeat",
+        ApiKey::ConsumerGroupDescribe => "consumer_group_describe",
         _ => "other",
     }
 }

@@ -18,7 +18,7 @@ use super::access::Access;
 use super::common::{coordinates, partition_count_if};
 use crate::broker::{Broker, RequestContext};
 use crate::coordinator::OffsetDeleteScope;
-use crate::error::storage_error_code;
+use crate::error::{group_error_code, storage_error_code};
 
 pub(crate) async fn handle(
     broker: &Broker,
@@ -95,6 +95,14 @@ async fn top_level(
         Some(OffsetDeleteScope::NonEmpty) => Err(ResponseError::NonEmptyGroup.code()),
         Some(scope) => Ok(scope),
         None => {
+            if let Ok(consumer) = broker.groups.consumer()
+                && let Some(scope) = consumer
+                    .offset_delete_scope(group)
+                    .await
+                    .map_err(|e| group_error_code(&e))?
+            {
+                return Ok(scope);
+            }
             let offsets = broker
                 .engine
                 .committed_offsets(group)

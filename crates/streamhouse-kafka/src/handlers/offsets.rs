@@ -26,6 +26,7 @@ use streamhouse_storage::security::{AclOperation, ResourceType};
 use super::access::Access;
 use super::common::{coordinates, str_bytes};
 use crate::broker::{Broker, RequestContext};
+use crate::coordinator::GroupError;
 use crate::error::{group_error_code, storage_error_code};
 
 /// Each partition of a commit: the offset to store, or an error code.
@@ -44,14 +45,15 @@ pub(crate) async fn commit(
     let allowed = if let Err(code) = access.group(AclOperation::Read, &group_id) {
         Err(code)
     } else if coordinates(broker, &group_id) {
-        broker
-            .groups
-            .validate_commit(
-                &group_id,
-                request.generation_id_or_member_epoch,
-                &request.member_id,
-            )
-            .map_err(|e| group_error_code(&e))
+        commit_allowed(
+            broker,
+            &group_id,
+            request.generation_id_or_member_epoch,
+            &request.member_id,
+            context.version,
+        )
+        .await
+        .map_err(|e| group_error_code(&e))
     } else {
         Err(ResponseError::NotCoordinator.code())
     };
@@ -135,6 +137,29 @@ pub(crate) async fn commit(
     OffsetCommitResponse::default().with_topics(topics)
 }
 
+/// Whether an OffsetCommit at this generation or member epoch may commit:
+/// a consumer-protocol group checks member epochs (KIP-848), any other
+/// group generations.
+async fn commit_allowed(
+    broker: &Broker,
+    group_id: &str,
+    generation_or_epoch: i32,
+    member_id: &str,
+    version: i16,
+) -> Result<(), GroupError> {
+    if !broker.groups.is_classic(group_id)
+        && let Ok(consumer) = broker.groups.consumer()
+        && let Some(()) = consumer
+            .validate_commit(group_id, member_id, generation_or_epoch, version, false)
+            .await?
+    {
+        return Ok(());
+    }
+    broker
+        .groups
+        .validate_commit(group_id, generation_or_epoch, member_id)
+}
+
 /// The most bytes of metadata an offset may carry (Kafka's
 /// `offset.metadata.max.bytes`); more gets OFFSET_METADATA_TOO_LARGE.
 const OFFSET_METADATA_MAX_BYTES: usize = 4096;
@@ -214,6 +239,30 @@ fn select(
     }
 }
 
+/// OffsetFetch v9 from a member of a consumer-protocol group: the member
+/// must be in the group at the epoch it names (STALE_MEMBER_EPOCH).
+async fn fetch_allowed(
+    broker: &Broker,
+    group_id: &str,
+    member_id: Option<&str>,
+    member_epoch: i32,
+) -> Result<(), i16> {
+    if member_id.is_none() && member_epoch < 0 {
+        return Ok(());
+    }
+    if !coordinates(broker, group_id) {
+        return Err(ResponseError::NotCoordinator.code());
+    }
+    match broker.groups.consumer() {
+        Ok(consumer) => consumer
+            .validate_fetch(group_id, member_id, member_epoch)
+            .await
+            .map(|_| ())
+            .map_err(|e| group_error_code(&e)),
+        Err(_) => Ok(()),
+    }
+}
+
 pub(crate) async fn fetch(
     broker: &Broker,
     context: &RequestContext,
@@ -236,6 +285,17 @@ pub(crate) async fn fetch(
             });
             let response =
                 OffsetFetchResponseGroup::default().with_group_id(group.group_id.clone());
+            let member_check = fetch_allowed(
+                broker,
+                &group.group_id.0,
+                group.member_id.as_deref(),
+                group.member_epoch,
+            )
+            .await;
+            if let Err(code) = member_check {
+                groups.push(response.with_error_code(code));
+                continue;
+            }
             groups.push(match group_offsets(group.group_id.0.to_string()).await {
                 Ok(committed) => response.with_error_code(0).with_topics(
                     select(access, &committed, wanted)

@@ -192,28 +192,22 @@ pub(crate) async fn txn_offset_commit(
     let instance = request.group_instance_id.as_ref().map(|i| i.to_string());
     let names_member =
         request.generation_id >= 0 || !request.member_id.is_empty() || instance.is_some();
-    let refused = access
+    let refused = match access
         .transactional_id(AclOperation::Write, &id)
         .and_then(|()| access.group(AclOperation::Read, &group))
-        .and_then(|()| {
-            if coordinates(broker, &group) {
-                broker
-                    .groups
-                    .validate_txn_commit(
-                        &group,
-                        request.generation_id,
-                        &request.member_id,
-                        instance.as_deref(),
-                    )
-                    .map_err(|e| group_error_code(&e))
-            } else if names_member {
-                // The group's members are known to its coordinator only.
-                Err(ResponseError::NotCoordinator.code())
-            } else {
-                Ok(())
-            }
-        })
-        .err();
+    {
+        Err(code) => Some(code),
+        Ok(()) => txn_commit_member_check(
+            broker,
+            &group,
+            request.generation_id,
+            &request.member_id,
+            instance.as_deref(),
+            names_member,
+        )
+        .await
+        .err(),
+    };
     // Topics the caller may not read are answered on their own; the rest
     // are staged together.
     // The last offset the request gives for each partition.
@@ -408,4 +402,40 @@ pub(crate) async fn list(
         })
         .collect();
     response.with_error_code(0).with_transaction_states(listed)
+}
+
+/// KIP-447: whether the group member a TxnOffsetCommit names may stage
+/// offsets, checked by the group's coordinator (a member of a
+/// consumer-protocol group at its member epoch, of a classic group at its
+/// generation). Requests naming no member are not checked.
+async fn txn_commit_member_check(
+    broker: &Broker,
+    group: &str,
+    generation: i32,
+    member_id: &str,
+    instance: Option<&str>,
+    names_member: bool,
+) -> Result<(), i16> {
+    if !coordinates(broker, group) {
+        // The group's members are known to its coordinator only.
+        return if names_member {
+            Err(ResponseError::NotCoordinator.code())
+        } else {
+            Ok(())
+        };
+    }
+    if names_member && let Ok(consumer) = broker.groups.consumer() {
+        match consumer
+            .validate_commit(group, member_id, generation, 3, true)
+            .await
+        {
+            Ok(Some(())) => return Ok(()),
+            Ok(None) => {}
+            Err(error) => return Err(group_error_code(&error)),
+        }
+    }
+    broker
+        .groups
+        .validate_txn_commit(group, generation, member_id, instance)
+        .map_err(|e| group_error_code(&e))
 }

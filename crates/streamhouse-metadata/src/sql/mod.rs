@@ -10,6 +10,7 @@
 mod assign;
 mod backend;
 mod cluster;
+mod consumer_groups;
 mod error;
 mod flush_transactions;
 mod objects;

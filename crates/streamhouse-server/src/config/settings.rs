@@ -241,6 +241,16 @@ settings! {
         "N", "604800000",
         "Kafka's transactional.id.expiration.ms: a transactional id with no transaction in \
          progress for this long is forgotten (its next producer gets a new producer id)";
+    GroupConsumerSessionTimeoutMs: "group_consumer_session_timeout_ms",
+        "--group-consumer-session-timeout-ms", "STREAMHOUSE_GROUP_CONSUMER_SESSION_TIMEOUT_MS",
+        Number, "N", "45000",
+        "Kafka's group.consumer.session.timeout.ms: a member of a consumer-protocol group \
+         (group.protocol=consumer) that sends no heartbeat for this long is removed, at least 1";
+    GroupConsumerHeartbeatIntervalMs: "group_consumer_heartbeat_interval_ms",
+        "--group-consumer-heartbeat-interval-ms",
+        "STREAMHOUSE_GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS", Number, "N", "5000",
+        "Kafka's group.consumer.heartbeat.interval.ms: how often members of consumer-protocol \
+         groups heartbeat, less than the session timeout";
     GroupMaxSize: "group_max_size", "--group-max-size", "STREAMHOUSE_GROUP_MAX_SIZE", Number, "N",
         "1000", "Kafka's group.max.size: members of one group; more get GROUP_MAX_SIZE_REACHED";
     MaxGroups: "max_groups", "--max-groups", "STREAMHOUSE_MAX_GROUPS", Number, "N", "100000",
@@ -436,6 +446,12 @@ impl RawSettings {
                 Setting::TransactionalIdExpirationMs => {
                     config.transactional_id_expiration = millis(1)?
                 }
+                Setting::GroupConsumerSessionTimeoutMs => {
+                    config.group_consumer_session_timeout = millis(1)?
+                }
+                Setting::GroupConsumerHeartbeatIntervalMs => {
+                    config.group_consumer_heartbeat_interval = millis(1)?
+                }
                 Setting::GroupMaxSize => {
                     config.group_max_size = parse_u64(raw)
                         .and_then(|n| at_least(n, 1, "members"))
@@ -477,7 +493,8 @@ impl RawSettings {
     }
 
     /// What no single value shows: TLS listeners and `--http-tls` need a
-    /// certificate and its key.
+    /// certificate and its key; consumer-protocol heartbeats come more
+    /// often than sessions end.
     fn check_security(&self, config: &ServerConfig) -> Result<(), ConfigError> {
         let origin = |setting: Setting| self.get(setting).map(|(_, origin)| origin.clone());
         config
