@@ -61,7 +61,7 @@ _cs_ensure_venv() {
     local stamp
     stamp=$(_cs_venv_stamp)
     if [ -x "$_CS_VENV/bin/python" ] && [ "$(cat "$_CS_VENV/.requirements-stamp" 2>/dev/null)" = "$stamp" ] &&
-        "$_CS_VENV/bin/python" -c 'import confluent_kafka, cryptography, kafka, pytest' 2>/dev/null; then
+        "$_CS_VENV/bin/python" -c 'import aiokafka, confluent_kafka, cryptography, kafka, pytest' 2>/dev/null; then
         sh_log "reusing the client virtualenv $_CS_VENV"
         return 0
     fi
