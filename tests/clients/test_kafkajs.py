@@ -159,7 +159,7 @@ def test_describe_groups_and_fetch_offsets_show_the_members_and_their_commits(gr
     assert result["committed"] == [[p, 12] for p in range(GROUP_PARTITIONS)]
 
 
-def test_reset_offsets_to_earliest_and_latest_moves_where_a_member_resumes(server, group_run):
+def test_reset_offsets_moves_where_a_member_resumes_and_delete_groups_drops_the_offsets(server, group_run):
     topic, group, _ = group_run
     result = run(server, "reset_offsets", topic=topic, group=group, partitions=GROUP_PARTITIONS)
     assert result["before"] == [[p, 12] for p in range(GROUP_PARTITIONS)]
@@ -178,10 +178,15 @@ def test_reset_offsets_to_earliest_and_latest_moves_where_a_member_resumes(serve
     )
     assert resumed == [(p, 14, f"round4-{p}-0") for p in range(GROUP_PARTITIONS)]
 
+    assert result["deleted"] == [{"groupId": group, "errorCode": 0}]
+    assert result["listedAfterDelete"] == []
+    assert result["offsetsAfterDelete"] == [[p, -1] for p in range(GROUP_PARTITIONS)]
 
-def test_admin_creates_describes_grows_and_deletes_topics_and_describes_the_broker(server):
+
+def test_admin_topics_offsets_records_and_the_brokers_configs(server):
     topics = [unique_name("kafkajs-admin-a"), unique_name("kafkajs-admin-b")]
-    result = run(server, "admin", topics=topics)
+    base = int(time.time() * 1000) - 60_000
+    result = run(server, "admin", topics=topics, baseTimestamp=base)
     first, second = topics
     assert result["created"] is True
     assert result["createdAgain"] is False, "creating an existing topic reports false"
@@ -205,6 +210,11 @@ def test_admin_creates_describes_grows_and_deletes_topics_and_describes_the_brok
             "entries": {"retention.ms": "3600000", "cleanup.policy": "delete"},
         }
     ]
+    assert result["topicOffsets"] == [[0, 0, 6], [1, 0, 0], [2, 0, 0]]
+    # The first record at or after the timestamp; KafkaJS answers the high
+    # watermark for a partition with none.
+    assert result["offsetsByTimestamp"] == [[0, 3], [1, 0], [2, 0]]
+    assert result["offsetsAfterDeleteRecords"] == [[0, 4, 6], [1, 0, 0], [2, 0, 0]]
     assert result["grownPartitions"] == 2
 
     (described,) = result["brokerConfigs"]

@@ -334,7 +334,7 @@ const scenarios = {
   // The group of `group` (left empty) is reset to the earliest offsets
   // and a member resumes from there; then more records arrive, the group
   // is reset to the latest offsets and a member reads only what comes
-  // after. KafkaJS commits -2 / -1 for a reset, which its consumers resolve
+  // after; then the group is deleted. KafkaJS commits -2 / -1 for a reset, which its consumers resolve
   // through their own fromBeginning setting; fetchOffsets with
   // resolveOffsets turns them into the partitions' offsets, as its docs
   // advise. (Each of these admin calls runs a paused consumer that waits
@@ -380,6 +380,11 @@ const scenarios = {
       await waitFor(() => resuming.fetches >= fetches + 3, () => "no more fetches");
       await resuming.stop();
       result.resumed = resuming.records;
+
+      // The group, empty again, is deleted with its offsets.
+      result.deleted = await admin.deleteGroups([group]);
+      result.listedAfterDelete = (await admin.listGroups()).groups.filter((g) => g.groupId === group);
+      result.offsetsAfterDelete = await committedOffsets(admin, group, topic);
     } finally {
       await producer.disconnect();
       await admin.disconnect();
@@ -387,8 +392,9 @@ const scenarios = {
     return result;
   },
 
-  // Topics created (with a config), described, grown and deleted; the
-  // broker's own configs asked for by its node id from Metadata.
+  // Topics created (with a config), described, grown and deleted, their
+  // offsets listed and records deleted; the broker's own configs asked for
+  // by its node id from Metadata.
   async admin() {
     const admin = kafka.admin();
     await admin.connect();
@@ -421,6 +427,31 @@ const scenarios = {
         resourceName: r.resourceName,
         entries: Object.fromEntries(r.configEntries.map((e) => [e.configName, e.configValue])),
       }));
+
+      // Offsets of a partition with records: by end, by timestamp, and
+      // after records are deleted from its start.
+      const producer = kafka.producer();
+      await producer.connect();
+      await producer.send({
+        topic: first,
+        acks: -1,
+        messages: [...Array(6).keys()].map((i) => ({
+          partition: 0,
+          value: `v${i}`,
+          timestamp: String(config.baseTimestamp + 1000 * i),
+        })),
+      });
+      await producer.disconnect();
+      const offsets = async () =>
+        (await admin.fetchTopicOffsets(first))
+          .map(({ partition, low, high }) => [partition, Number(low), Number(high)])
+          .sort((a, b) => a[0] - b[0]);
+      result.topicOffsets = await offsets();
+      result.offsetsByTimestamp = (await admin.fetchTopicOffsetsByTimestamp(first, config.baseTimestamp + 2500))
+        .map(({ partition, offset }) => [partition, Number(offset)])
+        .sort((a, b) => a[0] - b[0]);
+      await admin.deleteTopicRecords({ topic: first, partitions: [{ partition: 0, offset: "4" }] });
+      result.offsetsAfterDeleteRecords = await offsets();
 
       await admin.createPartitions({ topicPartitions: [{ topic: second, count: 2 }] });
       const grown = await admin.fetchTopicMetadata({ topics: [second] });
