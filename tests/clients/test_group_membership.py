@@ -232,7 +232,9 @@ def test_restarted_static_leader_and_follower_keep_generation_and_assignments(se
             for other, member in enumerate(current):
                 if other != index:
                     changes = member.events()[events_before[other]:]
-                    assert not changes, f"restarting the {role} rebalanced {instances[other]}: {changes}"
+                    assert not changes, (
+                        f"restarting the {role} rebalanced {instances[other]}: {changes}"
+                    )
             current[index] = restarted
             assert described_members(admin, group_id) == (ConsumerGroupState.STABLE, assignments)
     finally:

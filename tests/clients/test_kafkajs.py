@@ -80,7 +80,9 @@ def codec_run(server):
 @pytest.mark.parametrize("codec", CODECS)
 def test_every_record_comes_back_once_in_order_in_each_codec(codec_run, codec):
     records, topics, result = codec_run
-    per_partition = {p: [r for r in records if r["partition"] == p] for p in range(CODEC_PARTITIONS)}
+    per_partition = {
+        p: [r for r in records if r["partition"] == p] for p in range(CODEC_PARTITIONS)
+    }
     produced = result["produced"][codec]
     assert produced == [
         {"partition": p, "errorCode": 0, "baseOffset": 0} for p in range(CODEC_PARTITIONS)
@@ -131,7 +133,9 @@ def test_a_group_of_two_splits_four_partitions_and_a_third_member_gets_a_share(g
     for label, split, first, count in (("round1", two, 0, 8), ("round2", three, 8, 4)):
         read = sorted(v for member in records for v in values(member, label))
         expected = sorted(
-            (p, first + i, f"{label}-{p}-{i}") for p in range(GROUP_PARTITIONS) for i in range(count)
+            (p, first + i, f"{label}-{p}-{i}")
+            for p in range(GROUP_PARTITIONS)
+            for i in range(count)
         )
         assert read == expected, f"{label}: every record read exactly once"
         for member, partitions in split.items():
@@ -159,7 +163,9 @@ def test_describe_groups_and_fetch_offsets_show_the_members_and_their_commits(gr
     assert result["committed"] == [[p, 12] for p in range(GROUP_PARTITIONS)]
 
 
-def test_reset_offsets_moves_where_a_member_resumes_and_delete_groups_drops_the_offsets(server, group_run):
+def test_reset_offsets_moves_where_a_member_resumes_and_delete_groups_drops_the_offsets(
+    server, group_run
+):
     topic, group, _ = group_run
     result = run(server, "reset_offsets", topic=topic, group=group, partitions=GROUP_PARTITIONS)
     assert result["before"] == [[p, 12] for p in range(GROUP_PARTITIONS)]
