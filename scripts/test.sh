@@ -175,8 +175,8 @@ prove_full_pipeline() {
         bash "$script"
 }
 
-# Kafka client compatibility suites (kcat, confluent-kafka, kafka-python in
-# tests/clients) on the embedded default and on PostgreSQL + S3; the runner
+# Kafka client compatibility suites (kcat, confluent-kafka, kafka-python,
+# aiokafka and KafkaJS in tests/clients) on the embedded default and on PostgreSQL + S3; the runner
 # sets up its clients and returns non-zero on failure.
 run_client_suites() {
     bash "$REPO_ROOT/scripts/lib/client_suites.sh"

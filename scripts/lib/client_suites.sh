@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Kafka client compatibility suites: tests/clients (pytest) drives a real
 # `streamhouse serve` with real clients — kcat (Debian's librdkafka),
-# confluent-kafka (current librdkafka), kafka-python and KafkaJS — once on the
+# confluent-kafka (current librdkafka), kafka-python, aiokafka and KafkaJS
+# (with its Snappy, LZ4 and ZSTD codec packages) — once on the
 # embedded default (SQLite + a local directory) and once on PostgreSQL + S3.
 # Tests marked `cluster` (several agents sharing PostgreSQL + S3, and
 # backend outages: test_cluster.py, test_outages.py) run only in the second
@@ -12,7 +13,8 @@
 # scripts/test.sh runs it after starting PostgreSQL and S3. It sets up what
 # it needs: a virtualenv in target/client-venv with the pinned clients of
 # tests/clients/requirements.txt (rebuilt only when that file or python3
-# changes), kcat, and a debug build of the server.
+# changes), kcat, KafkaJS and its codecs (npm ci of tests/clients/kafkajs),
+# and a debug build of the server.
 #
 # Environment:
 #   STREAMHOUSE_TEST_POSTGRES_URL     postgres://… server for the second pass; each
@@ -61,7 +63,7 @@ _cs_ensure_venv() {
     local stamp
     stamp=$(_cs_venv_stamp)
     if [ -x "$_CS_VENV/bin/python" ] && [ "$(cat "$_CS_VENV/.requirements-stamp" 2>/dev/null)" = "$stamp" ] &&
-        "$_CS_VENV/bin/python" -c 'import confluent_kafka, cryptography, kafka, pytest' 2>/dev/null; then
+        "$_CS_VENV/bin/python" -c 'import aiokafka, confluent_kafka, cryptography, kafka, pytest' 2>/dev/null; then
         sh_log "reusing the client virtualenv $_CS_VENV"
         return 0
     fi

@@ -10,7 +10,9 @@ sh_ensure_kcat() {
     sh_log "kcat: $(command -v kcat)"
 }
 
-# KafkaJS, pinned by tests/clients/kafkajs/package-lock.json, installed with
+# KafkaJS and its Snappy, LZ4 and ZSTD codec packages (whose native parts
+# are prebuilt N-API packages: npm ci builds nothing), pinned by
+# tests/clients/kafkajs/package-lock.json, installed with
 # `npm ci` into target/client-node (reinstalled only when the lock file
 # changes). Needs Node.js and npm (installed from Debian's packages when
 # missing). Prints nothing; the suites find it through

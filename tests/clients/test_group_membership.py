@@ -6,6 +6,7 @@ none may hold a group (or a shutdown) for the whole rebalance timeout.
 Members run in processes of their own (group_member.py), so that a member
 stuck in a rebalance can always be killed."""
 
+import json
 import signal
 import subprocess
 import sys
@@ -74,13 +75,33 @@ class Member:
                 die_with_parent(command), stdout=out, stderr=subprocess.DEVNULL
             )
 
+    def events(self) -> list[dict]:
+        """The rebalance callbacks the member reported, in order: each an
+        "assign" or "revoke" of partitions, with the member's generation."""
+        text = self.output.read_text() if self.output.exists() else ""
+        # A line still being written is not an event yet.
+        return [json.loads(line) for line in text.splitlines(keepends=True) if line.endswith("\n")]
+
     def history(self) -> list[set[int]]:
-        lines = self.output.read_text().splitlines() if self.output.exists() else []
-        return [{int(p) for p in line.split()} for line in lines]
+        """The partitions the member owned after each callback."""
+        owned: set[int] = set()
+        history = []
+        for event in self.events():
+            if event["event"] == "assign":
+                owned = owned | set(event["partitions"])
+            else:
+                owned = owned - set(event["partitions"])
+            history.append(owned)
+        return history
 
     def partitions(self) -> set[int]:
         history = self.history()
         return history[-1] if history else set()
+
+    def generation(self) -> int | None:
+        """The generation of the member's latest assignment."""
+        assigned = [e["generation"] for e in self.events() if e["event"] == "assign"]
+        return assigned[-1] if assigned else None
 
     def close(self) -> None:
         """SIGTERM: the consumer closes as an application would close it."""
@@ -116,12 +137,18 @@ class Members:
 
 
 def wait_for_split(members: list[Member], timeout: float) -> list[set[int]]:
-    """Waits until each member owns two partitions, together all four."""
+    """Waits until the members own all four partitions, each exactly once,
+    as evenly as they can (two each for two members; 2, 1, 1 for three)."""
+    sizes = sorted(
+        len(ALL_PARTITIONS) // len(members) + (i < len(ALL_PARTITIONS) % len(members))
+        for i in range(len(members))
+    )
 
     def split():
         owned = [m.partitions() for m in members]
         union = set().union(*owned)
-        return [len(o) for o in owned] == [2] * len(members) and union == ALL_PARTITIONS
+        disjoint = sum(map(len, owned)) == len(union)
+        return disjoint and sorted(map(len, owned)) == sizes and union == ALL_PARTITIONS
 
     wait_until(
         split, timeout, lambda: f"assignments {[m.partitions() for m in members]}", interval=0.02
@@ -146,33 +173,70 @@ def test_a_crashed_member_is_dropped_after_its_session_timeout(server, tmp_path)
         members.kill_all()
 
 
-def test_a_restarted_static_member_gets_its_partitions_back(server, tmp_path):
-    topic = create_topic(server, "static-member")
-    members = Members(server, unique_name("static-member"), topic, tmp_path, SHORT_SESSION)
-    instances = [unique_name("instance-a"), unique_name("instance-b")]
-    try:
-        staying = members.start(**{"group.instance.id": instances[0]})
-        restarting = members.start(**{"group.instance.id": instances[1]})
-        before = wait_for_split([staying, restarting], REBALANCE_TIMEOUT)
-        reports_before = len(staying.history())
+def described_members(admin: AdminClient, group_id: str) -> tuple[object, dict[str, set[int]]]:
+    """The group's state, and each static member's partitions, as
+    DescribeGroups reports them."""
+    (future,) = admin.describe_consumer_groups([group_id]).values()
+    description = future.result(timeout=CLIENT_TIMEOUT)
+    return description.state, {
+        m.group_instance_id: {tp.partition for tp in m.assignment.topic_partitions}
+        for m in description.members
+    }
 
-        # A static member sends no LeaveGroup on close (KIP-345): when it
-        # comes back under the same group.instance.id, Kafka hands it its
-        # previous partitions without a rebalance, and the other member
-        # keeps its own throughout.
-        restarting.close()
-        restarted = members.start(**{"group.instance.id": instances[1]})
+
+def test_restarted_static_leader_and_follower_keep_generation_and_assignments(server, tmp_path):
+    topic = create_topic(server, "static-members")
+    group_id = unique_name("static-members")
+    # A session long enough that a member process restarting on a busy
+    # machine is back well before it ends.
+    members = Members(
+        server, group_id, topic, tmp_path, {**SHORT_SESSION, "session.timeout.ms": 10000}
+    )
+    admin = AdminClient(confluent_config(server.bootstrap))
+    instances = [unique_name(f"instance-{name}") for name in ("leader", "b", "c")]
+    try:
+        # The first member leads a group of one and stays its leader when
+        # the others join (the coordinator keeps a leader that rejoins).
+        current = [members.start(**{"group.instance.id": instances[0]})]
+        wait_for_split(current, REBALANCE_TIMEOUT)
+        current += [members.start(**{"group.instance.id": i}) for i in instances[1:]]
+        owned = wait_for_split(current, REBALANCE_TIMEOUT)
         wait_until(
-            lambda: [staying.partitions(), restarted.partitions()] == before,
-            SETTLE_SECONDS,
-            lambda: (
-                f"assignments {[staying.partitions(), restarted.partitions()]}, "
-                f"before the restart {before}"
-            ),
-            interval=0.02,
+            lambda: len({m.generation() for m in current}) == 1,
+            CLIENT_TIMEOUT,
+            lambda: f"generations {[m.generation() for m in current]}",
         )
-        changes = staying.history()[reports_before:]
-        assert not changes, f"the member that stayed had its assignment changed: {changes}"
+        generation = current[0].generation()
+        state, assignments = described_members(admin, group_id)
+        assert state == ConsumerGroupState.STABLE
+        assert assignments == dict(zip(instances, owned, strict=True))
+
+        # A static member sends no LeaveGroup on close (KIP-345); coming
+        # back under its group.instance.id within the session timeout it
+        # gets its partitions again, in the same generation, and no other
+        # member sees a rebalance. The leader first, then a follower.
+        for index, role in ((0, "leader"), (1, "follower")):
+            events_before = [len(m.events()) for m in current]
+            current[index].close()
+            restarted = members.start(**{"group.instance.id": instances[index]})
+            wait_until(
+                lambda: restarted.partitions() == owned[index],
+                SETTLE_SECONDS,
+                lambda: f"restarted {role} owns {restarted.partitions()}, before {owned[index]}",
+                interval=0.02,
+            )
+            assert restarted.generation() == generation, (
+                f"the restarted {role} is in generation {restarted.generation()}, "
+                f"the group was in {generation}"
+            )
+            for other, member in enumerate(current):
+                if other != index:
+                    changes = member.events()[events_before[other]:]
+                    assert not changes, (
+                        f"restarting the {role} rebalanced {instances[other]}: {changes}"
+                    )
+            current[index] = restarted
+            assert described_members(admin, group_id) == (ConsumerGroupState.STABLE, assignments)
     finally:
         members.kill_all()
 

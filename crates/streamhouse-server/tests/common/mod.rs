@@ -3,6 +3,8 @@
 //! against every backend.
 #![allow(dead_code)] // each test file uses a different part
 
+pub(crate) mod agent;
+
 use std::sync::Arc;
 use std::time::Duration;
 
