@@ -14,6 +14,15 @@ from confluent_kafka import KafkaError, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 import cluster as cl
+from consumer_members import (
+    PARTITIONS,
+    Member,
+    describe,
+    poll_for,
+    produce,
+    read_everything,
+    split,
+)
 import kafka_wire as wire
 from numbered import IDEMPOTENT, NumberedProducer, check_stored_exactly_once, longest_silence
 from support import (
@@ -425,6 +434,78 @@ def test_group_reforms_on_another_agent_when_its_coordinator_dies(cluster, recor
         f"group coordinator {coordinator.agent_id} SIGKILLed: the group re-formed on "
         f"{new_coordinator.agent_id} after {reformed_after:.1f} s and resumed at the committed "
         f"offsets ({BEFORE_KILL} per partition); client errors meanwhile: {len(members.errors)}",
+    )
+
+
+def test_a_consumer_protocol_group_keeps_its_assignment_when_its_coordinator_dies(
+    cluster, record_property
+):
+    """KIP-848: the group's state is in the metadata store, so the agent
+    that takes the group over carries on at the same epochs: the members
+    keep their partitions and read on, without a rebalance."""
+    cluster.wait_for_membership()
+    topic = unique_name("cluster-kip848")
+    group_id = unique_name("cluster-kip848")
+    cluster.create_topic(topic, PARTITIONS)
+    named = {agent.agent_id: cl.coordinator(agent, group_id) for agent in cluster.agents}
+    assert len(set(named.values())) == 1, f"agents disagree on the coordinator: {named}"
+    coordinator = cluster.by_port(next(iter(named.values())))
+    survivors = [a for a in cluster.agents if a is not coordinator]
+
+    before = produce(cluster.bootstrap, topic, "before", 10)
+    members = [Member(cluster.bootstrap, group_id, [topic], f"m{i}") for i in (1, 2)]
+    try:
+        # Kafka's default heartbeat interval (5 s): a rebalance takes longer.
+        split(members, topic, [2, 2], timeout=60.0)
+        read_everything(members, before)
+        owned = [m.owned() for m in members]
+
+        killed_at = time.monotonic()
+        coordinator.kill()
+        during = produce(survivors[0].bootstrap, topic, "during", 10)
+        read_everything(members, during, timeout=60.0)
+
+        def taken_over():
+            for member in members:
+                member.poll()
+            moved = all(cl.coordinator(a, group_id) != coordinator.kafka_port for a in survivors)
+            if not moved:
+                return False
+            described = describe(survivors[0].bootstrap, group_id)
+            return described.coordinator.port != coordinator.kafka_port and described
+
+        described = wait_until(
+            taken_over,
+            REFORM_TIMEOUT,
+            lambda: f"survivors name {[cl.coordinator(a, group_id) for a in survivors]}",
+            interval=0,
+        )
+        moved_after = time.monotonic() - killed_at
+        by_member = {
+            frozenset((tp.topic, tp.partition) for tp in m.assignment.topic_partitions)
+            for m in described.members
+        }
+        assert by_member == {frozenset(o) for o in owned}, (
+            f"the new coordinator has {by_member}, the members owned {owned}"
+        )
+        # Heartbeats reach the new coordinator, and the members read on.
+        after = produce(survivors[0].bootstrap, topic, "after", 10)
+        read_everything(members, after, timeout=60.0)
+        poll_for(members, 1.0)
+        for member, had in zip(members, owned):
+            assert member.owned() == had, f"{member.name} now owns {member.owned()}, had {had}"
+            taken = member.taken_away(killed_at)
+            assert not taken, f"{member.name} gave up {taken} after the coordinator died"
+    finally:
+        for member in members:
+            member.close()
+        if not coordinator.running():
+            coordinator.start()
+
+    record_property(
+        "cluster",
+        f"consumer-protocol group coordinator {coordinator.agent_id} SIGKILLed: the group "
+        f"moved after {moved_after:.1f} s with both members keeping their partitions",
     )
 
 
