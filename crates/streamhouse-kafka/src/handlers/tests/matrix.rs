@@ -1046,3 +1046,61 @@ async fn log_dirs_and_offset_deletion_need_cluster_describe_and_group_delete() {
     );
     assert_eq!(code(harness.call(ALICE, 0, delete()).await), (0, Some(0)));
 }
+
+#[tokio::test]
+async fn the_consumer_protocol_needs_read_on_the_group_and_describe_on_its_topics() {
+    let harness = secured().await;
+    harness.topic("orders").await;
+    let join = RequestKind::ConsumerGroupHeartbeat(
+        ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(GroupId(str_bytes("modern")))
+            .with_member_id(str_bytes("m1"))
+            .with_member_epoch(0)
+            .with_rebalance_timeout_ms(30_000)
+            .with_subscribed_topic_names(Some(vec![TopicName(str_bytes("orders"))]))
+            .with_topic_partitions(Some(Vec::new())),
+    );
+    let code = |response: ResponseKind| {
+        let ResponseKind::ConsumerGroupHeartbeat(response) = response else {
+            panic!("not a consumer group heartbeat answer");
+        };
+        response.error_code
+    };
+    assert_eq!(code(harness.call(ALICE, 1, join.clone()).await), 30);
+    harness
+        .allow(ALICE, AclOperation::Read, ResourceType::Group, "modern")
+        .await;
+    assert_eq!(
+        code(harness.call(ALICE, 1, join.clone()).await),
+        29,
+        "a subscribed topic the member may not describe"
+    );
+    harness
+        .allow(ALICE, AclOperation::Describe, ResourceType::Topic, "orders")
+        .await;
+    assert_eq!(code(harness.call(ALICE, 1, join).await), 0);
+
+    let describe = RequestKind::ConsumerGroupDescribe(
+        ConsumerGroupDescribeRequest::default()
+            .with_group_ids(vec![GroupId(str_bytes("modern"))])
+            .with_include_authorized_operations(true),
+    );
+    let described = |response: ResponseKind| {
+        let ResponseKind::ConsumerGroupDescribe(response) = response else {
+            panic!("not a consumer group describe answer");
+        };
+        (
+            response.groups[0].error_code,
+            response.groups[0].authorized_operations,
+        )
+    };
+    assert_eq!(
+        described(harness.call(BOB, 1, describe.clone()).await).0,
+        30
+    );
+    // Read on the group implies Describe.
+    assert_eq!(
+        described(harness.call(ALICE, 1, describe).await),
+        (0, (1 << 3) | (1 << 8))
+    );
+}
