@@ -273,3 +273,44 @@ def test_classic_and_consumer_groups_share_a_topic(server):
     finally:
         modern.close()
         classic.close()
+
+
+def test_the_offsets_of_a_consumer_group_are_administered_like_any_groups(server):
+    """kafka-python and confluent-kafka list the group and its offsets, and
+    delete offsets as Kafka does: not those of a topic a member subscribes
+    to, any once the group is empty."""
+    from kafka import KafkaAdminClient
+    from kafka import TopicPartition as KTopicPartition
+    from kafka import errors as kafka_errors
+
+    topic = unique_name("kip848-admin")
+    group = unique_name("kip848-admin-group")
+    create_topics(server, topic)
+    records = produce(server.bootstrap, topic, "admin", 2)
+    member = Member(server.bootstrap, group, [topic], "m1")
+    old_admin = KafkaAdminClient(
+        bootstrap_servers=server.bootstrap, request_timeout_ms=int(CLIENT_TIMEOUT * 1000)
+    )
+    try:
+        read_everything([member], records)
+        member.consumer.commit(asynchronous=False)
+        listed = old_admin.list_groups(types_filter=["consumer"])
+        assert [(g["group_id"], g["group_state"]) for g in listed if g["group_id"] == group] == [
+            (group, "Stable")
+        ], listed
+        offsets = old_admin.list_group_offsets({group: None})[group]
+        assert {tp.partition: meta.offset for tp, meta in offsets.items()} == dict.fromkeys(
+            range(PARTITIONS), 2
+        )
+
+        refused = old_admin.delete_group_offsets(group, [KTopicPartition(topic, 0)])
+        assert list(refused.values()) == [kafka_errors.GroupSubscribedToTopicError], refused
+        member.close()
+        member = None
+        deleted = old_admin.delete_group_offsets(group, [KTopicPartition(topic, 0)])
+        assert all(error is kafka_errors.NoError for error in deleted.values()), deleted
+        assert committed(server.bootstrap, group, topic) == {0: -1001, 1: 2, 2: 2, 3: 2}
+    finally:
+        if member is not None:
+            member.close()
+        old_admin.close()

@@ -11,6 +11,14 @@ use super::group::{ConsumerGroup, TopicSnapshot, rebalance_timeout, topic_regex}
 use super::member::{LEAVE_EPOCH, Member, MemberState, STATIC_LEAVE_EPOCH};
 use crate::coordinator::GroupError;
 
+/// Most topic names one member may subscribe to, and most bytes they may
+/// take together: a member's subscription is kept in memory and stored
+/// with every change, so a client cannot make either large.
+pub(crate) const MAX_SUBSCRIBED_TOPICS: usize = 10_000;
+pub(crate) const MAX_SUBSCRIPTION_BYTES: usize = 1 << 20;
+/// Longest subscription pattern.
+pub(crate) const MAX_REGEX_BYTES: usize = 4096;
+
 /// What a heartbeat asks, as the handler decoded it.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct HeartbeatRequest {
@@ -108,11 +116,27 @@ impl HeartbeatRequest {
         {
             return Err(GroupError::UnsupportedAssignor { name: name.clone() });
         }
+        if let Some(names) = &self.subscribed_topic_names {
+            let bytes: usize = names.iter().map(String::len).sum();
+            if names.len() > MAX_SUBSCRIBED_TOPICS || bytes > MAX_SUBSCRIPTION_BYTES {
+                return Err(GroupError::InvalidRequest {
+                    reason: format!(
+                        "a member subscribes to at most {MAX_SUBSCRIBED_TOPICS} topics of \
+                         {MAX_SUBSCRIPTION_BYTES} bytes together"
+                    ),
+                });
+            }
+        }
         if let Some(pattern) = self
             .subscribed_topic_regex
             .as_deref()
             .filter(|p| !p.is_empty())
         {
+            if pattern.len() > MAX_REGEX_BYTES {
+                return Err(GroupError::InvalidRegularExpression {
+                    reason: format!("longer than {MAX_REGEX_BYTES} bytes"),
+                });
+            }
             topic_regex(pattern)?;
         }
         Ok(())

@@ -48,6 +48,12 @@ const TICK: Duration = Duration::from_millis(100);
 const TOPICS_TTL: Duration = Duration::from_secs(2);
 /// A slot that found no stored group is forgotten after this long unused.
 const ABSENT_TTL: Duration = Duration::from_secs(60);
+/// Slots of groups without a consumer-protocol group (looked up by offset
+/// commits and describes of other groups) kept at most, beyond the groups
+/// held: past it they are dropped at once rather than after
+/// [`ABSENT_TTL`], so that requests naming ever new groups cannot grow the
+/// map.
+const MAX_IDLE_SLOTS: usize = 10_000;
 
 /// A group as this coordinator holds it.
 enum Held {
@@ -130,13 +136,20 @@ impl ConsumerGroups {
 
     fn slot(&self, group_id: &str) -> Arc<Slot> {
         let now = Instant::now();
-        let slot = self
-            .inner
-            .slots
-            .lock()
+        let mut slots = self.inner.slots.lock();
+        if !slots.contains_key(group_id)
+            && slots.len() >= self.inner.limits.max_groups.saturating_add(MAX_IDLE_SLOTS)
+        {
+            // Drop the slots nobody uses that hold no group.
+            slots.retain(|_, slot| {
+                Arc::strong_count(slot) > 1 || matches!(*slot.held.lock(), Held::Loaded(_))
+            });
+        }
+        let slot = slots
             .entry(group_id.to_string())
             .or_insert_with(|| Arc::new(Slot::new(now)))
             .clone();
+        drop(slots);
         *slot.last_used.lock() = now;
         slot
     }

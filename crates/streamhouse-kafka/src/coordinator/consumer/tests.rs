@@ -568,3 +568,24 @@ async fn offset_commits_and_fetches_are_checked_against_member_epochs() {
     assert_eq!(g.delete_if_empty("g").await, Ok(true));
     assert!(!g.exists("g").await.unwrap());
 }
+
+#[tokio::test]
+async fn lookups_of_ever_new_groups_do_not_grow_the_coordinator() {
+    let limits = GroupLimits {
+        max_groups: 2,
+        ..GroupLimits::default()
+    };
+    let h = Harness::start(limits, &[("orders", 1)]).await;
+    ok(&h.groups, join("m1", &["orders"])).await;
+    for i in 0..super::MAX_IDLE_SLOTS + 500 {
+        assert!(!h.groups.exists(&format!("other-{i}")).await.unwrap());
+    }
+    let held = h.groups.inner.slots.lock().len();
+    assert!(
+        held <= 2 + super::MAX_IDLE_SLOTS,
+        "{held} slots held after lookups of unknown groups"
+    );
+    // The group with a member is still there.
+    assert!(h.groups.exists("g").await.unwrap());
+    assert_eq!(ok(&h.groups, beat("m1", 1, None)).await.member_epoch, 1);
+}
