@@ -452,11 +452,11 @@ def test_a_consumer_protocol_group_keeps_its_assignment_when_its_coordinator_die
     coordinator = cluster.by_port(next(iter(named.values())))
     survivors = [a for a in cluster.agents if a is not coordinator]
 
-    before = produce(cluster.bootstrap, topic, "before", 10)
     members = [Member(cluster.bootstrap, group_id, [topic], f"m{i}") for i in (1, 2)]
     try:
         # Kafka's default heartbeat interval (5 s): a rebalance takes longer.
         split(members, topic, [2, 2], timeout=60.0)
+        before = produce(cluster.bootstrap, topic, "before", 10)
         read_everything(members, before)
         owned = [m.owned() for m in members]
 
