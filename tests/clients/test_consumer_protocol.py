@@ -106,8 +106,10 @@ def test_a_member_joining_takes_its_share_without_stopping_the_others(server):
         while members:
             members.pop().close()
 
-        # The committed offsets survive the group emptying: a new member
-        # reads on from them.
+        # The committed offsets survive the group emptying and the agent
+        # restarting: a new member reads on from them.
+        assert server.stop() == 0
+        server.start()
         third = produce(server.bootstrap, topic, "third", 3)
         m4 = Member(server.bootstrap, group, [topic], "m4")
         members.append(m4)

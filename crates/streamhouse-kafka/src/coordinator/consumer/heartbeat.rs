@@ -250,7 +250,11 @@ impl ConsumerGroup {
 
         // The member's subscription counts from here on.
         self.put_member(member.clone());
-        if bump || self.snapshot_generation != Some(env.topics.generation) {
+        // Generation 0: the topics were never listed (the metadata store
+        // did not answer); the subscriptions are left as they are rather
+        // than emptied.
+        let listed = env.topics.generation > 0;
+        if listed && (bump || self.snapshot_generation != Some(env.topics.generation)) {
             let subscribed = self.subscribed_among(&env.topics.by_name);
             if subscribed != self.subscribed {
                 self.subscribed = subscribed;

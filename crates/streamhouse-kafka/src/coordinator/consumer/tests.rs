@@ -589,3 +589,43 @@ async fn lookups_of_ever_new_groups_do_not_grow_the_coordinator() {
     assert!(h.groups.exists("g").await.unwrap());
     assert_eq!(ok(&h.groups, beat("m1", 1, None)).await.member_epoch, 1);
 }
+
+#[test]
+fn topics_never_listed_leave_the_subscriptions_alone() {
+    use super::group::{ConsumerGroup, TopicInfo, TopicSnapshot};
+    use super::heartbeat::HeartbeatEnv;
+
+    let orders = Uuid::from_bytes([1; 16]);
+    let listed = TopicSnapshot {
+        generation: 1,
+        by_name: [(
+            "orders".to_string(),
+            TopicInfo {
+                id: orders,
+                partitions: 2,
+            },
+        )]
+        .into(),
+    };
+    let env = |topics| HeartbeatEnv {
+        now: tokio::time::Instant::now(),
+        session_timeout: Duration::from_secs(45),
+        heartbeat_interval_ms: 5_000,
+        max_size: 10,
+        topics,
+    };
+    let mut group = ConsumerGroup::new("g".into());
+    let joined = group
+        .heartbeat(&join("m1", &["orders"]), &env(&listed))
+        .expect("join");
+    assert_eq!(joined.assignment, Some(set(orders, &[0, 1])));
+    // A coordinator that could not list topics (the metadata store is
+    // down) must not take the group's partitions away.
+    let unknown = TopicSnapshot::default();
+    let answer = group
+        .heartbeat(&beat("m1", 1, Some(set(orders, &[0, 1]))), &env(&unknown))
+        .expect("heartbeat");
+    assert_eq!(answer.member_epoch, 1);
+    assert_eq!(group.group_epoch, 1);
+    assert_eq!(group.members["m1"].assigned, set(orders, &[0, 1]));
+}
