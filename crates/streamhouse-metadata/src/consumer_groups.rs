@@ -55,6 +55,10 @@ pub struct ConsumerGroupMemberRecord {
     pub rack_id: Option<String>,
     pub client_id: String,
     pub client_host: String,
+    /// The principal of the member's connection (`User:NAME`), for
+    /// authorizing what a pattern subscription matches.
+    #[serde(default)]
+    pub principal: Option<String>,
     pub rebalance_timeout_ms: i32,
     /// `group.remote.assignor`, when the member names one.
     pub server_assignor: Option<String>,

@@ -352,6 +352,10 @@ impl ConsumerGroupLog for LayeredStore {
     async fn list_consumer_groups(&self) -> Result<Vec<ConsumerGroupListing>> {
         self.consumer_groups.list_consumer_groups().await
     }
+
+    async fn consumer_group_version(&self, group_id: &str) -> Result<Option<i64>> {
+        self.consumer_groups.consumer_group_version(group_id).await
+    }
 }
 
 #[async_trait]

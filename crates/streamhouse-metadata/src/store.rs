@@ -306,6 +306,10 @@ pub trait ConsumerGroupLog: Send + Sync + Debug + 'static {
 
     /// Every stored group with its state and member count, ordered by id.
     async fn list_consumer_groups(&self) -> Result<Vec<ConsumerGroupListing>>;
+
+    /// The stored group's version, if it is stored: a cheap check of
+    /// whether a copy held in memory is still the latest.
+    async fn consumer_group_version(&self, group_id: &str) -> Result<Option<i64>>;
 }
 
 /// Users: SCRAM credentials, one per user and mechanism. Every change bumps

@@ -2740,6 +2740,7 @@ fn consumer_member(id: &str, epoch: i32, partitions: &[i32]) -> ConsumerGroupMem
         rack_id: None,
         client_id: "client".into(),
         client_host: "/127.0.0.1".into(),
+        principal: Some("User:alice".into()),
         rebalance_timeout_ms: 300_000,
         server_assignor: Some("uniform".into()),
         subscribed_topic_names: vec!["orders".into()],
@@ -2818,6 +2819,8 @@ async fn consumer_groups_save_only_from_the_version_they_read(store: Arc<dyn Met
     assert_eq!(store.save_consumer_group(&stale).await.unwrap(), None);
     let loaded = store.load_consumer_group("g1").await.unwrap().unwrap();
     assert_eq!((loaded.version, loaded.group_epoch), (2, 2));
+    assert_eq!(store.consumer_group_version("g1").await.unwrap(), Some(2));
+    assert_eq!(store.consumer_group_version("nobody").await.unwrap(), None);
     let members: Vec<(&str, i32)> = loaded
         .members
         .iter()

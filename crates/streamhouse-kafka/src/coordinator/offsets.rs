@@ -213,6 +213,11 @@ impl GroupCoordinator {
             if self.inner.classic.lock().contains_key(&group_id) {
                 continue;
             }
+            if let Some(consumer) = &self.inner.consumer
+                && consumer.has_members(&group_id).await.unwrap_or(true)
+            {
+                continue;
+            }
             let removed = store.expire_offsets(&group_id, committed_before).await?;
             if removed > 0 {
                 tracing::info!(group = %group_id, offsets = removed,

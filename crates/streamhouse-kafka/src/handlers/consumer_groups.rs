@@ -100,6 +100,7 @@ pub(crate) async fn heartbeat(
         owned,
         client_id: context.client_id.clone(),
         client_host: context.client_host.clone(),
+        principal: Some(context.caller.principal.to_string()),
     };
     let outcome = match broker.groups.consumer() {
         Ok(consumer) => {

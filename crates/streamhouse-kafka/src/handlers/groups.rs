@@ -95,6 +95,11 @@ pub(crate) fn join(
 /// (INCONSISTENT_GROUP_PROTOCOL); an empty one gives way, as Kafka
 /// replaces an empty consumer group with a classic one.
 async fn classic_join_allowed(broker: &Broker, group_id: &str) -> Result<(), GroupError> {
+    // A classic group held here excludes a consumer group of the same id:
+    // its rebalances need no look at the metadata store.
+    if broker.groups.is_classic(group_id) {
+        return Ok(());
+    }
     let Ok(consumer) = broker.groups.consumer() else {
         return Ok(());
     };

@@ -285,13 +285,18 @@ pub(crate) async fn fetch(
             });
             let response =
                 OffsetFetchResponseGroup::default().with_group_id(group.group_id.clone());
-            let member_check = fetch_allowed(
-                broker,
-                &group.group_id.0,
-                group.member_id.as_deref(),
-                group.member_epoch,
-            )
-            .await;
+            let member_check = match access.group(AclOperation::Describe, &group.group_id.0) {
+                Err(code) => Err(code),
+                Ok(()) => {
+                    fetch_allowed(
+                        broker,
+                        &group.group_id.0,
+                        group.member_id.as_deref(),
+                        group.member_epoch,
+                    )
+                    .await
+                }
+            };
             if let Err(code) = member_check {
                 groups.push(response.with_error_code(code));
                 continue;

@@ -424,7 +424,11 @@ async fn txn_commit_member_check(
             Ok(())
         };
     }
-    if names_member && let Ok(consumer) = broker.groups.consumer() {
+    // A consumer-protocol group checks every commit: one naming no member
+    // is accepted only while the group is empty (Kafka's rule).
+    if !broker.groups.is_classic(group)
+        && let Ok(consumer) = broker.groups.consumer()
+    {
         match consumer
             .validate_commit(group, member_id, generation, 3, true)
             .await

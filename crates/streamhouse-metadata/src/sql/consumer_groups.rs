@@ -39,6 +39,8 @@ pub(crate) const DELETE_MEMBERS: &str = "DELETE FROM consumer_group_members WHER
 pub(crate) const DELETE_GROUP: &str =
     "DELETE FROM consumer_groups WHERE group_id = $1 AND version = $2";
 
+pub(crate) const SELECT_VERSION: &str = "SELECT version FROM consumer_groups WHERE group_id = $1";
+
 pub(crate) const LIST_GROUPS: &str = "SELECT g.group_id, g.state, \
      (SELECT COUNT(*) FROM consumer_group_members m WHERE m.group_id = g.group_id) AS members \
      FROM consumer_groups g ORDER BY g.group_id";
@@ -88,6 +90,7 @@ where
     for<'r> GroupRow: FromRow<'r, <S::Db as Database>::Row>,
     for<'r> ListingRow: FromRow<'r, <S::Db as Database>::Row>,
     for<'r> (String,): FromRow<'r, <S::Db as Database>::Row>,
+    for<'r> (i64,): FromRow<'r, <S::Db as Database>::Row>,
 {
     async fn load_consumer_group(
         &self,
@@ -244,5 +247,13 @@ where
                 members: row.members,
             })
             .collect())
+    }
+
+    async fn consumer_group_version(&self, group_id: &str) -> crate::Result<Option<i64>> {
+        sqlx::query_scalar::<S::Db, i64>(SELECT_VERSION)
+            .bind(group_id)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(|e| MetadataError::from_sqlx("consumer group version", e))
     }
 }

@@ -38,16 +38,32 @@ impl StorageEngine {
         group_id: &str,
         expected_version: i64,
     ) -> Result<bool> {
-        Ok(self
-            .inner
-            .metadata
-            .delete_consumer_group(group_id, expected_version)
-            .await?)
+        Ok(within_lookup_timeout(
+            "delete consumer group",
+            self.inner
+                .metadata
+                .delete_consumer_group(group_id, expected_version),
+        )
+        .await?)
     }
 
     /// Every stored group with its state and member count.
     pub async fn list_consumer_groups(&self) -> Result<Vec<ConsumerGroupListing>> {
-        Ok(self.inner.metadata.list_consumer_groups().await?)
+        Ok(within_lookup_timeout(
+            "list consumer groups",
+            self.inner.metadata.list_consumer_groups(),
+        )
+        .await?)
+    }
+
+    /// The stored group's version, if stored: whether a held copy is
+    /// still the latest.
+    pub async fn consumer_group_version(&self, group_id: &str) -> Result<Option<i64>> {
+        Ok(within_lookup_timeout(
+            "consumer group version",
+            self.inner.metadata.consumer_group_version(group_id),
+        )
+        .await?)
     }
 }
 

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::assignment;
 use super::assignor::{self, ASSIGNORS, MemberSpec};
-use super::member::Member;
+use super::member::{MayDescribe, Member};
 use crate::coordinator::GroupError;
 
 /// A topic as the group knows it.
@@ -95,11 +95,14 @@ impl ConsumerGroup {
         }
     }
 
-    /// The group as stored; every member gets a session from `now`.
+    /// The group as stored. Members `previous` (the copy held before)
+    /// knows keep their deadlines; the others get a session from `now`.
     pub(crate) fn from_record(
         record: &ConsumerGroupRecord,
         now: Instant,
         session: Duration,
+        max_rebalance_timeout: Duration,
+        previous: Option<&ConsumerGroup>,
     ) -> Result<Self, String> {
         let mut group = ConsumerGroup::new(record.group_id.clone());
         group.version = Some(record.version);
@@ -118,13 +121,37 @@ impl ConsumerGroup {
         }
         for stored in &record.members {
             let member = Member::from_record(stored)?;
-            group.start_session(&member.member_id, now, session);
-            if member.state == super::member::MemberState::UnrevokedPartitions {
-                let deadline = now + rebalance_timeout(&member);
-                if let Some(timers) = group.timers.get_mut(&member.member_id) {
-                    timers.revocation = Some((member.member_epoch, deadline));
-                }
-            }
+            let known = previous.and_then(|p| {
+                let timers = p.timers.get(&member.member_id)?;
+                Some((p.members.get(&member.member_id)?, *timers))
+            });
+            let revoking = member.state == super::member::MemberState::UnrevokedPartitions;
+            let timers = match known {
+                Some((held, timers)) => Timers {
+                    session: timers.session,
+                    revocation: timers.revocation.filter(|(epoch, _)| {
+                        revoking
+                            && held.member_epoch == member.member_epoch
+                            && *epoch == member.member_epoch
+                    }),
+                },
+                None => Timers {
+                    session: now + session,
+                    revocation: None,
+                },
+            };
+            let timers = Timers {
+                revocation: timers.revocation.or_else(|| {
+                    revoking.then(|| {
+                        (
+                            member.member_epoch,
+                            now + rebalance_timeout(&member, max_rebalance_timeout),
+                        )
+                    })
+                }),
+                ..timers
+            };
+            group.timers.insert(member.member_id.clone(), timers);
             group.put_member(member);
         }
         Ok(group)
@@ -202,18 +229,24 @@ impl ConsumerGroup {
         timers.session = now + session;
     }
 
-    /// The existing topics `member` subscribes to, by name or pattern,
-    /// among `topics`.
-    fn member_topics(member: &Member, topics: &BTreeMap<String, TopicInfo>) -> BTreeSet<Uuid> {
+    /// The existing topics `member` subscribes to: by name, or matched by
+    /// its pattern (`patterns`, compiled once per pass) among the topics
+    /// it may describe.
+    fn member_topics(
+        member: &Member,
+        topics: &BTreeMap<String, TopicInfo>,
+        patterns: &HashMap<String, Regex>,
+        may_describe: &MayDescribe,
+    ) -> BTreeSet<Uuid> {
         let pattern = member
             .subscribed_topic_regex
             .as_deref()
-            .and_then(|p| topic_regex(p).ok());
+            .and_then(|p| patterns.get(p));
         topics
             .iter()
             .filter(|(name, _)| {
                 member.subscribed_topic_names.binary_search(name).is_ok()
-                    || pattern.as_ref().is_some_and(|re| re.is_match(name))
+                    || pattern.is_some_and(|re| re.is_match(name) && may_describe(member, name))
             })
             .map(|(_, info)| info.id)
             .collect()
@@ -267,13 +300,19 @@ impl ConsumerGroup {
 
     /// Computes the target assignment for the group epoch: every member's
     /// target, starting from the previous one.
-    pub(crate) fn update_target(&mut self) {
+    pub(crate) fn update_target(&mut self, may_describe: &MayDescribe) {
         let topics: BTreeMap<Uuid, i32> = self
             .subscribed
             .values()
             .map(|t| (t.id, t.partitions))
             .collect();
         let assignor = self.preferred_assignor();
+        let patterns: HashMap<String, Regex> = self
+            .members
+            .values()
+            .filter_map(|m| m.subscribed_topic_regex.as_deref())
+            .filter_map(|p| Some((p.to_string(), topic_regex(p).ok()?)))
+            .collect();
         let targets = {
             let specs: Vec<MemberSpec<'_>> = self
                 .members
@@ -281,7 +320,7 @@ impl ConsumerGroup {
                 .map(|m| MemberSpec {
                     member_id: &m.member_id,
                     instance_id: m.instance_id.as_deref(),
-                    topics: Self::member_topics(m, &self.subscribed),
+                    topics: Self::member_topics(m, &self.subscribed, &patterns, may_describe),
                     current: &m.target,
                 })
                 .collect();
@@ -356,9 +395,10 @@ impl ConsumerGroup {
     }
 }
 
-/// The longest a member may take to revoke partitions.
-pub(crate) fn rebalance_timeout(member: &Member) -> Duration {
-    Duration::from_millis(u64::try_from(member.rebalance_timeout_ms).unwrap_or(0))
+/// The longest a member may take to revoke partitions: its rebalance
+/// timeout (`max.poll.interval.ms`), within the coordinator's bound.
+pub(crate) fn rebalance_timeout(member: &Member, max: Duration) -> Duration {
+    Duration::from_millis(u64::try_from(member.rebalance_timeout_ms).unwrap_or(0)).min(max)
 }
 
 /// Largest compiled form of a subscription pattern; a larger one is
@@ -366,13 +406,18 @@ pub(crate) fn rebalance_timeout(member: &Member) -> Duration {
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
 /// A subscription pattern as Kafka matches it (RE2 syntax, against the
-/// whole topic name).
+/// whole topic name). The pattern must be valid on its own, so that it
+/// cannot escape the anchors around it (`a)|(b`).
 pub(crate) fn topic_regex(pattern: &str) -> Result<Regex, GroupError> {
-    regex::RegexBuilder::new(&format!("^(?:{pattern})$"))
-        .size_limit(REGEX_SIZE_LIMIT)
-        .dfa_size_limit(REGEX_SIZE_LIMIT)
-        .build()
-        .map_err(|e| GroupError::InvalidRegularExpression {
-            reason: e.to_string(),
-        })
+    let build = |source: &str| {
+        regex::RegexBuilder::new(source)
+            .size_limit(REGEX_SIZE_LIMIT)
+            .dfa_size_limit(REGEX_SIZE_LIMIT)
+            .build()
+            .map_err(|e| GroupError::InvalidRegularExpression {
+                reason: e.to_string(),
+            })
+    };
+    build(pattern)?;
+    build(&format!("^(?:{pattern})$"))
 }

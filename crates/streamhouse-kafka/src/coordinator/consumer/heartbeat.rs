@@ -8,7 +8,7 @@ use tokio::time::Instant;
 
 use super::assignment::Assignment;
 use super::group::{ConsumerGroup, TopicSnapshot, rebalance_timeout, topic_regex};
-use super::member::{LEAVE_EPOCH, Member, MemberState, STATIC_LEAVE_EPOCH};
+use super::member::{LEAVE_EPOCH, MayDescribe, Member, MemberState, STATIC_LEAVE_EPOCH};
 use crate::coordinator::GroupError;
 
 /// Most topic names one member may subscribe to, and most bytes they may
@@ -16,6 +16,9 @@ use crate::coordinator::GroupError;
 /// with every change, so a client cannot make either large.
 pub(crate) const MAX_SUBSCRIBED_TOPICS: usize = 10_000;
 pub(crate) const MAX_SUBSCRIPTION_BYTES: usize = 1 << 20;
+/// Most bytes of topic names the members of one group may subscribe to
+/// together.
+pub(crate) const MAX_GROUP_SUBSCRIPTION_BYTES: usize = 16 << 20;
 /// Longest subscription pattern.
 pub(crate) const MAX_REGEX_BYTES: usize = 4096;
 
@@ -36,6 +39,8 @@ pub(crate) struct HeartbeatRequest {
     pub(crate) owned: Option<Assignment>,
     pub(crate) client_id: String,
     pub(crate) client_host: String,
+    /// The principal of the member's connection (`User:NAME`).
+    pub(crate) principal: Option<String>,
 }
 
 /// What the member is told.
@@ -54,7 +59,12 @@ pub(crate) struct HeartbeatEnv<'a> {
     pub(crate) session_timeout: Duration,
     pub(crate) heartbeat_interval_ms: i32,
     pub(crate) max_size: usize,
+    /// The longest a member is given to revoke partitions, whatever it
+    /// asks for.
+    pub(crate) max_rebalance_timeout: Duration,
     pub(crate) topics: &'a TopicSnapshot,
+    /// Whether a member may Describe a topic its pattern matches.
+    pub(crate) may_describe: &'a MayDescribe,
 }
 
 impl HeartbeatRequest {
@@ -147,7 +157,7 @@ impl HeartbeatRequest {
     fn is_full(&self) -> bool {
         self.member_epoch == 0
             || (self.rebalance_timeout_ms != -1
-                && self.subscribed_topic_names.is_some()
+                && (self.subscribed_topic_names.is_some() || self.subscribed_topic_regex.is_some())
                 && self.owned.is_some())
     }
 }
@@ -193,7 +203,8 @@ impl ConsumerGroup {
                 .as_ref()
                 .is_none_or(|r| regex_or_none(r) == member.subscribed_topic_regex)
             && request.client_id == member.client_id
-            && request.client_host == member.client_host;
+            && request.client_host == member.client_host
+            && request.principal == member.principal;
         if !unchanged {
             return None;
         }
@@ -246,7 +257,25 @@ impl ConsumerGroup {
         }
         member.client_id = request.client_id.clone();
         member.client_host = request.client_host.clone();
-        bump |= !member.same_subscription(&base);
+        member.principal = request.principal.clone();
+        if !member.same_subscription(&base) {
+            bump = true;
+            let others: usize = self
+                .members
+                .values()
+                .filter(|m| m.member_id != member.member_id)
+                .flat_map(|m| m.subscribed_topic_names.iter().map(String::len))
+                .sum();
+            let mine: usize = member.subscribed_topic_names.iter().map(String::len).sum();
+            if others + mine > MAX_GROUP_SUBSCRIPTION_BYTES {
+                return Err(GroupError::InvalidRequest {
+                    reason: format!(
+                        "the group's members subscribe to more than \
+                         {MAX_GROUP_SUBSCRIPTION_BYTES} bytes of topic names"
+                    ),
+                });
+            }
+        }
 
         // The member's subscription counts from here on.
         self.put_member(member.clone());
@@ -267,7 +296,7 @@ impl ConsumerGroup {
             tracing::info!(group = %self.group_id, epoch = self.group_epoch, "bumped the group epoch");
         }
         if self.group_epoch > self.assignment_epoch {
-            self.update_target();
+            self.update_target(env.may_describe);
         }
         let member = self
             .members
@@ -295,7 +324,7 @@ impl ConsumerGroup {
                 .filter(|(epoch, _)| *epoch == reconciled.member_epoch);
             keep.unwrap_or((
                 reconciled.member_epoch,
-                env.now + rebalance_timeout(&reconciled),
+                env.now + rebalance_timeout(&reconciled, env.max_rebalance_timeout),
             ))
         });
         if let Some(timers) = self.timers.get_mut(&member_id) {
@@ -343,7 +372,7 @@ impl ConsumerGroup {
         let member_id = request.member_id.clone();
         if let Some(instance) = &request.instance_id
             && let Some(holder) = self.static_member(instance).cloned()
-            && holder.member_id != member_id
+            && (holder.member_id != member_id || holder.has_left_temporarily())
         {
             if !holder.has_left_temporarily() {
                 return Err(GroupError::UnreleasedInstanceId {
@@ -361,8 +390,17 @@ impl ConsumerGroup {
                 instance = %instance, "static member rejoined");
             return Ok((comeback, false));
         }
-        // The coordinator works on a copy of the group, so a refusal below
-        // leaves the member that rejoined in place.
+        if let Some(existing) = self.members.get(&member_id)
+            && existing.previous_member_epoch == 0
+            && existing.member_epoch > 0
+        {
+            // The answer to its join was lost: it is the member that
+            // joined, at its first epoch (Kafka's rule).
+            return Ok((existing.clone(), false));
+        }
+        // A member joining again under the id it had starts over. The
+        // coordinator works on a copy of the group, so a refusal below
+        // leaves it in place.
         let rejoined = self.remove_member(&member_id).is_some();
         if self.members.len() >= env.max_size {
             return Err(GroupError::GroupMaxSizeReached {
@@ -409,7 +447,7 @@ impl ConsumerGroup {
             }
             tracing::info!(group = %self.group_id, member = %member_id, "static member left for now");
         } else {
-            self.fence(&member_id, "left the group");
+            self.fence(&member_id, "left the group", env.may_describe);
         }
         Ok(HeartbeatAnswer {
             member_id,
@@ -421,7 +459,7 @@ impl ConsumerGroup {
 
     /// Removes a member (left, session expired, revocation too slow): its
     /// partitions go to the others at a new group epoch.
-    pub(crate) fn fence(&mut self, member_id: &str, why: &str) {
+    pub(crate) fn fence(&mut self, member_id: &str, why: &str, may_describe: &MayDescribe) {
         if self.remove_member(member_id).is_none() {
             return;
         }
@@ -430,7 +468,7 @@ impl ConsumerGroup {
         self.subscribed = self.subscribed_among(&all);
         self.group_epoch += 1;
         if !self.members.is_empty() {
-            self.update_target();
+            self.update_target(may_describe);
         }
     }
 

@@ -18,6 +18,9 @@ pub(crate) const LEAVE_EPOCH: i32 = -1;
 /// The epoch a static member leaves with when it will come back.
 pub(crate) const STATIC_LEAVE_EPOCH: i32 = -2;
 
+/// Whether a member may Describe a topic its pattern subscription matches.
+pub(crate) type MayDescribe = dyn Fn(&Member, &str) -> bool + Send + Sync;
+
 /// Where a member is in its reconciliation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum MemberState {
@@ -55,6 +58,8 @@ pub(crate) struct Member {
     pub(crate) rack_id: Option<String>,
     pub(crate) client_id: String,
     pub(crate) client_host: String,
+    /// The principal the member last heart-beat as (`User:NAME`).
+    pub(crate) principal: Option<String>,
     pub(crate) rebalance_timeout_ms: i32,
     pub(crate) server_assignor: Option<String>,
     /// Sorted, without repeats.
@@ -76,6 +81,7 @@ impl Member {
             rack_id: None,
             client_id: String::new(),
             client_host: String::new(),
+            principal: None,
             rebalance_timeout_ms: 0,
             server_assignor: None,
             subscribed_topic_names: Vec::new(),
@@ -223,6 +229,7 @@ impl Member {
             rack_id: self.rack_id.clone(),
             client_id: self.client_id.clone(),
             client_host: self.client_host.clone(),
+            principal: self.principal.clone(),
             rebalance_timeout_ms: self.rebalance_timeout_ms,
             server_assignor: self.server_assignor.clone(),
             subscribed_topic_names: self.subscribed_topic_names.clone(),
@@ -248,6 +255,7 @@ impl Member {
             rack_id: record.rack_id.clone(),
             client_id: record.client_id.clone(),
             client_host: record.client_host.clone(),
+            principal: record.principal.clone(),
             rebalance_timeout_ms: record.rebalance_timeout_ms,
             server_assignor: record.server_assignor.clone(),
             subscribed_topic_names: names,
@@ -342,6 +350,7 @@ mod tests {
     fn the_stored_form_round_trips() {
         let mut m = member(4, &[1], &[1, 2]);
         m.instance_id = Some("i".into());
+        m.principal = Some("User:alice".into());
         m.subscribed_topic_names = vec!["a".into(), "b".into()];
         m.state = MemberState::UnreleasedPartitions;
         assert_eq!(Member::from_record(&m.to_record()), Ok(m));

@@ -10,7 +10,8 @@
 //!
 //! - `group.rs`: the group in memory; `heartbeat.rs`: the protocol's steps
 //!   on it; `member.rs`: a member's reconciliation; `assignor.rs`: the
-//!   `uniform` and `range` assignors; `assignment.rs`: partition sets.
+//!   `uniform` and `range` assignors; `assignment.rs`: partition sets;
+//!   `slots.rs`: the groups held, loaded and saved, and their timers.
 //!
 //! The invariant that matters: a change is answered only once saved, and
 //! a save names the version it was computed from, so two agents that both
@@ -21,72 +22,39 @@ mod assignor;
 mod group;
 mod heartbeat;
 mod member;
+mod slots;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
-use std::time::Duration;
 
 use parking_lot::Mutex;
 use streamhouse_storage::StorageEngine;
-use tokio::task::JoinHandle;
-use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
+use streamhouse_storage::security::{AclOperation, Caller, Principal, ResourceType};
 use uuid::Uuid;
 
 pub(crate) use assignment::Assignment;
 pub(crate) use group::ConsumerGroupState;
-use group::{ConsumerGroup, TopicInfo, TopicSnapshot};
-pub(crate) use heartbeat::{HeartbeatAnswer, HeartbeatEnv, HeartbeatRequest};
+use group::{ConsumerGroup, TopicSnapshot};
+pub(crate) use heartbeat::{HeartbeatAnswer, HeartbeatRequest};
+use member::{MayDescribe, Member};
+use slots::{Held, ListedTopics, Slot};
 
 use super::{GroupError, GroupLimits, GroupSummary, MemberSummary, OffsetDeleteScope};
 
-/// How often session and revocation deadlines are checked.
-const TICK: Duration = Duration::from_millis(100);
-/// How long the topic list used for subscriptions is trusted.
-const TOPICS_TTL: Duration = Duration::from_secs(2);
-/// A slot that found no stored group is forgotten after this long unused.
-const ABSENT_TTL: Duration = Duration::from_secs(60);
-/// Slots of groups without a consumer-protocol group (looked up by offset
-/// commits and describes of other groups) kept at most, beyond the groups
-/// held: past it they are dropped at once rather than after
-/// [`ABSENT_TTL`], so that requests naming ever new groups cannot grow the
-/// map.
-const MAX_IDLE_SLOTS: usize = 10_000;
-
-/// A group as this coordinator holds it.
-enum Held {
-    /// Not read from the store yet (or dropped after a conflict).
-    Unloaded,
-    /// The store has no consumer-protocol group of this id.
-    Absent,
-    Loaded(Box<ConsumerGroup>),
-}
-
-struct Slot {
-    /// Serialises changes: held while a change is computed and saved.
-    writer: tokio::sync::Mutex<()>,
-    held: Mutex<Held>,
-    last_used: Mutex<Instant>,
-}
-
-impl Slot {
-    fn new(now: Instant) -> Self {
-        Self {
-            writer: tokio::sync::Mutex::new(()),
-            held: Mutex::new(Held::Unloaded),
-            last_used: Mutex::new(now),
-        }
-    }
-}
+/// Whether a principal (`User:NAME`) connecting from a host may Describe
+/// a topic.
+type Authorize = dyn Fn(&str, &str, &str) -> bool + Send + Sync;
 
 struct Inner {
     engine: StorageEngine,
     limits: GroupLimits,
     slots: Mutex<HashMap<String, Arc<Slot>>>,
-    topics: Mutex<(Arc<TopicSnapshot>, Option<Instant>)>,
+    topics: Mutex<ListedTopics>,
     topics_refresh: tokio::sync::Mutex<()>,
+    /// What a member's pattern subscription may match.
+    authorize: Arc<Authorize>,
 }
 
 /// The consumer-protocol groups this agent coordinates.
@@ -123,6 +91,17 @@ pub(crate) struct DescribedConsumerGroup {
 
 impl ConsumerGroups {
     pub(crate) fn new(engine: StorageEngine, limits: GroupLimits) -> Self {
+        let authorizer = engine.clone();
+        let authorize = move |principal: &str, host: &str, topic: &str| {
+            Principal::parse(principal).is_ok_and(|principal| {
+                authorizer.authorize(
+                    &Caller::new(principal, host),
+                    AclOperation::Describe,
+                    ResourceType::Topic,
+                    topic,
+                )
+            })
+        };
         Self {
             inner: Arc::new(Inner {
                 engine,
@@ -130,141 +109,21 @@ impl ConsumerGroups {
                 slots: Mutex::new(HashMap::new()),
                 topics: Mutex::new((Arc::new(TopicSnapshot::default()), None)),
                 topics_refresh: tokio::sync::Mutex::new(()),
+                authorize: Arc::new(authorize),
             }),
         }
     }
 
-    fn slot(&self, group_id: &str) -> Arc<Slot> {
-        let now = Instant::now();
-        let mut slots = self.inner.slots.lock();
-        if !slots.contains_key(group_id)
-            && slots.len() >= self.inner.limits.max_groups.saturating_add(MAX_IDLE_SLOTS)
-        {
-            // Drop the slots nobody uses that hold no group.
-            slots.retain(|_, slot| {
-                Arc::strong_count(slot) > 1 || matches!(*slot.held.lock(), Held::Loaded(_))
-            });
-        }
-        let slot = slots
-            .entry(group_id.to_string())
-            .or_insert_with(|| Arc::new(Slot::new(now)))
-            .clone();
-        drop(slots);
-        *slot.last_used.lock() = now;
-        slot
-    }
-
-    fn env<'a>(&self, topics: &'a TopicSnapshot) -> HeartbeatEnv<'a> {
-        HeartbeatEnv {
-            now: Instant::now(),
-            session_timeout: self.inner.limits.consumer_session_timeout,
-            heartbeat_interval_ms: i32::try_from(
-                self.inner.limits.consumer_heartbeat_interval.as_millis(),
-            )
-            .unwrap_or(i32::MAX),
-            max_size: self.inner.limits.max_group_size,
-            topics,
-        }
-    }
-
-    /// The cluster's topics, listed at most every [`TOPICS_TTL`]; while
-    /// they cannot be listed, the last list.
-    async fn topics(&self) -> Arc<TopicSnapshot> {
-        let fresh = |held: &(Arc<TopicSnapshot>, Option<Instant>)| {
-            held.1.is_some_and(|at| at.elapsed() < TOPICS_TTL)
-        };
-        {
-            let held = self.inner.topics.lock();
-            if fresh(&held) {
-                return held.0.clone();
-            }
-        }
-        let _refreshing = self.inner.topics_refresh.lock().await;
-        {
-            let held = self.inner.topics.lock();
-            if fresh(&held) {
-                return held.0.clone();
-            }
-        }
-        match self.inner.engine.list_topics().await {
-            Ok(topics) => {
-                let by_name: BTreeMap<String, TopicInfo> = topics
-                    .iter()
-                    .filter_map(|t| {
-                        let id = Uuid::parse_str(&t.topic_id).ok()?;
-                        Some((
-                            t.name.clone(),
-                            TopicInfo {
-                                id,
-                                partitions: t.partition_count,
-                            },
-                        ))
-                    })
-                    .collect();
-                let mut held = self.inner.topics.lock();
-                if held.0.by_name != by_name || held.1.is_none() {
-                    let generation = held.0.generation + 1;
-                    held.0 = Arc::new(TopicSnapshot {
-                        generation,
-                        by_name,
-                    });
-                }
-                held.1 = Some(Instant::now());
-                held.0.clone()
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot list topics for consumer group subscriptions");
-                self.inner.topics.lock().0.clone()
-            }
-        }
-    }
-
-    /// Groups held with members: what `max_groups` bounds.
-    fn groups_with_members(&self) -> usize {
-        let slots: Vec<Arc<Slot>> = self.inner.slots.lock().values().cloned().collect();
-        slots
-            .iter()
-            .filter(|slot| matches!(&*slot.held.lock(), Held::Loaded(g) if !g.members.is_empty()))
-            .count()
-    }
-
-    /// Makes the slot hold what the store has; `Ok(false)` when there is
-    /// no consumer-protocol group of this id.
-    async fn ensure_loaded(&self, group_id: &str, slot: &Slot) -> Result<bool, GroupError> {
-        if !matches!(*slot.held.lock(), Held::Unloaded) {
-            return Ok(matches!(*slot.held.lock(), Held::Loaded(_)));
-        }
-        self.reload(group_id, slot).await
-    }
-
-    /// Reads the group from the store into the slot.
-    async fn reload(&self, group_id: &str, slot: &Slot) -> Result<bool, GroupError> {
-        let stored = self
-            .inner
-            .engine
-            .load_consumer_group(group_id)
-            .await
-            .map_err(|e| GroupError::StoreUnavailable {
-                reason: e.to_string(),
-            })?;
-        let held = match stored {
-            None => Held::Absent,
-            Some(record) => {
-                let group = ConsumerGroup::from_record(
-                    &record,
-                    Instant::now(),
-                    self.inner.limits.consumer_session_timeout,
-                )
-                .map_err(|detail| {
-                    tracing::error!(group = group_id, %detail, "stored consumer group is unreadable");
-                    GroupError::StoreUnavailable { reason: detail }
-                })?;
-                Held::Loaded(Box::new(group))
-            }
-        };
-        let loaded = matches!(held, Held::Loaded(_));
-        *slot.held.lock() = held;
-        Ok(loaded)
+    /// Whether a member may Describe a topic its pattern matches: the
+    /// principal it last heart-beat as, from the host it came from.
+    pub(super) fn may_describe(&self) -> Arc<MayDescribe> {
+        let authorize = self.inner.authorize.clone();
+        Arc::new(
+            move |member: &Member, topic: &str| match &member.principal {
+                Some(principal) => authorize(principal, &member.client_host, topic),
+                None => true,
+            },
+        )
     }
 
     /// Whether this coordinator holds a consumer-protocol group of this id
@@ -282,9 +141,9 @@ impl ConsumerGroups {
         self.ensure_loaded(group_id, &slot).await
     }
 
-    /// A ConsumerGroupHeartbeat. `classic_conflict` tells whether a classic
-    /// group with members holds the id (then the heartbeat is refused); a
-    /// classic group without members is the caller's to drop.
+    /// A ConsumerGroupHeartbeat. `classic_has_members` tells whether a
+    /// classic group with members holds the id (then the heartbeat is
+    /// refused); a classic group without members is the caller's to drop.
     pub(crate) async fn heartbeat(
         &self,
         request: HeartbeatRequest,
@@ -293,9 +152,11 @@ impl ConsumerGroups {
         request.validate()?;
         let group_id = request.group_id.clone();
         let topics = self.topics().await;
+        let may_describe = self.may_describe();
         let slot = self.slot(&group_id);
+        self.verify(&group_id, &slot).await?;
         {
-            let env = self.env(&topics);
+            let env = self.env(&topics, may_describe.as_ref());
             if let Held::Loaded(group) = &mut *slot.held.lock()
                 && let Some(answer) = group.quick_heartbeat(&request, &env)
             {
@@ -305,7 +166,8 @@ impl ConsumerGroups {
         let _writer = slot.writer.lock().await;
         let mut reloaded = false;
         loop {
-            if !self.ensure_loaded(&group_id, &slot).await? {
+            let mut created = false;
+            if !self.load_locked(&group_id, &slot).await? {
                 if request.member_epoch != 0 {
                     // A member of a group the store does not have: it
                     // joins again.
@@ -318,16 +180,15 @@ impl ConsumerGroups {
                     });
                 }
                 self.inner.limits.admit_group(self.groups_with_members())?;
-                *slot.held.lock() = Held::Loaded(Box::new(ConsumerGroup::new(group_id.clone())));
+                created = true;
             }
             let before = match &*slot.held.lock() {
-                Held::Loaded(group) => (**group).clone(),
+                Held::Loaded(group) if !created => (**group).clone(),
                 _ => ConsumerGroup::new(group_id.clone()),
             };
             let mut draft = before.clone();
-            let env = self.env(&topics);
-            let outcome = draft.heartbeat(&request, &env);
-            let answer = match outcome {
+            let env = self.env(&topics, may_describe.as_ref());
+            let answer = match draft.heartbeat(&request, &env) {
                 Ok(answer) => answer,
                 // What the member is told to give everything up on is
                 // checked against the store once: this copy may be stale.
@@ -335,9 +196,8 @@ impl ConsumerGroups {
                     GroupError::FencedMemberEpoch { .. }
                     | GroupError::UnknownMemberId
                     | GroupError::FencedInstanceId,
-                ) if !reloaded => {
+                ) if !reloaded && !created && self.reload_to_confirm(&group_id, &slot).await? => {
                     reloaded = true;
-                    self.reload(&group_id, &slot).await?;
                     continue;
                 }
                 Err(error) => return Err(error),
@@ -346,7 +206,7 @@ impl ConsumerGroups {
                 true => return Ok(answer),
                 false if !reloaded => {
                     reloaded = true;
-                    self.reload(&group_id, &slot).await?;
+                    self.reload_locked(&group_id, &slot).await?;
                 }
                 false => {
                     return Err(GroupError::StoreUnavailable {
@@ -355,124 +215,6 @@ impl ConsumerGroups {
                 }
             }
         }
-    }
-
-    /// Saves what changed from `before` to `after` and keeps `after`;
-    /// `Ok(false)` when another agent changed the group meanwhile.
-    async fn save(
-        &self,
-        slot: &Slot,
-        before: &ConsumerGroup,
-        mut after: ConsumerGroup,
-    ) -> Result<bool, GroupError> {
-        if let Some(change) = after.changes_since(before) {
-            match self.inner.engine.save_consumer_group(&change).await {
-                Ok(Some(version)) => after.version = Some(version),
-                Ok(None) => {
-                    tracing::info!(group = %after.group_id,
-                        "the consumer group changed on another agent; reloading");
-                    return Ok(false);
-                }
-                Err(error) => {
-                    // The save may or may not have happened: read it again
-                    // next time.
-                    *slot.held.lock() = Held::Unloaded;
-                    return Err(GroupError::StoreUnavailable {
-                        reason: error.to_string(),
-                    });
-                }
-            }
-        }
-        let mut held = slot.held.lock();
-        // Sessions renewed by quick heartbeats meanwhile are kept.
-        if let Held::Loaded(current) = &*held {
-            for (id, timers) in after.timers.iter_mut() {
-                if let Some(newer) = current.timers.get(id)
-                    && newer.session > timers.session
-                {
-                    timers.session = newer.session;
-                }
-            }
-        }
-        *held = Held::Loaded(Box::new(after));
-        Ok(true)
-    }
-
-    /// Fences the members whose deadlines passed, group by group.
-    async fn expire_group(&self, group_id: String, slot: Arc<Slot>) {
-        let _writer = slot.writer.lock().await;
-        let before = match &*slot.held.lock() {
-            Held::Loaded(group) => (**group).clone(),
-            _ => return,
-        };
-        let now = Instant::now();
-        let expired = before.expired(now);
-        if expired.is_empty() {
-            return;
-        }
-        let mut draft = before.clone();
-        for (member_id, why) in expired {
-            draft.fence(&member_id, why);
-        }
-        match self.save(&slot, &before, draft).await {
-            Ok(true) => {}
-            Ok(false) => *slot.held.lock() = Held::Unloaded,
-            Err(error) => {
-                tracing::warn!(group = %group_id, %error, "cannot save expired members; retrying");
-            }
-        }
-    }
-
-    /// Checks deadlines every [`TICK`] and drops the groups this agent no
-    /// longer coordinates, until `stop`.
-    pub(crate) fn start(
-        &self,
-        coordinates: Arc<dyn Fn(&str) -> bool + Send + Sync>,
-        stop: CancellationToken,
-    ) -> JoinHandle<()> {
-        let coordinator = self.clone();
-        tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(TICK);
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = ticker.tick() => coordinator.tick(coordinates.as_ref(), Instant::now()),
-                }
-            }
-        })
-    }
-
-    fn tick(&self, coordinates: &(dyn Fn(&str) -> bool + Send + Sync), now: Instant) {
-        let slots: Vec<(String, Arc<Slot>)> = {
-            let mut slots = self.inner.slots.lock();
-            slots.retain(|group_id, slot| {
-                if !coordinates(group_id) {
-                    return false;
-                }
-                let absent = matches!(*slot.held.lock(), Held::Absent | Held::Unloaded);
-                !(absent && slot.last_used.lock().elapsed() > ABSENT_TTL)
-            });
-            slots
-                .iter()
-                .map(|(id, s)| (id.clone(), s.clone()))
-                .collect()
-        };
-        for (group_id, slot) in slots {
-            let due = match &*slot.held.lock() {
-                Held::Loaded(group) => !group.expired(now).is_empty(),
-                _ => false,
-            };
-            if due {
-                let coordinator = self.clone();
-                tokio::spawn(async move { coordinator.expire_group(group_id, slot).await });
-            }
-        }
-    }
-
-    /// Forgets a group this agent no longer coordinates.
-    pub(crate) fn forget(&self, group_id: &str) {
-        self.inner.slots.lock().remove(group_id);
     }
 
     /// The group as ConsumerGroupDescribe shows it; `None` when there is
@@ -675,7 +417,7 @@ impl ConsumerGroups {
     pub(crate) async fn delete_if_empty(&self, group_id: &str) -> Result<bool, GroupError> {
         let slot = self.slot(group_id);
         let _writer = slot.writer.lock().await;
-        if !self.ensure_loaded(group_id, &slot).await? {
+        if !self.load_locked(group_id, &slot).await? {
             return Ok(false);
         }
         let version = match &*slot.held.lock() {

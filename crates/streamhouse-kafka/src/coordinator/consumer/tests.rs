@@ -421,7 +421,7 @@ async fn subscriptions_by_pattern_follow_new_topics() {
         .unwrap();
     let c = h.topic_id("orders-c").await;
     // The topic list is trusted for two seconds.
-    tokio::time::sleep(super::TOPICS_TTL + Duration::from_millis(100)).await;
+    tokio::time::sleep(super::slots::TOPICS_TTL + Duration::from_millis(100)).await;
     let answer = ok(&h.groups, beat("m1", 1, None)).await;
     assert_eq!(answer.member_epoch, 2);
     assert!(answer.assignment.expect("new assignment").contains_key(&c));
@@ -577,12 +577,12 @@ async fn lookups_of_ever_new_groups_do_not_grow_the_coordinator() {
     };
     let h = Harness::start(limits, &[("orders", 1)]).await;
     ok(&h.groups, join("m1", &["orders"])).await;
-    for i in 0..super::MAX_IDLE_SLOTS + 500 {
+    for i in 0..super::slots::MAX_IDLE_SLOTS + 500 {
         assert!(!h.groups.exists(&format!("other-{i}")).await.unwrap());
     }
     let held = h.groups.inner.slots.lock().len();
     assert!(
-        held <= 2 + super::MAX_IDLE_SLOTS,
+        held <= 2 + super::slots::MAX_IDLE_SLOTS,
         "{held} slots held after lookups of unknown groups"
     );
     // The group with a member is still there.
@@ -607,12 +607,15 @@ fn topics_never_listed_leave_the_subscriptions_alone() {
         )]
         .into(),
     };
+    let anyone = |_: &super::member::Member, _: &str| true;
     let env = |topics| HeartbeatEnv {
         now: tokio::time::Instant::now(),
         session_timeout: Duration::from_secs(45),
         heartbeat_interval_ms: 5_000,
         max_size: 10,
+        max_rebalance_timeout: Duration::from_secs(300),
         topics,
+        may_describe: &anyone,
     };
     let mut group = ConsumerGroup::new("g".into());
     let joined = group
@@ -628,4 +631,228 @@ fn topics_never_listed_leave_the_subscriptions_alone() {
     assert_eq!(answer.member_epoch, 1);
     assert_eq!(group.group_epoch, 1);
     assert_eq!(group.members["m1"].assigned, set(orders, &[0, 1]));
+}
+
+fn short_sessions() -> GroupLimits {
+    GroupLimits {
+        consumer_session_timeout: Duration::from_millis(400),
+        consumer_heartbeat_interval: Duration::from_millis(100),
+        ..GroupLimits::default()
+    }
+}
+
+#[tokio::test]
+async fn a_coordinator_that_restarted_fences_members_it_was_never_asked_about() {
+    let h = Harness::start(short_sessions(), &[("orders", 2)]).await;
+    ok(&h.groups, join("m1", &["orders"])).await;
+    // The coordinator restarts; no member ever heartbeats again.
+    let next = ConsumerGroups::new(h.engine.clone(), short_sessions());
+    next.load_stored(&|_| true).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    next.tick(&|_| true, tokio::time::Instant::now());
+    let stored = wait_for(|| async {
+        let g = h.engine.load_consumer_group("g").await.unwrap().unwrap();
+        g.members.is_empty().then_some(g)
+    })
+    .await;
+    assert_eq!(stored.state, "Empty");
+}
+
+#[tokio::test]
+async fn reading_the_group_again_keeps_the_deadlines_of_known_members() {
+    let h = Harness::start(short_sessions(), &[("orders", 2)]).await;
+    let orders = h.topic_id("orders").await;
+    ok(&h.groups, join("m1", &["orders"])).await;
+    ok(&h.groups, join("m2", &["orders"])).await;
+    // m2 goes silent. Another agent changes the group (m3 joins), so this
+    // coordinator reads it again when m3 heartbeats here; m2 must not get a
+    // new session from that.
+    let other = ConsumerGroups::new(h.engine.clone(), short_sessions());
+    ok(&other, join("m3", &["orders"])).await;
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    ok(&h.groups, beat("m3", 3, Some(Assignment::new()))).await;
+    let mut owned = Some(set(orders, &[0, 1]));
+    let mut epoch = 1;
+    for _ in 0..6 {
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        h.groups.tick(&|_| true, tokio::time::Instant::now());
+        for member in ["m1", "m3"] {
+            if let Ok(answer) = h
+                .groups
+                .heartbeat(
+                    beat(
+                        member,
+                        if member == "m1" { epoch } else { 3 },
+                        owned.clone(),
+                    ),
+                    false,
+                )
+                .await
+                && member == "m1"
+            {
+                epoch = answer.member_epoch;
+                if let Some(assigned) = answer.assignment {
+                    owned = Some(assigned);
+                }
+            }
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let members: Vec<String> = wait_for(|| async {
+        let d = h.groups.describe("g").await.unwrap().unwrap();
+        let ids: Vec<String> = d.members.iter().map(|m| m.member_id.clone()).collect();
+        (!ids.contains(&"m2".to_string())).then_some(ids)
+    })
+    .await;
+    assert!(members.contains(&"m1".to_string()), "{members:?}");
+}
+
+#[tokio::test]
+async fn a_held_copy_is_checked_against_the_store_once_per_heartbeat_interval() {
+    let h = Harness::start(short_sessions(), &[("orders", 2)]).await;
+    let orders = h.topic_id("orders").await;
+    ok(&h.groups, join("m1", &["orders"])).await;
+    ok(&h.groups, join("m2", &["orders"])).await;
+    let revoke = ok(&h.groups, beat("m1", 1, Some(set(orders, &[0, 1])))).await;
+    let kept = partitions(&revoke, orders);
+    ok(&h.groups, beat("m1", 1, Some(set(orders, &kept)))).await;
+    ok(&h.groups, beat("m2", 2, Some(Assignment::new()))).await;
+    // Another agent, believing it coordinates the group, sees m2 leave.
+    let other = ConsumerGroups::new(h.engine.clone(), short_sessions());
+    assert_eq!(ok(&other, beat("m2", -1, None)).await.member_epoch, -1);
+    // m1's next heartbeat here, a heartbeat interval later, is answered
+    // from the stored group: it gets m2's partition at the new epoch.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let answer = ok(&h.groups, beat("m1", 2, Some(set(orders, &kept)))).await;
+    assert_eq!(answer.member_epoch, 3);
+    assert_eq!(partitions(&answer, orders), [0, 1]);
+}
+
+#[tokio::test]
+async fn a_lost_join_answer_and_a_static_member_rejoining_under_its_id_cost_no_rebalance() {
+    let h = Harness::start(GroupLimits::default(), &[("orders", 2)]).await;
+    let orders = h.topic_id("orders").await;
+    let first = ok(&h.groups, join("m1", &["orders"])).await;
+    let again = ok(&h.groups, join("m1", &["orders"])).await;
+    assert_eq!(
+        again.member_epoch, first.member_epoch,
+        "the join is answered again"
+    );
+    let static_join = HeartbeatRequest {
+        instance_id: Some("i".into()),
+        ..join("s1", &["orders"])
+    };
+    ok(&h.groups, static_join.clone()).await;
+    let epoch = h.groups.describe("g").await.unwrap().unwrap().group_epoch;
+    let held: Vec<i32> = {
+        let d = h.groups.describe("g").await.unwrap().unwrap();
+        d.members
+            .iter()
+            .find(|m| m.member_id == "s1")
+            .map(|m| m.target.iter().flat_map(|t| t.2.clone()).collect())
+            .unwrap()
+    };
+    ok(
+        &h.groups,
+        HeartbeatRequest {
+            instance_id: Some("i".into()),
+            ..beat("s1", 2, None)
+        },
+    )
+    .await;
+    let left = ok(
+        &h.groups,
+        HeartbeatRequest {
+            instance_id: Some("i".into()),
+            ..beat("s1", -2, None)
+        },
+    )
+    .await;
+    assert_eq!(left.member_epoch, -2);
+    let back = ok(&h.groups, static_join).await;
+    assert_eq!(
+        h.groups.describe("g").await.unwrap().unwrap().group_epoch,
+        epoch
+    );
+    let target: Vec<i32> = h
+        .groups
+        .describe("g")
+        .await
+        .unwrap()
+        .unwrap()
+        .members
+        .iter()
+        .find(|m| m.member_id == "s1")
+        .map(|m| m.target.iter().flat_map(|t| t.2.clone()).collect())
+        .unwrap();
+    assert_eq!(target, held);
+    let _ = (back, orders);
+}
+
+#[test]
+fn patterns_cannot_escape_their_anchors_and_match_only_describable_topics() {
+    use super::group::{ConsumerGroup, TopicInfo, TopicSnapshot, topic_regex};
+    use super::heartbeat::HeartbeatEnv;
+
+    assert!(topic_regex("a)|(b").is_err());
+    assert!(
+        topic_regex("orders-.*")
+            .is_ok_and(|re| re.is_match("orders-1") && !re.is_match("x-orders-1"))
+    );
+
+    let (visible, hidden) = (Uuid::from_bytes([1; 16]), Uuid::from_bytes([2; 16]));
+    let topics = TopicSnapshot {
+        generation: 1,
+        by_name: [
+            (
+                "orders-a".to_string(),
+                TopicInfo {
+                    id: visible,
+                    partitions: 1,
+                },
+            ),
+            (
+                "orders-secret".to_string(),
+                TopicInfo {
+                    id: hidden,
+                    partitions: 1,
+                },
+            ),
+        ]
+        .into(),
+    };
+    let only_a = |_: &super::member::Member, topic: &str| topic == "orders-a";
+    let env = HeartbeatEnv {
+        now: tokio::time::Instant::now(),
+        session_timeout: Duration::from_secs(45),
+        heartbeat_interval_ms: 5_000,
+        max_size: 10,
+        max_rebalance_timeout: Duration::from_secs(300),
+        topics: &topics,
+        may_describe: &only_a,
+    };
+    let mut group = ConsumerGroup::new("g".into());
+    let request = HeartbeatRequest {
+        subscribed_topic_names: None,
+        subscribed_topic_regex: Some("orders-.*".into()),
+        ..join("m1", &[])
+    };
+    let answer = group.heartbeat(&request, &env).expect("join");
+    assert_eq!(answer.assignment, Some(set(visible, &[0])));
+}
+
+/// Polls `probe` until it returns something, for at most five seconds.
+async fn wait_for<T, F, Fut>(probe: F) -> T
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
