@@ -23,7 +23,7 @@ pub use layered::LayeredStore;
 pub use open::open;
 pub use sql::{PostgresStore, SqliteStore};
 pub use store::{
-    AclStore, ClusterRegistry, GroupOffsets, JobLeases, MetadataStore, ObjectLedger,
+    AclStore, ClusterRegistry, GroupOffsets, JobLeases, LeaderEpochs, MetadataStore, ObjectLedger,
     ProducerRegistry, SegmentLog, StoreHealth, TopicCatalog, TransactionLog, TransactionResult,
     UserCredentials,
 };
@@ -34,15 +34,16 @@ pub use transactions::{EndDecision, TransactionInfo, TransactionRefusal, Transac
 /// they resolve without it.
 pub mod prelude {
     pub use crate::store::{
-        AclStore as _, ClusterRegistry as _, GroupOffsets as _, JobLeases as _, MetadataStore,
-        ObjectLedger as _, ProducerRegistry as _, SegmentLog as _, StoreHealth as _,
+        AclStore as _, ClusterRegistry as _, GroupOffsets as _, JobLeases as _, LeaderEpochs as _,
+        MetadataStore, ObjectLedger as _, ProducerRegistry as _, SegmentLog as _, StoreHealth as _,
         TopicCatalog as _, TransactionLog as _, UserCredentials as _,
     };
 }
 
 pub use types::{
-    AbortedTransaction, ActiveProducer, AgentInfo, AgentListener, CommitNotice, CommittedOffset,
-    FlushCommit, InitTransaction, NewTopic, OffsetCommit, PartitionInfo, PendingSegment,
-    ProducerBatch, ReplacementSegment, ScramCredentialInfo, SegmentInfo, SegmentOutcome,
-    SegmentReplacement, StorageStats, Topic, TopicDescription, TransactionBatch, WatermarkNotice,
+    AbortedTransaction, ActiveProducer, AgentInfo, AgentListener, BumpedEpoch, CommitNotice,
+    CommittedOffset, EpochStart, FlushCommit, InitTransaction, LeaderEpochTable, LeaderMove,
+    NewTopic, OffsetCommit, PartitionInfo, PendingSegment, ProducerBatch, ReplacementSegment,
+    ScramCredentialInfo, SegmentInfo, SegmentOutcome, SegmentReplacement, StorageStats, Topic,
+    TopicDescription, TransactionBatch, WatermarkNotice,
 };

@@ -32,6 +32,9 @@ pub struct ReadResult {
     /// sends each as a batch of its own, with its producer and, for a
     /// marker, as a control batch.
     pub transactions: Vec<TransactionRun>,
+    /// The partition's leader epoch as known with `high_watermark`: every
+    /// returned record was written in this epoch or an earlier one.
+    pub leader_epoch: i32,
 }
 
 /// A read as an application sees it (the HTTP API, the in-process
@@ -219,6 +222,7 @@ impl PartitionReader {
             log_start_offset,
             last_stable_offset,
             transactions: Vec::new(),
+            leader_epoch: watermarks.leader_epoch,
         };
         // Nothing at or past `end` is returned.
         let end = match isolation {

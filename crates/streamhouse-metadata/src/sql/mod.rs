@@ -10,6 +10,7 @@
 mod assign;
 mod backend;
 mod cluster;
+mod epochs;
 mod error;
 mod flush_transactions;
 mod objects;
@@ -22,7 +23,9 @@ mod sqlite;
 mod topics;
 mod transactions;
 
-pub(crate) use assign::{BatchMeta, KEPT_BATCHES, ProducerKey, ProducerState, assign_offsets};
+pub(crate) use assign::{
+    BatchMeta, KEPT_BATCHES, LockedRow, ProducerKey, ProducerState, assign_offsets,
+};
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
