@@ -205,11 +205,21 @@ impl PartitionReader {
         max_bytes: usize,
         isolation: Isolation,
     ) -> Result<ReadResult> {
-        let watermarks = self
+        let mut watermarks = self
             .context
             .watermarks
             .get(&self.topic, self.partition)
             .await?;
+        if offset > watermarks.high_watermark {
+            // Another agent may have served the reader up to a commit this
+            // one has not heard of yet: look before calling it out of
+            // range, which makes a client reset its position.
+            watermarks = self
+                .context
+                .watermarks
+                .refresh(&self.topic, self.partition)
+                .await?;
+        }
         let (log_start_offset, high_watermark) =
             (watermarks.log_start_offset, watermarks.high_watermark);
         let last_stable_offset = watermarks
