@@ -28,6 +28,9 @@ pub(crate) async fn handle(
     request: ListOffsetsRequest,
 ) -> ListOffsetsResponse {
     let access = Access::of(broker, context);
+    // Answers carry the leader epoch from v4; below, the field must stay
+    // at its default to be encoded.
+    let with_epoch = context.version >= 4;
     let mut topics = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
         let name = topic.name.0.to_string();
@@ -66,7 +69,7 @@ pub(crate) async fn handle(
                     .with_error_code(0)
                     .with_offset(offset)
                     .with_timestamp(timestamp)
-                    .with_leader_epoch(leader_epoch),
+                    .with_leader_epoch(if with_epoch { leader_epoch } else { -1 }),
                 Err(error) => refused(storage_error_code(&error)),
             });
         }

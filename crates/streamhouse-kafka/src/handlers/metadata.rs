@@ -59,7 +59,9 @@ pub(crate) async fn handle(
     let requested: Option<Vec<String>> = match request.topics {
         None => None,
         Some(named) if named.is_empty() && version == 0 => None,
-        Some(named) if named.iter().any(|t| !t.topic_id.is_nil()) => {
+        // Versions 10 and 11 carry ids the server is not to use (Kafka's
+        // note on the message); names may be left out only from 12.
+        Some(named) if version >= 12 && named.iter().any(|t| !t.topic_id.is_nil()) => {
             by_id = true;
             let (names, unknown) = names_of_ids(broker, &named).await;
             topics.extend(unknown);

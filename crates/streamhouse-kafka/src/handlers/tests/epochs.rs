@@ -631,3 +631,129 @@ async fn describe_topic_partitions_pages_with_its_cursor() {
         .collect();
     assert_eq!(partitions, [(node, 0, vec![node]), (node, 1, vec![node])]);
 }
+
+/// Every answer of these APIs, at every version advertised, encodes: a
+/// field a version does not have must be left at its default.
+#[tokio::test]
+async fn every_advertised_version_of_these_apis_encodes() {
+    let harness = two_epochs().await;
+    let topic = harness.broker.engine.topic("orders").await.expect("topic");
+    let id = super::super::common::topic_uuid(&topic);
+    let fetch_of = |current_leader_epoch: i32, last_fetched_epoch: i32, offset: i64| {
+        let RequestKind::Fetch(mut request) =
+            fetch_at("orders", offset, current_leader_epoch, last_fetched_epoch)
+        else {
+            unreachable!()
+        };
+        request.topics[0].topic_id = id;
+        RequestKind::Fetch(request)
+    };
+    let list_offsets = |timestamp: i64, current_leader_epoch: i32| {
+        RequestKind::ListOffsets(ListOffsetsRequest::default().with_topics(vec![
+                ListOffsetsTopic::default()
+                    .with_name(topic_name("orders"))
+                    .with_partitions(vec![
+                        ListOffsetsPartition::default()
+                            .with_timestamp(timestamp)
+                            .with_current_leader_epoch(current_leader_epoch),
+                    ]),
+            ]))
+    };
+    let produce_to = |topic_id: uuid::Uuid| {
+        let RequestKind::Produce(mut request) = produce("orders") else {
+            unreachable!()
+        };
+        request.topic_data[0].topic_id = topic_id;
+        RequestKind::Produce(request)
+    };
+    let epochs = || {
+        RequestKind::OffsetForLeaderEpoch(OffsetForLeaderEpochRequest::default().with_topics(vec![
+            epoch_request("orders", &[(0, 1, 0), (0, 0, 0), (0, 1, 9)]),
+        ]))
+    };
+    let offset_fetch = || {
+        RequestKind::OffsetFetch(
+            OffsetFetchRequest::default()
+                .with_group_id(GroupId(str_bytes("g")))
+                .with_topics(Some(vec![
+                    offset_fetch_request::OffsetFetchRequestTopic::default()
+                        .with_name(topic_name("orders"))
+                        .with_partition_indexes(vec![0]),
+                ]))
+                .with_groups(vec![
+                    OffsetFetchRequestGroup::default().with_group_id(GroupId(str_bytes("g"))),
+                ]),
+        )
+    };
+    // As every version decodes it: no authorized operations asked for.
+    let metadata_of = |names: Option<&[&str]>| {
+        let RequestKind::Metadata(request) = super::metadata(names) else {
+            unreachable!()
+        };
+        RequestKind::Metadata(
+            request
+                .with_include_cluster_authorized_operations(false)
+                .with_include_topic_authorized_operations(false),
+        )
+    };
+    let metadata_by_id = || {
+        RequestKind::Metadata(MetadataRequest::default().with_topics(Some(vec![
+            metadata_request::MetadataRequestTopic::default().with_topic_id(id),
+            metadata_request::MetadataRequestTopic::default()
+                .with_topic_id(uuid::Uuid::from_u128(7)),
+        ])))
+    };
+    let cases: Vec<(ApiKey, Vec<RequestKind>)> = vec![
+        (
+            ApiKey::Fetch,
+            vec![
+                fetch_of(1, -1, 0),
+                fetch_of(0, -1, 0),
+                fetch_of(2, -1, 0),
+                fetch_of(1, 0, 4),
+            ],
+        ),
+        (
+            ApiKey::ListOffsets,
+            vec![
+                list_offsets(-1, 1),
+                list_offsets(-2, -1),
+                list_offsets(0, -1),
+                list_offsets(-1, 0),
+            ],
+        ),
+        (
+            ApiKey::Metadata,
+            vec![
+                metadata_of(None),
+                metadata_of(Some(&["orders", "missing"])),
+                metadata_by_id(),
+            ],
+        ),
+        (
+            ApiKey::Produce,
+            vec![produce_to(id), produce_to(uuid::Uuid::from_u128(7))],
+        ),
+        (ApiKey::OffsetFetch, vec![offset_fetch()]),
+        (ApiKey::OffsetForLeaderEpoch, vec![epochs()]),
+        (
+            ApiKey::DescribeTopicPartitions,
+            vec![
+                describe_partitions(&[], 1, None),
+                describe_partitions(&["orders", "missing"], 10, None),
+            ],
+        ),
+    ];
+    for (api_key, requests) in cases {
+        let (min, max) = crate::versions::range(api_key).expect("advertised");
+        for version in min..=max {
+            for request in &requests {
+                let response = harness.call(ANYONE, version, request.clone()).await;
+                let mut buf = bytes::BytesMut::new();
+                if let Err(error) = response.encode(&mut buf, version) {
+                    panic!("{api_key:?} v{version}: {error}\n{response:?}");
+                }
+            }
+        }
+    }
+}
