@@ -154,12 +154,21 @@ impl Cluster {
             .unwrap_or_else(|| self.inner.me.clone())
     }
 
-    /// Records the leaders that moved from the live agents `from` to
-    /// `to` (ids) in the metadata store. Returns false if that failed.
-    async fn record_moves(&self, from: &[String], to: &[String]) -> bool {
+    /// Records in the metadata store the leaders that moved when the live
+    /// agents (ids) went from `before` to `after`; on this agent's first
+    /// view (`before` is `None`), those that differ from the leader last
+    /// recorded, if one was (the cluster changed while this agent was
+    /// away). Returns false if that failed.
+    async fn record_moves(&self, before: Option<&[String]>, after: &[String]) -> bool {
         let Some(engine) = &self.engine else {
             return true;
         };
+        if before.is_none()
+            && let Err(error) = engine.refresh_leader_epochs().await
+        {
+            tracing::warn!(%error, "cannot read the recorded leaders; retrying");
+            return false;
+        }
         let topics = match engine.list_topics().await {
             Ok(topics) => topics,
             Err(error) => {
@@ -167,22 +176,29 @@ impl Cluster {
                 return false;
             }
         };
+        let place = |ids: &[String], key: &[u8]| -> Option<String> {
+            ids.iter()
+                .max_by_key(|id| score(id, b"partition", key))
+                .cloned()
+        };
         let mut moves = Vec::new();
         for topic in &topics {
             for partition in 0..topic.partition_count {
                 let key = partition_key(&topic.name, partition);
-                let leader = |ids: &[String]| {
-                    ids.iter()
-                        .max_by_key(|id| score(id, b"partition", &key))
-                        .cloned()
+                let Some(leader) = place(after, &key) else {
+                    continue;
                 };
-                if let (Some(before), Some(after)) = (leader(from), leader(to))
-                    && before != after
-                {
+                let moved = match before {
+                    Some(before) => place(before, &key).is_some_and(|old| old != leader),
+                    None => engine
+                        .recorded_leader(&topic.name, partition)
+                        .is_some_and(|recorded| *recorded != *leader),
+                };
+                if moved {
                     moves.push(LeaderMove {
                         topic: topic.name.clone(),
                         partition,
-                        leader: after,
+                        leader,
                     });
                 }
             }
@@ -298,15 +314,13 @@ impl Cluster {
 
     /// Records the leader moves between the live agents last recorded and
     /// `agents` (sorted, with this agent), before they are answered with.
-    /// The first view is taken as it is: the agents that saw this one join
-    /// record what it changed. A failure is retried at the next heartbeat.
+    /// A failure is retried at the next heartbeat.
     async fn follow_placement(&self, agents: &[Agent]) {
         let ids: Vec<String> = agents.iter().map(|a| a.agent_id.clone()).collect();
         let recorded = self.inner.recorded.lock().clone();
         let done = match recorded {
-            None => true,
             Some(before) if before == ids => return,
-            Some(before) => self.record_moves(&before, &ids).await,
+            before => self.record_moves(before.as_deref(), &ids).await,
         };
         if done {
             *self.inner.recorded.lock() = Some(ids);
@@ -543,6 +557,21 @@ mod tests {
         assert!(a.beat(true).await);
         for (p, epoch) in epochs().into_iter().enumerate() {
             let expected = if led_by_b.contains(&(p as i32)) { 2 } else { 0 };
+            assert_eq!(epoch, expected, "partition {p}");
+        }
+
+        // A newcomer's first view differs from the leaders recorded: it
+        // records the partitions it now leads itself, once.
+        let c = Cluster::new(store.clone(), agent("ccc"), timeout).with_engine(engine.clone());
+        let before_c = epochs();
+        assert!(c.beat(false).await);
+        let led_by_c: Vec<i32> = (0..30)
+            .filter(|&p| c.leader("orders", p).agent_id == "ccc")
+            .collect();
+        assert!(!led_by_c.is_empty());
+        assert!(a.beat(true).await, "a sees ccc join: nothing left to bump");
+        for (p, epoch) in epochs().into_iter().enumerate() {
+            let expected = before_c[p] + i32::from(led_by_c.contains(&(p as i32)));
             assert_eq!(epoch, expected, "partition {p}");
         }
         engine.shutdown().await;

@@ -43,7 +43,7 @@ pub mod prelude {
 pub use types::{
     AbortedTransaction, ActiveProducer, AgentInfo, AgentListener, BumpedEpoch, CommitNotice,
     CommittedOffset, EpochStart, FlushCommit, InitTransaction, LeaderEpochTable, LeaderMove,
-    NewTopic, OffsetCommit, PartitionInfo, PendingSegment, ProducerBatch, ReplacementSegment,
-    ScramCredentialInfo, SegmentInfo, SegmentOutcome, SegmentReplacement, StorageStats, Topic,
-    TopicDescription, TransactionBatch, WatermarkNotice,
+    NewTopic, OffsetCommit, PartitionEpoch, PartitionInfo, PendingSegment, ProducerBatch,
+    ReplacementSegment, ScramCredentialInfo, SegmentInfo, SegmentOutcome, SegmentReplacement,
+    StorageStats, Topic, TopicDescription, TransactionBatch, WatermarkNotice,
 };

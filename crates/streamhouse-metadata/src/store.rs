@@ -478,8 +478,8 @@ pub trait LeaderEpochs: Send + Sync + Debug + 'static {
     /// or a topic is deleted, by any agent sharing the store.
     async fn leader_epochs_version(&self) -> Result<i64>;
 
-    /// Every partition whose leader epoch is above 0, with the version the
-    /// epochs are at least as new as.
+    /// Every partition that has a recorded leader or an epoch above 0,
+    /// with the version the epochs are at least as new as.
     async fn leader_epochs(&self) -> Result<LeaderEpochTable>;
 
     /// The epochs of a partition that still hold records, and its current

@@ -469,16 +469,29 @@ pub struct EpochStart {
 pub struct BumpedEpoch {
     pub topic: String,
     pub partition: i32,
+    /// The agent id recorded as its leader.
+    pub leader: String,
     pub epoch: EpochStart,
 }
 
-/// Every partition's leader epoch above 0, and the version of the
-/// leader epochs they were read at.
+/// A partition's leader epoch and the leader recorded with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionEpoch {
+    pub topic: String,
+    pub partition: i32,
+    pub leader_epoch: i32,
+    /// The agent id of the leader last recorded; `None` while no agent has
+    /// recorded one.
+    pub leader: Option<String>,
+}
+
+/// Every partition that has a leader recorded or an epoch above 0, and
+/// the version of the leader epochs they were read at.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LeaderEpochTable {
     /// What [`crate::LeaderEpochs::leader_epochs_version`] was before the
     /// epochs were read.
     pub version: i64,
-    /// (topic, partition, leader epoch), ordered by topic and partition.
-    pub epochs: Vec<(String, i32, i32)>,
+    /// Ordered by topic and partition.
+    pub epochs: Vec<PartitionEpoch>,
 }

@@ -103,11 +103,25 @@ impl EpochHistory {
     }
 }
 
-/// Every partition's current epoch (those above 0).
+/// A partition's epoch and recorded leader, as last read or bumped here.
+#[derive(Clone)]
+struct Held {
+    epoch: i32,
+    leader: Option<Arc<str>>,
+}
+
+/// Every partition that has a recorded leader or an epoch above 0, by
+/// topic (looked up without allocating).
 #[derive(Default)]
 struct Table {
     version: Option<i64>,
-    epochs: HashMap<(String, i32), i32>,
+    topics: HashMap<String, HashMap<i32, Held>>,
+}
+
+impl Table {
+    fn get(&self, topic: &str, partition: i32) -> Option<&Held> {
+        self.topics.get(topic)?.get(&partition)
+    }
 }
 
 pub(crate) struct LeaderEpochCache {
@@ -129,10 +143,13 @@ impl LeaderEpochCache {
     pub(crate) fn epoch(&self, topic: &str, partition: i32) -> i32 {
         self.table
             .read()
-            .epochs
-            .get(&(topic.to_string(), partition))
-            .copied()
-            .unwrap_or(0)
+            .get(topic, partition)
+            .map_or(0, |held| held.epoch)
+    }
+
+    /// The agent id recorded as the partition's leader, if any.
+    pub(crate) fn recorded_leader(&self, topic: &str, partition: i32) -> Option<Arc<str>> {
+        self.table.read().get(topic, partition)?.leader.clone()
     }
 
     /// Reads every epoch again if the store's version moved since the last
@@ -143,6 +160,16 @@ impl LeaderEpochCache {
             return Ok(false);
         }
         let loaded = self.store.leader_epochs().await?;
+        let mut topics: HashMap<String, HashMap<i32, Held>> = HashMap::new();
+        for row in loaded.epochs {
+            topics.entry(row.topic).or_default().insert(
+                row.partition,
+                Held {
+                    epoch: row.leader_epoch,
+                    leader: row.leader.map(Arc::from),
+                },
+            );
+        }
         let mut table = self.table.write();
         // A slower read that started earlier must not undo a newer one.
         if table.version.is_some_and(|held| held > loaded.version) {
@@ -150,11 +177,7 @@ impl LeaderEpochCache {
         }
         *table = Table {
             version: Some(loaded.version),
-            epochs: loaded
-                .epochs
-                .into_iter()
-                .map(|(topic, partition, epoch)| ((topic, partition), epoch))
-                .collect(),
+            topics,
         };
         Ok(true)
     }
@@ -164,11 +187,17 @@ impl LeaderEpochCache {
         let mut table = self.table.write();
         let mut histories = self.histories.lock();
         for change in bumped {
-            let epoch = table
-                .epochs
-                .entry((change.topic.clone(), change.partition))
-                .or_insert(0);
-            *epoch = (*epoch).max(change.epoch.epoch);
+            let held = table
+                .topics
+                .entry(change.topic.clone())
+                .or_default()
+                .entry(change.partition)
+                .or_insert(Held {
+                    epoch: 0,
+                    leader: None,
+                });
+            held.epoch = held.epoch.max(change.epoch.epoch);
+            held.leader = Some(Arc::from(change.leader.as_str()));
             histories.remove(&TopicPartition::new(
                 change.topic.as_str(),
                 change.partition,
@@ -205,10 +234,7 @@ impl LeaderEpochCache {
 
     /// Forgets what is held about a topic (deleted or created again).
     pub(crate) fn forget_topic(&self, topic: &str) {
-        self.table
-            .write()
-            .epochs
-            .retain(|(name, _), _| name != topic);
+        self.table.write().topics.remove(topic);
         self.histories.lock().retain(|tp, _| &*tp.topic != topic);
     }
 }

@@ -6,7 +6,7 @@ use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Type};
 
 use super::backend::Backend;
 use crate::store::LeaderEpochs;
-use crate::types::{BumpedEpoch, EpochStart, LeaderEpochTable, LeaderMove};
+use crate::types::{BumpedEpoch, EpochStart, LeaderEpochTable, LeaderMove, PartitionEpoch};
 
 /// Bumps the epoch of partition `$1`-`$2` unless `$3` already leads it,
 /// returning what the new epoch starts at and the log start offset.
@@ -34,8 +34,8 @@ pub(crate) const BUMP_EPOCHS_VERSION: &str =
 pub(crate) const SELECT_EPOCHS_VERSION: &str =
     "SELECT version FROM leader_epochs_version WHERE id = 1";
 
-pub(crate) const SELECT_LEADER_EPOCHS: &str = "SELECT topic, partition_id, leader_epoch \
-     FROM partitions WHERE leader_epoch > 0 ORDER BY topic, partition_id";
+pub(crate) const SELECT_LEADER_EPOCHS: &str = "SELECT topic, partition_id, leader_epoch, leader \
+     FROM partitions WHERE leader_epoch > 0 OR leader IS NOT NULL ORDER BY topic, partition_id";
 
 pub(crate) const SELECT_EPOCH_HISTORY: &str = "SELECT epoch, start_offset FROM partition_epochs \
      WHERE topic = $1 AND partition_id = $2 ORDER BY epoch";
@@ -51,7 +51,7 @@ where
     for<'q> i64: Encode<'q, S::Db> + Type<S::Db>,
     for<'r> (i32, i64, i64): FromRow<'r, <S::Db as Database>::Row>,
     for<'r> (i32, i64): FromRow<'r, <S::Db as Database>::Row>,
-    for<'r> (String, i32, i32): FromRow<'r, <S::Db as Database>::Row>,
+    for<'r> (String, i32, i32, Option<String>): FromRow<'r, <S::Db as Database>::Row>,
     for<'r> (i64,): FromRow<'r, <S::Db as Database>::Row>,
 {
     async fn move_leaders(&self, moves: &[LeaderMove]) -> crate::Result<Vec<BumpedEpoch>> {
@@ -106,6 +106,7 @@ where
             bumped.push(BumpedEpoch {
                 topic: change.topic.clone(),
                 partition: change.partition,
+                leader: change.leader.clone(),
                 epoch: EpochStart {
                     epoch,
                     start_offset,
@@ -135,10 +136,19 @@ where
         const OP: &str = "read leader epochs";
         // The version first: epochs read after it are at least as new.
         let version = self.leader_epochs_version().await?;
-        let epochs = sqlx::query_as::<S::Db, (String, i32, i32)>(SELECT_LEADER_EPOCHS)
-            .fetch_all(self.pool())
-            .await
-            .map_err(|e| crate::MetadataError::from_sqlx(OP, e))?;
+        let epochs =
+            sqlx::query_as::<S::Db, (String, i32, i32, Option<String>)>(SELECT_LEADER_EPOCHS)
+                .fetch_all(self.pool())
+                .await
+                .map_err(|e| crate::MetadataError::from_sqlx(OP, e))?
+                .into_iter()
+                .map(|(topic, partition, leader_epoch, leader)| PartitionEpoch {
+                    topic,
+                    partition,
+                    leader_epoch,
+                    leader,
+                })
+                .collect();
         Ok(LeaderEpochTable { version, epochs })
     }
 

@@ -38,6 +38,12 @@ impl StorageEngine {
             .map_or(table, |info| info.leader_epoch.max(table))
     }
 
+    /// The agent id last recorded (by any agent) as the partition's leader,
+    /// as of the last read of the epochs; `None` while none was.
+    pub fn recorded_leader(&self, topic: &str, partition: i32) -> Option<Arc<str>> {
+        self.inner.epochs.recorded_leader(topic, partition)
+    }
+
     /// The partition's epoch history, holding at least epoch `at_least`
     /// (the epoch a read's high watermark came with): from memory unless
     /// the partition's epoch moved since it was read.
