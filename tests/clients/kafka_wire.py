@@ -15,6 +15,8 @@ API_METADATA = 3
 API_FIND_COORDINATOR = 10
 API_VERSIONS = 18
 API_INIT_PRODUCER_ID = 22
+API_OFFSET_FOR_LEADER_EPOCH = 23
+API_DESCRIBE_TOPIC_PARTITIONS = 75
 UNSUPPORTED_VERSION = 35
 UNKNOWN_TOPIC_OR_PARTITION = 3
 
@@ -91,6 +93,33 @@ def parse_produce_v3(payload: bytes) -> tuple[int, list[tuple[str, int, int, int
     return correlation_id, results
 
 
+def uvarint(value: int) -> bytes:
+    """An unsigned varint, as flexible versions write lengths and tags."""
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def compact_string(value: str | None) -> bytes:
+    if value is None:
+        return uvarint(0)
+    data = value.encode()
+    return uvarint(len(data) + 1) + data
+
+
+def compact_array(items: list[bytes]) -> bytes:
+    return uvarint(len(items) + 1) + b"".join(items)
+
+
+NO_TAGS = b"\x00"
+
+
 class Reader:
     """Reads the big-endian fields of a response body in order."""
 
@@ -122,6 +151,42 @@ class Reader:
     def array(self, read_item) -> list | None:
         count = self.unpack("i")
         return None if count < 0 else [read_item() for _ in range(count)]
+
+    # Flexible versions: varint lengths (one more than the length, 0 for
+    # null) and tagged fields.
+
+    def uvarint(self) -> int:
+        value = shift = 0
+        while True:
+            byte = self.payload[self.pos]
+            self.pos += 1
+            value |= (byte & 0x7F) << shift
+            if not byte & 0x80:
+                return value
+            shift += 7
+
+    def compact_string(self) -> str | None:
+        length = self.uvarint() - 1
+        if length < 0:
+            return None
+        value = self.payload[self.pos : self.pos + length].decode()
+        self.pos += length
+        return value
+
+    def compact_array(self, read_item) -> list | None:
+        count = self.uvarint() - 1
+        return None if count < 0 else [read_item() for _ in range(count)]
+
+    def uuid(self) -> str:
+        value = self.payload[self.pos : self.pos + 16].hex()
+        self.pos += 16
+        return value
+
+    def tags(self) -> None:
+        """Skips a tagged-field section."""
+        for _ in range(self.uvarint()):
+            self.uvarint()
+            self.pos += self.uvarint()
 
 
 def metadata_v1(correlation_id: int, topics: list[str] | None = None) -> bytes:
@@ -241,6 +306,149 @@ def parse_fetch_v4(payload: bytes) -> tuple[int, list[tuple[int, int, int, list]
                 records.extend((record.offset, record.value) for record in batch)
             results.append((index, error, high_watermark, records))
     return correlation_id, results
+
+
+def metadata_v7(correlation_id: int, topics: list[str]) -> bytes:
+    """Metadata v7 (partitions carry their leader epoch) for `topics`,
+    creating none."""
+    body = struct.pack(">i", len(topics)) + b"".join(string(t) for t in topics) + b"\x00"
+    return request(API_METADATA, 7, correlation_id, body)
+
+
+def parse_metadata_v7(payload: bytes) -> dict[str, tuple[int, dict[int, tuple[int, int]]]]:
+    """{topic: (error code, {partition: (leader node id, leader epoch)})}."""
+    r = Reader(payload)
+    r.unpack("ii")  # correlation id, throttle time
+    r.array(lambda: (r.unpack("i"), r.string(), r.unpack("i"), r.string()))  # brokers
+    r.string()  # cluster id
+    r.unpack("i")  # controller id
+
+    def partition():
+        _error, index, leader, epoch = r.unpack("hiii")
+        for _ in range(3):  # replicas, in-sync replicas, offline replicas
+            r.array(lambda: r.unpack("i"))
+        return index, (leader, epoch)
+
+    topics = {}
+    for _ in range(r.unpack("i")):
+        error, name, _internal = r.unpack("h"), r.string(), r.unpack("?")
+        topics[name] = (error, dict(r.array(partition)))
+    return topics
+
+
+def offset_for_leader_epoch_v2(
+    correlation_id: int, topic: str, partitions: list[tuple[int, int, int]]
+) -> bytes:
+    """OffsetForLeaderEpoch v2 (librdkafka's) of (partition, current
+    leader epoch, leader epoch) of one topic."""
+    body = (
+        struct.pack(">i", 1)
+        + string(topic)
+        + struct.pack(">i", len(partitions))
+        + b"".join(struct.pack(">iii", *p) for p in partitions)
+    )
+    return request(API_OFFSET_FOR_LEADER_EPOCH, 2, correlation_id, body)
+
+
+def offset_for_leader_epoch_v4(
+    correlation_id: int, topic: str, partitions: list[tuple[int, int, int]]
+) -> bytes:
+    """OffsetForLeaderEpoch v4 (flexible, Kafka 4's consumers), as a
+    consumer asks it (replica id -1)."""
+    body = (
+        struct.pack(">i", -1)
+        + compact_array(
+            [
+                compact_string(topic)
+                + compact_array([struct.pack(">iii", *p) + NO_TAGS for p in partitions])
+                + NO_TAGS
+            ]
+        )
+        + NO_TAGS
+    )
+    return request(API_OFFSET_FOR_LEADER_EPOCH, 4, correlation_id, body, flexible=True)
+
+
+def parse_offset_for_leader_epoch(payload: bytes, version: int) -> list[tuple[int, int, int, int]]:
+    """[(partition, error code, leader epoch, end offset)] of a v2-v4
+    answer."""
+    r = Reader(payload)
+    r.unpack("i")  # correlation id
+    flexible = version >= 4
+    if flexible:
+        r.tags()
+    r.unpack("i")  # throttle time
+    results = []
+
+    def partition():
+        error, index, epoch, end = r.unpack("hiiq")
+        if flexible:
+            r.tags()
+        results.append((index, error, epoch, end))
+
+    def topic():
+        r.compact_string() if flexible else r.string()
+        r.compact_array(partition) if flexible else r.array(partition)
+        if flexible:
+            r.tags()
+
+    r.compact_array(topic) if flexible else r.array(topic)
+    return results
+
+
+def describe_topic_partitions_v0(
+    correlation_id: int,
+    topics: list[str],
+    partition_limit: int,
+    cursor: tuple[str, int] | None = None,
+) -> bytes:
+    """DescribeTopicPartitions v0 (flexible) of `topics` (every topic when
+    empty), at most `partition_limit` partitions, from `cursor`."""
+    body = compact_array([compact_string(t) + NO_TAGS for t in topics])
+    body += struct.pack(">i", partition_limit)
+    if cursor is None:
+        body += struct.pack(">b", -1)
+    else:
+        body += struct.pack(">b", 1) + compact_string(cursor[0]) + struct.pack(">i", cursor[1])
+        body += NO_TAGS
+    body += NO_TAGS
+    return request(API_DESCRIBE_TOPIC_PARTITIONS, 0, correlation_id, body, flexible=True)
+
+
+def parse_describe_topic_partitions_v0(
+    payload: bytes,
+) -> tuple[list[tuple[int, str | None, str, list[tuple[int, int, int]]]], tuple[str, int] | None]:
+    """([(error code, name, topic id as hex, [(partition, leader id,
+    leader epoch)])], next cursor)."""
+    r = Reader(payload)
+    r.unpack("i")  # correlation id
+    r.tags()
+    r.unpack("i")  # throttle time
+
+    def partition():
+        _error, index, leader, epoch = r.unpack("hiii")
+        for _ in range(5):  # replicas, ISR, eligible, last known ELR, offline
+            r.compact_array(lambda: r.unpack("i"))
+        r.tags()
+        return index, leader, epoch
+
+    def topic():
+        error = r.unpack("h")
+        name = r.compact_string()
+        topic_id = r.uuid()
+        r.unpack("?")  # internal
+        partitions = r.compact_array(partition)
+        r.unpack("i")  # authorized operations
+        r.tags()
+        return error, name, topic_id, partitions
+
+    topics = r.compact_array(topic)
+    cursor = None
+    if r.unpack("b") >= 0:
+        cursor = (r.compact_string(), r.unpack("i"))
+        r.tags()
+    r.tags()
+    return topics, cursor
 
 
 def parse_api_versions_v0(payload: bytes) -> tuple[int, int, dict[int, tuple[int, int]]]:

@@ -65,7 +65,8 @@ impl Broker {
                 .collect(),
         };
         let cluster = Cluster::new(engine.cluster_registry(), me, config.agent_timeout)
-            .with_clock(engine.clock().clone());
+            .with_clock(engine.clock().clone())
+            .with_engine(engine.clone());
         // The same amount again for answers as for requests, and never less
         // than one full Fetch answer.
         let budget = config.queued_max_request_bytes.clamp(1, MAX_PERMITS);

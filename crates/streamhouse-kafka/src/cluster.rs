@@ -12,13 +12,22 @@
 //! partition, since offsets are assigned by the metadata store. Group
 //! coordination is not: only the coordinator answers group requests, the
 //! others answer NOT_COORDINATOR.
+//!
+//! Leader epochs (KIP-320) follow placement: when this agent's view of the
+//! live agents changes, it records in the metadata store the new leader of
+//! every partition whose leader moved between its old and new view, before
+//! it answers with the new view; the store bumps a partition's epoch only
+//! when the recorded leader differs, so agents noticing the same change
+//! bump each epoch once. Every heartbeat also asks the store (one small
+//! query) whether any epoch moved, so every agent reports the same epochs
+//! within a heartbeat of a change.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use streamhouse_core::clock::{Clock, SystemClock};
-use streamhouse_storage::{AgentInfo, AgentListener, ClusterRegistry};
+use streamhouse_storage::{AgentInfo, AgentListener, ClusterRegistry, LeaderMove, StorageEngine};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -73,6 +82,9 @@ struct Inner {
     timeout: Duration,
     /// Live agents sorted by id; always contains `me`.
     live: RwLock<Arc<[Agent]>>,
+    /// The live agents (ids, sorted) whose placement this agent last
+    /// recorded in the metadata store; `None` before its first view.
+    recorded: Mutex<Option<Vec<String>>>,
 }
 
 /// This agent's view of the cluster.
@@ -81,6 +93,9 @@ pub(crate) struct Cluster {
     inner: Arc<Inner>,
     /// Heartbeat times and the liveness cutoff.
     clock: Arc<dyn Clock>,
+    /// Where leader moves are recorded and epochs read; none in tests of
+    /// membership alone.
+    engine: Option<StorageEngine>,
 }
 
 impl Cluster {
@@ -92,9 +107,17 @@ impl Cluster {
                 me,
                 timeout,
                 live: RwLock::new(live),
+                recorded: Mutex::new(None),
             }),
             clock: Arc::new(SystemClock),
+            engine: None,
         }
+    }
+
+    /// Records leader moves and follows leader epochs through `engine`.
+    pub(crate) fn with_engine(mut self, engine: StorageEngine) -> Self {
+        self.engine = Some(engine);
+        self
     }
 
     /// Reads heartbeat times from `clock` (the engine's) instead of the
@@ -111,10 +134,7 @@ impl Cluster {
 
     /// The agent that leads `topic`-`partition`.
     pub(crate) fn leader(&self, topic: &str, partition: i32) -> Agent {
-        let mut key = topic.as_bytes().to_vec();
-        key.push(0);
-        key.extend_from_slice(&partition.to_be_bytes());
-        self.owner(b"partition", &key)
+        self.owner(b"partition", &partition_key(topic, partition))
     }
 
     /// The agent that coordinates `group`.
@@ -132,6 +152,73 @@ impl Cluster {
             .max_by_key(|agent| score(&agent.agent_id, kind, key))
             .cloned()
             .unwrap_or_else(|| self.inner.me.clone())
+    }
+
+    /// Records in the metadata store the leaders that moved when the live
+    /// agents (ids) went from `before` to `after`; on this agent's first
+    /// view (`before` is `None`), those that differ from the leader last
+    /// recorded, if one was (the cluster changed while this agent was
+    /// away). Returns false if that failed.
+    async fn record_moves(&self, before: Option<&[String]>, after: &[String]) -> bool {
+        let Some(engine) = &self.engine else {
+            return true;
+        };
+        if before.is_none()
+            && let Err(error) = engine.refresh_leader_epochs().await
+        {
+            tracing::warn!(%error, "cannot read the recorded leaders; retrying");
+            return false;
+        }
+        let topics = match engine.list_topics().await {
+            Ok(topics) => topics,
+            Err(error) => {
+                tracing::warn!(%error, "cannot list topics to record leader moves; retrying");
+                return false;
+            }
+        };
+        let place = |ids: &[String], key: &[u8]| -> Option<String> {
+            ids.iter()
+                .max_by_key(|id| score(id, b"partition", key))
+                .cloned()
+        };
+        let mut moves = Vec::new();
+        for topic in &topics {
+            for partition in 0..topic.partition_count {
+                let key = partition_key(&topic.name, partition);
+                let Some(leader) = place(after, &key) else {
+                    continue;
+                };
+                let moved = match before {
+                    Some(before) => place(before, &key).is_some_and(|old| old != leader),
+                    None => engine
+                        .recorded_leader(&topic.name, partition)
+                        .is_some_and(|recorded| *recorded != *leader),
+                };
+                if moved {
+                    moves.push(LeaderMove {
+                        topic: topic.name.clone(),
+                        partition,
+                        leader,
+                    });
+                }
+            }
+        }
+        match engine.move_leaders(&moves).await {
+            Ok(bumped) => {
+                if !bumped.is_empty() {
+                    tracing::info!(
+                        moved = moves.len(),
+                        bumped = bumped.len(),
+                        "partition leaders moved; leader epochs bumped"
+                    );
+                }
+                true
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot record leader moves; retrying");
+                false
+            }
+        }
     }
 
     /// Registers, then heart-beats and refreshes the live set every
@@ -208,19 +295,49 @@ impl Cluster {
         };
         let since = now - i64::try_from(self.inner.timeout.as_millis()).unwrap_or(i64::MAX);
         match store.list_agents(since).await {
-            Ok(agents) => self.set_live(agents.iter().map(Agent::from).collect()),
+            Ok(agents) => {
+                let agents = self.with_me(agents.iter().map(Agent::from).collect());
+                self.follow_placement(&agents).await;
+                self.set_live(agents);
+            }
             Err(error) => {
                 tracing::warn!(%error, "cannot list agents; keeping the last known cluster")
             }
         }
+        if let Some(engine) = &self.engine
+            && let Err(error) = engine.refresh_leader_epochs().await
+        {
+            tracing::warn!(%error, "cannot read leader epochs; keeping the last known ones");
+        }
         registered
     }
 
-    fn set_live(&self, mut agents: Vec<Agent>) {
+    /// Records the leader moves between the live agents last recorded and
+    /// `agents` (sorted, with this agent), before they are answered with.
+    /// A failure is retried at the next heartbeat.
+    async fn follow_placement(&self, agents: &[Agent]) {
+        let ids: Vec<String> = agents.iter().map(|a| a.agent_id.clone()).collect();
+        let recorded = self.inner.recorded.lock().clone();
+        let done = match recorded {
+            Some(before) if before == ids => return,
+            before => self.record_moves(before.as_deref(), &ids).await,
+        };
+        if done {
+            *self.inner.recorded.lock() = Some(ids);
+        }
+    }
+
+    /// `agents` with this agent among them, sorted by id.
+    fn with_me(&self, mut agents: Vec<Agent>) -> Vec<Agent> {
         if !agents.iter().any(|a| a.agent_id == self.inner.me.agent_id) {
             agents.push(self.inner.me.clone());
         }
         agents.sort_by(|a, b| a.agent_id.cmp(&b.agent_id));
+        agents
+    }
+
+    fn set_live(&self, agents: Vec<Agent>) {
+        let agents = self.with_me(agents);
         let mut live = self.inner.live.write();
         if live
             .iter()
@@ -235,6 +352,14 @@ impl Cluster {
         }
         *live = Arc::from(agents);
     }
+}
+
+/// A partition's placement key.
+fn partition_key(topic: &str, partition: i32) -> Vec<u8> {
+    let mut key = topic.as_bytes().to_vec();
+    key.push(0);
+    key.extend_from_slice(&partition.to_be_bytes());
+    key
 }
 
 /// Rendezvous score of `agent` for a key: FNV-1a over the three parts,
@@ -381,6 +506,75 @@ mod tests {
         store.register_agent(&stale).await.expect("register");
         a.beat(true).await;
         assert!(a.live().iter().all(|x| x.agent_id != "old"));
+    }
+
+    #[tokio::test]
+    async fn a_partition_whose_leader_moves_gets_a_new_epoch_once() {
+        let temp = streamhouse_metadata::testing::temp_sqlite()
+            .await
+            .expect("sqlite");
+        let objects = tempfile::tempdir().expect("tempdir");
+        let engine = StorageEngine::start(
+            Arc::new(temp.store.clone()),
+            streamhouse_storage::ObjectStorage::local(objects.path()).expect("local"),
+            streamhouse_storage::StorageConfig::default(),
+        );
+        engine
+            .create_topic(streamhouse_storage::NewTopic::new("orders", 30))
+            .await
+            .expect("create");
+        let store = engine.cluster_registry();
+        let timeout = Duration::from_secs(10);
+        let a = Cluster::new(store.clone(), agent("a"), timeout).with_engine(engine.clone());
+        let b = Cluster::new(store.clone(), agent("bb"), timeout).with_engine(engine.clone());
+        let epochs = || {
+            (0..30)
+                .map(|p| engine.leader_epoch("orders", p))
+                .collect::<Vec<i32>>()
+        };
+        assert!(a.beat(false).await);
+        assert!(b.beat(false).await, "bb's first view records nothing");
+        assert_eq!(epochs(), [0; 30]);
+
+        // "a" sees "bb" join: the partitions bb now leads get epoch 1.
+        assert!(a.beat(true).await);
+        let joined = epochs();
+        let led_by_b: Vec<i32> = (0..30)
+            .filter(|&p| a.leader("orders", p).agent_id == "bb")
+            .collect();
+        assert!(!led_by_b.is_empty() && led_by_b.len() < 30);
+        for p in 0..30 {
+            let expected = i32::from(led_by_b.contains(&p));
+            assert_eq!(joined[p as usize], expected, "partition {p}");
+        }
+        // bb's next heartbeats change nothing: it recorded its own view.
+        assert!(b.beat(true).await);
+        assert!(a.beat(true).await);
+        assert_eq!(epochs(), joined);
+
+        // bb leaves: its partitions come back to "a" with epoch 2.
+        store.deregister_agent("bb").await.expect("leave");
+        assert!(a.beat(true).await);
+        for (p, epoch) in epochs().into_iter().enumerate() {
+            let expected = if led_by_b.contains(&(p as i32)) { 2 } else { 0 };
+            assert_eq!(epoch, expected, "partition {p}");
+        }
+
+        // A newcomer's first view differs from the leaders recorded: it
+        // records the partitions it now leads itself, once.
+        let c = Cluster::new(store.clone(), agent("ccc"), timeout).with_engine(engine.clone());
+        let before_c = epochs();
+        assert!(c.beat(false).await);
+        let led_by_c: Vec<i32> = (0..30)
+            .filter(|&p| c.leader("orders", p).agent_id == "ccc")
+            .collect();
+        assert!(!led_by_c.is_empty());
+        assert!(a.beat(true).await, "a sees ccc join: nothing left to bump");
+        for (p, epoch) in epochs().into_iter().enumerate() {
+            let expected = before_c[p] + i32::from(led_by_c.contains(&(p as i32)));
+            assert_eq!(epoch, expected, "partition {p}");
+        }
+        engine.shutdown().await;
     }
 
     #[tokio::test]

@@ -362,24 +362,26 @@ impl RecordReader {
 /// Encodes records as one uncompressed record batch (magic 2), marked as
 /// carrying append times when the topic stamps records on append.
 pub fn encode_batch(records: &[Record], log_append_time: bool) -> anyhow::Result<Bytes> {
-    encode_read(records, &[], log_append_time)
+    encode_read(records, &[], log_append_time, |_| 0)
 }
 
 /// Encodes what a read returned as uncompressed record batches (magic 2):
 /// plain records as batches of no producer, each transactional run as its
 /// producer's transactional batch, each marker as a control batch, as
-/// Kafka's log holds them.
+/// Kafka's log holds them. Each batch carries the partition leader epoch
+/// `epoch_at` gives its records' offsets; a batch never spans two epochs.
 pub fn encode_read(
     records: &[Record],
     runs: &[TransactionRun],
     log_append_time: bool,
+    epoch_at: impl Fn(i64) -> i32,
 ) -> anyhow::Result<Bytes> {
     let timestamp_type = if log_append_time {
         TimestampType::LogAppend
     } else {
         TimestampType::Creation
     };
-    encode(records, runs, timestamp_type, Compression::None)
+    encode(records, runs, timestamp_type, Compression::None, &epoch_at)
 }
 
 /// Encodes records, offsets as given, as one record batch (magic 2) of a
@@ -389,17 +391,18 @@ pub fn encode_records(
     timestamp_type: TimestampType,
     compression: Compression,
 ) -> anyhow::Result<Bytes> {
-    encode(records, &[], timestamp_type, compression)
+    encode(records, &[], timestamp_type, compression, &|_| 0)
 }
 
 /// Records, offsets as given, as record batches (magic 2): the encoder
 /// starts a new batch where the producer, the transactional or control
-/// bit, or offset minus sequence changes.
+/// bit, the partition leader epoch, or offset minus sequence changes.
 fn encode(
     records: &[Record],
     runs: &[TransactionRun],
     timestamp_type: TimestampType,
     compression: Compression,
+    epoch_at: &dyn Fn(i64) -> i32,
 ) -> anyhow::Result<Bytes> {
     let Some(first) = records.first() else {
         return Ok(Bytes::new());
@@ -426,7 +429,7 @@ fn encode(
                 transactional,
                 control,
                 delete_horizon: false,
-                partition_leader_epoch: 0,
+                partition_leader_epoch: epoch_at(record.offset),
                 producer_id,
                 producer_epoch,
                 timestamp_type,
@@ -496,6 +499,31 @@ mod tests {
         assert_eq!(sets.len(), 1);
         let offsets: Vec<i64> = sets[0].records.iter().map(|r| r.offset).collect();
         assert_eq!(offsets, [40, 41, 42]);
+    }
+
+    /// Each batch carries its records' partition leader epoch (bytes 12..16
+    /// of the batch header, as clients read it), and a batch ends where
+    /// the epoch changes.
+    #[test]
+    fn batches_carry_the_epoch_of_their_offsets() {
+        let records: Vec<Record> = (10..16)
+            .map(|offset| Record::new(1_000, Bytes::from("v")).with_offset(offset))
+            .collect();
+        let epoch_at = |offset: i64| if offset < 13 { 4 } else { 7 };
+        let encoded = encode_read(&records, &[], false, epoch_at).expect("encode");
+        let mut buf = encoded.clone();
+        let sets = RecordBatchDecoder::decode_all(&mut buf).expect("decode");
+        let batches: Vec<(i32, Vec<i64>)> = sets
+            .iter()
+            .map(|set| {
+                (
+                    set.records[0].partition_leader_epoch,
+                    set.records.iter().map(|r| r.offset).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(batches, [(4, vec![10, 11, 12]), (7, vec![13, 14, 15])]);
+        assert_eq!(be_i32(&encoded, 12), 4, "the first batch's header");
     }
 
     /// Key compaction leaves gaps: one batch still carries every record at

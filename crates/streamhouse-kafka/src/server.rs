@@ -115,6 +115,11 @@ impl KafkaServer {
         if let Err(error) = self.broker.engine.list_topics().await {
             tracing::warn!(%error, "cannot list topics at start");
         }
+        // And the partitions' leader epochs, so that the first answers do
+        // not report epochs older than other agents do.
+        if let Err(error) = self.broker.engine.refresh_leader_epochs().await {
+            tracing::warn!(%error, "cannot read leader epochs at start");
+        }
         let stop = CancellationToken::new();
         let mut connections = JoinSet::new();
         let open = Arc::new(Mutex::new(Connections::default()));

@@ -1,18 +1,21 @@
 //! The API versions this server speaks, as advertised in ApiVersions.
 //!
 //! Ranges follow what the handlers implement: record batches v2 only
-//! (Produce ≥ 3, Fetch ≥ 4, as Kafka 4 requires) and topic names rather
-//! than topic ids in Produce and Fetch (below Produce 13 and Fetch 13).
+//! (Produce ≥ 3, Fetch ≥ 4, as Kafka 4 requires); topic ids in Produce 13,
+//! Fetch 13+ and Metadata 12+; Produce 12 is 11 without KIP-890's implicit
+//! partition add (no `transaction.version` feature is finalized, so
+//! producers in a transaction keep to 11); Fetch 15-18 add only fields of
+//! replicas, which a consumer leaves at their defaults.
 //! The ACL APIs start at v1, as in Kafka 4 (v0 cannot express pattern
 //! types).
 
 use kafka_protocol::messages::ApiKey;
 
 pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
-    (ApiKey::Produce, 3, 11),
-    (ApiKey::Fetch, 4, 12),
+    (ApiKey::Produce, 3, 13),
+    (ApiKey::Fetch, 4, 18),
     (ApiKey::ListOffsets, 1, 6),
-    (ApiKey::Metadata, 0, 12),
+    (ApiKey::Metadata, 0, 13),
     // v9: member epochs of consumer-protocol groups (KIP-848).
     (ApiKey::OffsetCommit, 2, 9),
     (ApiKey::OffsetFetch, 1, 9),
@@ -29,6 +32,8 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreateTopics, 2, 7),
     (ApiKey::DeleteTopics, 1, 6),
     (ApiKey::InitProducerId, 0, 4),
+    // v2+: the current leader epoch is checked (KIP-320).
+    (ApiKey::OffsetForLeaderEpoch, 2, 4),
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::DescribeLogDirs, 1, 4),
     (ApiKey::SaslAuthenticate, 0, 2),
@@ -58,6 +63,7 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     // KIP-848's consumer group protocol.
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
     (ApiKey::ConsumerGroupDescribe, 0, 1),
+    (ApiKey::DescribeTopicPartitions, 0, 0),
 ];
 
 pub(crate) fn range(api_key: ApiKey) -> Option<(i16, i16)> {

@@ -14,15 +14,16 @@ use streamhouse_core::security::{AclBinding, AclBindingFilter, ScramCredential, 
 use crate::consumer_groups::{ConsumerGroupListing, ConsumerGroupRecord, ConsumerGroupSave};
 use crate::error::Result;
 use crate::store::{
-    AclStore, ClusterRegistry, ConsumerGroupLog, GroupOffsets, JobLeases, MetadataStore,
-    ObjectLedger, ProducerRegistry, SegmentLog, StoreHealth, TopicCatalog, TransactionLog,
-    TransactionResult, UserCredentials,
+    AclStore, ClusterRegistry, ConsumerGroupLog, GroupOffsets, JobLeases, LeaderEpochs,
+    MetadataStore, ObjectLedger, ProducerRegistry, SegmentLog, StoreHealth, TopicCatalog,
+    TransactionLog, TransactionResult, UserCredentials,
 };
 use crate::transactions::{EndDecision, TransactionInfo};
 use crate::types::{
-    AbortedTransaction, ActiveProducer, AgentInfo, CommitNotice, CommittedOffset, FlushCommit,
-    InitTransaction, NewTopic, OffsetCommit, PartitionInfo, ScramCredentialInfo, SegmentInfo,
-    SegmentOutcome, SegmentReplacement, StorageStats, Topic, TopicDescription,
+    AbortedTransaction, ActiveProducer, AgentInfo, BumpedEpoch, CommitNotice, CommittedOffset,
+    EpochStart, FlushCommit, InitTransaction, LeaderEpochTable, LeaderMove, NewTopic, OffsetCommit,
+    PartitionInfo, ScramCredentialInfo, SegmentInfo, SegmentOutcome, SegmentReplacement,
+    StorageStats, Topic, TopicDescription,
 };
 
 /// Every role of a metadata store, each served by its own implementation.
@@ -40,6 +41,7 @@ pub struct LayeredStore {
     users: Arc<dyn UserCredentials>,
     acls: Arc<dyn AclStore>,
     transactions: Arc<dyn TransactionLog>,
+    epochs: Arc<dyn LeaderEpochs>,
 }
 
 impl LayeredStore {
@@ -57,7 +59,8 @@ impl LayeredStore {
             consumer_groups: base.clone(),
             users: base.clone(),
             acls: base.clone(),
-            transactions: base,
+            transactions: base.clone(),
+            epochs: base,
         }
     }
 
@@ -118,6 +121,11 @@ impl LayeredStore {
 
     pub fn with_transactions(mut self, transactions: Arc<dyn TransactionLog>) -> Self {
         self.transactions = transactions;
+        self
+    }
+
+    pub fn with_epochs(mut self, epochs: Arc<dyn LeaderEpochs>) -> Self {
+        self.epochs = epochs;
         self
     }
 }
@@ -529,5 +537,24 @@ impl TransactionLog for LayeredStore {
         self.transactions
             .aborted_transactions(topic, partition, from, to)
             .await
+    }
+}
+
+#[async_trait]
+impl LeaderEpochs for LayeredStore {
+    async fn move_leaders(&self, moves: &[LeaderMove]) -> Result<Vec<BumpedEpoch>> {
+        self.epochs.move_leaders(moves).await
+    }
+
+    async fn leader_epochs_version(&self) -> Result<i64> {
+        self.epochs.leader_epochs_version().await
+    }
+
+    async fn leader_epochs(&self) -> Result<LeaderEpochTable> {
+        self.epochs.leader_epochs().await
+    }
+
+    async fn epoch_history(&self, topic: &str, partition: i32) -> Result<Vec<EpochStart>> {
+        self.epochs.epoch_history(topic, partition).await
     }
 }

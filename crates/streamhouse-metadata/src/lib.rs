@@ -28,9 +28,9 @@ pub use layered::LayeredStore;
 pub use open::open;
 pub use sql::{PostgresStore, SqliteStore};
 pub use store::{
-    AclStore, ClusterRegistry, ConsumerGroupLog, GroupOffsets, JobLeases, MetadataStore,
-    ObjectLedger, ProducerRegistry, SegmentLog, StoreHealth, TopicCatalog, TransactionLog,
-    TransactionResult, UserCredentials,
+    AclStore, ClusterRegistry, ConsumerGroupLog, GroupOffsets, JobLeases, LeaderEpochs,
+    MetadataStore, ObjectLedger, ProducerRegistry, SegmentLog, StoreHealth, TopicCatalog,
+    TransactionLog, TransactionResult, UserCredentials,
 };
 pub use transactions::{EndDecision, TransactionInfo, TransactionRefusal, TransactionState};
 
@@ -40,14 +40,16 @@ pub use transactions::{EndDecision, TransactionInfo, TransactionRefusal, Transac
 pub mod prelude {
     pub use crate::store::{
         AclStore as _, ClusterRegistry as _, ConsumerGroupLog as _, GroupOffsets as _,
-        JobLeases as _, MetadataStore, ObjectLedger as _, ProducerRegistry as _, SegmentLog as _,
-        StoreHealth as _, TopicCatalog as _, TransactionLog as _, UserCredentials as _,
+        JobLeases as _, LeaderEpochs as _, MetadataStore, ObjectLedger as _, ProducerRegistry as _,
+        SegmentLog as _, StoreHealth as _, TopicCatalog as _, TransactionLog as _,
+        UserCredentials as _,
     };
 }
 
 pub use types::{
-    AbortedTransaction, ActiveProducer, AgentInfo, AgentListener, CommitNotice, CommittedOffset,
-    FlushCommit, InitTransaction, NewTopic, OffsetCommit, PartitionInfo, PendingSegment,
-    ProducerBatch, ReplacementSegment, ScramCredentialInfo, SegmentInfo, SegmentOutcome,
-    SegmentReplacement, StorageStats, Topic, TopicDescription, TransactionBatch, WatermarkNotice,
+    AbortedTransaction, ActiveProducer, AgentInfo, AgentListener, BumpedEpoch, CommitNotice,
+    CommittedOffset, EpochStart, FlushCommit, InitTransaction, LeaderEpochTable, LeaderMove,
+    NewTopic, OffsetCommit, PartitionEpoch, PartitionInfo, PendingSegment, ProducerBatch,
+    ReplacementSegment, ScramCredentialInfo, SegmentInfo, SegmentOutcome, SegmentReplacement,
+    StorageStats, Topic, TopicDescription, TransactionBatch, WatermarkNotice,
 };

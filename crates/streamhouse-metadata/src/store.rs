@@ -16,9 +16,10 @@ use crate::consumer_groups::{ConsumerGroupListing, ConsumerGroupRecord, Consumer
 use crate::error::{MetadataError, Result};
 use crate::transactions::{EndDecision, TransactionInfo, TransactionRefusal};
 use crate::types::{
-    AbortedTransaction, ActiveProducer, AgentInfo, CommitNotice, CommittedOffset, FlushCommit,
-    InitTransaction, NewTopic, OffsetCommit, PartitionInfo, ScramCredentialInfo, SegmentInfo,
-    SegmentOutcome, SegmentReplacement, StorageStats, Topic, TopicDescription,
+    AbortedTransaction, ActiveProducer, AgentInfo, BumpedEpoch, CommitNotice, CommittedOffset,
+    EpochStart, FlushCommit, InitTransaction, LeaderEpochTable, LeaderMove, NewTopic, OffsetCommit,
+    PartitionInfo, ScramCredentialInfo, SegmentInfo, SegmentOutcome, SegmentReplacement,
+    StorageStats, Topic, TopicDescription,
 };
 
 /// Where StreamHouse keeps everything but the event data: every role at
@@ -38,6 +39,7 @@ pub trait MetadataStore:
     + UserCredentials
     + AclStore
     + TransactionLog
+    + LeaderEpochs
 {
 }
 
@@ -54,6 +56,7 @@ impl<T> MetadataStore for T where
         + UserCredentials
         + AclStore
         + TransactionLog
+        + LeaderEpochs
 {
 }
 
@@ -478,4 +481,38 @@ pub trait TransactionLog: Send + Sync + Debug + 'static {
         from: i64,
         to: i64,
     ) -> Result<Vec<AbortedTransaction>>;
+}
+
+/// Partitions' leader epochs (Kafka's KIP-320) and where each epoch
+/// started. Placement is decided by the agents (rendezvous hashing over the
+/// live ones); the store records, per partition, the leader an epoch was
+/// bumped for, so that agents noticing the same change bump it once.
+///
+/// The invariant that matters: an epoch is bumped under the partition's
+/// row lock, as flush commits advance the high watermark, so the offset at
+/// which it starts (the high watermark then) divides the partition's
+/// offsets exactly: every offset below it was committed in an earlier
+/// epoch, every offset from it on in this one or a later one.
+#[async_trait]
+pub trait LeaderEpochs: Send + Sync + Debug + 'static {
+    /// Records new leaders: in ONE transaction, each partition whose stored
+    /// leader is not `leader` (or is unset) gets its leader epoch bumped by
+    /// one, starting at its high watermark, and `leader` recorded; an
+    /// epoch left holding no record is replaced, and epochs wholly below
+    /// the log start offset are forgotten. Partitions that do not exist
+    /// are skipped. Returns the partitions bumped, with their new epoch.
+    async fn move_leaders(&self, moves: &[LeaderMove]) -> Result<Vec<BumpedEpoch>>;
+
+    /// A number that grows whenever some partition's leader epoch changes
+    /// or a topic is deleted, by any agent sharing the store.
+    async fn leader_epochs_version(&self) -> Result<i64>;
+
+    /// Every partition that has a recorded leader or an epoch above 0,
+    /// with the version the epochs are at least as new as.
+    async fn leader_epochs(&self) -> Result<LeaderEpochTable>;
+
+    /// The epochs of a partition that still hold records, and its current
+    /// one, each with the offset it started at, ordered by epoch; empty
+    /// while the partition is at epoch 0 (which starts at offset 0).
+    async fn epoch_history(&self, topic: &str, partition: i32) -> Result<Vec<EpochStart>>;
 }

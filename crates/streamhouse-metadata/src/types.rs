@@ -47,6 +47,10 @@ pub struct PartitionInfo {
     /// high watermark when none is open: read_committed readers see
     /// offsets below it.
     pub last_stable_offset: i64,
+    /// The partition's leader epoch, read with the high watermark: every
+    /// offset below `high_watermark` was written in this epoch or an
+    /// earlier one.
+    pub leader_epoch: i32,
 }
 
 /// A topic with the state of each of its partitions.
@@ -166,8 +170,15 @@ pub struct FlushCommit {
 /// What happened to one [`PendingSegment`] of a committed flush.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SegmentOutcome {
-    /// Offsets `base_offset..=end_offset` were assigned and are visible.
-    Committed { base_offset: i64, end_offset: i64 },
+    /// Offsets `base_offset..=end_offset` were assigned and are visible;
+    /// the partition's leader epoch was `leader_epoch` at the commit (or,
+    /// for a retried commit found stored, is now), so every offset up to
+    /// `end_offset` belongs to this epoch or an earlier one.
+    Committed {
+        base_offset: i64,
+        end_offset: i64,
+        leader_epoch: i32,
+    },
     /// The partition does not exist (for example, its topic was deleted
     /// while the flush was uploading). Nothing was assigned.
     PartitionNotFound,
@@ -251,6 +262,9 @@ pub struct WatermarkNotice {
     /// The partition's last stable offset after the commit; `None` when
     /// the commit opened or closed a transaction there (read it again).
     pub last_stable_offset: Option<i64>,
+    /// The partition's leader epoch at the commit; `None` from an agent of
+    /// an earlier version (read the partition again).
+    pub leader_epoch: Option<i32>,
 }
 
 /// One consumer-group offset to commit.
@@ -260,6 +274,9 @@ pub struct OffsetCommit {
     pub partition: i32,
     pub offset: i64,
     pub metadata: Option<String>,
+    /// The leader epoch of the record before `offset`, as the client sent
+    /// it (Kafka's `committed_leader_epoch`); -1 when unknown.
+    pub leader_epoch: i32,
 }
 
 /// A committed consumer-group offset.
@@ -271,6 +288,8 @@ pub struct CommittedOffset {
     pub offset: i64,
     pub metadata: Option<String>,
     pub committed_at: i64,
+    /// The leader epoch committed with the offset; -1 when unknown.
+    pub leader_epoch: i32,
 }
 
 /// A run of consecutive segment rows of a partition rewritten into one
@@ -425,4 +444,54 @@ pub struct AbortedTransaction {
     pub producer_id: i64,
     pub first_offset: i64,
     pub marker_offset: i64,
+}
+
+/// Where a partition is led now, as one agent sees it: an input of
+/// [`crate::LeaderEpochs::move_leaders`].
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct LeaderMove {
+    pub topic: String,
+    pub partition: i32,
+    /// The agent id of the partition's new leader.
+    pub leader: String,
+}
+
+/// A leader epoch and the offset at which it started (the high watermark
+/// when it was bumped): an entry of Kafka's leader epoch cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct EpochStart {
+    pub epoch: i32,
+    pub start_offset: i64,
+}
+
+/// A partition whose leader epoch changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BumpedEpoch {
+    pub topic: String,
+    pub partition: i32,
+    /// The agent id recorded as its leader.
+    pub leader: String,
+    pub epoch: EpochStart,
+}
+
+/// A partition's leader epoch and the leader recorded with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionEpoch {
+    pub topic: String,
+    pub partition: i32,
+    pub leader_epoch: i32,
+    /// The agent id of the leader last recorded; `None` while no agent has
+    /// recorded one.
+    pub leader: Option<String>,
+}
+
+/// Every partition that has a leader recorded or an epoch above 0, and
+/// the version of the leader epochs they were read at.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LeaderEpochTable {
+    /// What [`crate::LeaderEpochs::leader_epochs_version`] was before the
+    /// epochs were read.
+    pub version: i64,
+    /// Ordered by topic and partition.
+    pub epochs: Vec<PartitionEpoch>,
 }

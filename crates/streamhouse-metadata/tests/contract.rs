@@ -16,9 +16,10 @@ use streamhouse_core::{TopicConfig, ValidationError};
 use streamhouse_metadata::testing::{isolated_postgres, temp_sqlite};
 use streamhouse_metadata::{
     AbortedTransaction, AgentInfo, AgentListener, AssignedPartitions, ConsumerGroupMemberRecord,
-    ConsumerGroupSave, EndDecision, FlushCommit, InitTransaction, MetadataError, MetadataStore,
-    NewTopic, OffsetCommit, PendingSegment, ProducerBatch, ReplacementSegment, SegmentOutcome,
-    SegmentReplacement, SubscribedTopic, TransactionBatch, TransactionRefusal, TransactionState,
+    ConsumerGroupSave, EndDecision, EpochStart, FlushCommit, InitTransaction, LeaderMove,
+    MetadataError, MetadataStore, NewTopic, OffsetCommit, PendingSegment, ProducerBatch,
+    ReplacementSegment, SegmentOutcome, SegmentReplacement, SubscribedTopic, TransactionBatch,
+    TransactionRefusal, TransactionState,
 };
 
 /// Runs one contract body against every backend.
@@ -85,6 +86,11 @@ contract!(an_aborted_transaction_is_indexed_and_drops_its_offsets);
 contract!(transactional_batches_need_their_transaction);
 contract!(init_fences_and_aborts_an_open_transaction);
 contract!(consumer_groups_save_only_from_the_version_they_read);
+contract!(leader_epochs_follow_their_leader);
+contract!(leader_epochs_forget_empty_and_truncated_epochs);
+contract!(commits_carry_the_leader_epoch_they_wrote_in);
+contract!(concurrent_moves_to_one_leader_bump_once);
+contract!(offsets_keep_their_leader_epoch);
 
 fn segment(topic: &str, partition: i32, records: i64, byte_offset: i64) -> PendingSegment {
     PendingSegment {
@@ -115,6 +121,7 @@ fn committed(outcome: &SegmentOutcome) -> (i64, i64) {
         SegmentOutcome::Committed {
             base_offset,
             end_offset,
+            ..
         } => (base_offset, end_offset),
         other => panic!("expected a committed segment, got {other:?}"),
     }
@@ -538,6 +545,7 @@ async fn consumer_offsets(store: Arc<dyn MetadataStore>) {
         partition,
         offset,
         metadata: metadata.map(str::to_string),
+        leader_epoch: -1,
     };
     store
         .commit_offsets("g1", &[commit(0, 5, Some("m")), commit(1, 7, None)])
@@ -619,6 +627,7 @@ async fn offsets_expire_by_commit_time(store: Arc<dyn MetadataStore>) {
         partition,
         offset,
         metadata: None,
+        leader_epoch: -1,
     };
     store
         .commit_offsets("old", &[commit(0, 5)])
@@ -711,12 +720,14 @@ async fn delete_topic_removes_its_data(store: Arc<dyn MetadataStore>) {
                     partition: 0,
                     offset: 2,
                     metadata: None,
+                    leader_epoch: -1,
                 },
                 OffsetCommit {
                     topic: "keep".into(),
                     partition: 0,
                     offset: 1,
                     metadata: None,
+                    leader_epoch: -1,
                 },
             ],
         )
@@ -887,7 +898,8 @@ async fn idempotent_producer_sequences(store: Arc<dyn MetadataStore>) {
         first,
         [SegmentOutcome::Committed {
             base_offset: 3,
-            end_offset: 7
+            end_offset: 7,
+            leader_epoch: 0
         }]
     );
 
@@ -903,7 +915,8 @@ async fn idempotent_producer_sequences(store: Arc<dyn MetadataStore>) {
             },
             SegmentOutcome::Committed {
                 base_offset: 8,
-                end_offset: 9
+                end_offset: 9,
+                leader_epoch: 0
             },
         ]
     );
@@ -936,7 +949,8 @@ async fn idempotent_producer_sequences(store: Arc<dyn MetadataStore>) {
         other,
         [SegmentOutcome::Committed {
             base_offset: 0,
-            end_offset: 3
+            end_offset: 3,
+            leader_epoch: 0
         }]
     );
 
@@ -958,7 +972,8 @@ async fn idempotent_producer_sequences(store: Arc<dyn MetadataStore>) {
         restarted,
         [SegmentOutcome::Committed {
             base_offset: 10,
-            end_offset: 10
+            end_offset: 10,
+            leader_epoch: 0
         }]
     );
     let zombie = commit("b/7", vec![batch(0, 1, pid, 0, 7)]).await;
@@ -970,7 +985,8 @@ async fn idempotent_producer_sequences(store: Arc<dyn MetadataStore>) {
         again[1],
         SegmentOutcome::Committed {
             base_offset: 8,
-            end_offset: 9
+            end_offset: 9,
+            leader_epoch: 0
         }
     );
     assert_eq!(
@@ -998,7 +1014,8 @@ async fn only_recent_batches_are_recognised_as_retries(store: Arc<dyn MetadataSt
             outcome,
             [SegmentOutcome::Committed {
                 base_offset: i as i64,
-                end_offset: i as i64
+                end_offset: i as i64,
+                leader_epoch: 0
             }]
         );
     }
@@ -1055,6 +1072,7 @@ async fn concurrent_retries_store_a_batch_once(store: Arc<dyn MetadataStore>) {
             SegmentOutcome::Committed {
                 base_offset: 0,
                 end_offset: 2,
+                ..
             } => committed += 1,
             SegmentOutcome::Duplicate {
                 base_offset: 0,
@@ -2376,6 +2394,7 @@ async fn a_transaction_commits_its_records_and_offsets(store: Arc<dyn MetadataSt
         partition: 1,
         offset: 42,
         metadata: Some("m".into()),
+        leader_epoch: -1,
     }];
     store
         .stage_transaction_offsets("tx", producer.0, producer.1, "g", &offsets)
@@ -2506,6 +2525,7 @@ async fn an_aborted_transaction_is_indexed_and_drops_its_offsets(store: Arc<dyn 
         partition: 0,
         offset: 7,
         metadata: None,
+        leader_epoch: -1,
     }];
     store
         .stage_transaction_offsets("tx", producer.0, producer.1, "g", &offsets)
@@ -2880,4 +2900,352 @@ async fn consumer_groups_save_only_from_the_version_they_read(store: Arc<dyn Met
             .len(),
         2
     );
+}
+fn leader_move(topic: &str, partition: i32, leader: &str) -> LeaderMove {
+    LeaderMove {
+        topic: topic.to_string(),
+        partition,
+        leader: leader.to_string(),
+    }
+}
+
+fn epoch(epoch: i32, start_offset: i64) -> EpochStart {
+    EpochStart {
+        epoch,
+        start_offset,
+    }
+}
+
+/// (partition, epoch, start offset) of what `move_leaders` bumped.
+async fn bump(store: &dyn MetadataStore, moves: &[LeaderMove]) -> Vec<(i32, i32, i64)> {
+    let mut bumped: Vec<(i32, i32, i64)> = store
+        .move_leaders(moves)
+        .await
+        .expect("move leaders")
+        .into_iter()
+        .map(|b| (b.partition, b.epoch.epoch, b.epoch.start_offset))
+        .collect();
+    bumped.sort();
+    bumped
+}
+
+async fn leader_epochs_follow_their_leader(store: Arc<dyn MetadataStore>) {
+    store
+        .create_topic(NewTopic::new("t", 2))
+        .await
+        .expect("create");
+    one_record_flushes(store.as_ref(), "t", 0, 3).await;
+    let at_start = store.get_partition("t", 0).await.expect("partition");
+    assert_eq!(at_start.leader_epoch, 0, "a new partition is at epoch 0");
+    assert!(
+        store
+            .epoch_history("t", 0)
+            .await
+            .expect("history")
+            .is_empty()
+    );
+    let v0 = store.leader_epochs_version().await.expect("version");
+
+    // Both partitions get their first recorded leader: each epoch starts at
+    // the partition's high watermark.
+    assert_eq!(
+        bump(
+            store.as_ref(),
+            &[leader_move("t", 0, "a"), leader_move("t", 1, "a")]
+        )
+        .await,
+        [(0, 1, 3), (1, 1, 0)]
+    );
+    let v1 = store.leader_epochs_version().await.expect("version");
+    assert!(v1 > v0, "a bump moves the version: {v0} -> {v1}");
+
+    // Another agent noticing the same change bumps nothing.
+    assert!(
+        bump(store.as_ref(), &[leader_move("t", 0, "a")])
+            .await
+            .is_empty()
+    );
+    assert_eq!(store.leader_epochs_version().await.expect("version"), v1);
+    // Nor does a partition that does not exist.
+    assert!(
+        bump(
+            store.as_ref(),
+            &[leader_move("t", 7, "b"), leader_move("gone", 0, "b")]
+        )
+        .await
+        .is_empty()
+    );
+
+    one_record_flushes(store.as_ref(), "t", 3, 2).await;
+    assert_eq!(
+        bump(store.as_ref(), &[leader_move("t", 0, "b")]).await,
+        [(0, 2, 5)]
+    );
+    assert_eq!(
+        store.epoch_history("t", 0).await.expect("history"),
+        [epoch(1, 3), epoch(2, 5)]
+    );
+    let partition = store.get_partition("t", 0).await.expect("partition");
+    assert_eq!(
+        (partition.leader_epoch, partition.high_watermark),
+        (2, 5),
+        "the epoch is read with the high watermark"
+    );
+    let described = store.describe_topic("t").await.expect("describe");
+    assert_eq!(
+        described
+            .partitions
+            .iter()
+            .map(|p| p.leader_epoch)
+            .collect::<Vec<_>>(),
+        [2, 1]
+    );
+    let table = store.leader_epochs().await.expect("epochs");
+    assert!(table.version > v1);
+    assert_eq!(
+        table
+            .epochs
+            .iter()
+            .map(|e| (
+                e.topic.as_str(),
+                e.partition,
+                e.leader_epoch,
+                e.leader.as_deref()
+            ))
+            .collect::<Vec<_>>(),
+        [("t", 0, 2, Some("b")), ("t", 1, 1, Some("a"))]
+    );
+
+    // Deleting a topic moves the version, so agents drop its epochs.
+    let before_delete = table.version;
+    store.delete_topic("t").await.expect("delete");
+    assert!(store.leader_epochs_version().await.expect("version") > before_delete);
+    assert!(
+        store
+            .leader_epochs()
+            .await
+            .expect("epochs")
+            .epochs
+            .is_empty()
+    );
+    store
+        .create_topic(NewTopic::new("t", 1))
+        .await
+        .expect("create again");
+    assert_eq!(
+        store
+            .get_partition("t", 0)
+            .await
+            .expect("partition")
+            .leader_epoch,
+        0,
+        "a topic created again starts over"
+    );
+    assert!(
+        store
+            .epoch_history("t", 0)
+            .await
+            .expect("history")
+            .is_empty()
+    );
+}
+
+async fn leader_epochs_forget_empty_and_truncated_epochs(store: Arc<dyn MetadataStore>) {
+    store
+        .create_topic(NewTopic::new("t", 1))
+        .await
+        .expect("create");
+    one_record_flushes(store.as_ref(), "t", 0, 3).await;
+    bump(store.as_ref(), &[leader_move("t", 0, "a")]).await;
+    one_record_flushes(store.as_ref(), "t", 3, 2).await;
+    bump(store.as_ref(), &[leader_move("t", 0, "b")]).await;
+    // Epoch 2 holds nothing when epoch 3 starts: it is replaced.
+    assert_eq!(
+        bump(store.as_ref(), &[leader_move("t", 0, "a")]).await,
+        [(0, 3, 5)]
+    );
+    assert_eq!(
+        store.epoch_history("t", 0).await.expect("history"),
+        [epoch(1, 3), epoch(3, 5)]
+    );
+    one_record_flushes(store.as_ref(), "t", 5, 2).await;
+    bump(store.as_ref(), &[leader_move("t", 0, "b")]).await;
+    assert_eq!(
+        store.epoch_history("t", 0).await.expect("history"),
+        [epoch(1, 3), epoch(3, 5), epoch(4, 7)]
+    );
+    // Once the log starts at 6, epoch 1 holds nothing readable while
+    // epoch 3 still holds offset 6; epoch 4 never held a record.
+    store.truncate_partition("t", 0, 6).await.expect("truncate");
+    bump(store.as_ref(), &[leader_move("t", 0, "a")]).await;
+    assert_eq!(
+        store.epoch_history("t", 0).await.expect("history"),
+        [epoch(3, 5), epoch(5, 7)]
+    );
+}
+
+async fn commits_carry_the_leader_epoch_they_wrote_in(store: Arc<dyn MetadataStore>) {
+    store
+        .create_topic(NewTopic::new("t", 1))
+        .await
+        .expect("create");
+    let mut notices = store.commit_notices();
+    let first = commit_one(store.as_ref(), segment("t", 0, 2, 0)).await;
+    assert!(
+        matches!(
+            first,
+            SegmentOutcome::Committed {
+                leader_epoch: 0,
+                ..
+            }
+        ),
+        "{first:?}"
+    );
+    assert_eq!(next_notice(&mut notices, 2).await.leader_epoch, Some(0));
+    bump(store.as_ref(), &[leader_move("t", 0, "a")]).await;
+    let second = commit_one(store.as_ref(), segment("t", 0, 1, 0)).await;
+    assert_eq!(
+        second,
+        SegmentOutcome::Committed {
+            base_offset: 2,
+            end_offset: 2,
+            leader_epoch: 1
+        }
+    );
+    assert_eq!(next_notice(&mut notices, 3).await.leader_epoch, Some(1));
+
+    // Flushes and bumps racing: every record's commit epoch is the epoch
+    // the history places its offset in, so the start offsets divide the
+    // log exactly as the commits did.
+    let writer = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut committed = Vec::new();
+            for _ in 0..40 {
+                if let SegmentOutcome::Committed {
+                    base_offset,
+                    leader_epoch,
+                    ..
+                } = commit_one(store.as_ref(), segment("t", 0, 1, 0)).await
+                {
+                    committed.push((base_offset, leader_epoch));
+                }
+            }
+            committed
+        })
+    };
+    for round in 0..20 {
+        let leader = if round % 2 == 0 { "b" } else { "a" };
+        bump(store.as_ref(), &[leader_move("t", 0, leader)]).await;
+        tokio::task::yield_now().await;
+    }
+    let committed = writer.await.expect("writer");
+    assert_eq!(committed.len(), 40);
+    let history = store.epoch_history("t", 0).await.expect("history");
+    let epoch_at = |offset: i64| {
+        history
+            .iter()
+            .rev()
+            .find(|e| e.start_offset <= offset)
+            .map_or(0, |e| e.epoch)
+    };
+    for (offset, epoch) in committed {
+        assert_eq!(epoch_at(offset), epoch, "offset {offset} in {history:?}");
+    }
+    let partition = store.get_partition("t", 0).await.expect("partition");
+    assert_eq!(partition.leader_epoch, 21);
+    assert_eq!(
+        history.last().map(|e| e.epoch),
+        Some(21),
+        "the current epoch is always in the history"
+    );
+}
+
+async fn concurrent_moves_to_one_leader_bump_once(store: Arc<dyn MetadataStore>) {
+    store
+        .create_topic(NewTopic::new("t", 8))
+        .await
+        .expect("create");
+    let moves: Vec<LeaderMove> = (0..8).map(|p| leader_move("t", p, "a")).collect();
+    let tasks: Vec<_> = (0..4)
+        .map(|i| {
+            let store = store.clone();
+            // Each agent lists the partitions in its own order.
+            let mut moves = moves.clone();
+            moves.rotate_left(i * 2);
+            tokio::spawn(async move { store.move_leaders(&moves).await.expect("move") })
+        })
+        .collect();
+    let mut bumped = 0;
+    for task in tasks {
+        bumped += task.await.expect("task").len();
+    }
+    assert_eq!(bumped, 8, "each partition bumped by one agent only");
+    let table = store.leader_epochs().await.expect("epochs");
+    assert!(
+        table
+            .epochs
+            .iter()
+            .all(|e| e.leader_epoch == 1 && e.leader.as_deref() == Some("a"))
+    );
+    assert_eq!(table.epochs.len(), 8);
+}
+
+async fn offsets_keep_their_leader_epoch(store: Arc<dyn MetadataStore>) {
+    store
+        .create_topic(NewTopic::new("t", 2))
+        .await
+        .expect("create");
+    let commit = |partition, leader_epoch| OffsetCommit {
+        topic: "t".into(),
+        partition,
+        offset: 10,
+        metadata: None,
+        leader_epoch,
+    };
+    store
+        .commit_offsets("g", &[commit(0, 4), commit(1, -1)])
+        .await
+        .expect("commit");
+    let epochs: Vec<(i32, i32)> = store
+        .fetch_offsets("g")
+        .await
+        .expect("fetch")
+        .iter()
+        .map(|o| (o.partition, o.leader_epoch))
+        .collect();
+    assert_eq!(epochs, [(0, 4), (1, -1)]);
+
+    // Offsets committed in a transaction keep theirs too.
+    let producer = init_txn(store.as_ref(), "tx").await;
+    store
+        .add_transaction_group("tx", producer.0, producer.1, "g")
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .stage_transaction_offsets("tx", producer.0, producer.1, "g", &[commit(1, 9)])
+        .await
+        .unwrap()
+        .unwrap();
+    let (decision, _) = store
+        .end_transaction("tx", producer.0, producer.1, true)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(decision, EndDecision::Prepared);
+    assert!(
+        store
+            .complete_transaction("tx", producer.0, producer.1)
+            .await
+            .expect("complete")
+    );
+    let epochs: Vec<(i32, i32)> = store
+        .fetch_offsets("g")
+        .await
+        .expect("fetch")
+        .iter()
+        .map(|o| (o.partition, o.leader_epoch))
+        .collect();
+    assert_eq!(epochs, [(0, 4), (1, 9)]);
 }

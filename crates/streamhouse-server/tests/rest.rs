@@ -464,12 +464,14 @@ async fn groups_show_committed_offsets_and_lag() -> Result<()> {
                     partition: 0,
                     offset: 1,
                     metadata: Some("consumer-a".into()),
+                    leader_epoch: -1,
                 },
                 OffsetCommit {
                     topic: "events".into(),
                     partition: 1,
                     offset: 1,
                     metadata: None,
+                    leader_epoch: -1,
                 },
             ],
         )

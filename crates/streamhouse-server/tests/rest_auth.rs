@@ -424,6 +424,7 @@ async fn topic_and_group_lists_show_only_what_the_caller_may_describe() -> Resul
                     partition: 0,
                     offset: 0,
                     metadata: None,
+                    leader_epoch: -1,
                 }],
             )
             .await?;

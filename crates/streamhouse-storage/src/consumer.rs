@@ -197,6 +197,7 @@ impl Consumer {
                 partition: tp.partition,
                 offset,
                 metadata: None,
+                leader_epoch: -1,
             })
             .collect();
         self.engine

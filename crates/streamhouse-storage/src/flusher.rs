@@ -314,6 +314,7 @@ async fn publish(targets: &FlushTargets, job: FlushJob, outcomes: Vec<SegmentOut
             SegmentOutcome::Committed {
                 base_offset,
                 end_offset,
+                leader_epoch,
             } => {
                 let byte_offset = u64::try_from(part.pending.byte_offset).unwrap_or(0);
                 targets
@@ -346,9 +347,13 @@ async fn publish(targets: &FlushTargets, job: FlushJob, outcomes: Vec<SegmentOut
                 } else {
                     Lso::Unchanged
                 };
-                targets
-                    .watermarks
-                    .advance(&part.tp.topic, part.tp.partition, end_offset + 1, lso);
+                targets.watermarks.advance(
+                    &part.tp.topic,
+                    part.tp.partition,
+                    end_offset + 1,
+                    lso,
+                    Some(leader_epoch),
+                );
                 records += part.pending.record_count;
                 for waiter in part.waiters {
                     waiter.succeed(base_offset);

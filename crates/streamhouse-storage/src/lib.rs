@@ -20,6 +20,7 @@ mod error;
 mod flusher;
 mod health;
 pub mod jobs;
+mod leader_epochs;
 mod long_poll;
 mod object_storage;
 mod orphans;
@@ -42,6 +43,7 @@ pub use engine::{
 };
 pub use error::{Result, StorageError};
 pub use health::{WriteHealth, WriteOutcomes};
+pub use leader_epochs::{EpochEnd, EpochHistory};
 pub use long_poll::{CommitWait, REFRESHES_PER_POLL, REMOTE_COMMIT_POLL};
 pub use object_storage::{ObjectStorage, ObjectStoreStats};
 pub use partitioner::{murmur2, partition_for_key};
@@ -55,9 +57,9 @@ pub use writer::{AppendResult, FlushConfig, PendingAppend};
 /// on the engine alone.
 pub use streamhouse_core::security;
 pub use streamhouse_metadata::{
-    AbortedTransaction, AgentInfo, AgentListener, AssignedPartitions, ClusterRegistry,
+    AbortedTransaction, AgentInfo, AgentListener, AssignedPartitions, BumpedEpoch, ClusterRegistry,
     CommittedOffset, ConsumerGroupListing, ConsumerGroupMemberRecord, ConsumerGroupRecord,
-    ConsumerGroupSave, GroupOffsets, MetadataError, NewTopic, OffsetCommit, PartitionInfo,
-    ProducerBatch, SegmentInfo, StorageStats, SubscribedTopic, Topic, TopicDescription,
-    TransactionBatch, TransactionInfo, TransactionRefusal, TransactionState,
+    ConsumerGroupSave, EpochStart, GroupOffsets, LeaderMove, MetadataError, NewTopic, OffsetCommit,
+    PartitionInfo, ProducerBatch, SegmentInfo, StorageStats, SubscribedTopic, Topic,
+    TopicDescription, TransactionBatch, TransactionInfo, TransactionRefusal, TransactionState,
 };

@@ -32,6 +32,9 @@ pub struct ReadResult {
     /// sends each as a batch of its own, with its producer and, for a
     /// marker, as a control batch.
     pub transactions: Vec<TransactionRun>,
+    /// The partition's leader epoch as known with `high_watermark`: every
+    /// returned record was written in this epoch or an earlier one.
+    pub leader_epoch: i32,
 }
 
 /// A read as an application sees it (the HTTP API, the in-process
@@ -202,11 +205,21 @@ impl PartitionReader {
         max_bytes: usize,
         isolation: Isolation,
     ) -> Result<ReadResult> {
-        let watermarks = self
+        let mut watermarks = self
             .context
             .watermarks
             .get(&self.topic, self.partition)
             .await?;
+        if offset > watermarks.high_watermark {
+            // Another agent may have served the reader up to a commit this
+            // one has not heard of yet: look before calling it out of
+            // range, which makes a client reset its position.
+            watermarks = self
+                .context
+                .watermarks
+                .refresh(&self.topic, self.partition)
+                .await?;
+        }
         let (log_start_offset, high_watermark) =
             (watermarks.log_start_offset, watermarks.high_watermark);
         let last_stable_offset = watermarks
@@ -219,6 +232,7 @@ impl PartitionReader {
             log_start_offset,
             last_stable_offset,
             transactions: Vec::new(),
+            leader_epoch: watermarks.leader_epoch,
         };
         // Nothing at or past `end` is returned.
         let end = match isolation {

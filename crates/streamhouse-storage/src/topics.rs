@@ -138,7 +138,7 @@ impl TopicCache {
 
     /// The last list merged with topics looked up by name, the later of
     /// two copies winning.
-    fn last_known(&self) -> Vec<Arc<Topic>> {
+    pub(crate) fn last_known(&self) -> Vec<Arc<Topic>> {
         let mut known: BTreeMap<String, (Arc<Topic>, Option<Instant>)> = {
             let listed = self.listed.lock();
             listed

@@ -4,6 +4,13 @@
 //! learned from the metadata store are trusted for a short TTL, which
 //! bounds how stale another agent's commits can look. Long-poll readers
 //! subscribe to a partition and wake when its watermark moves.
+//!
+//! Each entry keeps the leader epoch learned with its high watermark (from
+//! the same row, or the same commit), both only ever growing: every offset
+//! below the high watermark belongs to that epoch or an earlier one, so a
+//! reader stamping records with their epochs needs no newer knowledge than
+//! the entry it read them under. A high watermark never moves without an
+//! epoch to go with it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -117,6 +124,7 @@ impl Watermarks {
                 high_watermark: fetched.high_watermark.max(current.high_watermark),
                 log_start_offset: fetched.log_start_offset.max(current.log_start_offset),
                 last_stable_offset: fetched.last_stable_offset.max(current.last_stable_offset),
+                leader_epoch: fetched.leader_epoch.max(current.leader_epoch),
             };
             let changed = next != *current;
             *current = next;
@@ -125,11 +133,26 @@ impl Watermarks {
         Ok(*entry.sender.borrow())
     }
 
-    /// Records a commit: the partition's new high watermark and what is
-    /// known of its last stable offset.
-    pub(crate) fn advance(&self, topic: &str, partition: i32, high_watermark: i64, lso: Lso) {
+    /// Records a commit: the partition's new high watermark, what is known
+    /// of its last stable offset, and the leader epoch it committed in
+    /// (`None` when the notice did not say: the entry is then read again
+    /// rather than moved without one).
+    pub(crate) fn advance(
+        &self,
+        topic: &str,
+        partition: i32,
+        high_watermark: i64,
+        lso: Lso,
+        leader_epoch: Option<i32>,
+    ) {
         let mut entries = self.entries.lock();
         let tp = TopicPartition::new(topic, partition);
+        let Some(leader_epoch) = leader_epoch else {
+            if let Some(entry) = entries.get_mut(&tp) {
+                entry.fetched_at = None;
+            }
+            return;
+        };
         match entries.get_mut(&tp) {
             Some(entry) => {
                 if lso == Lso::Unknown {
@@ -138,6 +161,10 @@ impl Watermarks {
                 }
                 entry.sender.send_if_modified(|current| {
                     let mut changed = false;
+                    if leader_epoch > current.leader_epoch {
+                        current.leader_epoch = leader_epoch;
+                        changed = true;
+                    }
                     if high_watermark > current.high_watermark {
                         current.high_watermark = high_watermark;
                         changed = true;
@@ -166,6 +193,7 @@ impl Watermarks {
                             high_watermark,
                             log_start_offset: 0,
                             last_stable_offset,
+                            leader_epoch,
                         }),
                         fetched_at: None,
                     },
@@ -191,6 +219,16 @@ impl Watermarks {
                 partition,
             }),
         }
+    }
+
+    /// The partition's entry as held, however old, without asking the
+    /// store.
+    pub(crate) fn peek(&self, topic: &str, partition: i32) -> Option<PartitionInfo> {
+        let tp = TopicPartition::new(topic, partition);
+        self.entries
+            .lock()
+            .get(&tp)
+            .map(|entry| *entry.sender.borrow())
     }
 
     /// Forgets every partition of a topic (deleted or recreated).

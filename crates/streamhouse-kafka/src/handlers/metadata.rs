@@ -8,6 +8,12 @@
 //! exists; creating one on first use needs Create on the cluster or the
 //! topic.
 //!
+//! Each partition carries its leader epoch (KIP-320) as this agent knows
+//! it; every agent agrees within a heartbeat of a change. From v12 topics
+//! may be named by id (KIP-516): an id no topic has gets UNKNOWN_TOPIC_ID,
+//! and no topic is created by id. A topic named more than once is answered
+//! once.
+//!
 //! The invariant that matters: an outage of the metadata store never
 //! looks like deleted topics. Clients drop topics missing from a full
 //! list and stop producing to a topic answered with
@@ -15,7 +21,10 @@
 //! last known list, and a topic that cannot be looked up is answered with
 //! LEADER_NOT_AVAILABLE, which every client retries.
 
+use std::collections::HashSet;
+
 use kafka_protocol::ResponseError;
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
@@ -45,30 +54,28 @@ pub(crate) async fn handle(
         ))
     };
     // v0: an empty list means every topic; v1+: null means every topic.
-    // From v10 a topic may be named by its id instead (clients of the
-    // consumer group protocol learn their partitions by topic id).
-    let mut by_id: Vec<uuid::Uuid> = Vec::new();
+    let mut topics = Vec::new();
+    let mut by_id = false;
     let requested: Option<Vec<String>> = match request.topics {
         None => None,
-        Some(topics) if topics.is_empty() && version == 0 => None,
-        Some(topics) => Some(
-            topics
+        Some(named) if named.is_empty() && version == 0 => None,
+        // Versions 10 and 11 carry ids the server is not to use (Kafka's
+        // note on the message); names may be left out only from 12.
+        Some(named) if version >= 12 && named.iter().any(|t| !t.topic_id.is_nil()) => {
+            by_id = true;
+            let (names, unknown) = names_of_ids(broker, &named).await;
+            topics.extend(unknown);
+            Some(names)
+        }
+        Some(named) => Some(unique(
+            named
                 .into_iter()
-                .filter_map(|t| match t.name {
-                    Some(name) => Some(name.0.to_string()),
-                    None => {
-                        if !t.topic_id.is_nil() {
-                            by_id.push(t.topic_id);
-                        }
-                        None
-                    }
-                })
-                .collect(),
-        ),
+                .filter_map(|t| t.name.map(|n| n.0.to_string())),
+        )),
     };
-    let auto_create =
-        broker.config.auto_create_topics && (version < 4 || request.allow_auto_topic_creation);
-    let mut topics = Vec::new();
+    let auto_create = !by_id
+        && broker.config.auto_create_topics
+        && (version < 4 || request.allow_auto_topic_creation);
     match requested {
         None => match broker.engine.list_topics().await {
             Ok(all) => topics.extend(
@@ -86,11 +93,22 @@ pub(crate) async fn handle(
         Some(names) => {
             for name in names {
                 if let Err(code) = describe(&name) {
-                    topics.push(
+                    // A topic asked for by id is not named to a caller who
+                    // may not see it; its id is no secret (Kafka's rule).
+                    let refused = if by_id {
+                        let id = broker
+                            .engine
+                            .topic(&name)
+                            .await
+                            .map(|t| topic_uuid(&t))
+                            .unwrap_or_default();
                         MetadataResponseTopic::default()
-                            .with_name(Some(TopicName(str_bytes(name))))
-                            .with_error_code(code),
-                    );
+                            .with_name(None)
+                            .with_topic_id(id)
+                    } else {
+                        MetadataResponseTopic::default().with_name(Some(TopicName(str_bytes(name))))
+                    };
+                    topics.push(refused.with_error_code(code));
                     continue;
                 }
                 // Through the engine's topic cache, which keeps answering
@@ -126,14 +144,6 @@ pub(crate) async fn handle(
             }
         }
     }
-    if !by_id.is_empty() {
-        topics.extend(topics_by_id(broker, access, by_id).await.into_iter().map(
-            |(topic, name)| match name {
-                Some(name) => with_operations(topic, &name),
-                None => topic,
-            },
-        ));
-    }
     let brokers = listed_brokers(broker, listener)
         .into_iter()
         .map(|listed| {
@@ -155,51 +165,6 @@ pub(crate) async fn handle(
         .with_cluster_id(Some(str_bytes(broker.config.cluster_id.clone())))
         .with_controller_id(broker.config.node_id.into())
         .with_topics(topics)
-}
-
-/// Topics named by id, each once: UNKNOWN_TOPIC_ID for an id no topic
-/// has, TOPIC_AUTHORIZATION_FAILED (without the name) for one the caller
-/// may not describe. Each answer comes with the topic's name when it may
-/// be shown.
-async fn topics_by_id(
-    broker: &Broker,
-    access: Access<'_>,
-    mut ids: Vec<uuid::Uuid>,
-) -> Vec<(MetadataResponseTopic, Option<String>)> {
-    ids.sort();
-    ids.dedup();
-    let known: Result<std::collections::HashMap<uuid::Uuid, std::sync::Arc<Topic>>, i16> = broker
-        .engine
-        .list_topics()
-        .await
-        .map(|all| all.into_iter().map(|t| (topic_uuid(&t), t)).collect())
-        .map_err(|e| {
-            if e.is_retriable() {
-                ResponseError::LeaderNotAvailable.code()
-            } else {
-                storage_error_code(&e)
-            }
-        });
-    ids.into_iter()
-        .map(|id| {
-            let refused = |code: i16| {
-                MetadataResponseTopic::default()
-                    .with_topic_id(id)
-                    .with_name(None)
-                    .with_error_code(code)
-            };
-            match &known {
-                Err(code) => (refused(*code), None),
-                Ok(known) => match known.get(&id) {
-                    None => (refused(ResponseError::UnknownTopicId.code()), None),
-                    Some(topic) => match access.topic(AclOperation::Describe, &topic.name) {
-                        Ok(()) => (topic_metadata(broker, topic), Some(topic.name.clone())),
-                        Err(code) => (refused(code), None),
-                    },
-                },
-            }
-        })
-        .collect()
 }
 
 /// A live agent as a broker of the cluster.
@@ -247,6 +212,54 @@ async fn create_on_first_use(broker: &Broker, name: &str) -> Result<Topic, Stora
     }
 }
 
+/// `names` without repeats, in the order first given.
+pub(crate) fn unique<T: Clone + Eq + std::hash::Hash>(
+    names: impl IntoIterator<Item = T>,
+) -> Vec<T> {
+    let mut seen = HashSet::new();
+    names
+        .into_iter()
+        .filter(|name| seen.insert(name.clone()))
+        .collect()
+}
+
+/// The names of the topics with the ids `requested` names (each once),
+/// and an UNKNOWN_TOPIC_ID answer for each id no topic has. All ids are
+/// looked up at once.
+async fn names_of_ids(
+    broker: &Broker,
+    requested: &[MetadataRequestTopic],
+) -> (Vec<String>, Vec<MetadataResponseTopic>) {
+    let ids = unique(
+        requested
+            .iter()
+            .filter(|t| !t.topic_id.is_nil())
+            .map(|t| t.topic_id),
+    );
+    let keys: Vec<String> = ids.iter().map(ToString::to_string).collect();
+    let found = match broker.engine.topics_by_id(&keys).await {
+        Ok(found) => found,
+        Err(error) => {
+            tracing::warn!(%error, "metadata: cannot look topic ids up");
+            Default::default()
+        }
+    };
+    let mut names = Vec::new();
+    let mut unknown = Vec::new();
+    for (id, key) in ids.into_iter().zip(keys) {
+        match found.get(&key) {
+            Some(topic) => names.push(topic.name.clone()),
+            None => unknown.push(
+                MetadataResponseTopic::default()
+                    .with_error_code(ResponseError::UnknownTopicId.code())
+                    .with_name(None)
+                    .with_topic_id(id),
+            ),
+        }
+    }
+    (names, unknown)
+}
+
 pub(crate) fn topic_metadata(broker: &Broker, topic: &Topic) -> MetadataResponseTopic {
     let partitions = (0..topic.partition_count)
         .map(|partition| {
@@ -255,7 +268,7 @@ pub(crate) fn topic_metadata(broker: &Broker, topic: &Topic) -> MetadataResponse
                 .with_error_code(0)
                 .with_partition_index(partition)
                 .with_leader_id(node.into())
-                .with_leader_epoch(0)
+                .with_leader_epoch(broker.engine.leader_epoch(&topic.name, partition))
                 .with_replica_nodes(vec![node.into()])
                 .with_isr_nodes(vec![node.into()])
         })

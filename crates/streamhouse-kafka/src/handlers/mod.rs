@@ -15,6 +15,7 @@ mod describe_cluster;
 mod describe_configs;
 mod describe_log_dirs;
 mod describe_producers;
+mod describe_topic_partitions;
 mod fetch;
 mod find_coordinator;
 mod groups;
@@ -22,6 +23,7 @@ mod init_producer_id;
 mod list_offsets;
 mod metadata;
 mod offset_delete;
+mod offset_for_leader_epoch;
 mod offsets;
 mod produce;
 pub(crate) mod sasl;
@@ -119,6 +121,16 @@ pub(crate) async fn dispatch(
         RequestKind::DescribeProducers(request) => Reply::now(ResponseKind::DescribeProducers(
             describe_producers::handle(broker, context, request).await,
         )),
+        RequestKind::OffsetForLeaderEpoch(request) => {
+            Reply::now(ResponseKind::OffsetForLeaderEpoch(
+                offset_for_leader_epoch::handle(broker, context, request).await,
+            ))
+        }
+        RequestKind::DescribeTopicPartitions(request) => {
+            Reply::now(ResponseKind::DescribeTopicPartitions(
+                describe_topic_partitions::handle(broker, context, request).await,
+            ))
+        }
         // The connection loop handles the SASL exchange itself; these are
         // the requests it passes on: on a listener without SASL, or after
         // authentication.
@@ -247,6 +259,8 @@ pub(crate) fn api_name(api_key: ApiKey) -> &'static str {
         ApiKey::DescribeCluster => "describe_cluster",
         ApiKey::ConsumerGroupHeartbeat => "consumer_group_heartbeat",
         ApiKey::ConsumerGroupDescribe => "consumer_group_describe",
+        ApiKey::OffsetForLeaderEpoch => "offset_for_leader_epoch",
+        ApiKey::DescribeTopicPartitions => "describe_topic_partitions",
         _ => "other",
     }
 }

@@ -31,9 +31,27 @@ use crate::error::{group_error_code, storage_error_code};
 
 /// Each partition of a commit: the offset to store, or an error code.
 type PartitionCommits = Vec<(i32, Result<OffsetCommit, i16>)>;
-/// Partitions to report: (partition, committed offset, metadata, error
-/// code).
-type Reported = Vec<(i32, i64, Option<String>, i16)>;
+/// A partition to report: its committed offset, leader epoch and metadata,
+/// and the error code.
+struct Reported {
+    partition: i32,
+    offset: i64,
+    leader_epoch: i32,
+    metadata: Option<String>,
+    error_code: i16,
+}
+
+impl Reported {
+    fn refused(partition: i32, error_code: i16) -> Self {
+        Self {
+            partition,
+            offset: -1,
+            leader_epoch: -1,
+            metadata: None,
+            error_code,
+        }
+    }
+}
 
 pub(crate) async fn commit(
     broker: &Broker,
@@ -92,6 +110,8 @@ pub(crate) async fn commit(
                         partition: p.partition_index,
                         offset: p.committed_offset,
                         metadata: p.committed_metadata.map(|m| m.to_string()),
+                        // -1 below v6, as the codec reads it.
+                        leader_epoch: p.committed_leader_epoch,
                     }),
                 };
                 (p.partition_index, outcome)
@@ -170,8 +190,9 @@ pub(super) fn metadata_too_large(metadata: Option<&StrBytes>) -> bool {
     metadata.is_some_and(|m| m.len() > OFFSET_METADATA_MAX_BYTES)
 }
 
-/// Committed offsets of one group: topic → partition → (offset, metadata).
-type Committed = BTreeMap<String, BTreeMap<i32, (i64, Option<String>)>>;
+/// Committed offsets of one group: topic → partition → (offset, leader
+/// epoch, metadata).
+type Committed = BTreeMap<String, BTreeMap<i32, (i64, i32, Option<String>)>>;
 
 async fn committed(broker: &Broker, group_id: &str) -> Result<Committed, i16> {
     if !coordinates(broker, group_id) {
@@ -184,10 +205,10 @@ async fn committed(broker: &Broker, group_id: &str) -> Result<Committed, i16> {
         .map_err(|e| storage_error_code(&e))?;
     let mut by_topic: Committed = BTreeMap::new();
     for offset in offsets {
-        by_topic
-            .entry(offset.topic)
-            .or_default()
-            .insert(offset.partition, (offset.offset, offset.metadata));
+        by_topic.entry(offset.topic).or_default().insert(
+            offset.partition,
+            (offset.offset, offset.leader_epoch, offset.metadata),
+        );
     }
     Ok(by_topic)
 }
@@ -198,14 +219,21 @@ fn select(
     access: Access<'_>,
     committed: &Committed,
     wanted: Option<Vec<(String, Vec<i32>)>>,
-) -> Vec<(String, Reported)> {
+) -> Vec<(String, Vec<Reported>)> {
     let describe = |topic: &str| access.topic(AclOperation::Describe, topic);
     let lookup = |topic: &str, partition: i32| {
-        committed
+        let (offset, leader_epoch, metadata) = committed
             .get(topic)
             .and_then(|p| p.get(&partition))
             .cloned()
-            .unwrap_or((-1, None))
+            .unwrap_or((-1, -1, None));
+        Reported {
+            partition,
+            offset,
+            leader_epoch,
+            metadata,
+            error_code: 0,
+        }
     };
     match wanted {
         Some(wanted) => wanted
@@ -215,11 +243,8 @@ fn select(
                 let rows = partitions
                     .into_iter()
                     .map(|p| match refused {
-                        Some(code) => (p, -1, None, code),
-                        None => {
-                            let (offset, metadata) = lookup(&topic, p);
-                            (p, offset, metadata, 0)
-                        }
+                        Some(code) => Reported::refused(p, code),
+                        None => lookup(&topic, p),
                     })
                     .collect();
                 (topic, rows)
@@ -229,10 +254,7 @@ fn select(
             .iter()
             .filter(|(topic, _)| access.allows(AclOperation::Describe, ResourceType::Topic, topic))
             .map(|(topic, partitions)| {
-                let rows = partitions
-                    .iter()
-                    .map(|(p, (offset, metadata))| (*p, *offset, metadata.clone(), 0))
-                    .collect();
+                let rows = partitions.keys().map(|&p| lookup(topic, p)).collect();
                 (topic.clone(), rows)
             })
             .collect(),
@@ -310,15 +332,15 @@ pub(crate) async fn fetch(
                                 .with_name(TopicName(str_bytes(topic)))
                                 .with_partitions(
                                     rows.into_iter()
-                                        .map(|(p, offset, metadata, code)| {
+                                        .map(|row| {
                                             OffsetFetchResponsePartitions::default()
-                                                .with_partition_index(p)
-                                                .with_committed_offset(offset)
-                                                .with_committed_leader_epoch(-1)
+                                                .with_partition_index(row.partition)
+                                                .with_committed_offset(row.offset)
+                                                .with_committed_leader_epoch(row.leader_epoch)
                                                 .with_metadata(Some(str_bytes(
-                                                    metadata.unwrap_or_default(),
+                                                    row.metadata.unwrap_or_default(),
                                                 )))
-                                                .with_error_code(code)
+                                                .with_error_code(row.error_code)
                                         })
                                         .collect(),
                                 )
@@ -347,15 +369,15 @@ pub(crate) async fn fetch(
                             .with_name(TopicName(str_bytes(topic)))
                             .with_partitions(
                                 rows.into_iter()
-                                    .map(|(p, offset, metadata, code)| {
+                                    .map(|row| {
                                         OffsetFetchResponsePartition::default()
-                                            .with_partition_index(p)
-                                            .with_committed_offset(offset)
-                                            .with_committed_leader_epoch(-1)
+                                            .with_partition_index(row.partition)
+                                            .with_committed_offset(row.offset)
+                                            .with_committed_leader_epoch(row.leader_epoch)
                                             .with_metadata(Some(str_bytes(
-                                                metadata.unwrap_or_default(),
+                                                row.metadata.unwrap_or_default(),
                                             )))
-                                            .with_error_code(code)
+                                            .with_error_code(row.error_code)
                                     })
                                     .collect(),
                             )

@@ -11,6 +11,12 @@
 //! and `record_errors` with each such record's index in the batch (in the
 //! request's batches as one, when plain batches are merged).
 //!
+//! From v13 topics are named by id (KIP-516): an id no topic has gets
+//! UNKNOWN_TOPIC_ID, and all of a request's ids are looked up at once.
+//! v12 is v11 here: no `transaction.version` feature is finalized, so a
+//! producer in a transaction adds its partitions with AddPartitionsToTxn
+//! (KIP-890's implicit add is not done), as Kafka's clients do then.
+//!
 //! Each topic needs Write (TOPIC_AUTHORIZATION_FAILED per partition
 //! otherwise). An idempotent producer needs nothing more here: since
 //! Kafka 2.8 (KIP-679) Write on the topic is enough, and IdempotentWrite
@@ -26,6 +32,7 @@ use kafka_protocol::messages::produce_response::{
 };
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind, TopicName};
 use streamhouse_storage::{PendingAppend, StorageError};
+use uuid::Uuid;
 
 use streamhouse_storage::security::AclOperation;
 
@@ -38,6 +45,8 @@ use crate::records::{BatchError, BatchLimits, decode_produced};
 
 /// Longest a produce waits for buffer space, whatever its `timeout_ms`.
 const MAX_WAIT: Duration = Duration::from_secs(30);
+/// The first version that names topics by id (KIP-516).
+const TOPIC_IDS: i16 = 13;
 
 enum Outcome {
     /// One append per batch of an idempotent producer, or one for all the
@@ -103,7 +112,24 @@ pub(crate) async fn handle(
     // share of the request memory budget.
     let wait =
         Duration::from_millis(u64::try_from(request.timeout_ms).unwrap_or(0) / 2).min(MAX_WAIT);
-    let mut topics: Vec<(TopicName, Vec<PartitionAppend>)> = Vec::new();
+    let mut topics: Vec<(TopicName, Uuid, Vec<PartitionAppend>)> = Vec::new();
+    let by_id = if version >= TOPIC_IDS {
+        let ids: Vec<String> = request
+            .topic_data
+            .iter()
+            .map(|t| t.topic_id.to_string())
+            .collect();
+        broker
+            .engine
+            .topics_by_id(&ids)
+            .await
+            .unwrap_or_else(|error| {
+                tracing::warn!(%error, "produce: cannot look topic ids up");
+                Default::default()
+            })
+    } else {
+        Default::default()
+    };
     let refuse = if !matches!(acks, -1..=1) {
         Some((
             ResponseError::InvalidRequiredAcks.code(),
@@ -125,11 +151,21 @@ pub(crate) async fn handle(
         None
     };
     for topic in request.topic_data {
-        let name = topic.name.0.to_string();
+        let (name, unknown_id) = if version >= TOPIC_IDS {
+            match by_id.get(&topic.topic_id.to_string()) {
+                Some(found) => (found.name.clone(), None),
+                None => (
+                    String::new(),
+                    Some((ResponseError::UnknownTopicId.code(), "no topic has this id")),
+                ),
+            }
+        } else {
+            (topic.name.0.to_string(), None)
+        };
         let write = access.topic(AclOperation::Write, &name);
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
         for data in topic.partition_data {
-            let outcome = match (refuse, write) {
+            let outcome = match (refuse.or(unknown_id), write) {
                 (Some((code, message)), _) => Outcome::Failed(Failure::new(code, message)),
                 (None, Err(code)) => Outcome::Failed(Failure::new(
                     code,
@@ -142,12 +178,12 @@ pub(crate) async fn handle(
                 outcome,
             });
         }
-        topics.push((topic.name, partitions));
+        topics.push((TopicName(str_bytes(name)), topic.topic_id, partitions));
     }
 
     if acks == 0 {
         tokio::spawn(async move {
-            for (topic, partitions) in topics {
+            for (topic, _, partitions) in topics {
                 for append in partitions {
                     let Outcome::Pending(pending, _) = append.outcome else {
                         continue;
@@ -166,7 +202,7 @@ pub(crate) async fn handle(
 
     let broker = broker.clone();
     Reply::Later(Box::pin(async move {
-        let responses = join_all(topics.into_iter().map(|(name, partitions)| {
+        let responses = join_all(topics.into_iter().map(|(name, id, partitions)| {
             let broker = broker.clone();
             async move {
                 let topic = name.0.to_string();
@@ -178,6 +214,7 @@ pub(crate) async fn handle(
                 .await;
                 TopicProduceResponse::default()
                     .with_name(name)
+                    .with_topic_id(id)
                     .with_partition_responses(partition_responses)
             }
         }))

@@ -375,5 +375,6 @@ async fn describing_scram_users_reports_unknown_and_repeated_names() {
 mod admin;
 mod compaction;
 mod consumer_groups;
+mod epochs;
 mod matrix;
 mod transactions;

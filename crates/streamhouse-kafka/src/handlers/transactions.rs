@@ -230,6 +230,8 @@ pub(crate) async fn txn_offset_commit(
                         partition: partition.partition_index,
                         offset: partition.committed_offset,
                         metadata: partition.committed_metadata.as_ref().map(|m| m.to_string()),
+                        // -1 below v2, as the codec reads it.
+                        leader_epoch: partition.committed_leader_epoch,
                     },
                 );
             }

@@ -100,15 +100,23 @@ pub(crate) struct Assignment {
     pub(crate) batches: Vec<(ProducerKey, BatchMeta)>,
 }
 
+/// A partition's row as a commit found it, locked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LockedRow {
+    pub(crate) high_watermark: i64,
+    pub(crate) leader_epoch: i32,
+}
+
 /// Assigns offsets to the segments of a flush.
 ///
-/// `current` holds the high watermark of every partition that exists;
+/// `current` holds the high watermark and leader epoch of every partition
+/// that exists (those of segments committed before included);
 /// `committed_before` the offsets of segments a previous attempt of this
 /// same commit already stored (by index); `producers` the stored batches of
 /// every producer and partition involved.
 pub(crate) fn assign_offsets(
     segments: &[PendingSegment],
-    current: &BTreeMap<(String, i32), i64>,
+    current: &BTreeMap<(String, i32), LockedRow>,
     committed_before: &HashMap<usize, (i64, i64)>,
     refused: &HashMap<usize, SegmentOutcome>,
     mut producers: ProducerState,
@@ -118,15 +126,22 @@ pub(crate) fn assign_offsets(
     let mut batches = Vec::new();
     let mut outcomes = Vec::with_capacity(segments.len());
     for (index, segment) in segments.iter().enumerate() {
+        let key = (segment.topic.clone(), segment.partition);
         if let Some(&(base_offset, end_offset)) = committed_before.get(&index) {
+            // Epochs only grow: the current one is no older than the one
+            // the earlier attempt committed in.
             outcomes.push(SegmentOutcome::Committed {
                 base_offset,
                 end_offset,
+                leader_epoch: current.get(&key).map_or(0, |row| row.leader_epoch),
             });
             continue;
         }
-        let key = (segment.topic.clone(), segment.partition);
-        let Some(&high_watermark) = current.get(&key) else {
+        let Some(&LockedRow {
+            high_watermark,
+            leader_epoch,
+        }) = current.get(&key)
+        else {
             outcomes.push(SegmentOutcome::PartitionNotFound);
             continue;
         };
@@ -182,6 +197,7 @@ pub(crate) fn assign_offsets(
         outcomes.push(SegmentOutcome::Committed {
             base_offset,
             end_offset,
+            leader_epoch,
         });
     }
     Assignment {
@@ -218,8 +234,15 @@ mod tests {
         }
     }
 
-    fn partitions() -> BTreeMap<(String, i32), i64> {
-        BTreeMap::from([(("t".to_string(), 0), 100), (("t".to_string(), 1), 0)])
+    fn partitions() -> BTreeMap<(String, i32), LockedRow> {
+        let row = |high_watermark, leader_epoch| LockedRow {
+            high_watermark,
+            leader_epoch,
+        };
+        BTreeMap::from([
+            (("t".to_string(), 0), row(100, 3)),
+            (("t".to_string(), 1), row(0, 0)),
+        ])
     }
 
     fn assign(segments: &[PendingSegment], producers: ProducerState) -> Assignment {
@@ -267,15 +290,18 @@ mod tests {
             [
                 SegmentOutcome::Committed {
                     base_offset: 100,
-                    end_offset: 102
+                    end_offset: 102,
+                    leader_epoch: 3
                 },
                 SegmentOutcome::Committed {
                     base_offset: 0,
-                    end_offset: 1
+                    end_offset: 1,
+                    leader_epoch: 0
                 },
                 SegmentOutcome::Committed {
                     base_offset: 103,
-                    end_offset: 103
+                    end_offset: 103,
+                    leader_epoch: 3
                 },
             ]
         );
@@ -297,14 +323,16 @@ mod tests {
             a.outcomes[0],
             SegmentOutcome::Committed {
                 base_offset: 100,
-                end_offset: 104
+                end_offset: 104,
+                leader_epoch: 3
             }
         );
         assert_eq!(
             a.outcomes[1],
             SegmentOutcome::Committed {
                 base_offset: 105,
-                end_offset: 106
+                end_offset: 106,
+                leader_epoch: 3
             }
         );
         assert_eq!(a.batches.len(), 2);
@@ -344,7 +372,8 @@ mod tests {
                 },
                 SegmentOutcome::Committed {
                     base_offset: 100,
-                    end_offset: 100
+                    end_offset: 100,
+                    leader_epoch: 3
                 },
             ]
         );
@@ -418,14 +447,16 @@ mod tests {
             a.outcomes[0],
             SegmentOutcome::Committed {
                 base_offset: 90,
-                end_offset: 92
+                end_offset: 92,
+                leader_epoch: 3
             }
         );
         assert_eq!(
             a.outcomes[1],
             SegmentOutcome::Committed {
                 base_offset: 100,
-                end_offset: 100
+                end_offset: 100,
+                leader_epoch: 3
             }
         );
         assert_eq!(a.inserted, [1]);

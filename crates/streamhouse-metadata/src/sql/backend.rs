@@ -71,6 +71,16 @@ pub(crate) trait Backend: Send + Sync + std::fmt::Debug + 'static {
         refused: &HashMap<usize, SegmentOutcome>,
     ) -> Result<(Vec<SegmentOutcome>, Vec<WatermarkNotice>)>;
 
+    /// Locks the rows of `partitions` inside `tx` in the order flush
+    /// commits lock them, so that a transaction updating several
+    /// partitions cannot deadlock with a flush (a no-op where write
+    /// transactions exclude each other).
+    async fn lock_partitions_tx(
+        &self,
+        tx: &mut Transaction<'_, Self::Db>,
+        partitions: &[(String, i32)],
+    ) -> Result<()>;
+
     /// Where this process's commits announce their watermarks.
     fn notices(&self) -> &broadcast::Sender<CommitNotice>;
 

@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use sqlx::{Database, Encode, Executor, FromRow, IntoArguments, Transaction, Type};
 
+use super::LockedRow;
 use super::backend::{Backend, Dialect};
 use super::segments::{CONTROL_ABORT, CONTROL_COMMIT};
 use super::transactions::stored_state;
@@ -71,6 +72,7 @@ struct ProducerTransaction {
 pub(crate) fn commit_notice(
     watermarks: &[(String, i32, i64)],
     first_open: &BTreeMap<(String, i32), Option<i64>>,
+    locked: &BTreeMap<(String, i32), LockedRow>,
     segments: &[PendingSegment],
     outcomes: &[SegmentOutcome],
 ) -> Vec<WatermarkNotice> {
@@ -99,6 +101,9 @@ pub(crate) fn commit_notice(
                 partition: *partition,
                 high_watermark: *high_watermark,
                 last_stable_offset,
+                leader_epoch: locked
+                    .get(&(topic.clone(), *partition))
+                    .map(|row| row.leader_epoch),
             }
         })
         .collect()

@@ -11,6 +11,7 @@ mod assign;
 mod backend;
 mod cluster;
 mod consumer_groups;
+mod epochs;
 mod error;
 mod flush_transactions;
 mod objects;
@@ -23,7 +24,9 @@ mod sqlite;
 mod topics;
 mod transactions;
 
-pub(crate) use assign::{BatchMeta, KEPT_BATCHES, ProducerKey, ProducerState, assign_offsets};
+pub(crate) use assign::{
+    BatchMeta, KEPT_BATCHES, LockedRow, ProducerKey, ProducerState, assign_offsets,
+};
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;

@@ -8,17 +8,17 @@ use crate::store::GroupOffsets;
 use crate::types::CommittedOffset;
 
 pub(crate) const UPSERT_OFFSET: &str = "INSERT INTO consumer_offsets \
-     (group_id, topic, partition_id, committed_offset, metadata, committed_at) \
-     VALUES ($1, $2, $3, $4, $5, $6) \
+     (group_id, topic, partition_id, committed_offset, metadata, committed_at, leader_epoch) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7) \
      ON CONFLICT (group_id, topic, partition_id) DO UPDATE SET \
      committed_offset = excluded.committed_offset, metadata = excluded.metadata, \
-     committed_at = excluded.committed_at";
+     committed_at = excluded.committed_at, leader_epoch = excluded.leader_epoch";
 
 pub(crate) const PARTITION_EXISTS: &str =
     "SELECT COUNT(*) FROM partitions WHERE topic = $1 AND partition_id = $2";
 
 pub(crate) const SELECT_GROUP_OFFSETS: &str = "SELECT group_id, topic, partition_id, committed_offset, \
-     metadata, committed_at FROM consumer_offsets WHERE group_id = $1 \
+     metadata, committed_at, leader_epoch FROM consumer_offsets WHERE group_id = $1 \
      ORDER BY topic, partition_id";
 
 pub(crate) const SELECT_GROUPS: &str =
@@ -40,6 +40,7 @@ pub(crate) struct OffsetRow {
     committed_offset: i64,
     metadata: Option<String>,
     committed_at: i64,
+    leader_epoch: i32,
 }
 
 impl From<OffsetRow> for CommittedOffset {
@@ -51,6 +52,7 @@ impl From<OffsetRow> for CommittedOffset {
             offset: row.committed_offset,
             metadata: row.metadata,
             committed_at: row.committed_at,
+            leader_epoch: row.leader_epoch,
         }
     }
 }
@@ -104,6 +106,7 @@ where
                 .bind(commit.offset)
                 .bind(commit.metadata.as_deref())
                 .bind(now)
+                .bind(commit.leader_epoch)
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| crate::MetadataError::from_sqlx(OP, e))?;

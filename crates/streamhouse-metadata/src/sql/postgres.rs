@@ -28,7 +28,7 @@ use super::segments::flush_partitions;
 use super::segments::pg::{
     CURRENT_SCHEMA, INSERT_SEGMENTS, LOCK_PARTITIONS, NOTIFY_COMMIT, UPDATE_WATERMARKS,
 };
-use super::{KEPT_BATCHES, assign_offsets};
+use super::{KEPT_BATCHES, LockedRow, assign_offsets};
 use crate::error::{MetadataError, Result};
 use crate::types::{CommitNotice, FlushCommit, SegmentOutcome, WatermarkNotice};
 
@@ -54,6 +54,7 @@ struct LockedPartition {
     partition_id: i32,
     high_watermark: i64,
     first_open_txn: Option<i64>,
+    leader_epoch: i32,
 }
 
 impl PostgresStore {
@@ -146,6 +147,22 @@ impl Backend for PostgresStore {
         receiver
     }
 
+    async fn lock_partitions_tx(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        partitions: &[(String, i32)],
+    ) -> Result<()> {
+        let (topics, partitions): (Vec<&str>, Vec<i32>) =
+            partitions.iter().map(|(t, p)| (t.as_str(), *p)).unzip();
+        sqlx::query(LOCK_PARTITIONS)
+            .bind(&topics)
+            .bind(&partitions)
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| MetadataError::from_sqlx("lock partitions", e))?;
+        Ok(())
+    }
+
     async fn commit_flush_tx(
         &self,
         tx: &mut Transaction<'_, Postgres>,
@@ -154,8 +171,10 @@ impl Backend for PostgresStore {
         refused: &HashMap<usize, SegmentOutcome>,
     ) -> Result<(Vec<SegmentOutcome>, Vec<WatermarkNotice>)> {
         const OP: &str = "commit flush";
+        // Every partition of the flush, those an earlier attempt committed
+        // too: their outcomes carry the partition's leader epoch.
         let (topics, partitions): (Vec<String>, Vec<i32>) =
-            flush_partitions(&flush.segments, before)
+            flush_partitions(&flush.segments, &HashMap::new())
                 .into_iter()
                 .unzip();
         let locked = sqlx::query_as::<Postgres, LockedPartition>(LOCK_PARTITIONS)
@@ -168,9 +187,17 @@ impl Backend for PostgresStore {
             .iter()
             .map(|row| ((row.topic.clone(), row.partition_id), row.first_open_txn))
             .collect();
-        let current: BTreeMap<(String, i32), i64> = locked
+        let current: BTreeMap<(String, i32), LockedRow> = locked
             .into_iter()
-            .map(|row| ((row.topic, row.partition_id), row.high_watermark))
+            .map(|row| {
+                (
+                    (row.topic, row.partition_id),
+                    LockedRow {
+                        high_watermark: row.high_watermark,
+                        leader_epoch: row.leader_epoch,
+                    },
+                )
+            })
             .collect();
         let keys = producer_keys(&flush.segments, before);
         let state = if keys.is_empty() {
@@ -217,6 +244,7 @@ impl Backend for PostgresStore {
                 Some(SegmentOutcome::Committed {
                     base_offset,
                     end_offset,
+                    ..
                 }),
             ) = (flush.segments.get(index), assignment.outcomes.get(index))
             {
@@ -278,6 +306,7 @@ impl Backend for PostgresStore {
         let notice = commit_notice(
             &assignment.watermarks,
             &first_open,
+            &current,
             &flush.segments,
             &assignment.outcomes,
         );
@@ -316,16 +345,16 @@ fn notice_payloads(notice: &[WatermarkNotice]) -> Vec<String> {
     let mut payloads = Vec::new();
     let mut current = String::new();
     for entry in notice {
-        let line = match entry.last_stable_offset {
-            Some(lso) => format!(
-                "{} {} {} {lso}\n",
-                entry.topic, entry.partition, entry.high_watermark
-            ),
-            None => format!(
-                "{} {} {} ?\n",
-                entry.topic, entry.partition, entry.high_watermark
-            ),
-        };
+        let lso = entry
+            .last_stable_offset
+            .map_or_else(|| "?".to_string(), |lso| lso.to_string());
+        let epoch = entry
+            .leader_epoch
+            .map_or_else(|| "?".to_string(), |epoch| epoch.to_string());
+        let line = format!(
+            "{} {} {} {lso} {epoch}\n",
+            entry.topic, entry.partition, entry.high_watermark
+        );
         if !current.is_empty() && current.len() + line.len() > MAX_PAYLOAD {
             payloads.push(std::mem::take(&mut current));
         }
@@ -338,7 +367,8 @@ fn notice_payloads(notice: &[WatermarkNotice]) -> Vec<String> {
 }
 
 /// Reads [`notice_payloads`]' lines; a line without a last stable offset
-/// (an agent of an earlier version) says to read it again.
+/// or a leader epoch (an agent of an earlier version) says to read the
+/// partition again.
 fn parse_notice(payload: &str) -> Vec<WatermarkNotice> {
     payload
         .lines()
@@ -348,11 +378,13 @@ fn parse_notice(payload: &str) -> Vec<WatermarkNotice> {
             let partition = parts.next()?.parse().ok()?;
             let high_watermark = parts.next()?.parse().ok()?;
             let last_stable_offset = parts.next().and_then(|lso| lso.parse().ok());
+            let leader_epoch = parts.next().and_then(|epoch| epoch.parse().ok());
             Some(WatermarkNotice {
                 topic,
                 partition,
                 high_watermark,
                 last_stable_offset,
+                leader_epoch,
             })
         })
         .collect()
@@ -411,6 +443,7 @@ mod tests {
                 partition: p,
                 high_watermark: i64::from(p) * 1000,
                 last_stable_offset: (p % 3 != 0).then(|| i64::from(p) * 900),
+                leader_epoch: (p % 5 != 0).then_some(p % 11),
             })
             .collect();
         let payloads = notice_payloads(&watermarks);

@@ -209,8 +209,8 @@ pub(crate) fn flush_partitions(
 }
 
 /// A partition's high watermark, read one partition at a time (SQLite).
-pub(crate) const SELECT_HIGH_WATERMARK: &str = "SELECT high_watermark, first_open_txn \
-     FROM partitions WHERE topic = $1 AND partition_id = $2";
+pub(crate) const SELECT_HIGH_WATERMARK: &str = "SELECT high_watermark, first_open_txn, \
+     leader_epoch FROM partitions WHERE topic = $1 AND partition_id = $2";
 
 /// Sets one partition's high watermark (SQLite).
 pub(crate) const SET_HIGH_WATERMARK: &str =
@@ -219,7 +219,7 @@ pub(crate) const SET_HIGH_WATERMARK: &str =
 /// PostgreSQL's flush commit, one statement for all rows through `unnest`.
 pub(crate) mod pg {
     pub(crate) const LOCK_PARTITIONS: &str = "SELECT p.topic, p.partition_id, p.high_watermark, \
-         p.first_open_txn \
+         p.first_open_txn, p.leader_epoch \
          FROM partitions p \
          JOIN unnest($1::text[], $2::int[]) AS u(topic, partition_id) \
            ON p.topic = u.topic AND p.partition_id = u.partition_id \

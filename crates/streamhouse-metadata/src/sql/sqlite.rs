@@ -30,7 +30,7 @@ use super::producers::{
 use super::segments::{
     INSERT_ONE_SEGMENT, SELECT_HIGH_WATERMARK, SET_HIGH_WATERMARK, flush_partitions,
 };
-use super::{KEPT_BATCHES, ProducerKey, assign_offsets};
+use super::{KEPT_BATCHES, LockedRow, ProducerKey, assign_offsets};
 use crate::error::{MetadataError, Result};
 use crate::types::{CommitNotice, FlushCommit, SegmentOutcome, WatermarkNotice};
 
@@ -157,6 +157,15 @@ impl Backend for SqliteStore {
         self.notices.subscribe()
     }
 
+    async fn lock_partitions_tx(
+        &self,
+        _tx: &mut Transaction<'_, Sqlite>,
+        _partitions: &[(String, i32)],
+    ) -> Result<()> {
+        // BEGIN IMMEDIATE already excludes every other writer.
+        Ok(())
+    }
+
     async fn commit_flush_tx(
         &self,
         tx: &mut Transaction<'_, Sqlite>,
@@ -167,16 +176,24 @@ impl Backend for SqliteStore {
         const OP: &str = "commit flush";
         let mut current = BTreeMap::new();
         let mut first_open = BTreeMap::new();
-        for (topic, partition) in flush_partitions(&flush.segments, before) {
-            let row: Option<(i64, Option<i64>)> = sqlx::query_as(SELECT_HIGH_WATERMARK)
+        // Every partition of the flush, those an earlier attempt committed
+        // too: their outcomes carry the partition's leader epoch.
+        for (topic, partition) in flush_partitions(&flush.segments, &HashMap::new()) {
+            let row: Option<(i64, Option<i64>, i32)> = sqlx::query_as(SELECT_HIGH_WATERMARK)
                 .bind(&topic)
                 .bind(partition)
                 .fetch_optional(&mut **tx)
                 .await
                 .map_err(|e| MetadataError::from_sqlx(OP, e))?;
-            if let Some((high_watermark, first_open_txn)) = row {
+            if let Some((high_watermark, first_open_txn, leader_epoch)) = row {
                 first_open.insert((topic.clone(), partition), first_open_txn);
-                current.insert((topic, partition), high_watermark);
+                current.insert(
+                    (topic, partition),
+                    LockedRow {
+                        high_watermark,
+                        leader_epoch,
+                    },
+                );
             }
         }
         let mut rows = Vec::new();
@@ -213,6 +230,7 @@ impl Backend for SqliteStore {
                 Some(SegmentOutcome::Committed {
                     base_offset,
                     end_offset,
+                    ..
                 }),
             ) = (flush.segments.get(index), assignment.outcomes.get(index))
             else {
@@ -268,6 +286,7 @@ impl Backend for SqliteStore {
         let notice = commit_notice(
             &assignment.watermarks,
             &first_open,
+            &current,
             &flush.segments,
             &assignment.outcomes,
         );

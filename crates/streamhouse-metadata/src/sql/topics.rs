@@ -31,11 +31,11 @@ pub(crate) const SELECT_TOPIC: &str =
 pub(crate) const DELETE_TRANSACTIONS_BELOW: &str = "DELETE FROM partition_transactions \
      WHERE topic = $1 AND partition_id = $2 AND marker_offset < $3";
 
-pub(crate) const SELECT_PARTITIONS: &str = "SELECT partition_id, high_watermark, log_start_offset, first_open_txn \
-     FROM partitions WHERE topic = $1 ORDER BY partition_id";
+pub(crate) const SELECT_PARTITIONS: &str = "SELECT partition_id, high_watermark, log_start_offset, \
+     first_open_txn, leader_epoch FROM partitions WHERE topic = $1 ORDER BY partition_id";
 
-pub(crate) const SELECT_PARTITION: &str = "SELECT partition_id, high_watermark, log_start_offset, first_open_txn \
-     FROM partitions WHERE topic = $1 AND partition_id = $2";
+pub(crate) const SELECT_PARTITION: &str = "SELECT partition_id, high_watermark, log_start_offset, \
+     first_open_txn, leader_epoch FROM partitions WHERE topic = $1 AND partition_id = $2";
 
 pub(crate) const DELETE_TOPIC: &str = "DELETE FROM topics WHERE name = $1";
 
@@ -58,7 +58,7 @@ pub(crate) const ADVANCE_LOG_START: &str = "UPDATE partitions SET log_start_offs
          WHEN $3 > log_start_offset THEN $3 \
          ELSE log_start_offset END \
      WHERE topic = $1 AND partition_id = $2 \
-     RETURNING partition_id, high_watermark, log_start_offset, first_open_txn";
+     RETURNING partition_id, high_watermark, log_start_offset, first_open_txn, leader_epoch";
 
 /// Tombstones the objects of the segment rows wholly below offset `$4`.
 pub(crate) const TOMBSTONE_BELOW: &str = "INSERT INTO object_tombstones (s3_bucket, s3_key, unreferenced_at) \
@@ -100,6 +100,7 @@ pub(crate) struct PartitionRow {
     high_watermark: i64,
     log_start_offset: i64,
     first_open_txn: Option<i64>,
+    leader_epoch: i32,
 }
 
 impl From<PartitionRow> for crate::types::PartitionInfo {
@@ -114,6 +115,7 @@ impl From<PartitionRow> for crate::types::PartitionInfo {
             last_stable_offset: row.first_open_txn.map_or(row.high_watermark, |first| {
                 first.max(row.log_start_offset).min(row.high_watermark)
             }),
+            leader_epoch: row.leader_epoch,
         }
     }
 }
@@ -250,6 +252,11 @@ where
                 topic: name.to_string(),
             });
         }
+        // Agents drop the epochs they hold for the topic's partitions.
+        sqlx::query(super::epochs::BUMP_EPOCHS_VERSION)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| crate::MetadataError::from_sqlx(OP, e))?;
         tx.commit()
             .await
             .map_err(|e| crate::MetadataError::from_sqlx(OP, e))?;

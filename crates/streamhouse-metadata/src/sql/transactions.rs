@@ -49,20 +49,23 @@ const INSERT_TXN_GROUP: &str = "INSERT INTO transaction_groups (transactional_id
      VALUES ($1, $2) ON CONFLICT (transactional_id, group_id) DO NOTHING";
 
 const UPSERT_TXN_OFFSET: &str = "INSERT INTO transaction_offsets (transactional_id, group_id, \
-     topic, partition_id, committed_offset, metadata) VALUES ($1, $2, $3, $4, $5, $6) \
+     topic, partition_id, committed_offset, metadata, leader_epoch) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7) \
      ON CONFLICT (transactional_id, group_id, topic, partition_id) DO UPDATE SET \
-     committed_offset = excluded.committed_offset, metadata = excluded.metadata";
+     committed_offset = excluded.committed_offset, metadata = excluded.metadata, \
+     leader_epoch = excluded.leader_epoch";
 
 /// A committed transaction's offsets become its groups' committed offsets
 /// (those of partitions deleted meanwhile are dropped).
 const APPLY_TXN_OFFSETS: &str = "INSERT INTO consumer_offsets \
-     (group_id, topic, partition_id, committed_offset, metadata, committed_at) \
-     SELECT t.group_id, t.topic, t.partition_id, t.committed_offset, t.metadata, $2 \
+     (group_id, topic, partition_id, committed_offset, metadata, committed_at, leader_epoch) \
+     SELECT t.group_id, t.topic, t.partition_id, t.committed_offset, t.metadata, $2, \
+         t.leader_epoch \
      FROM transaction_offsets t WHERE t.transactional_id = $1 AND EXISTS ( \
          SELECT 1 FROM partitions p WHERE p.topic = t.topic AND p.partition_id = t.partition_id) \
      ON CONFLICT (group_id, topic, partition_id) DO UPDATE SET \
      committed_offset = excluded.committed_offset, metadata = excluded.metadata, \
-     committed_at = excluded.committed_at";
+     committed_at = excluded.committed_at, leader_epoch = excluded.leader_epoch";
 
 /// States 0 Empty, 4 CompleteCommit, 5 CompleteAbort: nothing in progress.
 const DELETE_IDLE_TXN: &str = "DELETE FROM transactions WHERE transactional_id = $1 \
@@ -366,6 +369,7 @@ where
                 .bind(offset.partition)
                 .bind(offset.offset)
                 .bind(offset.metadata.as_deref())
+                .bind(offset.leader_epoch)
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| MetadataError::from_sqlx(OP, e))?;

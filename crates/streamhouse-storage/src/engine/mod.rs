@@ -20,6 +20,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 mod consumer_groups;
+mod epochs;
 mod offsets;
 mod security;
 mod topics;
@@ -41,6 +42,7 @@ use crate::health::{self, OutcomeTracker, WriteHealth};
 use crate::jobs::{
     self, CheckReport, CompactionConfig, CompactionReport, GcReport, JobsConfig, RetentionReport,
 };
+use crate::leader_epochs::LeaderEpochCache;
 use crate::object_storage::{ObjectStorage, ObjectStoreStats};
 use crate::partitioner::Partitioner;
 use crate::producer::Producer;
@@ -104,6 +106,7 @@ pub(crate) struct EngineInner {
     clock: Arc<dyn Clock>,
     authorizer: Arc<Authorizer>,
     logins: security::LoginCache,
+    epochs: LeaderEpochCache,
 }
 
 impl Drop for EngineInner {
@@ -152,6 +155,7 @@ impl StorageEngine {
         let index =
             Arc::new(SegmentIndex::new(metadata.clone(), config.index).with_clock(clock.clone()));
         let watermarks = Arc::new(Watermarks::new(metadata.clone(), config.watermark_ttl));
+        let epochs = LeaderEpochCache::new(metadata.clone());
         let write = Arc::new(WriteShared::new(config.flush.clone()));
         let cancel = CancellationToken::new();
         let commits = Arc::new(OutcomeTracker::default());
@@ -200,6 +204,7 @@ impl StorageEngine {
                 clock,
                 authorizer,
                 logins: security::LoginCache::new(),
+                epochs,
             }),
         }
     }
@@ -676,7 +681,13 @@ async fn follow_commits(
                         Some(lso) => Lso::Exact(lso),
                         None => Lso::Unknown,
                     };
-                    watermarks.advance(&entry.topic, entry.partition, entry.high_watermark, lso);
+                    watermarks.advance(
+                        &entry.topic,
+                        entry.partition,
+                        entry.high_watermark,
+                        lso,
+                        entry.leader_epoch,
+                    );
                 }
             }
             // Missed notices only delay readers until their next refresh.

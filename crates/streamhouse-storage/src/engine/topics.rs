@@ -2,6 +2,7 @@
 //! and deletes topics through these, so policy (the cluster's partition
 //! limit) and the caches in front of the metadata store stay in one place.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use streamhouse_core::TopicConfig;
@@ -73,11 +74,36 @@ impl StorageEngine {
         self.inner.topics.invalidate(name);
         self.inner.index.invalidate_topic(name);
         self.inner.watermarks.invalidate_topic(name);
+        self.inner.epochs.forget_topic(name);
     }
 
     /// The topic's metadata as the write path sees it (cached briefly).
     pub async fn topic(&self, name: &str) -> Result<Arc<Topic>> {
         self.inner.topics.get(name).await
+    }
+
+    /// The topics among `ids` (topic ids as [`Topic::topic_id`] holds
+    /// them) that exist, by id: from the topics known in memory, listing
+    /// them again from the store at most once when some id is not among
+    /// them, so a request naming any number of ids costs one query at
+    /// most. When the store cannot be reached, the ids known are answered.
+    pub async fn topics_by_id(&self, ids: &[String]) -> Result<HashMap<String, Arc<Topic>>> {
+        let find = |topics: Vec<Arc<Topic>>| -> HashMap<String, Arc<Topic>> {
+            let by_id: HashMap<&str, &Arc<Topic>> =
+                topics.iter().map(|t| (t.topic_id.as_str(), t)).collect();
+            ids.iter()
+                .filter_map(|id| Some((id.clone(), (*by_id.get(id.as_str())?).clone())))
+                .collect()
+        };
+        let known = find(self.inner.topics.last_known());
+        if ids.iter().all(|id| known.contains_key(id)) {
+            return Ok(known);
+        }
+        match self.inner.topics.list().await {
+            Ok(listed) => Ok(find(listed)),
+            Err(error) if error.is_retriable() => Ok(known),
+            Err(error) => Err(error),
+        }
     }
 
     /// Every topic, ordered by name. While the metadata store fails or

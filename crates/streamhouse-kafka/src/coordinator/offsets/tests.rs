@@ -73,6 +73,7 @@ async fn commit(store: &dyn MetadataStore, group: &str, offset: i64) -> i64 {
         partition: 0,
         offset,
         metadata: None,
+        leader_epoch: -1,
     };
     store
         .commit_offsets(group, &[commit])

@@ -1104,3 +1104,115 @@ async fn the_consumer_protocol_needs_read_on_the_group_and_describe_on_its_topic
         (0, (1 << 3) | (1 << 8))
     );
 }
+
+#[tokio::test]
+async fn leader_epochs_and_topic_partitions_need_describe_or_cluster_action() {
+    use kafka_protocol::messages::describe_topic_partitions_request::TopicRequest;
+    use kafka_protocol::messages::offset_for_leader_epoch_request::{
+        OffsetForLeaderPartition, OffsetForLeaderTopic,
+    };
+    let harness = secured().await;
+    harness.topic("orders").await;
+    harness.topic("secret").await;
+    let epochs = || {
+        RequestKind::OffsetForLeaderEpoch(
+            OffsetForLeaderEpochRequest::default()
+                .with_replica_id((-1).into())
+                .with_topics(
+                    ["orders", "secret"]
+                        .iter()
+                        .map(|topic| {
+                            OffsetForLeaderTopic::default()
+                                .with_topic(TopicName(str_bytes(*topic)))
+                                .with_partitions(vec![OffsetForLeaderPartition::default()])
+                        })
+                        .collect(),
+                ),
+        )
+    };
+    let codes = |response: ResponseKind| -> Vec<i16> {
+        let ResponseKind::OffsetForLeaderEpoch(response) = response else {
+            panic!("not an OffsetForLeaderEpoch response");
+        };
+        response
+            .topics
+            .iter()
+            .map(|t| t.partitions[0].error_code)
+            .collect()
+    };
+    assert_eq!(codes(harness.call(ALICE, 4, epochs()).await), [29, 29]);
+    harness
+        .allow(ALICE, AclOperation::Describe, ResourceType::Topic, "orders")
+        .await;
+    assert_eq!(codes(harness.call(ALICE, 4, epochs()).await), [0, 29]);
+    // Replicas' permission covers every topic.
+    harness
+        .allow(
+            BOB,
+            AclOperation::ClusterAction,
+            ResourceType::Cluster,
+            CLUSTER_NAME,
+        )
+        .await;
+    assert_eq!(codes(harness.call(BOB, 4, epochs()).await), [0, 0]);
+
+    let describe = |topics: &[&str]| {
+        RequestKind::DescribeTopicPartitions(
+            DescribeTopicPartitionsRequest::default()
+                .with_response_partition_limit(100)
+                .with_topics(
+                    topics
+                        .iter()
+                        .map(|t| TopicRequest::default().with_name(TopicName(str_bytes(*t))))
+                        .collect(),
+                ),
+        )
+    };
+    let topics = |response: ResponseKind| -> Vec<(String, i16)> {
+        let ResponseKind::DescribeTopicPartitions(response) = response else {
+            panic!("not a DescribeTopicPartitions response");
+        };
+        response
+            .topics
+            .iter()
+            .map(|t| {
+                (
+                    t.name.as_ref().map(|n| n.0.to_string()).unwrap_or_default(),
+                    t.error_code,
+                )
+            })
+            .collect()
+    };
+    let owned = |expected: &[(&str, i16)]| -> Vec<(String, i16)> {
+        expected.iter().map(|(n, c)| (n.to_string(), *c)).collect()
+    };
+    // Every topic: those not describable are left out without a word.
+    assert_eq!(
+        topics(harness.call(ALICE, 0, describe(&[])).await),
+        owned(&[("orders", 0)])
+    );
+    // Named: refused after the others.
+    assert_eq!(
+        topics(
+            harness
+                .call(ALICE, 0, describe(&["secret", "orders"]))
+                .await
+        ),
+        owned(&[("orders", 0), ("secret", 29)])
+    );
+    assert_eq!(
+        topics(harness.call(BOB, 0, describe(&["orders"])).await),
+        owned(&[("orders", 29)])
+    );
+
+    // A topic named by id still needs Read to be fetched.
+    let secret = harness.broker.engine.topic("secret").await.expect("topic");
+    let RequestKind::Fetch(mut by_id) = fetch("") else {
+        unreachable!()
+    };
+    by_id.topics[0].topic_id = super::super::common::topic_uuid(&secret);
+    assert_eq!(
+        fetch_code(harness.call(ALICE, 13, RequestKind::Fetch(by_id)).await),
+        29
+    );
+}
