@@ -200,7 +200,9 @@ def test_admin_topics_offsets_records_and_the_brokers_configs(server):
 
     (broker,) = result["brokers"]
     node_id = broker["nodeId"]
-    assert 0 <= node_id < 16, f"a small broker id: {broker}"
+    # Small, not a hash of the agent id: each agent id that ever started on
+    # this metadata store holds one, and a pass on PostgreSQL starts dozens.
+    assert 0 <= node_id < 1024, f"a small broker id: {broker}"
     assert broker["host"] == "127.0.0.1" and broker["port"] == server.kafka_port
     assert result["controller"] == node_id
 
