@@ -24,7 +24,7 @@
 #   STREAMHOUSE_TEST_REQUIRE_SERVERS=1  fail, rather than skip, the second pass
 #                                     when those are not set
 #   STREAMHOUSE_CLIENT_PASSES         passes to run (default "embedded postgres-s3")
-#   STREAMHOUSE_CLIENT_PASS_TIMEOUT   seconds one pass may take (default 600)
+#   STREAMHOUSE_CLIENT_PASS_TIMEOUT   seconds one pass may take (default 900)
 set -euo pipefail
 
 _CS_REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -146,7 +146,7 @@ _cs_pytest() {
     (
         cd "$_CS_SUITE_DIR" &&
             PYTHONDONTWRITEBYTECODE=1 STREAMHOUSE_CLIENTS_BIN="$STREAMHOUSE_CLIENTS_BIN" \
-                timeout --kill-after=15 "${STREAMHOUSE_CLIENT_PASS_TIMEOUT:-600}" \
+                timeout --kill-after=15 "${STREAMHOUSE_CLIENT_PASS_TIMEOUT:-900}" \
                 "$_CS_VENV/bin/python" -m pytest -p no:cacheprovider --basetemp="$basetemp" "$@"
     ) || rc=$?
     if [ "$rc" -eq 5 ]; then
@@ -158,7 +158,7 @@ _cs_pytest() {
         return 0
     fi
     if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
-        sh_log "Kafka client suites [$name]: pytest did not finish within ${STREAMHOUSE_CLIENT_PASS_TIMEOUT:-600} s"
+        sh_log "Kafka client suites [$name]: pytest did not finish within ${STREAMHOUSE_CLIENT_PASS_TIMEOUT:-900} s"
     fi
     if [ "$rc" -ne 0 ]; then
         # Server logs and data directories of the failed pass stay for a look.

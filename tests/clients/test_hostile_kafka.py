@@ -284,11 +284,11 @@ def test_half_sent_frames_on_50_connections_time_out_within_budget(agent):
     assert agent.running()
 
 
-def join_group_v2(group: str, correlation_id: int) -> bytes:
+def join_group_v2(group: str, correlation_id: int, session_ms: int = 10_000) -> bytes:
     """JoinGroup v2 of a new member with one `range` protocol."""
     body = (
         wire.string(group)
-        + struct.pack(">ii", 10_000, 30_000)
+        + struct.pack(">ii", session_ms, max(session_ms, 30_000))
         + wire.string("")
         + wire.string("consumer")
         + struct.pack(">i", 1)
@@ -306,8 +306,15 @@ def reset(sock: socket.socket) -> None:
 def test_abandoned_join_groups_release_their_sockets(agent):
     files = agent.open_files()
     group = unique_name("abandoned")
+    # A first member joins and never comes back for the rebalances the
+    # others start: every later JoinGroup waits for it (up to its minute of
+    # session), so all 500 are waiting at once however slowly they are
+    # accepted, and none is answered and closed as idle meanwhile.
+    blocker = socket.create_connection(("127.0.0.1", agent.kafka_port))
+    blocker.sendall(join_group_v2(group, 0, session_ms=60_000))
+    blocker.recv(4)
     joiners = []
-    for i in range(500):
+    for i in range(1, 501):
         sock = socket.create_connection(("127.0.0.1", agent.kafka_port))
         sock.sendall(join_group_v2(group, i))
         joiners.append(sock)
@@ -319,6 +326,7 @@ def test_abandoned_join_groups_release_their_sockets(agent):
     for sock in joiners:
         reset(sock)
     files_return_to(agent, files, timeout=5)
+    reset(blocker)
     # A normal group still forms and gets its partitions.
     topic = create_topic(agent, partitions=2)
     consumer = new_consumer(agent.bootstrap, unique_name("normal"))

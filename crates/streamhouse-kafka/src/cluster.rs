@@ -33,6 +33,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::listener::SecurityProtocol;
 
+/// Longest a clean shutdown waits to take the agent out of the cluster.
+const DEREGISTER_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// A live agent as the protocol layer needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Agent {
@@ -229,20 +232,42 @@ impl Cluster {
             let mut registered = false;
             let mut ticker = tokio::time::interval(interval);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            // A heartbeat stuck on a metadata store that does not answer
+            // neither holds up shutdown nor stops the next heartbeats.
+            let beat_timeout = cluster.inner.timeout.max(interval);
             loop {
                 tokio::select! {
                     _ = stop.cancelled() => break,
                     _ = ticker.tick() => {}
                 }
-                registered = cluster.beat(registered).await;
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    beat = tokio::time::timeout(beat_timeout, cluster.beat(registered)) => match beat {
+                        Ok(now_registered) => registered = now_registered,
+                        Err(_) => tracing::warn!(
+                            timeout_ms = beat_timeout.as_millis() as u64,
+                            "heartbeat did not finish; keeping the last known cluster"
+                        ),
+                    },
+                }
             }
-            if let Err(error) = cluster
-                .inner
-                .store
-                .deregister_agent(&cluster.inner.me.agent_id)
-                .await
-            {
-                tracing::warn!(%error, "could not deregister; others will time this agent out");
+            let deregistered = tokio::time::timeout(
+                DEREGISTER_TIMEOUT,
+                cluster
+                    .inner
+                    .store
+                    .deregister_agent(&cluster.inner.me.agent_id),
+            )
+            .await;
+            match deregistered {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "could not deregister; others will time this agent out")
+                }
+                Err(_) => tracing::warn!(
+                    "the metadata store did not answer the deregistration; others will time \
+                     this agent out"
+                ),
             }
         })
     }

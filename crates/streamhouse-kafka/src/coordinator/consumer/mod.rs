@@ -416,6 +416,11 @@ impl ConsumerGroups {
     /// members. Whether there was a group to delete.
     pub(crate) async fn delete_if_empty(&self, group_id: &str) -> Result<bool, GroupError> {
         let slot = self.slot(group_id);
+        // Most callers ask of a group that is not a consumer group (a
+        // classic JoinGroup): no need to wait for the writer then.
+        if !self.ensure_loaded(group_id, &slot).await? {
+            return Ok(false);
+        }
         let _writer = slot.writer.lock().await;
         if !self.load_locked(group_id, &slot).await? {
             return Ok(false);
